@@ -1,0 +1,103 @@
+"""Result files of a run: the prediction and certainty annotations and the ranked suggestions.
+
+Every file is written atomically, and ``OutputFiles`` removes the files a failed run created, so a failure never
+leaves partial output behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .annotation import pixelmap_annotation
+from .store import SlideStore
+
+UNLABELED_CATEGORY = {'name': 'unlabeled', 'color': 'rgba(0, 0, 0, 0)'}
+CERTAINTY_BINS = 10
+
+
+def write_json_atomic(path: str | os.PathLike, document) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(handle, 'w', encoding='utf-8') as stream:
+            json.dump(document, stream, indent=1)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+class OutputFiles:
+    """Remembers which output paths did not exist before a run, to remove them if the run fails."""
+
+    def __init__(self, paths) -> None:
+        self._new = [Path(p) for p in paths if p and not Path(p).exists()]
+
+    @contextmanager
+    def guard(self):
+        try:
+            yield self
+        except BaseException:
+            for path in self._new:
+                path.unlink(missing_ok=True)
+            raise
+
+
+def predicted_values(store: SlideStore) -> tuple[np.ndarray, list[dict]]:
+    """Per segment id (index 0 = background) the 1-based index of its predicted category, and the categories."""
+    record = store.latest_round()
+    trained = record.model_params['classes']
+    values = np.zeros(store.n_segments + 1, np.int64)
+    values[1:] = np.asarray(trained)[record.probabilities[:, trained].argmax(axis=1)] + 1
+    return values, record.categories
+
+
+def prediction_annotation(store_path: str, girder_id: str, name: str = 'Histomics Label predictions') -> dict:
+    """A DSA annotation whose pixelmap colours every segment by its predicted category."""
+    with SlideStore(store_path) as store:
+        values, categories = predicted_values(store)
+        scale = store.slide_info.scale
+        record = store.latest_round()
+    return pixelmap_annotation(
+        name, girder_id=girder_id, values=values.tolist(), categories=[UNLABELED_CATEGORY, *categories],
+        boundaries=False, scale=scale,
+        description=f'Predictions of round {record.number} ({record.model_name}, '
+                    f'{record.metrics.get("labels_used", 0)} labels)',
+        attributes={'histomics_label': {'round': record.number, 'kind': 'predictions',
+                                        'excluded': [c['name'] for c in categories if c.get('excluded')]}})
+
+
+def certainty_annotation(store_path: str, girder_id: str, name: str = 'Histomics Label certainty') -> dict:
+    """A DSA annotation whose pixelmap shades every segment by the model's confidence (max probability)."""
+    with SlideStore(store_path) as store:
+        record = store.latest_round()
+        scale = store.slide_info.scale
+    trained = record.model_params['classes']
+    confidence = record.probabilities[:, trained].max(axis=1)
+    low = 1.0 / len(trained)
+    bins = np.clip(((confidence - low) / (1 - low) * CERTAINTY_BINS).astype(int), 0, CERTAINTY_BINS - 1)
+    values = np.concatenate([[0], bins + 1]).tolist()
+    categories = [UNLABELED_CATEGORY] + [
+        {'name': f'certainty {k * 10}-{k * 10 + 10}%', 'color': _ramp(k / (CERTAINTY_BINS - 1))}
+        for k in range(CERTAINTY_BINS)]
+    return pixelmap_annotation(name, girder_id=girder_id, values=values, categories=categories, boundaries=False,
+                               scale=scale, description=f'Model certainty of round {record.number}',
+                               attributes={'histomics_label': {'round': record.number, 'kind': 'certainty'}})
+
+
+def _ramp(t: float) -> str:
+    """Red (uncertain) to green (certain)."""
+    return f'#{int(220 * (1 - t)):02x}{int(200 * t):02x}28'
+
+
+def suggestions_document(slide: str, store: str, round_number: int | None, certainty: str,
+                         suggestions: list[dict]) -> dict:
+    return {'slide': os.path.abspath(slide), 'store': os.path.abspath(store), 'round': round_number,
+            'certainty': certainty, 'suggestions': suggestions}

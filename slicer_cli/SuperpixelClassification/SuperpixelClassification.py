@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""SuperpixelClassification: segments → features → train → predict → rank, as a Slicer CLI task.
+
+Runs the same way on a local slide file, inside the Docker image slicer_cli_web launches from the DSA job panel,
+and through ``slicer_cli_list.json``. ``--xml`` prints the specification.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+XML_PATH = Path(__file__).with_suffix('.xml')
+
+
+def parse_args(argv: list[str] | None = None):
+    from ctk_cli import CLIArgumentParser
+
+    return CLIArgumentParser(str(XML_PATH)).parse_args(argv)
+
+
+def _progress_reporter(args):
+    from histomics_label.core.progress import SlicerProgress, TerminalProgress
+
+    if args.progress or not sys.stdout.isatty():
+        return SlicerProgress()
+    return TerminalProgress()
+
+
+def _vector(values) -> list[str]:
+    if not values:
+        return []
+    if isinstance(values, str):
+        values = values.split(',')
+    return [v.strip() for v in values if v and v.strip()]
+
+
+def run(args) -> dict:
+    """Run the pipeline for parsed arguments and write the requested outputs; returns a short summary."""
+    from histomics_label.core import outputs
+    from histomics_label.core.errors import ConfigurationError
+    from histomics_label.core.label_tiff import write_segment_tiff
+    from histomics_label.core.labels import read_labels
+    from histomics_label.core.pipeline import PipelineConfig, run_pipeline
+    from histomics_label.core.store import SlideStore
+
+    if not args.store:
+        raise ConfigurationError('An output store path (--store) is required')
+    if args.annotation and not args.segmentImageId:
+        raise ConfigurationError('A pixelmap annotation refers to the segment image by its Girder item id: give '
+                                 '--segmentimageid (the DSA passes it), or leave out --annotation')
+    labels = None
+    if args.labelFile:
+        labels = read_labels(args.labelFile, _vector(args.labels))
+        if _vector(args.exclude):
+            labels = labels.exclude(_vector(args.exclude))
+    elif args.annotation or args.suggestions:
+        print('No label file given: making segments and features only; predictions and suggestions need '
+              '--labelfile', file=sys.stderr)
+    config = PipelineConfig(
+        slide=args.image, store=args.store, segments=args.segments, polygons=args.polygons or None,
+        magnification=args.magnification, radius=args.radius, compactness=args.compactness, tile_size=args.tileSize,
+        feature=args.feature, extractor=args.extractor, weights=args.weights or None, patch_size=args.patchSize,
+        device=args.device,
+        feature_batch_size=args.batchSize, model=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
+        certainty=args.certainty, suggestions=args.suggestionCount, scheduler=args.scheduler or None,
+        workers=args.numWorkers or None)
+    report = _progress_reporter(args)
+    guard = outputs.OutputFiles([args.store, args.segmentImage, args.annotation, args.suggestions])
+    with guard.guard():
+        result = run_pipeline(config, labels, report)
+        if args.segmentImage:
+            with SlideStore(args.store) as store:
+                write_segment_tiff(store.label_raster, args.segmentImage)
+        if args.annotation and result.round is not None:
+            document = outputs.prediction_annotation(args.store, args.segmentImageId)
+            if args.heatmaps:
+                document = [document, outputs.certainty_annotation(args.store, args.segmentImageId)]
+            outputs.write_json_atomic(args.annotation, document)
+        if args.suggestions and result.round is not None:
+            outputs.write_json_atomic(args.suggestions, outputs.suggestions_document(
+                args.image, args.store, result.round, args.certainty, result.suggestions))
+    if hasattr(report, 'close'):
+        report.close()
+    return {'segments': result.n_segments, 'round': result.round, 'metrics': result.metrics,
+            'reused': result.reused}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from histomics_label.core.errors import HistomicsLabelError
+
+    args = parse_args(argv)
+    try:
+        summary = run(args)
+    except HistomicsLabelError as exc:
+        print(f'Error: {exc}', file=sys.stderr)
+        return 2
+    print(f'Finished: {summary["segments"]} segments, round {summary["round"]}, '
+          f'held-out balanced accuracy {summary["metrics"].get("held_out_balanced_accuracy")}', file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    os.environ.setdefault('OMP_NUM_THREADS', str(os.cpu_count() or 1))
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The SuperpixelClassification Slicer CLI, end to end on the real H&E sample, and its handling of bad input."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from histomics_label.core.store import SlideStore
+from histomics_label.demo import seed_labels
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI_DIR = ROOT / 'slicer_cli'
+CLI_PATH = CLI_DIR / 'SuperpixelClassification' / 'SuperpixelClassification.py'
+FAST = ['--magnification', '5', '--radius', '10', '--patchsize', '48', '--workers', '1', '--tilesize', '256']
+
+
+def _load_cli():
+    spec = importlib.util.spec_from_file_location('SuperpixelClassification', CLI_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cli = _load_cli()
+
+
+@pytest.fixture(scope='module')
+def segmented(cmu_svs, tmp_path_factory):
+    """The cmu svs segmented and embedded once (no labels yet), shared by the tests of this module."""
+    folder = tmp_path_factory.mktemp('cli')
+    store = folder / 'slide.h5'
+    assert cli.main([str(cmu_svs), '--store', str(store), *FAST]) == 0
+    labels = seed_labels(str(store), str(cmu_svs), 5)
+    return folder, store, labels
+
+
+def _outputs(folder):
+    return {'annotation': folder / 'pred.anot', 'suggestions': folder / 'sugg.json',
+            'segmentimage': folder / 'seg.tiff'}
+
+
+def _run(cmu_svs, store, label_file, outputs, *extra):
+    args = [str(cmu_svs), '--store', str(store), '--labelfile', str(label_file), *FAST, *extra]
+    if '--segmentimageid' not in extra:
+        args += ['--segmentimageid', 'c' * 24]
+    for flag, path in outputs.items():
+        args += [f'--{flag}', str(path)]
+    return cli.main(args)
+
+
+def test_xml_spec_through_the_dsa_entry_point():
+    listed = json.loads((CLI_DIR / 'slicer_cli_list.json').read_text())
+    assert listed == {'SuperpixelClassification': {'type': 'python'}}
+    result = subprocess.run([sys.executable, '-m', 'slicer_cli_web.cli_list_entrypoint', 'SuperpixelClassification',
+                             '--xml'], cwd=CLI_DIR, capture_output=True, text=True, check=True)
+    assert '<title>Superpixel Classification</title>' in result.stdout
+    for flag in ('radius', 'magnification', 'patchsize', 'certainty', 'feature', 'labels', 'exclude', 'epochs',
+                 'split', 'batchsize', 'heatmaps', 'scheduler'):
+        assert f'<longflag>{flag}</longflag>' in result.stdout
+
+
+def test_full_run_writes_every_output(cmu_svs, segmented):
+    folder, store, labels = segmented
+    label_file = folder / 'labels.json'
+    label_file.write_text(json.dumps(labels))
+    outputs = _outputs(folder)
+    assert _run(cmu_svs, store, label_file, outputs, '--heatmaps', 'true', '--segmentimageid', 'a' * 24) == 0
+
+    with SlideStore(store) as reader:
+        n = reader.n_segments
+        record = reader.latest_round()
+    assert n > 150
+    assert record.probabilities.shape == (n, 3)
+    np.testing.assert_allclose(record.probabilities.sum(axis=1), 1, atol=1e-4)
+
+    annotations = json.loads(outputs['annotation'].read_text())
+    assert [a['attributes']['histomics_label']['kind'] for a in annotations] == ['predictions', 'certainty']
+    element = annotations[0]['elements'][0]
+    assert element['type'] == 'pixelmap' and element['girderId'] == 'a' * 24
+    assert len(element['values']) == n + 1 and element['values'][0] == 0
+    assert set(element['values'][1:]) <= {1, 2, 3}
+    import jsonschema
+    from girder_large_image_annotation.models.annotation import AnnotationSchema
+
+    for annotation in annotations:
+        jsonschema.validate(annotation, AnnotationSchema.annotationSchema)
+
+    # the labeled segments are mostly predicted as labeled (the model fits its own training data)
+    values = np.array(element['values'])
+    names = [c['name'] for c in labels['categories']]
+    agree = [values[int(s)] - 1 == names.index(c) for s, c in labels['labels'].items()]
+    assert np.mean(agree) >= 0.9
+
+    suggestions = json.loads(outputs['suggestions'].read_text())['suggestions']
+    assert len(suggestions) == 32
+    assert [s['rank'] for s in suggestions] == list(range(1, 33))
+    assert not {s['segment'] for s in suggestions} & {int(k) for k in labels['labels']}
+    scores = [s['score'] for s in suggestions]
+    assert scores == sorted(scores, reverse=True)
+
+    import large_image
+
+    assert large_image.open(str(outputs['segmentimage'])).getMetadata()['sizeX'] > 500
+
+
+def test_rerun_reuses_segments_and_features(cmu_svs, segmented):
+    folder, store, labels = segmented
+    args = cli.parse_args([str(cmu_svs), '--store', str(store), *FAST])
+    summary = cli.run(args)
+    assert summary['reused'] == {'segments': True, 'features': True}
+
+
+def test_excluded_category_never_trains_nor_is_suggested(cmu_svs, segmented, tmp_path):
+    _, store, labels = segmented
+    label_file = tmp_path / 'labels.json'
+    label_file.write_text(json.dumps(labels))
+    outputs = {'suggestions': tmp_path / 's.json', 'annotation': tmp_path / 'a.anot'}
+    assert _run(cmu_svs, store, label_file, outputs, '--exclude', 'lumen/fat', '--segmentimageid', 'b' * 24) == 0
+    with SlideStore(store) as reader:
+        record = reader.latest_round()
+    assert np.all(record.probabilities[:, 2] == 0)
+    suggestions = json.loads(outputs['suggestions'].read_text())['suggestions']
+    assert all(s['predicted'] != 'lumen/fat' for s in suggestions)
+    assert all(set(s['probabilities']) == {'cellular', 'stroma'} for s in suggestions)
+    excluded = {int(k) for k, v in labels['labels'].items() if v == 'lumen/fat'}
+    assert not excluded & {s['segment'] for s in suggestions}
+
+
+def _assert_failed_cleanly(code, capsys, message, *paths):
+    assert code == 2
+    assert message in capsys.readouterr().err
+    for path in paths:
+        assert not Path(path).exists()
+
+
+def test_non_image_file(tmp_path, capsys):
+    bogus = tmp_path / 'notes.svs'
+    bogus.write_text('this is not a slide')
+    outputs = _outputs(tmp_path)
+    code = cli.main([str(bogus), '--store', str(tmp_path / 's.h5'), *FAST, '--segmentimageid', 'c' * 24,
+                     *[x for k, v in outputs.items() for x in (f'--{k}', str(v))]])
+    _assert_failed_cleanly(code, capsys, 'not a slide', tmp_path / 's.h5', *outputs.values())
+
+
+@pytest.mark.parametrize('labels, message', [
+    ({'labels': {}}, 'no labels'),
+    ({'labels': {'1': 'a', '2': 'a'}}, 'at least two categories'),
+    ({'categories': ['a', 'b'], 'labels': {'1': 'a', '2': 'zebra'}}, 'Unknown category'),
+    ({'categories': ['a', 'b'], 'labels': {'1': 'a', '999999': 'b'}}, 'do not exist'),
+])
+def test_bad_labels(cmu_svs, segmented, tmp_path, capsys, labels, message):
+    _, store, _ = segmented
+    label_file = tmp_path / 'labels.json'
+    label_file.write_text(json.dumps(labels))
+    outputs = _outputs(tmp_path)
+    code = _run(cmu_svs, store, label_file, outputs)
+    _assert_failed_cleanly(code, capsys, message, *outputs.values())
+
+
+def test_annotation_needs_the_segment_image_id(cmu_svs, tmp_path, capsys):
+    outputs = _outputs(tmp_path)
+    code = cli.main([str(cmu_svs), '--store', str(tmp_path / 's.h5'), '--annotation', str(outputs['annotation'])])
+    _assert_failed_cleanly(code, capsys, '--segmentimageid', tmp_path / 's.h5', outputs['annotation'])
+
+
+def test_corrupt_store(cmu_svs, tmp_path, capsys):
+    store = tmp_path / 'broken.h5'
+    store.write_bytes(b'\x89HDF\r\n\x1a\n' + os.urandom(4096))
+    code = cli.main([str(cmu_svs), '--store', str(store), *FAST])
+    assert code == 2
+    assert 'store' in capsys.readouterr().err.lower()
+
+
+def test_mismatched_feature_dimension(cmu_svs, segmented, tmp_path, capsys):
+    _, store, labels = segmented
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    with SlideStore.update(str(copy)) as writer:
+        params = writer.feature_params('efficientnet_lite0')
+        writer.write_features('efficientnet_lite0', np.zeros((writer.n_segments, 7), np.float32), params)
+    code = cli.main([str(cmu_svs), '--store', str(copy), *FAST])
+    assert code == 2
+    assert 'dimensions' in capsys.readouterr().err
+
+
+def test_missing_weights(cmu_svs, segmented, tmp_path, capsys):
+    _, store, _ = segmented
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    code = cli.main([str(cmu_svs), '--store', str(copy), *FAST, '--weights', str(tmp_path / 'absent.pth')])
+    assert code == 2
+    assert 'absent.pth' in capsys.readouterr().err
+
+
+def test_unreachable_scheduler(cmu_svs, tmp_path, capsys):
+    store = tmp_path / 's.h5'
+    code = cli.main([str(cmu_svs), '--store', str(store), *FAST, '--scheduler', 'tcp://127.0.0.1:9'])
+    _assert_failed_cleanly(code, capsys, 'scheduler', store)
+
+
+def test_store_is_hdf5_with_schema(segmented):
+    _, store, _ = segmented
+    with h5py.File(store, 'r') as f:
+        assert int(f.attrs['schema_version']) == 1
