@@ -242,7 +242,7 @@ def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed:
     candidates[labels.segment_ids - 1] = False
     function = acquisition_functions.create(certainty)
     order = function.rank(probabilities, candidates, count, seed=seed)
-    scores = function.scores(probabilities[order])
+    scores = function.scores(probabilities, seed)[order]
     result = []
     for rank, (row, score) in enumerate(zip(order, scores, strict=True)):
         predicted = trained[int(probabilities[row].argmax())]
