@@ -208,3 +208,13 @@ def test_store_is_hdf5_with_schema(segmented):
     _, store, _ = segmented
     with h5py.File(store, 'r') as f:
         assert int(f.attrs['schema_version']) == 1
+
+
+def test_every_parameter_is_documented():
+    import xml.etree.ElementTree as ET
+
+    spec = ET.parse(CLI_PATH.with_suffix('.xml')).getroot()
+    flags = [p.text for p in spec.iter('longflag')]
+    documented = (ROOT / 'docs' / 'cli.md').read_text()
+    assert len(flags) > 20
+    assert [f for f in flags if f'`--{f}`' not in documented] == []
