@@ -218,3 +218,17 @@ def test_every_parameter_is_documented():
     documented = (ROOT / 'docs' / 'cli.md').read_text()
     assert len(flags) > 20
     assert [f for f in flags if f'`--{f}`' not in documented] == []
+
+
+def test_slide_smaller_than_one_superpixel(cmu_svs, tmp_path, capsys):
+    import large_image
+    import tifffile
+
+    source = large_image.open(str(cmu_svs))
+    crop, _ = source.getRegion(region=dict(left=1000, top=1000, width=24, height=24),
+                               format=large_image.constants.TILE_FORMAT_NUMPY)
+    tiny = tmp_path / 'tiny.tiff'
+    tifffile.imwrite(tiny, np.ascontiguousarray(crop[:, :, :3]), tile=(16, 16), photometric='rgb')
+    store = tmp_path / 's.h5'
+    code = cli.main([str(tiny), '--store', str(store), '--radius', '16', '--workers', '1'])
+    _assert_failed_cleanly(code, capsys, 'smaller than one superpixel', store)
