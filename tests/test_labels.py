@@ -76,3 +76,19 @@ def test_labels_for_missing_segments():
     labels = LabelSet([Category('a', '#000000'), Category('b', '#ffffff')], np.array([1, 50]), np.array([0, 1]))
     with pytest.raises(LabelsError, match='do not exist'):
         labels.check_segments(10)
+
+
+def test_merge_keeps_every_label_and_renumbers():
+    categories = [Category('a', '#000000'), Category('b', '#111111'), Category('c', '#222222')]
+    labels = LabelSet(categories, np.array([1, 2, 3, 4]), np.array([0, 1, 2, 1]))
+    merged = labels.merge('b', 'c')
+    assert [c.name for c in merged.categories] == ['a', 'c']
+    assert merged.segment_ids.tolist() == [1, 2, 3, 4]
+    assert merged.category_index.tolist() == [0, 1, 1, 1]
+    merged = labels.merge('a', 'c')
+    assert [c.name for c in merged.categories] == ['b', 'c']
+    assert merged.category_index.tolist() == [1, 0, 1, 0]
+    with pytest.raises(LabelsError, match='into itself'):
+        labels.merge('a', 'a')
+    with pytest.raises(LabelsError, match='Unknown category'):
+        labels.merge('zebra', 'a')

@@ -73,6 +73,17 @@ class LabelSet:
         categories = [Category(c.name, c.color, c.excluded or c.name in names) for c in self.categories]
         return LabelSet(categories, self.segment_ids, self.category_index)
 
+    def merge(self, source: str, target: str) -> LabelSet:
+        """The labels with category ``source`` folded into ``target``; ``source`` disappears and the categories
+        after it move up by one. Every label is kept."""
+        if source == target:
+            raise LabelsError(f'Cannot merge category {source!r} into itself')
+        remove, keep = self.index_of(source), self.index_of(target)
+        index = np.where(self.category_index == remove, keep, self.category_index)
+        index = index - (index > remove)
+        categories = [c for i, c in enumerate(self.categories) if i != remove]
+        return LabelSet(categories, self.segment_ids.copy(), index)
+
     def training_classes(self) -> list[int]:
         """Indices of the categories a model is trained on: not excluded and labeled at least once."""
         used = set(self.category_index.tolist())
