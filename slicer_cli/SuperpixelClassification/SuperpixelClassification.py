@@ -15,8 +15,12 @@ XML_PATH = Path(__file__).with_suffix('.xml')
 
 
 def parse_args(argv: list[str] | None = None):
+    import logging
+
     from ctk_cli import CLIArgumentParser
 
+    # ctk_cli warns about slicer_cli_web's own XML attributes (``reference``) that it does not use.
+    logging.getLogger('ctk_cli.module').setLevel(logging.ERROR)
     return CLIArgumentParser(str(XML_PATH)).parse_args(argv)
 
 
