@@ -10,6 +10,7 @@ from skimage.measure import regionprops
 from skimage.segmentation import slic
 
 from histomics_label.core.errors import FeaturesError, LabelsError, StoreError
+from histomics_label.core.patches import FILL_VALUE, ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
 from histomics_label.core.slide import SlideInfo
 from histomics_label.core.store import FORMAT_NAME, SCHEMA_VERSION, SlideStore
@@ -270,3 +271,85 @@ def test_newer_schema_is_refused(store_path):
         with SlideStore.update(store_path):
             pass
     assert store_path.read_bytes() == before
+
+
+# -- masked patches ---------------------------------------------------------------------------------------------------
+
+def real_patches(segmentation, size):
+    """The masked patches of every superpixel of the IHC image, in row order (segment id − 1)."""
+    image, labels, table, _ = segmentation
+    patches = np.zeros((len(table), size, size, 3), np.uint8)
+    for ids, batch in iter_patches(ArraySlide(image), labels, table, size, batch_size=50, tile_size=128):
+        patches[ids - 1] = batch
+    return patches
+
+
+def test_patches_round_trip_compressed_and_in_several_sizes(store_path, segmentation):
+    _, _, table, _ = segmentation
+    small, large = real_patches(segmentation, 24), real_patches(segmentation, 40)
+    with SlideStore.update(store_path) as writer:
+        writer.write_patches(small)
+        dataset = writer.create_patches(40)  # filled in batches, in any order, like a representation does
+        order = np.random.default_rng(0).permutation(len(table))
+        for start in range(0, len(table), 64):
+            rows = np.sort(order[start:start + 64])
+            for row in rows:
+                dataset[row] = large[row]
+    with SlideStore(store_path) as store:
+        assert store.patch_sizes() == [24, 40]
+        assert store.patch_params(24) == {'patch_size': 24, 'fill': FILL_VALUE}
+        np.testing.assert_array_equal(store.patches(24), small)
+        np.testing.assert_array_equal(store.patches(40), large)
+        rows = np.array([9, 0, 9, len(table) - 1])
+        np.testing.assert_array_equal(store.patches(40, rows), large[rows])
+        assert store.patches(24, []).shape == (0, 24, 24, 3)
+        assert store.feature_names() == ['colour']  # patches are not features
+        with pytest.raises(FeaturesError, match='no 32 px patches .* 24, 40'):
+            store.patches(32)
+    with h5py.File(store_path, 'r') as h5:
+        stored = h5['patches/40']
+        assert stored.dtype == np.uint8 and stored.compression == 'gzip' and stored.chunks[1:] == (40, 40, 3)
+        assert stored.id.get_storage_size() < large.nbytes / 1.5  # real patches with masked surroundings shrink
+
+
+def test_replaced_patches_do_not_grow_the_file(store_path, segmentation):
+    patches = real_patches(segmentation, 32)
+    with SlideStore.update(store_path) as writer:
+        writer.write_patches(patches, fill=0)
+    size = os.path.getsize(store_path)
+    for _ in range(2):
+        with SlideStore.update(store_path) as writer:
+            writer.write_patches(patches)
+    assert os.path.getsize(store_path) <= size * 1.05
+    with SlideStore(store_path) as store:
+        assert store.patch_params(32)['fill'] == FILL_VALUE
+
+
+def test_patch_validation_and_atomicity(tmp_path, store_path, segmentation):
+    _, labels, table, _ = segmentation
+    patches = real_patches(segmentation, 16)
+    with SlideStore.update(store_path) as writer:
+        with pytest.raises(FeaturesError, match=f'{len(table)} segments but {len(table) - 1} rows'):
+            writer.write_patches(patches[1:])
+        with pytest.raises(FeaturesError, match='uint8'):
+            writer.write_patches(patches.astype(np.float32))
+        with pytest.raises(FeaturesError, match='square RGB'):
+            writer.write_patches(patches[:, :, :8])
+        with pytest.raises(FeaturesError, match='positive whole number'):
+            writer.create_patches(0)
+        with pytest.raises(FeaturesError, match='positive whole number'):
+            writer.create_patches(16.5)
+        with pytest.raises(FeaturesError, match='grey level'):
+            writer.create_patches(16, fill=256)
+    before = store_path.read_bytes()
+    with SlideStore(store_path) as store:
+        assert store.patch_sizes() == []  # a rejected patch set leaves no empty group or dataset behind
+    with pytest.raises(RuntimeError, match='cutting crashed'):
+        with SlideStore.update(store_path) as writer:
+            writer.create_patches(16)[:10] = patches[:10]
+            raise RuntimeError('cutting crashed')
+    assert store_path.read_bytes() == before
+    with pytest.raises(StoreError, match='write the segments before patches'):
+        with SlideStore.create(tmp_path / 'new.h5', slide_info(labels), {}) as writer:
+            writer.create_patches(16)
+    assert not (tmp_path / 'new.h5').exists()
