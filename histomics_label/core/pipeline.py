@@ -6,25 +6,27 @@ trains and predicts. Every write to the store is atomic: a failed stage leaves t
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import acquisition, extractors, models, patches, polygons, slic  # noqa: F401  (register variants)
+from . import acquisition, extractors, models, polygons, slic  # noqa: F401  (register variants)
 from .acquisition import acquisition_functions
 from .distributed import dask_client
-from .errors import ConfigurationError, FeaturesError
-from .extractors import extract_features
+from .errors import ConfigurationError
 from .extractors import extractors as extractor_registry
 from .labels import LabelSet
 from .models import models as model_registry
 from .progress import Progress, StagedProgress, no_progress
+from .representations import Representation, check_model_fits, representations
 from .segments import segment_sources
 from .slide import SlideReader
 from .store import SlideStore
+
+PREDICT_CHUNK = 4096
+"""Segments predicted at a time: bounds memory for image patches (4096 × 100² × 3 bytes ≈ 120 MB)."""
 
 
 @dataclass
@@ -41,6 +43,7 @@ class PipelineConfig:
     tile_size: int = 2048
     feature: str = 'vector'
     extractor: str = 'efficientnet_lite0'
+    extractor_model: str | None = None
     weights: str | None = None
     patch_size: int = 100
     device: str = 'cpu'
@@ -60,11 +63,10 @@ class PipelineConfig:
             segment_sources.get(self.segments)
         if self.segments == 'polygons' and not self.polygons:
             raise ConfigurationError('Segments from polygons need a polygon file (--polygons)')
-        if self.feature != 'vector':
-            raise ConfigurationError(f'Unknown feature kind {self.feature!r}; this version supports "vector" '
-                                     '(embeddings from a pretrained network)')
+        representations.get(self.feature)
         extractor_registry.get(self.extractor)
         model_registry.get(self.model)
+        check_model_fits(self.model, self.feature)
         acquisition_functions.get(self.certainty)
         for name in ('radius', 'patch_size', 'tile_size', 'epochs', 'suggestions', 'feature_batch_size'):
             if getattr(self, name) <= 0:
@@ -146,48 +148,35 @@ def _segment_source(config: PipelineConfig):
     return segment_sources.create(config.segments, source=config.polygons)
 
 
-def feature_params(config: PipelineConfig, extractor) -> dict:
-    return {**extractor.params(), 'patch_size': config.patch_size}
+def representation(config: PipelineConfig) -> Representation:
+    """The configured representation (embeddings or masked patches) of the segments."""
+    options = {'model_name': config.extractor_model} if config.extractor_model else None
+    return representations.create(config.feature, patch_size=config.patch_size, extractor=config.extractor,
+                                  device=config.device, batch_size=config.feature_batch_size,
+                                  weights=config.weights, extractor_options=options)
 
 
 def ensure_features(config: PipelineConfig, slide: SlideReader, progress: Progress) -> bool:
-    """Embed every segment's masked patch unless the store has features made with the same parameters."""
-    options = {'device': config.device, 'batch_size': config.feature_batch_size}
-    if config.weights:
-        options['weights_path'] = config.weights
-    extractor = extractor_registry.create(config.extractor, **options)
-    params = feature_params(config, extractor)
-    with SlideStore(config.store) as store:
-        if config.extractor in store.feature_names() and store.feature_params(config.extractor) == params:
-            dim = store.features(config.extractor, rows=slice(0, 1)).shape[1]
-            if dim != extractor.dim:
-                raise FeaturesError(f'The store\'s {config.extractor!r} features have {dim} dimensions but the '
-                                    f'extractor gives {extractor.dim}; delete {config.store} to recompute them')
-            progress(1, 1, 'features reused')
-            return True
-    with SlideStore.update(config.store) as writer:
-        table = writer.segments()
-        batches = patches.iter_patches(slide, writer.label_raster, table, config.patch_size,
-                                       batch_size=config.feature_batch_size)
-        features = extract_features(extractor, batches, len(table), progress)
-        writer.write_features(config.extractor, features, params)
-    return False
+    """Compute every segment's representation unless the store has it for the same parameters."""
+    return representation(config).ensure(slide, config.store, progress)
 
 
 def train_round(config: PipelineConfig, labels: LabelSet, progress: Progress) -> tuple[int, dict, list[int]]:
     """Train the configured model on the labeled segments, predict every segment, and record the round."""
+    rep = representation(config)
+    segment_ids, targets, classes = labels.training_set()
     with SlideStore(config.store) as store:
         labels.check_segments(store.n_segments)
-        if config.extractor not in store.feature_names():
-            raise FeaturesError(f'The store has no {config.extractor!r} features; run feature extraction first')
-        features = store.features(config.extractor)
-    segment_ids, targets, classes = labels.training_set()
-    metrics = held_out_metrics(config, features[segment_ids - 1], targets, len(classes))
+        if not rep.is_current(store):
+            raise ConfigurationError(f'The store has no current {rep.key}; compute the representation first')
+        inputs = rep.load(store, segment_ids - 1)
+    metrics = held_out_metrics(config, inputs, targets, len(classes))
     progress(1, 3, 'training')
     model = model_registry.create(config.model, seed=config.seed, epochs=config.epochs)
-    model.fit(features[segment_ids - 1], targets, len(classes))
+    model.fit(inputs, targets, len(classes))
     progress(2, 3, 'predicting')
-    probabilities = model.predict_proba(features)
+    with SlideStore(config.store) as store:
+        probabilities = predict_all(model, rep, store)
     metrics.update(labels_used=int(len(segment_ids)),
                    per_class={labels.categories[c].name: int((targets == k).sum()) for k, c in enumerate(classes)})
     with SlideStore.update(config.store) as writer:
@@ -195,10 +184,17 @@ def train_round(config: PipelineConfig, labels: LabelSet, progress: Progress) ->
             categories=[c.as_dict() for c in labels.categories], label_ids=labels.segment_ids,
             label_categories=labels.category_index, probabilities=_expand(probabilities, classes, labels),
             model_name=config.model, model_params={'seed': config.seed, 'epochs': config.epochs,
-                                                   'features': config.extractor, 'classes': classes},
+                                                   'representation': rep.key, 'classes': classes},
             model_state=model.state(), metrics=metrics)
     progress(3, 3, 'trained')
     return number, metrics, classes
+
+
+def predict_all(model, rep: Representation, store: SlideStore, chunk: int = PREDICT_CHUNK) -> np.ndarray:
+    """Class probabilities of every segment, reading the representation a chunk of rows at a time."""
+    parts = [model.predict_proba(rep.load(store, slice(start, min(start + chunk, store.n_segments))))
+             for start in range(0, store.n_segments, chunk)]
+    return np.concatenate(parts).astype(np.float32)
 
 
 def _expand(probabilities: np.ndarray, classes: list[int], labels: LabelSet) -> np.ndarray:
@@ -265,7 +261,3 @@ def _file_identity(path: str | None) -> dict | None:
         return None
     stat = Path(path).stat()
     return {'path': os.path.abspath(path), 'size': stat.st_size, 'mtime': int(stat.st_mtime)}
-
-
-def config_json(config: PipelineConfig) -> str:
-    return json.dumps(asdict(config), sort_keys=True)
