@@ -232,3 +232,21 @@ def test_slide_smaller_than_one_superpixel(cmu_svs, tmp_path, capsys):
     store = tmp_path / 's.h5'
     code = cli.main([str(tiny), '--store', str(store), '--radius', '16', '--workers', '1'])
     _assert_failed_cleanly(code, capsys, 'smaller than one superpixel', store)
+
+
+def test_model_and_representation_must_fit(cmu_svs, tmp_path, capsys):
+    store = tmp_path / 's.h5'
+    code = cli.main([str(cmu_svs), '--store', str(store), *FAST, '--feature', 'image', '--model', 'linear'])
+    _assert_failed_cleanly(code, capsys, 'feature vectors', store)
+
+
+def test_foundation_model_without_weights_fails_clearly(cmu_svs, segmented, tmp_path, capsys):
+    _, store, _ = segmented
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    before = copy.read_bytes()
+    code = cli.main([str(cmu_svs), '--store', str(copy), *FAST, '--extractor', 'uni'])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert 'Error:' in err and ('timm' in err or 'weights' in err)
+    assert copy.read_bytes() == before

@@ -7,8 +7,9 @@ from skimage.color import rgb2hed
 from skimage.measure import regionprops
 from skimage.segmentation import slic
 
-from histomics_label.core.errors import FeaturesError, LabelsError
-from histomics_label.core.models import class_weights, models
+from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
+from histomics_label.core.models import LinearModel, class_weights, models
+from histomics_label.core.training import validation_split
 
 
 @pytest.fixture(scope='module')
@@ -53,7 +54,8 @@ def test_same_seed_gives_identical_weights_and_state_round_trips(ihc):
     np.testing.assert_array_equal(first.predict_proba(features), second.predict_proba(features))
     restored = models.create('linear').load_state(first.state())
     np.testing.assert_array_equal(restored.predict_proba(features), first.predict_proba(features))
-    assert first.params() == {'name': 'linear', 'seed': 3, 'epochs': 100, 'weight_decay': 0.01}
+    assert first.params() == {'name': 'linear', 'seed': 3, 'epochs': 100, 'weight_decay': 0.01, 'validation': 0.2,
+                              'patience': 30, 'dropout': 0.2}
 
 
 def test_class_balance_keeps_the_minority_class(ihc):
@@ -102,3 +104,96 @@ def test_feature_mismatch_raises_features_error(ihc):
         models.create('linear').load_state({**state, 'mean': state['mean'][:3]})
     with pytest.raises(FeaturesError, match='lacks'):
         models.create('linear').load_state({'weight': state['weight']})
+
+
+def test_predict_samples_are_seeded_mc_dropout_around_predict_proba(ihc):
+    features, labels, x = ihc
+    left = x < 256
+    model = models.create('linear').fit(features[left], labels[left], 2)
+    test = features[~left]
+    samples = model.predict_samples(test, 50, seed=2)
+    assert samples.shape == (50, len(test), 2) and samples.dtype == np.float32
+    np.testing.assert_allclose(samples.sum(axis=2), 1, atol=1e-5)
+    np.testing.assert_array_equal(samples, model.predict_samples(test, 50, seed=2))
+    assert not np.array_equal(samples, model.predict_samples(test, 50, seed=3))
+    spread = samples.std(axis=0).max(axis=1)
+    assert spread.max() > 0.05 and np.median(spread) > 1e-3  # the samples really differ
+    assert np.abs(samples.mean(axis=0) - model.predict_proba(test)).mean() < 0.05  # measured 0.040 (7 features)
+    np.testing.assert_allclose(model.predict_samples(test[:5], 50, seed=2), samples[:, :5], atol=1e-6)
+    # the rate the weights were trained with travels in the state
+    restored = models.create('linear', dropout=0.5).load_state(model.state())
+    np.testing.assert_array_equal(restored.predict_samples(test, 50, seed=2), samples)
+    plain = models.create('linear', dropout=0.0).fit(features[left], labels[left], 2)
+    np.testing.assert_allclose(plain.predict_samples(test, 3, seed=0), np.stack([plain.predict_proba(test)] * 3),
+                               atol=1e-6)
+
+
+def test_held_out_early_stopping_is_recorded(ihc):
+    features, labels, _ = ihc
+    model = models.create('linear')
+    with pytest.raises(ConfigurationError, match='trained'):
+        model.metrics()
+    metrics = model.fit(features, labels, 2).metrics()
+    assert metrics['train_labels'] + metrics['validation_labels'] == len(labels)
+    assert metrics['validation_labels'] == pytest.approx(0.2 * len(labels), abs=2)
+    assert metrics['validation_balanced_accuracy'] >= 0.9 and not metrics['warm_start']
+    epochs = [h['epoch'] for h in model.history]
+    assert epochs == list(range(10, metrics['epochs_run'] + 1, 10)) and metrics['best_epoch'] in epochs
+    best = next(h for h in model.history if h['epoch'] == metrics['best_epoch'])
+    assert best['validation_balanced_accuracy'] == max(h['validation_balanced_accuracy'] for h in model.history)
+    everything = models.create('linear', validation=0).fit(features, labels, 2).metrics()
+    assert everything['validation_labels'] == 0 and everything['validation_balanced_accuracy'] is None
+    single = np.r_[np.flatnonzero(labels == 0), np.flatnonzero(labels == 1)[:1]]
+    assert models.create('linear').fit(features[single], labels[single], 2).metrics()['validation_labels'] == 0
+
+
+def test_split_is_stratified_seeded_and_skipped_when_a_class_has_one_label(ihc):
+    _, labels, _ = ihc
+    train, held = validation_split(labels, 0.2, seed=4)
+    assert np.intersect1d(train, held).size == 0 and len(train) + len(held) == len(labels)
+    for cls in (0, 1):
+        assert (labels[held] == cls).sum() == round(0.2 * (labels == cls).sum())
+    np.testing.assert_array_equal(held, validation_split(labels, 0.2, seed=4)[1])
+    assert not np.array_equal(held, validation_split(labels, 0.2, seed=5)[1])
+    assert validation_split(np.array([0, 0, 1]), 0.5, seed=0)[1].size == 0
+
+
+def test_warm_start_continues_from_the_previous_weights(ihc):
+    features, labels, x = ihc
+    left = np.flatnonzero(x < 256)
+    previous = models.create('linear').fit(features[left[::2]], labels[left[::2]], 2)
+    warm = models.create('linear').fit(features[left], labels[left], 2, warm_start=previous.state())
+    # iteration 0 scores the previous weights exactly, although the feature standardisation changed
+    _, held = validation_split(labels[left], 0.2, 0)
+    before = balanced_accuracy(previous.predict_proba(features[left][held]).argmax(axis=1), labels[left][held])
+    assert warm.history[0]['epoch'] == 0 and warm.history[0]['validation_balanced_accuracy'] == before
+    assert warm.metrics()['warm_start']
+    cold = models.create('linear').fit(features[left], labels[left], 2)
+    right = x >= 256
+    assert balanced_accuracy(warm.predict_proba(features[right]).argmax(axis=1), labels[right]) >= \
+        balanced_accuracy(cold.predict_proba(features[right]).argmax(axis=1), labels[right]) - 0.02
+    with pytest.raises(FeaturesError, match='7-dimensional'):
+        models.create('linear').fit(features[:, :5], labels, 2, warm_start=previous.state())
+
+
+def test_remap_merges_and_adds_categories(ihc):
+    """Unstained segments split by size, then merged back: the remapped model still finds the stain."""
+    features, labels, x = ihc
+    left, right = x < 256, x >= 256
+    three = np.where(labels == 1, 2, (features[:, 6] > np.median(features[labels == 0, 6])).astype(int))
+    model = models.create('linear').fit(features[left], three[left], 3)
+    merged = LinearModel.remap_classes(model.state(), [0, 0, 1])
+    assert merged['weight'].shape == (2, 7) and merged['bias'].shape == (2,)
+    remapped = models.create('linear').load_state(merged)
+    assert balanced_accuracy(remapped.predict_proba(features[right]).argmax(axis=1), labels[right]) >= 0.9
+    added = LinearModel.remap_classes(merged, [0, 1], 3)
+    np.testing.assert_array_equal(added['weight'][:2], merged['weight'])
+    assert not added['weight'][2].any() and added['bias'][2] == merged['bias'].min()
+    extended = models.create('linear').fit(features[left], three[left], 3, warm_start=merged)
+    assert extended.state()['weight'].shape == (3, 7)
+    with pytest.raises(LabelsError, match='remap_classes'):
+        models.create('linear').fit(features, labels, 2, warm_start=model.state())
+    with pytest.raises(LabelsError, match='2 entries'):
+        LinearModel.remap_classes(model.state(), [0, 1])
+    with pytest.raises(LabelsError, match='does not fit'):
+        LinearModel.remap_classes(model.state(), [0, 1, 5], 3)

@@ -65,7 +65,8 @@ def run(args) -> dict:
     config = PipelineConfig(
         slide=args.image, store=args.store, segments=args.segments, polygons=args.polygons or None,
         magnification=args.magnification, radius=args.radius, compactness=args.compactness, tile_size=args.tileSize,
-        feature=args.feature, extractor=args.extractor, weights=args.weights or None, patch_size=args.patchSize,
+        feature=args.feature, extractor=args.extractor, extractor_model=args.extractorModel or None,
+        weights=args.weights or None, patch_size=args.patchSize,
         device=args.device,
         feature_batch_size=args.batchSize, model=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
         certainty=args.certainty, suggestions=args.suggestionCount, scheduler=args.scheduler or None,
