@@ -10,8 +10,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import acquisition, extractors, models, polygons, slic  # noqa: F401  (register variants)
 from .acquisition import acquisition_functions
 from .distributed import dask_client
@@ -21,12 +19,11 @@ from .labels import LabelSet
 from .models import models as model_registry
 from .progress import Progress, StagedProgress, no_progress
 from .representations import Representation, check_model_fits, representations
+from .rounds import train_round
 from .segments import segment_sources
 from .slide import SlideReader
 from .store import SlideStore
-
-PREDICT_CHUNK = 4096
-"""Segments predicted at a time: bounds memory for image patches (4096 × 100² × 3 bytes ≈ 120 MB)."""
+from .suggestions import suggest
 
 
 @dataclass
@@ -112,8 +109,11 @@ def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
     with SlideStore(config.store) as store:
         n_segments = store.n_segments
     if labels is not None:
-        round_number, metrics, classes = train_round(config, labels, stages.stage('train'))
-        suggestion_list = suggest(config.store, labels, config.certainty, config.suggestions, config.seed)
+        rep = representation(config)
+        record = train_round(config.store, rep, labels, config.model, model_options(config), stages.stage('train'))
+        round_number, metrics, classes = record.number, record.metrics, record.model_params['classes']
+        suggestion_list = suggest(config.store, labels, config.certainty, config.suggestions, config.seed, rep=rep,
+                                  embedding_key=config.extractor)
     progress(1000, 1000, 'done')
     categories = [c.as_dict() for c in labels.categories] if labels is not None else []
     return PipelineResult(config.store, n_segments, round_number, categories, classes, suggestion_list, metrics,
@@ -148,6 +148,14 @@ def _segment_source(config: PipelineConfig):
     return segment_sources.create(config.segments, source=config.polygons)
 
 
+def model_options(config: PipelineConfig) -> dict:
+    """The model's options from the run's parameters: ``split`` of the labels train, the rest validate."""
+    options = {'seed': config.seed, 'epochs': config.epochs, 'validation': round(1 - config.split, 6)}
+    if model_registry.get(config.model).representation == 'image':
+        options.update(batch_size=config.feature_batch_size, device=config.device)
+    return options
+
+
 def representation(config: PipelineConfig) -> Representation:
     """The configured representation (embeddings or masked patches) of the segments."""
     options = {'model_name': config.extractor_model} if config.extractor_model else None
@@ -159,100 +167,6 @@ def representation(config: PipelineConfig) -> Representation:
 def ensure_features(config: PipelineConfig, slide: SlideReader, progress: Progress) -> bool:
     """Compute every segment's representation unless the store has it for the same parameters."""
     return representation(config).ensure(slide, config.store, progress)
-
-
-def train_round(config: PipelineConfig, labels: LabelSet, progress: Progress) -> tuple[int, dict, list[int]]:
-    """Train the configured model on the labeled segments, predict every segment, and record the round."""
-    rep = representation(config)
-    segment_ids, targets, classes = labels.training_set()
-    with SlideStore(config.store) as store:
-        labels.check_segments(store.n_segments)
-        if not rep.is_current(store):
-            raise ConfigurationError(f'The store has no current {rep.key}; compute the representation first')
-        inputs = rep.load(store, segment_ids - 1)
-    metrics = held_out_metrics(config, inputs, targets, len(classes))
-    progress(1, 3, 'training')
-    model = model_registry.create(config.model, seed=config.seed, epochs=config.epochs)
-    model.fit(inputs, targets, len(classes))
-    progress(2, 3, 'predicting')
-    with SlideStore(config.store) as store:
-        probabilities = predict_all(model, rep, store)
-    metrics.update(labels_used=int(len(segment_ids)),
-                   per_class={labels.categories[c].name: int((targets == k).sum()) for k, c in enumerate(classes)})
-    with SlideStore.update(config.store) as writer:
-        number = writer.add_round(
-            categories=[c.as_dict() for c in labels.categories], label_ids=labels.segment_ids,
-            label_categories=labels.category_index, probabilities=_expand(probabilities, classes, labels),
-            model_name=config.model, model_params={'seed': config.seed, 'epochs': config.epochs,
-                                                   'representation': rep.key, 'classes': classes},
-            model_state=model.state(), metrics=metrics)
-    progress(3, 3, 'trained')
-    return number, metrics, classes
-
-
-def predict_all(model, rep: Representation, store: SlideStore, chunk: int = PREDICT_CHUNK) -> np.ndarray:
-    """Class probabilities of every segment, reading the representation a chunk of rows at a time."""
-    parts = [model.predict_proba(rep.load(store, slice(start, min(start + chunk, store.n_segments))))
-             for start in range(0, store.n_segments, chunk)]
-    return np.concatenate(parts).astype(np.float32)
-
-
-def _expand(probabilities: np.ndarray, classes: list[int], labels: LabelSet) -> np.ndarray:
-    """Probabilities with one column per category (zero for excluded or never-labeled categories)."""
-    full = np.zeros((len(probabilities), len(labels.categories)), np.float32)
-    full[:, classes] = probabilities
-    return full
-
-
-def held_out_metrics(config: PipelineConfig, features: np.ndarray, targets: np.ndarray, n_classes: int) -> dict:
-    """Balanced accuracy of a model trained on ``split`` of the labels and tested on the rest (stratified).
-
-    Reported only when every class has at least two labels; otherwise there is nothing fair to hold out.
-    """
-    counts = np.bincount(targets, minlength=n_classes)
-    if config.split >= 1 or counts.min() < 2:
-        return {'held_out_balanced_accuracy': None, 'held_out_count': 0}
-    rng = np.random.default_rng(config.seed)
-    test = np.zeros(len(targets), bool)
-    for cls in range(n_classes):
-        members = np.flatnonzero(targets == cls)
-        n_test = min(len(members) - 1, max(1, int(round(len(members) * (1 - config.split)))))
-        test[rng.choice(members, n_test, replace=False)] = True
-    model = model_registry.create(config.model, seed=config.seed, epochs=config.epochs)
-    model.fit(features[~test], targets[~test], n_classes)
-    predicted = model.predict_proba(features[test]).argmax(axis=1)
-    recalls = [float((predicted[targets[test] == c] == c).mean()) for c in range(n_classes)]
-    return {'held_out_balanced_accuracy': float(np.mean(recalls)), 'held_out_count': int(test.sum())}
-
-
-def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed: int = 0) -> list[dict]:
-    """The ``count`` unlabeled segments most worth labeling next, ranked by the certainty metric."""
-    with SlideStore(store_path) as store:
-        record = store.latest_round()
-        table = store.segments()
-        scale = store.slide_info.scale
-    categories = record.categories
-    trained = record.model_params['classes']
-    probabilities = record.probabilities[:, trained]
-    candidates = np.ones(len(table), bool)
-    candidates[labels.segment_ids - 1] = False
-    function = acquisition_functions.create(certainty)
-    order = function.rank(probabilities, candidates, count, seed=seed)
-    scores = function.scores(probabilities, seed)[order]
-    result = []
-    for rank, (row, score) in enumerate(zip(order, scores, strict=True)):
-        predicted = trained[int(probabilities[row].argmax())]
-        x0, y0, x1, y1 = (int(v) for v in table.bbox[row])
-        result.append({
-            'rank': rank + 1, 'segment': int(row + 1), 'score': float(score),
-            'predicted': categories[predicted]['name'],
-            'probabilities': {categories[c]['name']: float(p) for c, p in zip(trained, probabilities[row],
-                                                                               strict=True)},
-            'bbox': [x0, y0, x1, y1],
-            'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
-            'centroid': [float(v) for v in table.centroid[row]],
-        })
-    return result
 
 
 def _file_identity(path: str | None) -> dict | None:

@@ -1,0 +1,79 @@
+"""Training rounds through the pipeline: warm starts, merging categories without retraining, CNNs on patches."""
+
+import numpy as np
+import pytest
+
+from histomics_label.core.labels import labels_from_document
+from histomics_label.core.pipeline import PipelineConfig, run_pipeline
+from histomics_label.core.rounds import merge_categories, round_model
+from histomics_label.core.store import SlideStore
+from histomics_label.demo import seed_labels
+
+FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_size': 256}
+
+
+@pytest.fixture(scope='module')
+def embedded(cmu_svs, tmp_path_factory):
+    store = tmp_path_factory.mktemp('rounds') / 'slide.h5'
+    run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST))
+    return store, seed_labels(str(store), str(cmu_svs), 5)
+
+
+def _copy(store, tmp_path):
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    return copy
+
+
+def test_second_round_warm_starts_from_the_first(cmu_svs, embedded, tmp_path):
+    store, document = embedded
+    store = _copy(store, tmp_path)
+    config = PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST)
+    first = run_pipeline(config, labels_from_document(document))
+    assert first.metrics['training']['warm_start'] is False
+    more = dict(document, labels=dict(document['labels']))
+    extra = [s['segment'] for s in first.suggestions[:4]]
+    for segment in extra:
+        more['labels'][str(segment)] = 'stroma'
+    second = run_pipeline(config, labels_from_document(more))
+    assert second.round == first.round + 1
+    assert second.metrics['training']['warm_start'] is True
+    assert second.metrics['labels_used'] == first.metrics['labels_used'] + 4
+    assert not set(extra) & {s['segment'] for s in second.suggestions}
+
+
+def test_merge_relabels_without_retraining(cmu_svs, embedded, tmp_path):
+    store, document = embedded
+    store = _copy(store, tmp_path)
+    labels = labels_from_document(document)
+    result = run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST), labels)
+    with SlideStore(store) as reader:
+        before = reader.round(result.round)
+        features = reader.features('efficientnet_lite0')
+    merged, record = merge_categories(str(store), labels, 'lumen/fat', 'stroma')
+    assert [c['name'] for c in record.categories] == ['cellular', 'stroma']
+    assert len(merged) == len(labels)
+    np.testing.assert_allclose(record.probabilities[:, 1], before.probabilities[:, 1] + before.probabilities[:, 2],
+                               atol=1e-6)
+    np.testing.assert_allclose(record.probabilities[:, 0], before.probabilities[:, 0], atol=1e-6)
+    assert record.metrics['merged'] == {'source': 'lumen/fat', 'target': 'stroma', 'from_round': result.round}
+    # the stored probabilities are exact sums; the remapped model is the next round's warm start (measured 0.86)
+    remapped = round_model(record).predict_proba(features)
+    agreement = (remapped.argmax(axis=1) == record.probabilities.argmax(axis=1)).mean()
+    assert agreement >= 0.8
+
+
+def test_cnn_on_masked_patches_through_the_pipeline(cmu_svs, embedded, tmp_path):
+    store, document = embedded
+    store = _copy(store, tmp_path)
+    config = PipelineConfig(slide=str(cmu_svs), store=str(store), feature='image', model='cnn_torch', epochs=3,
+                            patch_size=32, **{k: v for k, v in FAST.items() if k != 'patch_size'})
+    result = run_pipeline(config, labels_from_document(document))
+    with SlideStore(store) as reader:
+        assert reader.patch_sizes() == [32]
+        record = reader.latest_round()
+    assert record.model_name == 'cnn_torch'
+    assert record.model_params['representation'] == 'patches/32'
+    assert record.probabilities.shape == (result.n_segments, 3)
+    np.testing.assert_allclose(record.probabilities.sum(axis=1), 1, atol=1e-4)
+    assert len(result.suggestions) == config.suggestions
