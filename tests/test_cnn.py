@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from posterior_checks import assert_sound_posterior_samples
 from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential, slic
 
@@ -120,14 +121,8 @@ def test_same_seed_gives_identical_weights_and_probabilities(name, task, request
 def test_mc_dropout_samples(name, task, request):
     model = request.getfixturevalue(name)
     patches = task[0]
-    samples = model.predict_samples(patches, 40, seed=5)
-    assert samples.shape == (40, len(patches), 2) and samples.dtype == np.float32
-    np.testing.assert_allclose(samples.sum(axis=2), 1, atol=1e-5)
-    np.testing.assert_array_equal(samples, model.predict_samples(patches, 40, seed=5))
-    assert not np.array_equal(samples, model.predict_samples(patches, 40, seed=6))
-    spread = samples.std(axis=0).max(axis=1)
-    assert spread.max() > 0.05 and np.median(spread) > 1e-4  # the samples really differ
-    assert np.abs(samples.mean(axis=0) - model.predict_proba(patches)).mean() < 0.02  # measured 0.007 / 0.004
+    # mean gap measured 0.007 (torch) / 0.004 (keras)
+    samples = assert_sound_posterior_samples(model, patches, 40, seed=5, min_median_spread=1e-4, max_mean_gap=0.02)
     # one mask per sample for every row: a row's samples do not depend on which other rows are predicted
     np.testing.assert_allclose(model.predict_samples(patches[:7], 40, seed=5), samples[:, :7], atol=1e-6)
 
