@@ -7,7 +7,7 @@ trains and predicts. Every write to the store is atomic: a failed stage leaves t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import acquisition, extractors, models, polygons, slic  # noqa: F401  (register variants)
@@ -53,7 +53,6 @@ class PipelineConfig:
     suggestions: int = 32
     scheduler: str | None = None
     workers: int | None = None
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.segments not in segment_sources:
