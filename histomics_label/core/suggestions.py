@@ -36,35 +36,28 @@ def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed:
         scale = store.slide_info.scale
         labeled = np.zeros(store.n_segments, bool)
         labeled[labels.segment_ids - 1] = True
-        if record is None and getattr(function, 'needs_model', True):
+        if record is None:
             raise ConfigurationError(f'{certainty!r} ranks with a trained model; train a round first')
-        probabilities, trained = _probabilities(record, store.n_segments)
+        trained = record.model_params['classes']
+        probabilities = record.probabilities[:, trained]
         context = _context(function, store, record, rep, embedding_key, labeled, mc_samples, seed)
     order = function.rank(probabilities, ~labeled, count, seed=seed, **context)
-    scores = _scores(function, probabilities, order, seed, context)
-    categories = record.categories if record is not None else [c.as_dict() for c in labels.categories]
+    scores = _scores(function, probabilities, order, seed)
+    categories = record.categories
     result = []
     for rank, row in enumerate(order):
         x0, y0, x1, y1 = (int(v) for v in table.bbox[row])
-        entry = {'rank': rank + 1, 'segment': int(row + 1), 'score': scores[rank],
-                 'bbox': [x0, y0, x1, y1], 'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
-                 'centroid': [float(v) for v in table.centroid[row]]}
-        if record is not None:
-            entry['predicted'] = categories[trained[int(probabilities[row].argmax())]]['name']
-            entry['probabilities'] = {categories[c]['name']: float(p)
-                                      for c, p in zip(trained, probabilities[row], strict=True)}
-        result.append(entry)
+        result.append({
+            'rank': rank + 1, 'segment': int(row + 1), 'score': scores[rank],
+            'predicted': categories[trained[int(probabilities[row].argmax())]]['name'],
+            'probabilities': {categories[c]['name']: float(p) for c, p in zip(trained, probabilities[row],
+                                                                               strict=True)},
+            'bbox': [x0, y0, x1, y1], 'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
+            'centroid': [float(v) for v in table.centroid[row]]})
     return result
 
 
-def _probabilities(record: RoundRecord | None, n_segments: int) -> tuple[np.ndarray, list[int]]:
-    if record is None:
-        return np.full((n_segments, 1), 1.0), []
-    trained = record.model_params['classes']
-    return record.probabilities[:, trained], trained
-
-
-def _context(function: AcquisitionFunction, store: SlideStore, record: RoundRecord | None,
+def _context(function: AcquisitionFunction, store: SlideStore, record: RoundRecord,
              rep: Representation | None, embedding_key: str | None, labeled: np.ndarray, mc_samples: int,
              seed: int) -> dict:
     context = {}
@@ -77,7 +70,7 @@ def _context(function: AcquisitionFunction, store: SlideStore, record: RoundReco
                                          'feature vectors first (--feature vector)')
             context['embeddings'] = store.features(embedding_key)
         elif need == 'samples':
-            if record is None or rep is None:
+            if rep is None:
                 raise ConfigurationError(f'{function.name!r} needs a trained model to draw posterior samples')
             samples = sample_all(round_model(record), rep, store, mc_samples, seed)
             context['samples'] = samples
@@ -86,8 +79,8 @@ def _context(function: AcquisitionFunction, store: SlideStore, record: RoundReco
     return context
 
 
-def _scores(function: AcquisitionFunction, probabilities: np.ndarray, order: np.ndarray, seed: int,
-            context: dict) -> list[float | None]:
+def _scores(function: AcquisitionFunction, probabilities: np.ndarray, order: np.ndarray,
+            seed: int) -> list[float | None]:
     """The score each pick was ranked by, where the function scores segments independently.
 
     Batch functions (BatchBALD, Coreset) pick greedily, so a segment has no score of its own: they report None.
