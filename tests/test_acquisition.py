@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from histomics_label.core.acquisition import acquisition_functions
+from histomics_label.core.acquisition import Selection, acquisition_functions
+from histomics_label.core.errors import ConfigurationError
 
 # Rows chosen so that the three uncertainty measures disagree:
 #   row 0: sure of class 0            → least worth labeling by every measure
@@ -19,7 +20,12 @@ PROBABILITIES = np.array([
 
 
 def test_registered_names():
-    assert acquisition_functions.names() == ['confidence', 'margin', 'negative_entropy', 'random']
+    assert acquisition_functions.names() == ['batchbald', 'confidence', 'coreset', 'entropy_diverse',
+                                             'kmeans_cold_start', 'margin', 'negative_entropy', 'random']
+    needs = {name: acquisition_functions.get(name).needs for name in acquisition_functions.names()}
+    assert needs['batchbald'] == ('samples',) and needs['coreset'] == ('embeddings', 'labeled')
+    assert needs['entropy_diverse'] == ('embeddings',) and needs['kmeans_cold_start'] == ('embeddings', 'labeled')
+    assert all(not needs[name] for name in ('confidence', 'margin', 'negative_entropy', 'random'))
 
 
 @pytest.mark.parametrize('name, order', [
@@ -74,3 +80,67 @@ def test_random_is_reproducible_per_seed_and_respects_candidates():
     assert first.tolist() != function.rank(probabilities, candidates, 50, seed=8).tolist()
     assert len(set(first.tolist())) == 50 and np.all(candidates[first])
     assert first.tolist() != sorted(first.tolist())
+
+
+def test_select_returns_the_ranked_rows_with_their_scores():
+    function = acquisition_functions.create('negative_entropy')
+    selection = function.select(PROBABILITIES, np.array([True, True, False, True]), 2)
+    assert isinstance(selection, Selection) and selection.rows.tolist() == [1, 3]
+    np.testing.assert_allclose(selection.scores, function.scores(PROBABILITIES)[[1, 3]])
+
+
+# Three tight, well-separated groups of points in 2-D: rows 0-9 near (0, 0), 10-19 near (10, 0), 20-29 near (0, 10).
+GROUPS = np.concatenate([centre + np.random.default_rng(0).normal(scale=0.1, size=(10, 2))
+                         for centre in ([0, 0], [10, 0], [0, 10])])
+
+
+def test_joint_functions_need_their_inputs_and_score_no_segment_alone():
+    for name in ('batchbald', 'coreset', 'entropy_diverse', 'kmeans_cold_start'):
+        function = acquisition_functions.create(name)
+        with pytest.raises(ConfigurationError, match='needs'):
+            function.rank(np.full((30, 2), 0.5), np.ones(30, bool), 3)
+        with pytest.raises(ConfigurationError, match='jointly'):
+            function.scores(np.full((30, 2), 0.5))
+    with pytest.raises(ValueError, match='rows'):
+        acquisition_functions.create('coreset').rank(np.full((29, 2), 0.5), np.ones(29, bool), 3,
+                                                     embeddings=GROUPS, labeled=[])
+
+
+def test_coreset_and_cold_start_cover_what_the_labels_do_not():
+    """With group 0 labeled (one row of it labeled with an excluded category, which counts as covered), two
+    picks go to the two other groups, one each; the candidates exclude every labeled row."""
+    labeled = np.array([0, 1])
+    candidates = np.ones(30, bool)
+    candidates[labeled] = False
+    for name in ('coreset', 'kmeans_cold_start'):
+        selection = acquisition_functions.create(name).select(None, candidates, 2, embeddings=GROUPS, labeled=labeled)
+        assert sorted(row // 10 for row in selection.rows) == [1, 2], name
+        assert selection.scores.shape == (2,)
+
+
+def test_batchbald_by_name_honours_candidates():
+    rng = np.random.default_rng(1)
+    samples = rng.dirichlet(np.ones(3) * 0.3, size=(10, 40))  # (S, N, C)
+    candidates = np.arange(40) % 4 != 0
+    function = acquisition_functions.create('batchbald', num_configurations=500)
+    selection = function.select(samples.mean(axis=0), candidates, 5, samples=samples)
+    assert len(selection.rows) == 5 and np.all(candidates[selection.rows])
+    assert np.all(np.diff(selection.scores) <= 1e-12)  # gains of a greedy submodular choice fall
+    assert function.rank(samples.mean(axis=0), candidates, 5, samples=samples).tolist() == selection.rows.tolist()
+    with pytest.raises(ValueError, match='samples has 40 rows for 39 segments'):
+        function.rank(samples.mean(axis=0)[:39], np.ones(39, bool), 5, samples=samples)
+
+
+def test_entropy_diverse_skips_near_duplicates_that_entropy_alone_takes():
+    """Rows 0-9 are copies of one uncertain segment; entropy ranks them all first, the mix takes one."""
+    probabilities = np.tile([[0.9, 0.1]], (30, 1))
+    probabilities[:10] = [0.5, 0.5]
+    probabilities[10:20] = [0.6, 0.4]
+    embeddings = GROUPS.copy()
+    embeddings[:10] = embeddings[0]
+    plain = acquisition_functions.create('negative_entropy').rank(probabilities, np.ones(30, bool), 3)
+    mixed = acquisition_functions.create('entropy_diverse', shortlist_factor=7).select(
+        probabilities, np.ones(30, bool), 3, embeddings=embeddings)
+    assert plain.tolist() == [0, 1, 2]
+    assert mixed.rows[0] == 0 and sorted(row // 10 for row in mixed.rows) == [0, 1, 2]
+    assert mixed.scores[0] == pytest.approx(np.log(2))

@@ -8,15 +8,37 @@ least certain segment.
 
 The probabilities come from a model trained without the excluded categories (background, pen, "unsure"), and
 the caller passes the ``candidates``: unlabeled segments only, which also leaves out every segment labeled with an
-excluded category. Functions that choose a batch jointly (BatchBALD, Coreset) override ``rank`` and name the extra
-inputs they need in ``needs`` (e.g. ``('features',)``), which the caller passes as keyword arguments.
+excluded category. Functions that choose a batch jointly (BatchBALD, coreset, …) name the extra inputs they need in
+``needs``, which the caller passes as keyword arguments to ``rank`` or ``select``:
+
+* ``samples``: ``(S, N, C)`` class probabilities from ``S`` Monte-Carlo posterior samples of the model;
+* ``embeddings``: ``(N, D)`` segment embeddings (the features the model was trained on);
+* ``labeled``: rows (or a boolean mask) of every labeled segment, those labeled with an excluded category
+  included: a labeled region counts as covered whatever its category.
+
+``select`` returns the rows together with one score per row; for joint functions the score belongs to the pick in
+its batch (BatchBALD: its information gain; coreset: its distance to the nearest centre), so they have no
+per-segment ``scores`` and their ``probabilities`` argument may be ``None`` when they do not use it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .batchbald import batchbald, check_samples
+from .diversity import k_center_greedy, kmeans_cold_start, uncertain_and_diverse
+from .errors import ConfigurationError
 from .registry import Registry
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Rows to label next, best (or first picked) first, and one float64 score per row."""
+
+    rows: np.ndarray
+    scores: np.ndarray
 
 
 class AcquisitionFunction:
@@ -46,6 +68,12 @@ class AcquisitionFunction:
         scores = self.scores(probabilities, seed)[rows]
         order = np.lexsort((rows, -scores))
         return rows[order[:n]]
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        """``rank`` with each chosen row's score: what a suggestion list shows next to each segment."""
+        rows = self.rank(probabilities, candidates, n, seed, **context)
+        return Selection(rows, self.scores(probabilities, seed)[rows] if len(rows) else np.zeros(0))
 
 
 acquisition_functions: Registry[AcquisitionFunction] = Registry('certainty metric')
@@ -116,3 +144,170 @@ class RandomAcquisition(AcquisitionFunction):
 
     def scores(self, probabilities: np.ndarray, seed: int = 0) -> np.ndarray:
         return np.random.default_rng(seed).random(len(check_probabilities(probabilities)))
+
+
+class JointAcquisition(AcquisitionFunction):
+    """A function that chooses the batch as a whole, so a segment's worth depends on the rest of the batch.
+
+    Subclasses implement ``select``; ``rank`` is its rows. The inputs named in ``needs`` must be passed.
+    """
+
+    def scores(self, probabilities: np.ndarray, seed: int = 0) -> np.ndarray:
+        raise ConfigurationError(f'The {self.name!r} acquisition function chooses a batch jointly and scores no '
+                                 'segment alone; call select() for the batch and its scores')
+
+    def rank(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+             **context) -> np.ndarray:
+        return self.select(probabilities, candidates, n, seed, **context).rows
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def inputs(self, context: dict, n_rows: int | None) -> tuple[dict, int]:
+        """The needed inputs as arrays, checked to have one row per segment; returns them and the row count."""
+        missing = [name for name in self.needs if context.get(name) is None]
+        if missing:
+            raise ConfigurationError(f'The {self.name!r} acquisition function needs {", ".join(missing)}, '
+                                     'which were not given')
+        values = {}
+        for name in self.needs:
+            value = np.asarray(context[name])
+            if name == 'samples':
+                value = check_samples(value)
+                rows = value.shape[1]
+            elif name == 'embeddings':
+                if value.ndim != 2:
+                    raise ValueError(f'Embeddings must be an (N, D) array, not shape {value.shape}')
+                if not np.all(np.isfinite(value)):
+                    raise ValueError('Embeddings must be finite')
+                rows = len(value)
+            else:
+                continue
+            if n_rows is not None and rows != n_rows:
+                raise ValueError(f'{name} has {rows} rows for {n_rows} segments')
+            n_rows = rows
+            values[name] = value
+        if n_rows is None:
+            raise ConfigurationError(f'The {self.name!r} acquisition function cannot tell how many segments there are')
+        if 'labeled' in self.needs:
+            values['labeled'] = candidate_rows(context['labeled'], n_rows)
+        return values, n_rows
+
+
+def _row_count(probabilities: np.ndarray | None) -> int | None:
+    return None if probabilities is None else len(check_probabilities(probabilities))
+
+
+def _empty() -> Selection:
+    return Selection(np.zeros(0, np.int64), np.zeros(0))
+
+
+@acquisition_functions.register('batchbald')
+class BatchBALD(JointAcquisition):
+    """BatchBALD (Kirsch et al. 2019): the batch whose labels jointly say most about the model's parameters.
+
+    Needs ``samples`` ``(S, N, C)``, the class probabilities of ``S`` Monte-Carlo posterior samples (MC dropout, an
+    ensemble). Exact joint entropies while the batch's labels have at most ``num_configurations`` configurations,
+    sampled (seeded) configurations beyond; see ``batchbald.py``. Scores are each pick's information gain in nats.
+    """
+
+    needs = ('samples',)
+
+    def __init__(self, num_configurations: int = 10_000, device: str = 'cpu') -> None:
+        if num_configurations < 1:
+            raise ConfigurationError(f'num_configurations must be positive, not {num_configurations}')
+        self.num_configurations = int(num_configurations)
+        self.device = device
+
+    def params(self) -> dict:
+        return {**super().params(), 'num_configurations': self.num_configurations}
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        values, n_rows = self.inputs(context, _row_count(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return _empty()
+        chosen = batchbald(values['samples'], n, rows, num_configurations=self.num_configurations, seed=seed,
+                           device=self.device)
+        return Selection(chosen.rows, chosen.gains)
+
+
+@acquisition_functions.register('coreset')
+class Coreset(JointAcquisition):
+    """Coreset by k-center greedy (Sener & Savarese 2018): the batch that, with the labeled segments as centres,
+    best covers the unlabeled pool in embedding space. Ignores the model; scores are each pick's distance to its
+    nearest centre when it was picked (the covering radius it removes).
+    """
+
+    needs = ('embeddings', 'labeled')
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        values, n_rows = self.inputs(context, _row_count(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return _empty()
+        batch = k_center_greedy(values['embeddings'], rows, n, centres=values['labeled'])
+        return Selection(batch.rows, batch.scores)
+
+
+@acquisition_functions.register('entropy_diverse')
+class EntropyDiverse(JointAcquisition):
+    """Uncertain but not alike: shortlist the ``shortlist_factor · n`` candidates of highest entropy, then pick
+    farthest-first in embedding space within the shortlist, so a batch holds no near-duplicates. Scores are the
+    picks' entropies.
+    """
+
+    needs = ('embeddings',)
+
+    def __init__(self, shortlist_factor: float = 10.0) -> None:
+        if shortlist_factor < 1:
+            raise ConfigurationError(f'shortlist_factor must be at least 1, not {shortlist_factor}')
+        self.shortlist_factor = float(shortlist_factor)
+
+    def params(self) -> dict:
+        return {**super().params(), 'shortlist_factor': self.shortlist_factor}
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        if probabilities is None:
+            raise ConfigurationError(f'The {self.name!r} acquisition function needs the model\'s probabilities')
+        probabilities = check_probabilities(probabilities)
+        values, n_rows = self.inputs(context, len(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return _empty()
+        batch = uncertain_and_diverse(values['embeddings'], MaximumEntropy().scores(probabilities), rows, n,
+                                      self.shortlist_factor)
+        return Selection(batch.rows, batch.scores)
+
+
+@acquisition_functions.register('kmeans_cold_start')
+class KMeansColdStart(JointAcquisition):
+    """The first batch, before any model: seeded k-means in embedding space with the labeled segments as fixed
+    centres, and the candidate nearest each new centre. Picks come largest cluster first, scored by the share of
+    segments in their cluster. ``probabilities`` may be ``None``.
+    """
+
+    needs = ('embeddings', 'labeled')
+
+    def __init__(self, iterations: int = 50, max_points: int = 20_000) -> None:
+        if iterations < 1 or max_points < 1:
+            raise ConfigurationError('iterations and max_points must be positive')
+        self.iterations = int(iterations)
+        self.max_points = int(max_points)
+
+    def params(self) -> dict:
+        return {**super().params(), 'iterations': self.iterations, 'max_points': self.max_points}
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        values, n_rows = self.inputs(context, _row_count(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return _empty()
+        batch = kmeans_cold_start(values['embeddings'], rows, n, values['labeled'], seed=seed,
+                                  iterations=self.iterations, max_points=self.max_points)
+        return Selection(batch.rows, batch.scores)

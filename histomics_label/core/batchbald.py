@@ -15,13 +15,16 @@ vectorised in torch (on the CPU or a GPU). Working with ``log R`` keeps products
 
 Two exact bounds let a step evaluate only a few candidates, with the same picks as evaluating all of them:
 
-* by concavity of entropy, ``Σ_m π_m H(R[m] p) ≤ H((π R) p)``, so the gain of ``n`` is at most
-  ``H(Σ_s w_s p_s(y_n)) − E_s H(p_s(y_n))`` with ``w = π R``; with exact configurations ``w`` is uniform and this
-  is the BALD score;
+* merging configurations into groups (each group's total weight, and its weighted mean row of ``R``) can only
+  raise ``Σ_m π_m H(R[m] p)``, by concavity of entropy, so the gain computed on the groups bounds the gain. Groups
+  of configurations with alike posteriors ``R[m]`` (same most probable sample, then also its probability in
+  tenths, then also the runner-up) give tight bounds at a small fraction of the cost; a single group gives BALD;
 * with exact configurations the gain of a segment never grows as the batch grows (``H(y_n | y_A)`` shrinks), so
   the gain computed at an earlier step bounds it at a later one.
 
-Candidates are evaluated in descending order of their bound until the best gain found beats every remaining bound.
+Each step discards the candidates whose bound is below the best gain evaluated so far, grouping by grouping, and
+evaluates the rest in descending order of their bound until the best gain beats every remaining bound. Against
+batchbald-redux (which loops over candidates in Python) this is two orders of magnitude faster on a CPU.
 """
 
 from __future__ import annotations
@@ -78,28 +81,28 @@ def bald(samples: np.ndarray) -> np.ndarray:
 
 
 def batchbald(samples: np.ndarray, n: int, candidates: np.ndarray | None = None, *,
-              num_configurations: int = 10_000, seed: int = 0, device: str = 'cpu',
-              dtype: str = 'float64') -> BatchSelection:
+              num_configurations: int = 10_000, seed: int = 0, device: str = 'cpu') -> BatchSelection:
     """Greedily choose up to ``n`` candidate rows of ``samples`` ``(S, N, C)`` maximising ``I(y_batch; ω)``.
 
-    ``candidates`` are row indices (default all rows); the caller leaves out labeled segments. Exact joint
+    ``candidates`` are row indices (default all rows; order does not matter); the caller leaves out labeled
+    segments. Exact joint
     entropies are used while the chosen labels have at most ``num_configurations`` configurations, then that many
     configurations are sampled with a generator seeded by ``seed`` and the step, so the result is deterministic.
-    ``dtype`` (``'float64'`` or ``'float32'``) is the precision of the inner products; ``device`` a torch device.
+    ``device`` is a torch device (``'cpu'``, ``'cuda'``). Everything runs in float64: late in a batch the gains
+    are of the order of 1e-5 nats, below what float32 sums of thousands of terms resolve.
     """
     import torch
 
     samples = check_samples(samples)
     if num_configurations < 1:
         raise ConfigurationError(f'num_configurations must be positive, not {num_configurations}')
-    if dtype not in ('float64', 'float32'):
-        raise ConfigurationError(f'dtype must be "float64" or "float32", not {dtype!r}')
-    rows = np.arange(samples.shape[1]) if candidates is None else np.asarray(candidates, np.int64)
+    rows = np.arange(samples.shape[1]) if candidates is None else np.unique(np.asarray(candidates, np.int64))
+    if rows.size and (rows[0] < 0 or rows[-1] >= samples.shape[1]):
+        raise ValueError(f'Candidate rows must lie in 0..{samples.shape[1] - 1}')
     n = min(int(n), len(rows))
     if n <= 0:
         return BatchSelection(np.zeros(0, np.int64), np.zeros(0, np.float64))
-    selector = _GreedySelector(samples, rows, num_configurations, seed, torch.device(device),
-                               getattr(torch, dtype))
+    selector = _GreedySelector(samples, rows, num_configurations, seed, torch.device(device), torch.float64)
     picked, gains = [], []
     for _ in range(n):
         row, gain = selector.step()
@@ -132,6 +135,8 @@ class _GreedySelector:
         self.tol = 1e3 * torch.finfo(dtype).eps * max(1.0, math.log(self.n_classes))
         # The last gain computed for each candidate: a bound on its gain while configurations are exact.
         self.previous = torch.full((self.n_candidates,), math.inf, dtype=dtype, device=device)
+        self.best = (-math.inf, -1)  # (gain, position) of the best candidate evaluated in this step
+        self.evaluated = torch.zeros(self.n_candidates, dtype=torch.bool, device=device)
 
     def step(self) -> tuple[int, float]:
         """Pick the candidate of highest gain, record it and return ``(position, gain)``.
@@ -284,3 +289,4 @@ def _xlogx_sum(probabilities):
     import torch
 
     return torch.special.xlogy(probabilities, probabilities).sum(dim=-1)
+
