@@ -250,3 +250,16 @@ def test_foundation_model_without_weights_fails_clearly(cmu_svs, segmented, tmp_
     err = capsys.readouterr().err
     assert 'Error:' in err and ('timm' in err or 'weights' in err)
     assert copy.read_bytes() == before
+
+
+@pytest.mark.parametrize('certainty', ['batchbald', 'coreset', 'entropy_diverse'])
+def test_batch_acquisition_functions(cmu_svs, segmented, tmp_path, certainty):
+    _, store, labels = segmented
+    label_file = tmp_path / 'labels.json'
+    label_file.write_text(json.dumps(labels))
+    outputs = {'suggestions': tmp_path / 's.json'}
+    assert _run(cmu_svs, store, label_file, outputs, '--certainty', certainty, '--suggestioncount', '8') == 0
+    suggestions = json.loads(outputs['suggestions'].read_text())['suggestions']
+    picked = [s['segment'] for s in suggestions]
+    assert len(picked) == len(set(picked)) == 8
+    assert not set(picked) & {int(k) for k in labels['labels']}

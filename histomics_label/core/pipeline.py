@@ -6,6 +6,7 @@ trains and predicts. Every write to the store is atomic: a failed stage leaves t
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,11 +149,15 @@ def _segment_source(config: PipelineConfig):
 
 
 def model_options(config: PipelineConfig) -> dict:
-    """The model's options from the run's parameters: ``split`` of the labels train, the rest validate."""
-    options = {'seed': config.seed, 'epochs': config.epochs, 'validation': round(1 - config.split, 6)}
-    if model_registry.get(config.model).representation == 'image':
-        options.update(batch_size=config.feature_batch_size, device=config.device)
-    return options
+    """The run's parameters that the chosen model takes: ``split`` of the labels train, the rest validate."""
+    model_class = model_registry.get(config.model)
+    offered = {'seed': config.seed, 'epochs': config.epochs, 'validation': round(1 - config.split, 6),
+               'batch_size': config.feature_batch_size, 'device': config.device}
+    if model_class.representation != 'image':
+        offered.pop('batch_size')
+        offered.pop('device')
+    accepted = inspect.signature(model_class).parameters
+    return {name: value for name, value in offered.items() if name in accepted}
 
 
 def representation(config: PipelineConfig) -> Representation:
