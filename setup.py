@@ -59,8 +59,6 @@ setup(
             'pytest-girder==5.0.21',
             'mongomock-ng>=7.11',
             'ruff>=0.6',
-            # the reference BatchBALD implementation our picks are checked against
-            'batchbald-redux==2.0.5',
         ],
     },
     entry_points={

@@ -75,8 +75,8 @@ def test_labeled_points_stay_with_their_class_and_absent_classes_get_nothing():
     model = SeededKMeans(centres_per_class=1).fit(points, labels, 3)
     probabilities = model.predict_proba(points)
     assert np.all(probabilities[:, 1] == 0)
-    centres, assignment = lloyd(points, np.array([[0.0], [5.0]]), fixed=np.array([True, False]))
-    assert centres[0, 0] == 0.0 and assignment.tolist() == [0, 0, 0, 1, 1]
+    centres, assignment, ran = lloyd(points, np.array([[0.0], [5.0]]), fixed=np.array([True, False]))
+    assert centres[0, 0] == 0.0 and assignment.tolist() == [0, 0, 0, 1, 1] and ran == 2
 
 
 def test_errors_say_what_is_wrong():
@@ -93,3 +93,44 @@ def test_errors_say_what_is_wrong():
         SeededKMeans().load_state({'centres': np.zeros((2, 2))})
     with pytest.raises(ConfigurationError, match='centres_per_class'):
         SeededKMeans(centres_per_class=0)
+
+
+def blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    points = np.concatenate([rng.normal(centre, 0.5, size=(50, 2)) for centre in ([0, 0], [6, 0], [0, 6])])
+    return points, np.repeat([0, 1, 2], 50)
+
+
+def test_posterior_samples_disagree_between_clusters_not_inside_them():
+    from histomics_label.core.batchbald import bald
+
+    points, truth = blobs()
+    labeled = np.array([0, 1, 50, 51, 100, 101])
+    model = SeededKMeans(centres_per_class=1).fit(points[labeled], truth[labeled], 3, unlabeled=points)
+    queries = np.array([[0.0, 0.0], [6.0, 0.0], [3.0, 0.0], [3.0, 3.0]])  # two centres, two in-between
+    samples = model.predict_samples(queries, 30, seed=1)
+    assert samples.shape == (30, 4, 3) and samples.dtype == np.float32
+    np.testing.assert_array_equal(samples, model.predict_samples(queries, 30, seed=1))
+    np.testing.assert_allclose(samples.mean(axis=0), model.predict_proba(queries), atol=0.1)
+    information = bald(samples)
+    assert information[2:].min() > 10 * information[:2].max()
+    assert model.metrics()['train_labels'] == 6 and model.metrics()['epochs_run'] >= 1
+
+
+def test_warm_start_and_class_changes_keep_the_centres():
+    points, truth = blobs(1)
+    labeled = np.array([0, 50, 100])
+    first = SeededKMeans(centres_per_class=1).fit(points[labeled], truth[labeled], 3, unlabeled=points)
+    # merge classes 1 and 2 into class 1; the merged class keeps both centres, so nothing needs retraining
+    merged_state = SeededKMeans.remap_classes(first.state(), [0, 1, 1])
+    merged = SeededKMeans().load_state(merged_state).predict_proba(points)
+    assert merged.shape == (150, 2) and (merged.argmax(axis=1) == np.minimum(truth, 1)).all()
+    # drop class 0, then warm-start with a new class appended (index 1), seeded from its labels
+    dropped = SeededKMeans.remap_classes(first.state(), [-1, 0, 1], 3)
+    labels = np.array([0, 1, 2])  # rows 50 (old 1), 100 (old 2), 0 (new class)
+    warm = SeededKMeans(centres_per_class=1).fit(points[[50, 100, 0]], labels, 3, warm_start=dropped,
+                                                 unlabeled=points)
+    assert (warm.predict_proba(points).argmax(axis=1) == np.array([2, 0, 1])[truth]).all()
+    assert warm.metrics()['warm_start'] is True
+    with pytest.raises(LabelsError, match='entries'):
+        SeededKMeans.remap_classes(first.state(), [0, 1])

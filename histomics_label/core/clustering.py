@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigurationError, FeaturesError
+from .errors import ConfigurationError, FeaturesError, LabelsError
 from .models import Model, check_training_set, models
+from .training import summary
 
 CHUNK = 8192  # rows per block of a distance computation: bounded memory for a slide's worth of segments
 
@@ -88,20 +89,22 @@ def kmeans_plus_plus(points: np.ndarray, n: int, rng: np.random.Generator,
 
 
 def lloyd(points: np.ndarray, centres: np.ndarray, fixed: np.ndarray | None = None,
-          allowed: np.ndarray | None = None, iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:
+          allowed: np.ndarray | None = None, iterations: int = 100) -> tuple[np.ndarray, np.ndarray, int]:
     """Lloyd's k-means from ``centres``; ``fixed`` centres never move, ``allowed`` limits which centre a point joins.
 
     A moving centre left with no points jumps to the point farthest from its centre, so no centre is wasted.
     Stops when no assignment changes, when the centres together move less than ``1e-4`` of the points' mean
-    variance (squared; scikit-learn's rule), or after ``iterations``. Returns ``(centres, assignment)``.
-    Deterministic.
+    variance (squared; scikit-learn's rule), or after ``iterations``. Returns ``(centres, assignment, iterations
+    run)``. Deterministic.
     """
     centres = np.array(centres, np.float64)
     fixed = np.zeros(len(centres), bool) if fixed is None else np.asarray(fixed, bool)
     assignment = np.full(len(points), -1, np.int64)
     tolerance = 1e-4 * float(np.var(points, axis=0, dtype=np.float64).mean())
     norms = np.einsum('ij,ij->i', points, points, dtype=np.float64)
-    for _ in range(max(1, iterations)):
+    ran = 0
+    while ran < max(1, iterations):
+        ran += 1
         new_assignment, distance = nearest_centres(points, centres, allowed, point_norms=norms)
         if np.array_equal(new_assignment, assignment):
             break
@@ -116,7 +119,7 @@ def lloyd(points: np.ndarray, centres: np.ndarray, fixed: np.ndarray | None = No
             distance[far] = 0.0
         if ((centres - previous) ** 2).sum() <= tolerance:
             break
-    return centres, assignment
+    return centres, assignment, ran
 
 
 def cluster_sums(points: np.ndarray, assignment: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,15 +169,20 @@ class SeededKMeans(Model):
 
     Features are standardised (training mean and scale, kept in the state). Each class starts with up to
     ``centres_per_class`` centres: its labeled mean, plus k-means++ picks among its labeled segments when it has
-    enough of them. Lloyd's iterations then run over the labeled segments (each kept to centres of its own class)
-    and the unlabeled ones passed as ``unlabeled`` to ``fit`` (at most ``max_points`` of them, a seeded sample),
-    which join whichever centre is nearest, so labels spread along the clusters of the whole slide.
+    enough of them (or, warm-started, the previous round's centres of that class). Lloyd's iterations then run over
+    the labeled segments (each kept to centres of its own class) and the features passed as ``unlabeled`` to
+    ``fit`` (at most ``max_points`` of them, a seeded sample), which join whichever centre is nearest, so labels
+    spread along the clusters of the whole slide. Without ``unlabeled`` it is a nearest-class-centres classifier.
 
     ``predict_proba`` is a softmax of ``−d_c / T`` where ``d_c`` is the squared distance to class ``c``'s nearest
     centre. The temperature ``T`` is fitted to the data: the value that gives the labeled segments the highest
     likelihood, but no lower than ``2σ²`` (``σ²`` the mean squared distance per dimension of the training points to
     their centre), the posterior of isotropic Gaussian clusters, which real embeddings are not and which is
     overconfident on them. ``epochs`` is the most Lloyd iterations.
+
+    ``predict_samples`` draws each centre from its posterior given its members, ``N(μ_k, σ² / n_k)`` per
+    dimension (known variance, flat prior): centres of few segments move most, so segments between them
+    disagree most across samples.
     """
 
     def __init__(self, seed: int = 0, epochs: int = 100, centres_per_class: int = 2,
@@ -190,14 +198,19 @@ class SeededKMeans(Model):
         self.centres_per_class = int(centres_per_class)
         self.max_points = int(max_points)
         self._state: dict[str, np.ndarray] | None = None
+        self.history = []
 
     def params(self) -> dict:
         return {**super().params(), 'seed': self.seed, 'epochs': self.epochs,
                 'centres_per_class': self.centres_per_class, 'max_points': self.max_points}
 
     def fit(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
-            unlabeled: np.ndarray | None = None) -> SeededKMeans:
-        """Learn class centres from labeled ``features`` and (optionally) the ``unlabeled`` segments' features."""
+            warm_start: dict[str, np.ndarray] | None = None, unlabeled: np.ndarray | None = None) -> SeededKMeans:
+        """Learn class centres from labeled ``features`` and (optionally) the ``unlabeled`` segments' features.
+
+        ``warm_start`` (a ``state()``, remapped to these classes) supplies the starting centres of the classes it
+        has; the other classes are seeded from their labels.
+        """
         features, labels = check_training_set(features, labels, n_classes)
         if features.ndim != 2:
             raise FeaturesError(f'Seeded k-means needs (N, D) feature vectors, not shape {features.shape}')
@@ -215,14 +228,20 @@ class SeededKMeans(Model):
         scale[scale < 1e-8] = 1.0
         data = (data - mean) / scale
         centres, centre_class = self._seed_centres(data[:len(labels)], labels, n_classes, rng)
+        if warm_start is not None:
+            centres, centre_class = self._warm_centres(warm_start, centres, centre_class, labels, mean, scale)
         allowed = np.ones((len(data), len(centres)), bool)
         allowed[:len(labels)] = labels[:, None] == centre_class[None, :]
-        centres, assignment = lloyd(data, centres, allowed=allowed, iterations=self.epochs)
-        spread = ((data - centres[assignment]) ** 2).sum(axis=1).mean() / data.shape[1]
+        centres, assignment, ran = lloyd(data, centres, allowed=allowed, iterations=self.epochs)
+        spread = max(float(((data - centres[assignment]) ** 2).sum(axis=1).mean() / data.shape[1]), 1e-12)
         class_distances = _class_distances(squared_distances(data[:len(labels)], centres), centre_class, n_classes)
-        temperature = fit_temperature(class_distances, labels, 2.0 * max(float(spread), 1e-12))
+        temperature = fit_temperature(class_distances, labels, 2.0 * spread)
         self._state = {'centres': centres, 'centre_class': centre_class, 'mean': mean, 'scale': scale,
-                       'temperature': np.array([temperature]), 'n_classes': np.array([n_classes])}
+                       'centre_count': np.bincount(assignment, minlength=len(centres)).astype(np.float64),
+                       'spread': np.array([spread]), 'temperature': np.array([temperature]),
+                       'n_classes': np.array([n_classes])}
+        self.history = [{'epoch': ran}]
+        self._metrics = summary(self.history, ran, len(labels), 0, warm_start is not None)
         return self
 
     def _seed_centres(self, labeled: np.ndarray, labels: np.ndarray, n_classes: int,
@@ -240,31 +259,94 @@ class SeededKMeans(Model):
             classes.extend([cls] * len(group))
         return np.concatenate(centres), np.array(classes, np.int64)
 
+    def _warm_centres(self, warm_start: dict[str, np.ndarray], seeded: np.ndarray, seeded_class: np.ndarray,
+                      labels: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The previous centres (moved to this standardisation) of classes labeled now, seeded ones for the rest."""
+        previous = SeededKMeans().load_state(warm_start).state()
+        if previous['centres'].shape[1] != len(mean):
+            raise FeaturesError(f'The warm-start centres have {previous["centres"].shape[1]} dimensions, the '
+                                f'features {len(mean)}')
+        raw = previous['centres'] * previous['scale'] + previous['mean']
+        keep = np.isin(previous['centre_class'], labels)
+        centres = [(raw[keep] - mean) / scale]
+        classes = [previous['centre_class'][keep]]
+        fresh = ~np.isin(seeded_class, classes[0])
+        return np.concatenate(centres + [seeded[fresh]]), np.concatenate(classes + [seeded_class[fresh]])
+
+    @classmethod
+    def remap_classes(cls, state: dict[str, np.ndarray], mapping, n_classes: int | None = None
+                      ) -> dict[str, np.ndarray]:
+        """A state whose centres follow a change of categories: each centre takes its class's new index, centres
+        of dropped classes (−1) go, and merged classes simply share their centres."""
+        mapping = np.asarray(mapping, np.int64)
+        if mapping.ndim != 1 or mapping.size == 0:
+            raise LabelsError('The class mapping must list the new index of each old class')
+        n_classes = int(mapping.max()) + 1 if n_classes is None else int(n_classes)
+        loaded = SeededKMeans().load_state(state).state()
+        if len(mapping) != int(loaded['n_classes'][0]):
+            raise LabelsError(f'The class mapping has {len(mapping)} entries but the model has '
+                              f'{int(loaded["n_classes"][0])} classes')
+        if n_classes < 1 or mapping.max() >= n_classes or mapping.min() < -1:
+            raise LabelsError(f'The class mapping {mapping.tolist()} does not fit {n_classes} classes')
+        new_class = mapping[loaded['centre_class']]
+        keep = new_class >= 0
+        if not keep.any():
+            raise LabelsError('The class mapping drops every class of the model')
+        return {**loaded, 'centres': loaded['centres'][keep], 'centre_class': new_class[keep],
+                'centre_count': loaded['centre_count'][keep], 'n_classes': np.array([n_classes])}
+
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        if self._state is None:
-            raise ConfigurationError('The model must be trained (fit) or loaded (load_state) before predicting')
-        features = np.asarray(features)
-        centres = self._state['centres']
-        if features.ndim != 2 or features.shape[1] != centres.shape[1]:
-            raise FeaturesError(f'The model was trained on {centres.shape[1]}-dimensional features but was given '
-                                f'shape {features.shape}')
-        n_classes = int(self._state['n_classes'][0])
-        centre_class = self._state['centre_class']
-        temperature = float(self._state['temperature'][0])
+        state = self._trained()
+        features = self._check_features(features)
+        n_classes = int(state['n_classes'][0])
         probabilities = np.zeros((len(features), n_classes), np.float32)
         for start in range(0, len(features), CHUNK):
-            chunk = (features[start:start + CHUNK].astype(np.float64) - self._state['mean']) / self._state['scale']
-            distances = _class_distances(squared_distances(chunk, centres), centre_class, n_classes)
-            probabilities[start:start + len(chunk)] = softmax_of_distances(distances, temperature)
+            chunk = (features[start:start + CHUNK].astype(np.float64) - state['mean']) / state['scale']
+            distances = _class_distances(squared_distances(chunk, state['centres']), state['centre_class'],
+                                         n_classes)
+            probabilities[start:start + len(chunk)] = softmax_of_distances(distances, float(state['temperature'][0]))
         return probabilities
 
-    def state(self) -> dict[str, np.ndarray]:
+    def predict_samples(self, features: np.ndarray, n_samples: int, seed: int = 0) -> np.ndarray:
+        """``(S, N, C)`` probabilities under centres drawn from their posterior (class docstring); the draws
+        depend only on ``seed``, the same for every row."""
+        state = self._trained()
+        features = self._check_features(features)
+        if n_samples < 1:
+            raise ValueError(f'n_samples must be at least 1, not {n_samples}')
+        centres = state['centres']
+        spread = np.sqrt(state['spread'][0] / np.maximum(state['centre_count'], 1.0))
+        noise = np.random.default_rng(seed).standard_normal((n_samples, *centres.shape))
+        drawn = centres[None] + noise * spread[None, :, None]
+        n_classes = int(state['n_classes'][0])
+        temperature = float(state['temperature'][0])
+        out = np.empty((n_samples, len(features), n_classes), np.float32)
+        for start in range(0, len(features), CHUNK):
+            chunk = (features[start:start + CHUNK].astype(np.float64) - state['mean']) / state['scale']
+            for sample in range(n_samples):
+                distances = _class_distances(squared_distances(chunk, drawn[sample]), state['centre_class'],
+                                             n_classes)
+                out[sample, start:start + len(chunk)] = softmax_of_distances(distances, temperature)
+        return out
+
+    def _trained(self) -> dict[str, np.ndarray]:
         if self._state is None:
-            raise ConfigurationError('The model has no state until it is trained')
-        return {key: value.copy() for key, value in self._state.items()}
+            raise ConfigurationError('The model must be trained (fit) or loaded (load_state) before predicting')
+        return self._state
+
+    def _check_features(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features)
+        dim = self._state['centres'].shape[1]
+        if features.ndim != 2 or features.shape[1] != dim:
+            raise FeaturesError(f'The model was trained on {dim}-dimensional features but was given '
+                                f'shape {features.shape}')
+        return features
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {key: value.copy() for key, value in self._trained().items()}
 
     def load_state(self, state: dict[str, np.ndarray]) -> SeededKMeans:
-        keys = ('centres', 'centre_class', 'mean', 'scale', 'temperature', 'n_classes')
+        keys = ('centres', 'centre_class', 'centre_count', 'mean', 'scale', 'spread', 'temperature', 'n_classes')
         try:
             loaded = {key: np.asarray(state[key]) for key in keys}
         except KeyError as exc:
@@ -273,13 +355,17 @@ class SeededKMeans(Model):
         dim = centres.shape[1] if centres.ndim == 2 else -1
         n_classes = int(loaded['n_classes'].ravel()[0]) if loaded['n_classes'].size == 1 else 0
         centre_class = loaded['centre_class'].astype(np.int64)
-        if (centres.ndim != 2 or centre_class.shape != (len(centres),) or loaded['mean'].shape != (dim,)
-                or loaded['scale'].shape != (dim,) or loaded['temperature'].size != 1 or n_classes < 1
+        if (centres.ndim != 2 or centre_class.shape != (len(centres),)
+                or loaded['centre_count'].shape != (len(centres),) or loaded['mean'].shape != (dim,)
+                or loaded['scale'].shape != (dim,) or loaded['spread'].size != 1
+                or loaded['temperature'].size != 1 or n_classes < 1
                 or centre_class.min(initial=0) < 0 or centre_class.max(initial=0) >= n_classes):
             raise FeaturesError('The stored seeded k-means model\'s arrays are inconsistent: '
                                 + ', '.join(f'{k} {v.shape}' for k, v in loaded.items()))
         self._state = {'centres': centres, 'centre_class': centre_class,
+                       'centre_count': loaded['centre_count'].astype(np.float64),
                        'mean': loaded['mean'].astype(np.float64), 'scale': loaded['scale'].astype(np.float64),
+                       'spread': loaded['spread'].astype(np.float64).reshape(1),
                        'temperature': loaded['temperature'].astype(np.float64).reshape(1),
                        'n_classes': np.array([n_classes])}
         return self

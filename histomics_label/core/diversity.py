@@ -110,7 +110,7 @@ def kmeans_cold_start(embeddings: np.ndarray, candidates: np.ndarray, n: int, la
     new = points[kmeans_plus_plus(points, n, rng, existing=fixed)]
     centres = np.concatenate([fixed, new])
     is_fixed = np.arange(len(centres)) < len(fixed)
-    centres, assignment = lloyd(points, centres, fixed=is_fixed, iterations=iterations)
+    centres, assignment, _ = lloyd(points, centres, fixed=is_fixed, iterations=iterations)
     sizes = np.bincount(assignment, minlength=len(centres))[len(fixed):]
     order = np.lexsort((np.arange(len(sizes)), -sizes))
     distance = distances_to(embeddings, candidates, centres[len(fixed):])  # (candidates, n)
