@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ConfigurationError, FeaturesError, LabelsError
-from .models import Model, check_training_set, models
+from .models import Model, check_feature_width, check_training_set, models
 from .training import summary
 
 CHUNK = 8192  # rows per block of a distance computation: bounded memory for a slide's worth of segments
@@ -329,18 +329,8 @@ class SeededKMeans(Model):
                 out[sample, start:start + len(chunk)] = softmax_of_distances(distances, temperature)
         return out
 
-    def _trained(self) -> dict[str, np.ndarray]:
-        if self._state is None:
-            raise ConfigurationError('The model must be trained (fit) or loaded (load_state) before predicting')
-        return self._state
-
     def _check_features(self, features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features)
-        dim = self._state['centres'].shape[1]
-        if features.ndim != 2 or features.shape[1] != dim:
-            raise FeaturesError(f'The model was trained on {dim}-dimensional features but was given '
-                                f'shape {features.shape}')
-        return features
+        return check_feature_width(features, self._state['centres'].shape[1])
 
     def state(self) -> dict[str, np.ndarray]:
         return {key: value.copy() for key, value in self._trained().items()}

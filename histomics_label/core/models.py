@@ -123,7 +123,23 @@ class Model:
         return self.remap_classes(warm_start, list(range(old)), n_classes)
 
 
+    def _trained(self) -> dict[str, np.ndarray]:
+        """The learnt state of a model kept as ``self._state``, or the error saying it has none yet."""
+        if getattr(self, '_state', None) is None:
+            raise ConfigurationError('The model must be trained (fit) or loaded (load_state) before predicting')
+        return self._state
+
+
 models: Registry[Model] = Registry('model')
+
+
+def check_feature_width(features: np.ndarray, dim: int) -> np.ndarray:
+    """``features`` as an array, or a FeaturesError when it is not ``(N, dim)`` like the features trained on."""
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != dim:
+        raise FeaturesError(f'The model was trained on {dim}-dimensional features but was given '
+                            f'shape {features.shape}')
+    return features
 
 
 LBFGS_CHECK_EVERY = 10
@@ -346,18 +362,8 @@ class LinearModel(Model):
                                                                   n_samples, seed)
         return out
 
-    def _trained(self) -> dict[str, np.ndarray]:
-        if self._state is None:
-            raise ConfigurationError('The model must be trained (fit) or loaded (load_state) before predicting')
-        return self._state
-
     def _check_features(self, features: np.ndarray) -> np.ndarray:
-        features = np.asarray(features)
-        dim = self._state['weight'].shape[1]
-        if features.ndim != 2 or features.shape[1] != dim:
-            raise FeaturesError(f'The model was trained on {dim}-dimensional features but was given '
-                                f'shape {features.shape}')
-        return features
+        return check_feature_width(features, self._state['weight'].shape[1])
 
     def state(self) -> dict[str, np.ndarray]:
         if self._state is None:
