@@ -5,8 +5,8 @@ import pytest
 import skimage.data
 import skimage.transform
 import torch
+from dsb2018_segments import nuclei_and_background
 from skimage.measure import regionprops
-from skimage.segmentation import relabel_sequential
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError
 from histomics_label.core.extractors import extract_features, extractors, iter_features
@@ -37,17 +37,7 @@ def nuclei(dsb2018):
     Returns the RGB image, the raster, its table, whether each segment is a nucleus, and every segment's
     embedding with the progress reports made while extracting them.
     """
-    image, mask = dsb2018
-    rgb = np.repeat((image.astype(np.float64) * (255 / image.max())).astype(np.uint8)[:, :, None], 3, axis=2)
-    raster = relabel_sequential(mask)[0].astype(np.uint32)
-    n_nuclei = int(raster.max())
-    next_id = n_nuclei + 1
-    for y in range(0, raster.shape[0], BLOCK):
-        for x in range(0, raster.shape[1], BLOCK):
-            block = raster[y:y + BLOCK, x:x + BLOCK]
-            if not block.any():
-                block[:] = next_id
-                next_id += 1
+    rgb, raster, n_nuclei = nuclei_and_background(*dsb2018, BLOCK)
     table = segment_table(raster)
     is_nucleus = table.ids <= n_nuclei
     reports = []

@@ -3,8 +3,8 @@ two "slides" (the left and right halves of the image)."""
 
 import numpy as np
 import pytest
+from dsb2018_segments import nuclei_and_background
 from skimage.measure import regionprops
-from skimage.segmentation import relabel_sequential
 
 from histomics_label.core.extractors import extract_features, extractors
 from histomics_label.core.patches import ArraySlide, iter_patches
@@ -18,16 +18,7 @@ BLOCK = 32
 def slides(dsb2018):
     """Embeddings by slide and whether each segment is a nucleus: every real nucleus plus each nucleus-free
     32-pixel block of background, masked 40-pixel patches, halves split by centroid x."""
-    image, mask = dsb2018
-    rgb = np.repeat((image.astype(np.float64) * (255 / image.max())).astype(np.uint8)[:, :, None], 3, axis=2)
-    raster = relabel_sequential(mask)[0].astype(np.uint32)
-    n_nuclei = int(raster.max())
-    next_id = n_nuclei + 1
-    for y in range(0, raster.shape[0], BLOCK):
-        for x in range(0, raster.shape[1], BLOCK):
-            if not raster[y:y + BLOCK, x:x + BLOCK].any():
-                raster[y:y + BLOCK, x:x + BLOCK] = next_id
-                next_id += 1
+    rgb, raster, n_nuclei = nuclei_and_background(*dsb2018, BLOCK)
     props = regionprops(raster)
     table = SegmentTable(bbox=np.array([[p.bbox[1], p.bbox[0], p.bbox[3], p.bbox[2]] for p in props]),
                          centroid=np.array([[p.centroid[1], p.centroid[0]] for p in props]),
