@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
+from histomics_label.core.acquisition import acquisition_functions
 from histomics_label.core.store import SlideStore
 from histomics_label.demo import seed_labels
 
@@ -263,3 +264,39 @@ def test_batch_acquisition_functions(cmu_svs, segmented, tmp_path, certainty):
     picked = [s['segment'] for s in suggestions]
     assert len(picked) == len(set(picked)) == 8
     assert not set(picked) & {int(k) for k in labels['labels']}
+
+
+@pytest.mark.parametrize('certainty', ['kmeans_cold_start', 'coreset'])
+def test_first_batch_before_any_label(cmu_svs, segmented, tmp_path, certainty):
+    _, store, _ = segmented
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    output = tmp_path / 's.json'
+    args = [str(cmu_svs), '--store', str(copy), *FAST, '--certainty', certainty, '--suggestioncount', '6',
+            '--suggestions', str(output)]
+    assert cli.main(args) == 0
+    document = json.loads(output.read_text())
+    assert document['round'] is None
+    picked = document['suggestions']
+    assert len({s['segment'] for s in picked}) == 6
+    with SlideStore(copy) as reader:
+        features = reader.features('efficientnet_lite0')
+        trained = reader.latest_round() is not None  # earlier tests of this module train on the shared store
+    assert all((s['predicted'] is None) != trained for s in picked)
+    # the run's batch is the function's own choice on the stored embeddings, nothing labeled
+    expected = acquisition_functions.create(certainty).select(
+        None, np.ones(len(features), bool), 6, seed=0, embeddings=features, labeled=np.zeros(len(features), bool))
+    assert [s['segment'] - 1 for s in picked] == expected.rows.tolist()
+    # coreset's first pick has no centre to be far from: an infinite distance, written as null
+    scores = [np.inf if s['score'] is None else s['score'] for s in picked]
+    np.testing.assert_allclose(scores, expected.scores, rtol=1e-6)
+
+
+def test_model_certainty_without_labels_writes_no_suggestions(cmu_svs, segmented, tmp_path, capsys):
+    _, store, _ = segmented
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    output = tmp_path / 's.json'
+    assert cli.main([str(cmu_svs), '--store', str(copy), *FAST, '--suggestions', str(output)]) == 0
+    assert not output.exists()
+    assert 'kmeans_cold_start or coreset' in capsys.readouterr().err

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
-from histomics_label.core.labels import labels_from_document
+from histomics_label.core.errors import ConfigurationError
+from histomics_label.core.labels import LabelSet, labels_from_document
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
 from histomics_label.core.rounds import merge_categories, round_model
 from histomics_label.core.store import SlideStore
+from histomics_label.core.suggestions import suggest
 from histomics_label.demo import seed_labels
 
 FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_size': 256}
@@ -77,3 +79,38 @@ def test_cnn_on_masked_patches_through_the_pipeline(cmu_svs, embedded, tmp_path)
     assert record.probabilities.shape == (result.n_segments, 3)
     np.testing.assert_allclose(record.probabilities.sum(axis=1), 1, atol=1e-4)
     assert len(result.suggestions) == config.suggestions
+
+
+def test_seeded_kmeans_learns_from_every_segment_through_the_pipeline(cmu_svs, embedded, tmp_path):
+    store, document = embedded
+    store = _copy(store, tmp_path)
+    labels = labels_from_document(document)
+    config = PipelineConfig(slide=str(cmu_svs), store=str(store), model='seeded_kmeans', **FAST)
+    first = run_pipeline(config, labels)
+    with SlideStore(store) as reader:
+        record = reader.round(first.round)
+        n_segments = reader.n_segments
+    # every segment, labeled or not, joined a centre: the clusters were learnt from the whole slide
+    assert record.model_state['centre_count'].sum() == n_segments
+    predicted = record.probabilities.argmax(axis=1)
+    labeled_rows = labels.segment_ids - 1
+    trained = np.asarray(record.model_params['classes'])
+    # clusters follow the whole slide, not only the 12 stain-seeded labels: 8 of 12 keep their label (measured)
+    assert (predicted[labeled_rows] == trained[labels.category_index]).mean() >= 0.6
+    assert len(np.unique(predicted)) == len(trained)
+    second = run_pipeline(config, labels)
+    assert second.metrics['training']['warm_start'] is True
+
+
+def test_cold_start_suggests_before_the_first_round(cmu_svs, embedded, tmp_path):
+    store, _ = embedded
+    store = _copy(store, tmp_path)
+    config = PipelineConfig(slide=str(cmu_svs), store=str(store), certainty='kmeans_cold_start', suggestions=5,
+                            **FAST)
+    result = run_pipeline(config)
+    assert result.round is None
+    assert len(result.suggestions) == 5
+    assert all(s['predicted'] is None and s['probabilities'] == {} for s in result.suggestions)
+    assert [s['score'] for s in result.suggestions] == sorted((s['score'] for s in result.suggestions), reverse=True)
+    with pytest.raises(ConfigurationError, match='kmeans_cold_start or coreset'):
+        suggest(str(store), LabelSet([]), 'margin', 5)

@@ -46,6 +46,8 @@ class AcquisitionFunction:
 
     name: str
     needs: tuple[str, ...] = ()
+    uses_model = True
+    """False for functions that rank from the embeddings alone, so they can suggest before any model is trained."""
 
     def params(self) -> dict:
         return {'name': self.name}
@@ -242,6 +244,7 @@ class Coreset(JointAcquisition):
     """
 
     needs = ('embeddings', 'labeled')
+    uses_model = False
 
     def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
                **context) -> Selection:
@@ -292,6 +295,7 @@ class KMeansColdStart(JointAcquisition):
     """
 
     needs = ('embeddings', 'labeled')
+    uses_model = False
 
     def __init__(self, iterations: int = 50, max_points: int = 20_000) -> None:
         if iterations < 1 or max_points < 1:

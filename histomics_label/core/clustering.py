@@ -200,6 +200,10 @@ class SeededKMeans(Model):
         self._state: dict[str, np.ndarray] | None = None
         self.history = []
 
+    @property
+    def unlabeled_points(self) -> int:
+        return self.max_points
+
     def params(self) -> dict:
         return {**super().params(), 'seed': self.seed, 'epochs': self.epochs,
                 'centres_per_class': self.centres_per_class, 'max_points': self.max_points}

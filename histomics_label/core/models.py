@@ -48,6 +48,8 @@ class Model:
     name: str
     representation = 'vector'
     class_axes: dict[str, int] = {}
+    unlabeled_points = 0
+    """How many unlabeled segments ``fit`` also learns from (passed as ``unlabeled=``); 0 for supervised models."""
     history: list[dict]
 
     def params(self) -> dict:

@@ -97,7 +97,11 @@ class PipelineResult:
 
 def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
                  progress: Progress = no_progress) -> PipelineResult:
-    """Run every stage for one slide. Without labels it stops after features (segment generation jobs)."""
+    """Run every stage for one slide.
+
+    Without labels it stops after features (segment generation jobs), and suggests a first batch when the
+    certainty metric needs no model (``kmeans_cold_start``, ``coreset``).
+    """
     config.validate()
     if labels is not None:
         labels.training_set()
@@ -113,6 +117,9 @@ def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
         record = train_round(config.store, rep, labels, config.model, model_options(config), stages.stage('train'))
         round_number, metrics, classes = record.number, record.metrics, record.model_params['classes']
         suggestion_list = suggest(config.store, labels, config.certainty, config.suggestions, config.seed, rep=rep,
+                                  embedding_key=config.extractor)
+    elif not acquisition_functions.get(config.certainty).uses_model:
+        suggestion_list = suggest(config.store, LabelSet([]), config.certainty, config.suggestions, config.seed,
                                   embedding_key=config.extractor)
     progress(1000, 1000, 'done')
     categories = [c.as_dict() for c in labels.categories] if labels is not None else []

@@ -43,10 +43,15 @@ def train_round(store_path: str, rep: Representation, labels: LabelSet, model_na
             raise ConfigurationError(f'The store has no current {rep.key}; compute the representation first')
         inputs = rep.load(store, segment_ids - 1)
         previous = store.latest_round()
-    model = create_model(model_name, model_options)
+        model = create_model(model_name, model_options)
+        extra = {}
+        if model.unlabeled_points:
+            rows = unlabeled_sample(store.n_segments, labels.segment_ids, model.unlabeled_points,
+                                    model_options.get('seed', 0))
+            extra['unlabeled'] = rep.load(store, rows)
     warm = warm_start_state(previous, model, rep, labels, classes)
     progress(1, 3, 'training' + (' (warm start)' if warm is not None else ''))
-    model.fit(inputs, targets, len(classes), warm_start=warm)
+    model.fit(inputs, targets, len(classes), warm_start=warm, **extra)
     progress(2, 3, 'predicting')
     with SlideStore(store_path) as store:
         probabilities = predict_all(model, rep, store)
@@ -64,6 +69,16 @@ def train_round(store_path: str, rep: Representation, labels: LabelSet, model_na
     progress(3, 3, 'trained')
     with SlideStore(store_path) as store:
         return store.round(number)
+
+
+def unlabeled_sample(n_segments: int, labeled_ids: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Sorted rows of at most ``count`` unlabeled segments, a seeded sample: what a semi-supervised model sees."""
+    unlabeled = np.ones(n_segments, bool)
+    unlabeled[np.asarray(labeled_ids, np.int64) - 1] = False
+    rows = np.flatnonzero(unlabeled)
+    if len(rows) > count:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, count, replace=False))
+    return rows
 
 
 def warm_start_state(previous: RoundRecord | None, model: Model, rep: Representation, labels: LabelSet,

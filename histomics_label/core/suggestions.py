@@ -27,7 +27,9 @@ def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed:
     """The ``count`` unlabeled segments most worth labeling next, best first, as JSON-able dicts.
 
     ``rep`` is the representation the round's model reads (for posterior samples); ``embedding_key`` names the
-    stored feature vectors used by functions that need embeddings.
+    stored feature vectors used by functions that need embeddings. Functions that do not use a model (k-means cold
+    start, Coreset) suggest before the first round; their suggestions then carry no prediction. A score that is
+    not finite (Coreset's first pick with nothing labeled: infinitely far from everything) is None.
     """
     function = acquisition_functions.create(certainty)
     with SlideStore(store_path) as store:
@@ -36,28 +38,30 @@ def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed:
         scale = store.slide_info.scale
         labeled = np.zeros(store.n_segments, bool)
         labeled[labels.segment_ids - 1] = True
-        if record is None:
-            raise ConfigurationError(f'{certainty!r} ranks with a trained model; train a round first')
-        trained = record.model_params['classes']
-        probabilities = record.probabilities[:, trained]
+        if record is None and function.uses_model:
+            raise ConfigurationError(f'{certainty!r} ranks with a trained model; train a round first, or start '
+                                     'with kmeans_cold_start or coreset, which need only the embeddings')
+        trained = record.model_params['classes'] if record is not None else []
+        probabilities = record.probabilities[:, trained] if record is not None else None
         context = _context(function, store, record, rep, embedding_key, labeled, mc_samples, seed)
-    order = function.rank(probabilities, ~labeled, count, seed=seed, **context)
-    scores = _scores(function, probabilities, order, seed)
-    categories = record.categories
+    selection = function.select(probabilities, ~labeled, count, seed=seed, **context)
     result = []
-    for rank, row in enumerate(order):
+    for rank, (row, score) in enumerate(zip(selection.rows, selection.scores, strict=True)):
         x0, y0, x1, y1 = (int(v) for v in table.bbox[row])
-        result.append({
-            'rank': rank + 1, 'segment': int(row + 1), 'score': scores[rank],
-            'predicted': categories[trained[int(probabilities[row].argmax())]]['name'],
-            'probabilities': {categories[c]['name']: float(p) for c, p in zip(trained, probabilities[row],
-                                                                               strict=True)},
-            'bbox': [x0, y0, x1, y1], 'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
-            'centroid': [float(v) for v in table.centroid[row]]})
+        suggestion = {'rank': rank + 1, 'segment': int(row + 1),
+                      'score': float(score) if np.isfinite(score) else None, 'predicted': None,
+                      'probabilities': {}, 'bbox': [x0, y0, x1, y1],
+                      'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
+                      'centroid': [float(v) for v in table.centroid[row]]}
+        if record is not None:
+            names = [record.categories[c]['name'] for c in trained]
+            suggestion['predicted'] = names[int(probabilities[row].argmax())]
+            suggestion['probabilities'] = {name: float(p) for name, p in zip(names, probabilities[row], strict=True)}
+        result.append(suggestion)
     return result
 
 
-def _context(function: AcquisitionFunction, store: SlideStore, record: RoundRecord,
+def _context(function: AcquisitionFunction, store: SlideStore, record: RoundRecord | None,
              rep: Representation | None, embedding_key: str | None, labeled: np.ndarray, mc_samples: int,
              seed: int) -> dict:
     context = {}
@@ -70,7 +74,7 @@ def _context(function: AcquisitionFunction, store: SlideStore, record: RoundReco
                                          'feature vectors first (--feature vector)')
             context['embeddings'] = store.features(embedding_key)
         elif need == 'samples':
-            if rep is None:
+            if rep is None or record is None:
                 raise ConfigurationError(f'{function.name!r} needs a trained model to draw posterior samples')
             samples = sample_all(round_model(record), rep, store, mc_samples, seed)
             context['samples'] = samples
@@ -78,13 +82,3 @@ def _context(function: AcquisitionFunction, store: SlideStore, record: RoundReco
             raise ConfigurationError(f'{function.name!r} needs {need!r}, which the pipeline cannot provide')
     return context
 
-
-def _scores(function: AcquisitionFunction, probabilities: np.ndarray, order: np.ndarray,
-            seed: int) -> list[float | None]:
-    """The score each pick was ranked by, where the function scores segments independently.
-
-    Batch functions (BatchBALD, Coreset) pick greedily, so a segment has no score of its own: they report None.
-    """
-    if function.needs:
-        return [None] * len(order)
-    return [float(v) for v in function.scores(probabilities, seed)[order]]

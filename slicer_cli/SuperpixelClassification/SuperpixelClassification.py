@@ -40,6 +40,18 @@ def _vector(values) -> list[str]:
     return [v.strip() for v in values if v and v.strip()]
 
 
+def _explain_unlabeled_outputs(args) -> None:
+    """Say which requested outputs a run without labels cannot write."""
+    from histomics_label.core.acquisition import acquisition_functions
+
+    if args.annotation:
+        print('No label file given: there is no model to predict with, so no annotation (it needs --labelfile)',
+              file=sys.stderr)
+    if args.suggestions and acquisition_functions.get(args.certainty).uses_model:
+        print(f'No label file given: {args.certainty} ranks with a trained model, so no suggestions; give '
+              '--labelfile, or --certainty kmeans_cold_start or coreset for a first batch', file=sys.stderr)
+
+
 def run(args) -> dict:
     """Run the pipeline for parsed arguments and write the requested outputs; returns a short summary."""
     from histomics_label.core import outputs
@@ -59,9 +71,8 @@ def run(args) -> dict:
         labels = read_labels(args.labelFile, _vector(args.labels))
         if _vector(args.exclude):
             labels = labels.exclude(_vector(args.exclude))
-    elif args.annotation or args.suggestions:
-        print('No label file given: making segments and features only; predictions and suggestions need '
-              '--labelfile', file=sys.stderr)
+    else:
+        _explain_unlabeled_outputs(args)
     config = PipelineConfig(
         slide=args.image, store=args.store, segments=args.segments, polygons=args.polygons or None,
         magnification=args.magnification, radius=args.radius, compactness=args.compactness, tile_size=args.tileSize,
@@ -83,7 +94,7 @@ def run(args) -> dict:
             if args.heatmaps:
                 document = [document, outputs.certainty_annotation(args.store, args.segmentImageId)]
             outputs.write_json_atomic(args.annotation, document)
-        if args.suggestions and result.round is not None:
+        if args.suggestions and result.suggestions:
             outputs.write_json_atomic(args.suggestions, outputs.suggestions_document(
                 args.image, args.store, result.round, args.certainty, result.suggestions))
     if hasattr(report, 'close'):
