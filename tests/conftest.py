@@ -21,3 +21,18 @@ def sample_slide():
 def dsb2018():
     """The DSB2018 fluorescence nuclei image and its real instance mask, as numpy arrays."""
     return sample_data.dsb2018()
+
+
+EMBEDDED_FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_size': 256}
+"""Pipeline settings that segment and embed the H&E sample in seconds (about 250 segments)."""
+
+
+@pytest.fixture(scope='session')
+def embedded_cmu(cmu_svs, tmp_path_factory):
+    """A slide store of the H&E sample, segmented and embedded (``EMBEDDED_FAST``), no rounds. Copy before
+    changing it: tests share it."""
+    from histomics_label.core.pipeline import PipelineConfig, run_pipeline
+
+    store = tmp_path_factory.mktemp('embedded') / 'cmu.h5'
+    run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), **EMBEDDED_FAST))
+    return store

@@ -32,10 +32,12 @@ cli = _load_cli()
 
 
 @pytest.fixture(scope='module')
-def segmented(cmu_svs, tmp_path_factory):
-    """The cmu svs segmented and embedded once (no labels yet), shared by the tests of this module."""
+def segmented(cmu_svs, embedded_cmu, tmp_path_factory):
+    """The cmu svs segmented and embedded (no labels yet), shared by the tests of this module; the CLI run on a
+    copy of the session's store reuses its segments and features."""
     folder = tmp_path_factory.mktemp('cli')
     store = folder / 'slide.h5'
+    store.write_bytes(embedded_cmu.read_bytes())
     assert cli.main([str(cmu_svs), '--store', str(store), *FAST]) == 0
     labels = seed_labels(str(store), str(cmu_svs), 5)
     return folder, store, labels
@@ -57,7 +59,7 @@ def _run(cmu_svs, store, label_file, outputs, *extra):
 
 def test_xml_spec_through_the_dsa_entry_point():
     listed = json.loads((CLI_DIR / 'slicer_cli_list.json').read_text())
-    assert listed == {'SuperpixelClassification': {'type': 'python'}}
+    assert listed == {'SuperpixelClassification': {'type': 'python'}, 'SimilarSegments': {'type': 'python'}}
     result = subprocess.run([sys.executable, '-m', 'slicer_cli_web.cli_list_entrypoint', 'SuperpixelClassification',
                              '--xml'], cwd=CLI_DIR, capture_output=True, text=True, check=True)
     assert '<title>Superpixel Classification</title>' in result.stdout
@@ -214,10 +216,10 @@ def test_store_is_hdf5_with_schema(segmented):
 def test_every_parameter_is_documented():
     import xml.etree.ElementTree as ET
 
-    spec = ET.parse(CLI_PATH.with_suffix('.xml')).getroot()
-    flags = [p.text for p in spec.iter('longflag')]
+    flags = [p.text for path in (CLI_PATH.with_suffix('.xml'), CLI_DIR / 'SimilarSegments' / 'SimilarSegments.xml')
+             for p in ET.parse(path).getroot().iter('longflag')]
     documented = (ROOT / 'docs' / 'cli.md').read_text()
-    assert len(flags) > 20
+    assert len(flags) > 30 and {'alsosearch', 'cnfp', 'query'} <= set(flags)
     assert [f for f in flags if f'`--{f}`' not in documented] == []
 
 
@@ -300,3 +302,32 @@ def test_model_certainty_without_labels_writes_no_suggestions(cmu_svs, segmented
     assert cli.main([str(cmu_svs), '--store', str(copy), *FAST, '--suggestions', str(output)]) == 0
     assert not output.exists()
     assert 'kmeans_cold_start or coreset' in capsys.readouterr().err
+
+
+def test_embedding_map_is_stored_and_published(cmu_svs, segmented, tmp_path):
+    _, store, _ = segmented
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    output = tmp_path / 'map.anot'
+    args = [str(cmu_svs), '--store', str(copy), *FAST, '--embeddingmap', str(output), '--segmentimageid', 'c' * 24]
+    assert cli.main(args) == 0
+    with SlideStore(copy) as reader:
+        colours = reader.embedding_map('efficientnet_lite0').astype(np.float64)
+        features = reader.features('efficientnet_lite0')
+        assert reader.embedding_map_params('efficientnet_lite0')['method'] == 'umap'
+    assert colours.shape == (len(features), 3)
+    # segments that are nearest neighbours in feature space get closer colours than random pairs of segments
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = similarity.argmax(axis=1)
+    neighbour_gap = np.linalg.norm(colours - colours[nearest], axis=1).mean()
+    shuffled = np.random.default_rng(0).permutation(len(colours))
+    random_gap = np.linalg.norm(colours - colours[shuffled], axis=1).mean()
+    assert neighbour_gap < 0.6 * random_gap
+    element = json.loads(output.read_text())['elements'][0]
+    assert element['type'] == 'pixelmap' and element['girderId'] == 'c' * 24
+    assert len(element['values']) == len(features) + 1 and len(element['categories']) <= 217
+    before = copy.read_bytes()
+    assert cli.main(args) == 0  # the second run reuses the stored map
+    assert copy.read_bytes() == before

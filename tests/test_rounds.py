@@ -15,10 +15,8 @@ FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_
 
 
 @pytest.fixture(scope='module')
-def embedded(cmu_svs, tmp_path_factory):
-    store = tmp_path_factory.mktemp('rounds') / 'slide.h5'
-    run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST))
-    return store, seed_labels(str(store), str(cmu_svs), 5)
+def embedded(cmu_svs, embedded_cmu):
+    return embedded_cmu, seed_labels(str(embedded_cmu), str(cmu_svs), 5)
 
 
 def _copy(store, tmp_path):

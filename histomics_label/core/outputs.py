@@ -92,6 +92,37 @@ def certainty_annotation(store_path: str, girder_id: str, name: str = 'Histomics
                                attributes={'histomics_label': {'round': record.number, 'kind': 'certainty'}})
 
 
+EMBEDDING_LEVELS = 6
+"""Levels per colour channel of the embedding-map annotation: 6³ = 216 colours, few enough that the pixelmap's
+category list stays small for any number of segments, and still telling apart regions the map colours apart."""
+
+
+def embedding_map_annotation(store_path: str, girder_id: str, feature_name: str,
+                             name: str = 'Histomics Label embedding map') -> dict:
+    """A DSA annotation whose pixelmap colours every segment by its embedding-map colour (rounded to 216)."""
+    with SlideStore(store_path) as store:
+        colours = store.embedding_map(feature_name)
+        params = store.embedding_map_params(feature_name)
+        scale = store.slide_info.scale
+    step = 255 / (EMBEDDING_LEVELS - 1)
+    levels = np.rint(colours / step).astype(np.int64)
+    codes = (levels[:, 0] * EMBEDDING_LEVELS + levels[:, 1]) * EMBEDDING_LEVELS + levels[:, 2]
+    used, values = np.unique(codes, return_inverse=True)
+    categories = [UNLABELED_CATEGORY]
+    for code in used:
+        rgb = [int(round(level * step)) for level in (code // EMBEDDING_LEVELS ** 2, code // EMBEDDING_LEVELS
+                                                       % EMBEDDING_LEVELS, code % EMBEDDING_LEVELS)]
+        categories.append({'name': 'embedding #{:02x}{:02x}{:02x}'.format(*rgb),
+                           'color': '#{:02x}{:02x}{:02x}'.format(*rgb)})
+    return pixelmap_annotation(
+        name, girder_id=girder_id, values=np.concatenate([[0], values + 1]).tolist(), categories=categories,
+        boundaries=False, scale=scale,
+        description=f'Segments coloured by a 3-D {params["method"].upper()} map of their {feature_name} features: '
+                    'alike colours, alike to the model',
+        attributes={'histomics_label': {'kind': 'embedding_map', 'features': feature_name,
+                                        'method': params['method']}})
+
+
 def _ramp(t: float) -> str:
     """Red (uncertain) to green (certain)."""
     return f'#{int(220 * (1 - t)):02x}{int(200 * t):02x}28'

@@ -14,6 +14,7 @@ from pathlib import Path
 from . import acquisition, extractors, models, polygons, slic  # noqa: F401  (register variants)
 from .acquisition import acquisition_functions
 from .distributed import dask_client
+from .embedding_map import embedding_colours
 from .errors import ConfigurationError
 from .extractors import extractors as extractor_registry
 from .labels import LabelSet
@@ -54,6 +55,7 @@ class PipelineConfig:
     suggestions: int = 32
     scheduler: str | None = None
     workers: int | None = None
+    embedding_map: bool = False
 
     def validate(self) -> None:
         if self.segments not in segment_sources:
@@ -70,6 +72,9 @@ class PipelineConfig:
                 raise ConfigurationError(f'{name} must be positive, not {getattr(self, name)}')
         if not 0 < self.split <= 1:
             raise ConfigurationError(f'split must be in (0, 1], not {self.split}')
+        if self.embedding_map and self.feature != 'vector':
+            raise ConfigurationError('The embedding map colours segments by their feature vectors: it needs '
+                                     '--feature vector')
         if self.magnification is not None and self.magnification <= 0:
             raise ConfigurationError(f'magnification must be positive, not {self.magnification}')
 
@@ -105,10 +110,13 @@ def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
     config.validate()
     if labels is not None:
         labels.training_set()
-    stages = StagedProgress(progress, {'segments': 4, 'features': 5, 'train': 1})
+    stages = StagedProgress(progress, {'segments': 4, 'features': 5, 'map': 1 if config.embedding_map else 0,
+                                       'train': 1})
     slide = SlideReader(config.slide, config.magnification)
     reused = {'segments': ensure_segments(config, slide, stages.stage('segments')),
               'features': ensure_features(config, slide, stages.stage('features'))}
+    if config.embedding_map:
+        reused['embedding_map'] = ensure_embedding_map(config, stages.stage('map'))
     round_number, metrics, classes, suggestion_list = None, {}, [], []
     with SlideStore(config.store) as store:
         n_segments = store.n_segments
@@ -178,6 +186,25 @@ def representation(config: PipelineConfig) -> Representation:
 def ensure_features(config: PipelineConfig, slide: SlideReader, progress: Progress) -> bool:
     """Compute every segment's representation unless the store has it for the same parameters."""
     return representation(config).ensure(slide, config.store, progress)
+
+
+def ensure_embedding_map(config: PipelineConfig, progress: Progress) -> bool:
+    """Colour every segment by a UMAP of its feature vectors, unless the store has that map for these features."""
+    with SlideStore(config.store) as store:
+        params = {'features': store.feature_params(config.extractor), 'seed': config.seed}
+        if config.extractor in store.embedding_map_names():
+            stored = store.embedding_map_params(config.extractor)
+            if {key: stored.get(key) for key in params} == params:
+                progress(1, 1, 'embedding map reused')
+                return True
+        embeddings = store.features(config.extractor)
+    progress(0, 1, 'embedding map (UMAP)')
+    mapped = embedding_colours(embeddings, seed=config.seed)
+    with SlideStore.update(config.store) as writer:
+        writer.write_embedding_map(config.extractor, mapped.colours,
+                                   {**params, 'method': mapped.method, 'note': mapped.note})
+    progress(1, 1, 'embedding map')
+    return False
 
 
 def _file_identity(path: str | None) -> dict | None:

@@ -10,6 +10,8 @@ Layout (schema version 1)::
     /features/<name>        float32 (N, dim), chunked by rows; attrs: params (JSON)
     /patches/<size>         uint8 (N, size, size, 3) masked patches, chunked by rows, gzip level 1;
                             attrs: params (JSON: patch_size, fill)
+    /embedding_maps/<name>  uint8 (N, 3) RGB colour per segment from a 3-D UMAP of the ``<name>`` features;
+                            attrs: params (JSON: the features' params, seed, method, note)
     /rounds/<k>             attrs: created, categories, model_name, model_params, metrics (JSON strings)
     /rounds/<k>/probabilities      float32 (N, C), chunked by rows
     /rounds/<k>/label_ids          int64 (L,)  segment ids 1..N
@@ -187,6 +189,25 @@ class _StoreView:
             raise FeaturesError(f'The store {self.path} has no {size} px patches (it has patch sizes: {have})')
         return self._h5['patches'][str(int(size))]
 
+    # -- embedding maps -------------------------------------------------------------------------------------------
+
+    def embedding_map_names(self) -> list[str]:
+        """The feature sets that have an embedding map (a colour per segment)."""
+        return sorted(self._h5['embedding_maps']) if 'embedding_maps' in self._h5 else []
+
+    def embedding_map(self, name: str, rows: Rows = None) -> np.ndarray:
+        """The uint8 (N, 3) RGB colour of every segment (or of ``rows``) in the map of the ``name`` features."""
+        return _read_rows(self._embedding_map_dataset(name), rows)
+
+    def embedding_map_params(self, name: str) -> dict:
+        return _loads(self._embedding_map_dataset(name).attrs['params'])
+
+    def _embedding_map_dataset(self, name: str) -> h5py.Dataset:
+        if name not in self.embedding_map_names():
+            have = ', '.join(self.embedding_map_names()) or 'none'
+            raise FeaturesError(f'The store {self.path} has no embedding map of {name!r} features (it has: {have})')
+        return self._h5['embedding_maps'][name]
+
     # -- rounds ---------------------------------------------------------------------------------------------------
 
     def rounds(self) -> list[int]:
@@ -338,6 +359,20 @@ class StoreWriter(_StoreView):
         step = dataset.chunks[0] if dataset.chunks else max(1, len(array))
         for start in range(0, len(array), step):
             dataset[start:start + step] = array[start:start + step]
+
+    def write_embedding_map(self, name: str, colours: np.ndarray, params: dict) -> None:
+        """Store the uint8 (N, 3) colour of every segment for the ``name`` features; replaces an older map."""
+        _check_name(name, 'embedding map')
+        colours = np.asarray(colours)
+        if colours.shape != (self.n_segments, 3) or colours.dtype != np.uint8:
+            raise FeaturesError(f'An embedding map must be uint8 ({self.n_segments}, 3), one RGB colour per segment, '
+                                f'not {colours.dtype} {colours.shape}')
+        params_json = _dumps(params, 'embedding map parameters')
+        group = self._h5.require_group('embedding_maps')
+        if name in group:
+            del group[name]
+            self.needs_repack = True
+        _create_rows(group, name, colours, compress=True).attrs['params'] = params_json
 
     def create_patches(self, size: int, n: int | None = None, fill: int = FILL_VALUE) -> h5py.Dataset:
         """An empty uint8 (n, size, size, 3) patch set to fill in batches; replaces patches of the same size.

@@ -63,9 +63,10 @@ def run(args) -> dict:
 
     if not args.store:
         raise ConfigurationError('An output store path (--store) is required')
-    if args.annotation and not args.segmentImageId:
+    if (args.annotation or args.embeddingMap) and not args.segmentImageId:
         raise ConfigurationError('A pixelmap annotation refers to the segment image by its Girder item id: give '
-                                 '--segmentimageid (the DSA passes it), or leave out --annotation')
+                                 '--segmentimageid (the DSA passes it), or leave out --annotation and '
+                                 '--embeddingmap')
     labels = None
     if args.labelFile:
         labels = read_labels(args.labelFile, _vector(args.labels))
@@ -81,9 +82,10 @@ def run(args) -> dict:
         device=args.device,
         feature_batch_size=args.batchSize, model=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
         certainty=args.certainty, suggestions=args.suggestionCount, scheduler=args.scheduler or None,
-        workers=args.numWorkers or None)
+        workers=args.numWorkers or None, embedding_map=bool(args.embeddingMap))
     report = _progress_reporter(args)
-    guard = outputs.OutputFiles([args.store, args.segmentImage, args.annotation, args.suggestions])
+    guard = outputs.OutputFiles([args.store, args.segmentImage, args.annotation, args.embeddingMap,
+                                 args.suggestions])
     with guard.guard():
         result = run_pipeline(config, labels, report)
         if args.segmentImage:
@@ -94,6 +96,9 @@ def run(args) -> dict:
             if args.heatmaps:
                 document = [document, outputs.certainty_annotation(args.store, args.segmentImageId)]
             outputs.write_json_atomic(args.annotation, document)
+        if args.embeddingMap:
+            outputs.write_json_atomic(args.embeddingMap, outputs.embedding_map_annotation(
+                args.store, args.segmentImageId, args.extractor))
         if args.suggestions and result.suggestions:
             outputs.write_json_atomic(args.suggestions, outputs.suggestions_document(
                 args.image, args.store, result.round, args.certainty, result.suggestions))
