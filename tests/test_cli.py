@@ -255,7 +255,8 @@ def test_foundation_model_without_weights_fails_clearly(cmu_svs, segmented, tmp_
     assert copy.read_bytes() == before
 
 
-@pytest.mark.parametrize('certainty', ['batchbald', 'coreset', 'entropy_diverse'])
+@pytest.mark.parametrize('certainty', ['batchbald', 'coreset', 'entropy_diverse', 'kmeans_cold_start', 'confidence',
+                                       'margin', 'random'])
 def test_batch_acquisition_functions(cmu_svs, segmented, tmp_path, certainty):
     _, store, labels = segmented
     label_file = tmp_path / 'labels.json'
@@ -331,3 +332,21 @@ def test_embedding_map_is_stored_and_published(cmu_svs, segmented, tmp_path):
     before = copy.read_bytes()
     assert cli.main(args) == 0  # the second run reuses the stored map
     assert copy.read_bytes() == before
+
+
+@pytest.mark.parametrize('model', ['cnn_torch', pytest.param('cnn_keras', marks=pytest.mark.skipif(
+    importlib.util.find_spec('tensorflow') is None, reason='the tensorflow extra is not installed'))])
+def test_cnn_models_on_masked_patches(cmu_svs, segmented, tmp_path, model):
+    _, store, labels = segmented
+    copy = tmp_path / 'copy.h5'
+    copy.write_bytes(store.read_bytes())
+    label_file = tmp_path / 'labels.json'
+    label_file.write_text(json.dumps(labels))
+    outputs = {'suggestions': tmp_path / 's.json'}
+    assert _run(cmu_svs, copy, label_file, outputs, '--feature', 'image', '--model', model, '--epochs', '2') == 0
+    with SlideStore(copy) as reader:
+        record = reader.latest_round()
+        assert reader.patch_sizes() == [48]
+    assert record.model_name == model and record.model_params['representation'] == 'patches/48'
+    np.testing.assert_allclose(record.probabilities.sum(axis=1), 1, atol=1e-4)
+    assert len(json.loads(outputs['suggestions'].read_text())['suggestions']) == 32
