@@ -1,10 +1,11 @@
 """The Girder 5 plugin entry point.
 
 It loads the plugins Histomics Label builds on (large images, their annotations, jobs, Slicer CLI tasks and
-workers). Its REST resource, models and client arrive with the server issue.
+workers), then registers its models, settings and REST resource (``/histomics_label``).
 """
 
 from girder.plugin import GirderPlugin, getPlugin
+from girder.utility.model_importer import ModelImporter
 
 REQUIRED_PLUGINS = ('large_image', 'large_image_annotation', 'jobs', 'slicer_cli_web', 'worker')
 
@@ -15,3 +16,10 @@ class HistomicsLabelPlugin(GirderPlugin):
     def load(self, info: dict) -> None:
         for name in REQUIRED_PLUGINS:
             getPlugin(name).load(info)
+        from . import settings  # noqa: F401  (registers the settings' defaults and validators)
+        from .models.label import Label, LabelEvent
+        from .rest.project import ProjectResource
+
+        ModelImporter.registerModel('label', Label, 'histomics_label')
+        ModelImporter.registerModel('label_event', LabelEvent, 'histomics_label')
+        info['apiRoot'].histomics_label = ProjectResource()

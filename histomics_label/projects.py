@@ -1,0 +1,86 @@
+"""Projects on Girder: a folder of slides whose metadata holds the configuration, and each slide's store on disk.
+
+Girder's access on the folder decides what a user may do: READ to see a project, its labels and suggestions,
+WRITE to label and retrain, ADMIN to configure it and start segment generation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from bson.objectid import ObjectId
+from girder.exceptions import RestException, ValidationException
+from girder.models.folder import Folder
+from girder.models.item import Item
+
+from .core.errors import HistomicsLabelError
+from .core.store import SlideStore
+from .project_config import META_KEY, validate_config
+from .settings import data_dir
+
+
+def config_of(folder: dict) -> dict:
+    """The project's configuration, or a 400 when the folder is not a project."""
+    config = (folder.get('meta') or {}).get(META_KEY)
+    if not isinstance(config, dict):
+        raise RestException(f'Folder {folder["_id"]} is not a Histomics Label project; create one with '
+                            f'PUT /histomics_label/project/{folder["_id"]}', 400)
+    return config
+
+
+def save_config(folder: dict, changes: dict, replace: bool = False) -> dict:
+    """Validate ``changes`` over the current configuration (or the defaults) and store the result in the folder."""
+    base = None if replace else (folder.get('meta') or {}).get(META_KEY)
+    try:
+        config = validate_config(changes, base)
+    except HistomicsLabelError as exc:
+        raise ValidationException(str(exc)) from exc
+    Folder().setMetadata(folder, {META_KEY: config})
+    return config
+
+
+def slides(folder: dict) -> list[dict]:
+    """The project's slides: the large-image items directly in its folder, by name."""
+    return [item for item in Folder().childItems(folder, sort=[('name', 1)]) if item.get('largeImage')]
+
+
+def slide_of(folder: dict, item_id: str | ObjectId) -> dict:
+    """A slide of the project by id, or a 400 naming what is wrong."""
+    try:
+        item = Item().load(ObjectId(item_id), force=True)
+    except Exception as exc:
+        raise ValidationException(f'{item_id!r} is not an item id', 'item') from exc
+    if item is None or item['folderId'] != folder['_id']:
+        raise ValidationException(f'Item {item_id} is not a slide of this project', 'item')
+    if not item.get('largeImage'):
+        raise ValidationException(f'Item {item_id} ({item["name"]}) is not a large image', 'item')
+    return item
+
+
+def store_path(folder: dict | ObjectId, item: dict | ObjectId) -> Path:
+    """Where the server keeps a slide's store: ``<data folder>/<project id>/<item id>.h5``."""
+    folder_id = folder['_id'] if isinstance(folder, dict) else folder
+    item_id = item['_id'] if isinstance(item, dict) else item
+    path = data_dir() / str(folder_id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path / f'{item_id}.h5'
+
+
+def segment_count(folder: dict, item: dict) -> int | None:
+    """How many segments the slide has, or None before segment generation."""
+    path = store_path(folder, item)
+    if not path.exists():
+        return None
+    with SlideStore(path) as store:
+        return store.n_segments
+
+
+def segment_boxes(folder: dict, item: dict, segments: np.ndarray) -> np.ndarray | None:
+    """``(n, 4)`` base-pixel boxes (x0, y0, x1, y1) of segment ids, or None before segment generation."""
+    path = store_path(folder, item)
+    if not path.exists():
+        return None
+    with SlideStore(path) as store:
+        boxes = store.segments(np.asarray(segments, np.int64) - 1).bbox
+        return np.rint(boxes * store.slide_info.scale).astype(np.int64)

@@ -1,0 +1,314 @@
+"""REST routes of a project: ``/histomics_label/project/{id}/...`` where ``id`` is the project's folder.
+
+Routes are thin: they check access and input, then call the label model, the project helpers and the engine.
+READ on the folder lets a user see the project, WRITE label it, ADMIN configure it.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import numpy as np
+from bson.objectid import ObjectId
+from girder.api import access
+from girder.api.describe import Description, autoDescribeRoute
+from girder.api.rest import Resource, setResponseHeader
+from girder.constants import AccessType, SortDir, TokenScope
+from girder.exceptions import ValidationException
+from girder.models.folder import Folder
+from girder.models.user import User
+
+from .. import projects
+from ..models.label import VIEWS, Label
+from ..project_config import DEFAULTS, META_KEY
+
+MAX_BATCH = 100_000
+"""Most labels one request may write: a painted region of a slide, not a whole cohort."""
+LABEL_SORTS = ('updated', 'created', 'segment', 'category')
+
+
+class ProjectResource(Resource):
+    def __init__(self) -> None:
+        super().__init__()
+        self.resourceName = 'histomics_label'
+        self.route('GET', ('project', ':id'), self.get_project)
+        self.route('PUT', ('project', ':id'), self.put_project)
+        self.route('GET', ('project', ':id', 'slides'), self.get_slides)
+        self.route('PUT', ('project', ':id', 'labels'), self.put_labels)
+        self.route('DELETE', ('project', ':id', 'labels'), self.delete_labels)
+        self.route('GET', ('project', ':id', 'labels'), self.get_labels)
+        self.route('POST', ('project', ':id', 'labels', 'undo'), self.undo_labels)
+        self.route('PUT', ('project', ':id', 'labels', ':labelId', 'review'), self.review_label)
+        self.route('POST', ('project', ':id', 'categories', 'rename'), self.rename_category)
+        self.route('POST', ('project', ':id', 'categories', 'merge'), self.merge_categories)
+
+    # -- the project -----------------------------------------------------------------------------------------------
+
+    @access.public(scope=TokenScope.DATA_READ)
+    @autoDescribeRoute(
+        Description('A project: its configuration, its slides and what the user may do.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .errorResponse('The folder is not a project.')
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_project(self, folder: dict) -> dict:
+        config = projects.config_of(folder)
+        user = self.getCurrentUser()
+        return {'_id': str(folder['_id']), 'name': folder['name'], 'config': config,
+                'slides': len(projects.slides(folder)),
+                'access': {'write': Folder().hasAccess(folder, user, AccessType.WRITE),
+                           'admin': Folder().hasAccess(folder, user, AccessType.ADMIN)}}
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Create a project on a folder, or change its configuration (fields not given are kept).')
+        .notes('Fields: ' + ', '.join(sorted(DEFAULTS)) + '. categories is a list of {name, color, excluded, '
+               'hotkey}. A category that has labels cannot be dropped here: rename or merge it.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.ADMIN)
+        .jsonParam('config', 'The configuration (or the changes to it).', paramType='body', requireObject=True)
+        .errorResponse('Invalid configuration.')
+        .errorResponse('Admin access was denied on the folder.', 403))
+    def put_project(self, folder: dict, config: dict) -> dict:
+        current = (folder.get('meta') or {}).get(META_KEY)
+        if current is not None and 'categories' in config:
+            kept = {c.get('name') for c in config['categories'] if isinstance(c, dict)}
+            dropped = [c['name'] for c in current['categories'] if c['name'] not in kept]
+            used = [name for name in dropped if Label().findOne({'project': folder['_id'], 'category': name})]
+            if used:
+                raise ValidationException(f'Categories {", ".join(used)} have labels: rename or merge them instead '
+                                          'of leaving them out', 'categories')
+        return {'_id': str(folder['_id']), 'config': projects.save_config(folder, config)}
+
+    @access.public(scope=TokenScope.DATA_READ)
+    @autoDescribeRoute(
+        Description('The slides of a project, with how many segments each has (null before segment generation).')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_slides(self, folder: dict) -> list[dict]:
+        projects.config_of(folder)
+        return [{'_id': str(item['_id']), 'name': item['name'], 'segments': projects.segment_count(folder, item)}
+                for item in projects.slides(folder)]
+
+    # -- labels ----------------------------------------------------------------------------------------------------
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Label segments: each {item, segment, category} sets your label of that segment.')
+        .notes('Atomic per label: labelers working at once never overwrite each other. Returns a batch id that '
+               'POST .../labels/undo reverts.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+        .jsonParam('body', '{"labels": [{"item": id, "segment": n, "category": name}], "view": "guided"}',
+                   paramType='body', requireObject=True)
+        .errorResponse('Invalid labels.')
+        .errorResponse('Write access was denied on the folder.', 403))
+    def put_labels(self, folder: dict, body: dict) -> dict:
+        config = projects.config_of(folder)
+        entries = self._entries(folder, body, with_category=True)
+        names = {c['name'] for c in config['categories']}
+        unknown = sorted({e['category'] for e in entries} - names)
+        if unknown:
+            raise ValidationException(f'Unknown categories: {", ".join(unknown)}; the project has: '
+                                      f'{", ".join(sorted(names)) or "none"}', 'labels')
+        view = body.get('view', 'api')
+        if view not in VIEWS:
+            raise ValidationException(f'view must be one of {", ".join(VIEWS)}', 'view')
+        return Label().upsert(folder, self.getCurrentUser(), entries, view)
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Remove your labels of segments: each {item, segment}.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+        .jsonParam('body', '{"labels": [{"item": id, "segment": n}]}', paramType='body', requireObject=True)
+        .errorResponse('Invalid segments.')
+        .errorResponse('Write access was denied on the folder.', 403))
+    def delete_labels(self, folder: dict, body: dict) -> dict:
+        projects.config_of(folder)
+        return Label().remove_labels(folder, self.getCurrentUser(), self._entries(folder, body, with_category=False))
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Undo one of your label batches, where its labels were not changed since.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+        .param('batch', 'The batch id a label or delete request returned.')
+        .errorResponse('No such batch of yours.')
+        .errorResponse('Write access was denied on the folder.', 403))
+    def undo_labels(self, folder: dict, batch: str) -> dict:
+        projects.config_of(folder)
+        return Label().undo(folder, self.getCurrentUser(), batch)
+
+    @access.public(scope=TokenScope.DATA_READ)
+    @autoDescribeRoute(
+        Description('The labels of a project, filtered, sorted and paginated on the server.')
+        .notes('Girder-Total-Count holds the number of matching labels. Each label has the region of its segment '
+               'in base pixels (for thumbnails: GET /item/{item}/tiles/region with left/top/right/bottom).')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .param('item', 'Only labels of this slide.', required=False)
+        .param('category', 'Only labels of this category.', required=False)
+        .param('labeler', 'Only labels by this user id.', required=False)
+        .param('since', 'Only labels changed at or after this ISO time.', required=False)
+        .param('until', 'Only labels changed before this ISO time.', required=False)
+        .param('reviewed', 'Only reviewed (true) or unreviewed (false) labels.', required=False, dataType='boolean')
+        .pagingParams(defaultSort='updated', defaultSortDir=SortDir.DESCENDING)
+        .errorResponse('Invalid filter.')
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_labels(self, folder: dict, item, category, labeler, since, until, reviewed, limit, offset, sort):
+        projects.config_of(folder)
+        query: dict = {'project': folder['_id']}
+        if item:
+            query['item'] = projects.slide_of(folder, item)['_id']
+        if category:
+            query['category'] = category
+        if labeler:
+            query['labeler'] = _object_id(labeler, 'labeler')
+        times = {}
+        if since:
+            times['$gte'] = _time(since, 'since')
+        if until:
+            times['$lt'] = _time(until, 'until')
+        if times:
+            query['updated'] = times
+        if reviewed is not None:
+            query['review'] = {'$exists': bool(reviewed)}
+        for field, _direction in sort:
+            if field not in LABEL_SORTS:
+                raise ValidationException(f'sort must be one of {", ".join(LABEL_SORTS)}', 'sort')
+        sort = [*sort, ('_id', SortDir.ASCENDING)]
+        cursor = Label().find(query, sort=sort, offset=offset, limit=limit)
+        setResponseHeader('Girder-Total-Count', Label().collection.count_documents(query))
+        return self._describe_labels(folder, list(cursor))
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Review a label: approve it, or override it with another category (kept beside the original).')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+        .param('labelId', 'The label.', paramType='path')
+        .param('category', 'The reviewer\'s category; leave out to approve.', required=False)
+        .errorResponse('No such label or category.')
+        .errorResponse('Write access was denied on the folder.', 403))
+    def review_label(self, folder: dict, labelId: str, category: str | None) -> dict:
+        config = projects.config_of(folder)
+        if category is not None and category not in {c['name'] for c in config['categories']}:
+            raise ValidationException(f'Unknown category {category!r}', 'category')
+        label = Label().review(folder, self.getCurrentUser(), _object_id(labelId, 'labelId'), category)
+        return self._describe_labels(folder, [label])[0]
+
+    # -- categories ------------------------------------------------------------------------------------------------
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Rename a category; every label of it follows in one server-side update.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.ADMIN)
+        .param('old', 'The current name.')
+        .param('new', 'The new name.')
+        .errorResponse('No such category, or the new name is taken.')
+        .errorResponse('Admin access was denied on the folder.', 403))
+    def rename_category(self, folder: dict, old: str, new: str) -> dict:
+        config = projects.config_of(folder)
+        names = [c['name'] for c in config['categories']]
+        if old not in names:
+            raise ValidationException(f'No category {old!r}', 'old')
+        if new.strip() in names:
+            raise ValidationException(f'A category {new.strip()!r} exists already; merge instead', 'new')
+        categories = [{**c, 'name': new.strip() if c['name'] == old else c['name']} for c in config['categories']]
+        saved = projects.save_config(folder, {'categories': categories})
+        relabeled = Label().rename_category(folder['_id'], old, new.strip())
+        return {'config': saved, 'relabeled': relabeled}
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Merge category source into target: its labels become target\'s and source is removed.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.ADMIN)
+        .param('source', 'The category that disappears.')
+        .param('target', 'The category that receives its labels.')
+        .errorResponse('No such categories, or they are the same.')
+        .errorResponse('Admin access was denied on the folder.', 403))
+    def merge_categories(self, folder: dict, source: str, target: str) -> dict:
+        config = projects.config_of(folder)
+        names = [c['name'] for c in config['categories']]
+        for name, field in ((source, 'source'), (target, 'target')):
+            if name not in names:
+                raise ValidationException(f'No category {name!r}', field)
+        if source == target:
+            raise ValidationException('Cannot merge a category into itself', 'target')
+        relabeled = Label().rename_category(folder['_id'], source, target)
+        saved = projects.save_config(folder, {'categories': [c for c in config['categories']
+                                                              if c['name'] != source]})
+        return {'config': saved, 'relabeled': relabeled}
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _entries(self, folder: dict, body: dict, with_category: bool) -> list[dict]:
+        labels = body.get('labels')
+        if not isinstance(labels, list) or not labels:
+            raise ValidationException('labels must be a non-empty list', 'labels')
+        if len(labels) > MAX_BATCH:
+            raise ValidationException(f'At most {MAX_BATCH} labels per request', 'labels')
+        slides: dict[str, tuple[dict, int | None]] = {}
+        entries = []
+        for index, entry in enumerate(labels):
+            if not isinstance(entry, dict) or 'item' not in entry or 'segment' not in entry:
+                raise ValidationException(f'Label {index + 1} needs an item and a segment', 'labels')
+            item_id = str(entry['item'])
+            if item_id not in slides:
+                item = projects.slide_of(folder, item_id)
+                slides[item_id] = (item, projects.segment_count(folder, item))
+            item, count = slides[item_id]
+            segment = entry['segment']
+            if isinstance(segment, bool) or not isinstance(segment, int):
+                raise ValidationException(f'Label {index + 1}: segment must be a whole number', 'labels')
+            if count is None:
+                raise ValidationException(f'Slide {item["name"]} has no segments yet; generate them first', 'labels')
+            if not 1 <= segment <= count:
+                raise ValidationException(f'Label {index + 1}: slide {item["name"]} has segments 1–{count}, not '
+                                          f'{segment}', 'labels')
+            clean = {'item': item['_id'], 'segment': segment}
+            if with_category:
+                category = entry.get('category')
+                if not isinstance(category, str):
+                    raise ValidationException(f'Label {index + 1} needs a category name', 'labels')
+                clean['category'] = category
+            entries.append(clean)
+        return entries
+
+    def _describe_labels(self, folder: dict, labels: list[dict]) -> list[dict]:
+        """Labels as JSON, with the labeler's login and each segment's base-pixel region."""
+        logins = {}
+        regions = {}
+        by_item: dict[ObjectId, list[int]] = {}
+        for label in labels:
+            by_item.setdefault(label['item'], []).append(label['segment'])
+        for item_id, segments in by_item.items():
+            boxes = projects.segment_boxes(folder, item_id, np.array(segments))
+            if boxes is not None:
+                regions.update({(item_id, s): [int(v) for v in box] for s, box in zip(segments, boxes, strict=True)})
+        result = []
+        for label in labels:
+            for user_id in (label['labeler'], (label.get('review') or {}).get('reviewer')):
+                if user_id is not None and user_id not in logins:
+                    user = User().load(user_id, force=True)
+                    logins[user_id] = user['login'] if user else None
+            review = label.get('review')
+            result.append({
+                '_id': str(label['_id']), 'item': str(label['item']), 'segment': label['segment'],
+                'category': label['category'], 'labeler': str(label['labeler']),
+                'labelerLogin': logins[label['labeler']], 'created': label['created'], 'updated': label['updated'],
+                'view': label.get('view'), 'region': regions.get((label['item'], label['segment'])),
+                'review': None if review is None else {
+                    'status': review['status'], 'category': review['category'], 'reviewer': str(review['reviewer']),
+                    'reviewerLogin': logins.get(review['reviewer']), 'time': review['time']}})
+        return result
+
+
+def _object_id(value: str, field: str) -> ObjectId:
+    try:
+        return ObjectId(value)
+    except Exception as exc:
+        raise ValidationException(f'{field} must be an id, not {value!r}', field) from exc
+
+
+def _time(value: str, field: str) -> datetime.datetime:
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationException(f'{field} must be an ISO time such as 2026-11-24T10:00:00Z', field) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+

@@ -1,0 +1,72 @@
+"""Girder server tests: pytest-girder on a mongomock-ng database (see ../shared/STACK.md), our plugin enabled.
+
+pytest-girder's ``--mock-db`` uses stock mongomock, which cannot open Girder 5's tz-aware collections; these
+fixtures make it use mongomock-ng, teach Girder's ``@filtermodel`` its cursor types, and give its cursor the
+``count()`` that large_image_annotation's start-up migration calls. ``--mongo-uri`` (a real
+MongoDB or the live stack's Mongo-wire server) runs the same tests against a real database.
+"""
+
+import shutil
+
+import pytest
+
+
+def pytest_configure(config):
+    if config.getoption('--mongo-uri') == 'mongodb://localhost:27017':
+        config.option.mock_db = True
+    import mongomock_ng
+    import mongomock_ng.collection
+    import mongomock_ng.command_cursor
+    import pytest_girder.fixtures
+
+    pytest_girder.fixtures.mongomock = mongomock_ng
+    if not hasattr(mongomock_ng.collection.Cursor, 'count'):
+        # large_image_annotation's start-up migration thread still calls pymongo 3's Cursor.count()
+        mongomock_ng.collection.Cursor.count = lambda cursor, *args, **kwargs: len(list(cursor.clone()))
+    from girder.api import rest
+
+    rest._MONGO_CURSOR_TYPES = (*rest._MONGO_CURSOR_TYPES, mongomock_ng.collection.Cursor,
+                                mongomock_ng.command_cursor.CommandCursor)
+
+
+@pytest.fixture
+def data_dir(db, tmp_path):
+    """Where the server keeps slide stores in this test."""
+    from girder.models.setting import Setting
+
+    from histomics_label.settings import DATA_DIR
+
+    path = tmp_path / 'data'
+    Setting().set(DATA_DIR, str(path))
+    return path
+
+
+@pytest.fixture
+def project(server, admin, user, fsAssetstore, data_dir, cmu_svs, embedded_cmu):
+    """A project folder owned by admin, which ``user`` may read, with three categories (one excluded) and one real
+    slide already segmented and embedded (a copy of the session's H&E store)."""
+    from girder.constants import AccessType
+    from girder.models.folder import Folder
+    from girder.models.item import Item
+    from girder.models.upload import Upload
+    from girder_large_image.models.image_item import ImageItem
+
+    from histomics_label import projects
+
+    home = Folder().createFolder(admin, 'Private', parentType='user', reuseExisting=True)
+    folder = Folder().createFolder(home, 'Project', creator=admin)
+    folder = Folder().setUserAccess(folder, user, AccessType.READ, save=True)
+    with open(cmu_svs, 'rb') as handle:
+        file = Upload().uploadFromFile(handle, cmu_svs.stat().st_size, cmu_svs.name, parentType='folder',
+                                       parent=folder, user=admin)
+    item = Item().load(file['itemId'], force=True)
+    if not item.get('largeImage'):  # large_image sets it on upload where its auto-set setting is on
+        ImageItem().createImageItem(item, file, user=admin, createJob=False)
+        item = Item().load(file['itemId'], force=True)
+    shutil.copyfile(embedded_cmu, projects.store_path(folder, item))
+    projects.save_config(folder, {'categories': CATEGORIES})
+    return {'folder': Folder().load(folder['_id'], force=True), 'item': item}
+
+
+CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
+              {'name': 'background', 'color': '#888888', 'excluded': True}]
