@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
+from histomics_label.core.acquisition import acquisition_functions
 from histomics_label.core.errors import ConfigurationError
 from histomics_label.core.labels import LabelSet, labels_from_document
-from histomics_label.core.pipeline import PipelineConfig, run_pipeline
-from histomics_label.core.rounds import merge_categories, round_model
+from histomics_label.core.pipeline import PipelineConfig, model_options, representation, run_pipeline
+from histomics_label.core.rounds import merge_categories, round_model, train_slides_round
 from histomics_label.core.store import SlideStore
-from histomics_label.core.suggestions import suggest
+from histomics_label.core.suggestions import suggest, suggest_across
 from histomics_label.demo import seed_labels
 
 FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_size': 256}
@@ -112,3 +113,33 @@ def test_cold_start_suggests_before_the_first_round(cmu_svs, embedded, tmp_path)
     assert [s['score'] for s in result.suggestions] == sorted((s['score'] for s in result.suggestions), reverse=True)
     with pytest.raises(ConfigurationError, match='kmeans_cold_start or coreset'):
         suggest(str(store), LabelSet([]), 'margin', 5)
+
+
+def test_one_model_over_several_slides(cmu_svs, embedded, tmp_path):
+    store, document = embedded
+    first, second = tmp_path / 'a.h5', tmp_path / 'b.h5'
+    first.write_bytes(store.read_bytes())
+    second.write_bytes(store.read_bytes())
+    labels = labels_from_document(document)
+    halves = [LabelSet(labels.categories, labels.segment_ids[part::2], labels.category_index[part::2])
+              for part in (0, 1)]
+    config = PipelineConfig(slide=str(cmu_svs), store=str(first), **FAST)
+    records = train_slides_round([(str(first), halves[0]), (str(second), halves[1])], representation(config),
+                                 'linear', model_options(config))
+    assert [r.number for r in records] == [1, 1]
+    assert records[0].metrics['labels_used'] == len(labels) and records[0].metrics['slides'] == 2
+    for key, value in records[0].model_state.items():
+        np.testing.assert_array_equal(value, records[1].model_state[key])
+    np.testing.assert_array_equal(records[1].label_ids, halves[1].segment_ids)
+    found = suggest_across([(str(first), halves[0]), (str(second), halves[1])], 'margin', 40)
+    assert {s['slide'] for s in found} == {0, 1}
+    for suggestion in found:
+        assert suggestion['segment'] not in halves[suggestion['slide']].segment_ids
+    # one ranking of both slides' unlabeled segments together, by the round's probabilities
+    probabilities = np.concatenate([r.probabilities[:, r.model_params['classes']] for r in records])
+    candidates = np.ones(len(probabilities), bool)
+    n = len(records[0].probabilities)
+    candidates[halves[0].segment_ids - 1] = False
+    candidates[n + halves[1].segment_ids - 1] = False
+    expected = acquisition_functions.create('margin').rank(probabilities, candidates, 40)
+    assert [s['slide'] * n + s['segment'] - 1 for s in found] == expected.tolist()

@@ -9,10 +9,12 @@ start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .errors import ConfigurationError, StoreError
-from .labels import LabelSet
+from .labels import Category, LabelSet
 from .models import Model
 from .models import models as model_registry
 from .progress import Progress, no_progress
@@ -36,39 +38,74 @@ def round_model(record: RoundRecord) -> Model:
 def train_round(store_path: str, rep: Representation, labels: LabelSet, model_name: str, model_options: dict,
                 progress: Progress = no_progress) -> RoundRecord:
     """Train on the labeled segments, predict every segment, and store the result as a new round."""
-    segment_ids, targets, classes = labels.training_set()
-    with SlideStore(store_path) as store:
-        labels.check_segments(store.n_segments)
-        if not rep.is_current(store):
-            raise ConfigurationError(f'The store has no current {rep.key}; compute the representation first')
-        inputs = rep.load(store, segment_ids - 1)
-        previous = store.latest_round()
-        model = create_model(model_name, model_options)
-        extra = {}
-        if model.unlabeled_points:
-            rows = unlabeled_sample(store.n_segments, labels.segment_ids, model.unlabeled_points,
-                                    model_options.get('seed', 0))
-            extra['unlabeled'] = rep.load(store, rows)
-    warm = warm_start_state(previous, model, rep, labels, classes)
+    return train_slides_round([(store_path, labels)], rep, model_name, model_options, progress)[0]
+
+
+def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representation, model_name: str,
+                       model_options: dict, progress: Progress = no_progress) -> list[RoundRecord]:
+    """One model trained on the labels of several slides (a project), predicting every segment of each.
+
+    ``slides`` pairs each slide's store with its labels; all label sets share one list of categories. Every store
+    gets a new round with the same model; predictions of all slides are computed before any store is written, so
+    a failure while training or predicting leaves every store's previous round in place.
+    """
+    if not slides:
+        raise ConfigurationError('There are no slides to train on')
+    categories = slides[0][1].categories
+    if any([c.name for c in labels.categories] != [c.name for c in categories] for _, labels in slides):
+        raise ConfigurationError('Every slide of one round must use the same categories')
+    combined = LabelSet(categories, np.arange(sum(len(labels) for _, labels in slides)) + 1,
+                        np.concatenate([labels.category_index for _, labels in slides]))
+    rows, targets, classes = combined.training_set()
+    trainable = np.zeros(len(combined), bool)
+    trainable[rows - 1] = True
+    inputs, extra, previous, start = [], [], None, 0
+    model = create_model(model_name, model_options)
+    for index, (store_path, labels) in enumerate(slides):
+        keep = trainable[start:start + len(labels)]
+        start += len(labels)
+        with SlideStore(store_path) as store:
+            labels.check_segments(store.n_segments)
+            if not rep.is_current(store):
+                raise ConfigurationError(f'The store {store_path} has no current {rep.key}; compute the '
+                                         'representation first')
+            inputs.append(rep.load(store, labels.segment_ids[keep] - 1))
+            if index == 0:
+                previous = store.latest_round()
+            if model.unlabeled_points:
+                sample = unlabeled_sample(store.n_segments, labels.segment_ids,
+                                          max(1, model.unlabeled_points // len(slides)),
+                                          model_options.get('seed', 0))
+                extra.append(rep.load(store, sample))
+    warm = warm_start_state(previous, model, rep, categories, classes)
     progress(1, 3, 'training' + (' (warm start)' if warm is not None else ''))
-    model.fit(inputs, targets, len(classes), warm_start=warm, **extra)
+    fit_options = {'unlabeled': np.concatenate(extra)} if extra else {}
+    model.fit(np.concatenate(inputs), targets, len(classes), warm_start=warm, **fit_options)
     progress(2, 3, 'predicting')
-    with SlideStore(store_path) as store:
-        probabilities = predict_all(model, rep, store)
+    predictions = []
+    for store_path, _ in slides:
+        with SlideStore(store_path) as store:
+            predictions.append(predict_all(model, rep, store))
     fitted = model.metrics()
-    metrics = {'labels_used': int(len(segment_ids)),
-               'per_class': {labels.categories[c].name: int((targets == k).sum()) for k, c in enumerate(classes)},
+    metrics = {'labels_used': int(len(rows)),
+               'per_class': {categories[c].name: int((targets == k).sum()) for k, c in enumerate(classes)},
                'held_out_balanced_accuracy': fitted.get('validation_balanced_accuracy'),
                'held_out_count': fitted.get('validation_labels', 0), 'training': fitted}
-    with SlideStore.update(store_path) as writer:
-        number = writer.add_round(
-            categories=[c.as_dict() for c in labels.categories], label_ids=labels.segment_ids,
-            label_categories=labels.category_index, probabilities=_expand(probabilities, classes, labels),
-            model_name=model_name, model_params={**model.params(), 'representation': rep.key, 'classes': classes},
-            model_state=model.state(), metrics=metrics)
+    if len(slides) > 1:
+        metrics['slides'] = len(slides)
+    params = {**model.params(), 'representation': rep.key, 'classes': classes}
+    state = model.state()
+    records = []
+    for (store_path, labels), probabilities in zip(slides, predictions, strict=True):
+        with SlideStore.update(store_path) as writer:
+            number = writer.add_round(
+                categories=[c.as_dict() for c in categories], label_ids=labels.segment_ids,
+                label_categories=labels.category_index, probabilities=_expand(probabilities, classes, categories),
+                model_name=model_name, model_params=params, model_state=state, metrics=metrics)
+        with SlideStore(store_path) as store:
+            records.append(store.round(number))
     progress(3, 3, 'trained')
-    with SlideStore(store_path) as store:
-        return store.round(number)
+    return records
 
 
 def unlabeled_sample(n_segments: int, labeled_ids: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -81,7 +118,7 @@ def unlabeled_sample(n_segments: int, labeled_ids: np.ndarray, count: int, seed:
     return rows
 
 
-def warm_start_state(previous: RoundRecord | None, model: Model, rep: Representation, labels: LabelSet,
+def warm_start_state(previous: RoundRecord | None, model: Model, rep: Representation, categories: Sequence[Category],
                      classes: list[int]) -> dict | None:
     """The previous round's model state remapped to this round's classes, or None when it cannot be reused."""
     if previous is None or previous.model_name != model.name:
@@ -90,7 +127,7 @@ def warm_start_state(previous: RoundRecord | None, model: Model, rep: Representa
     if stored != _json_like(model.params()) or previous.model_params.get('representation') != rep.key:
         return None
     old_names = [previous.categories[c]['name'] for c in previous.model_params['classes']]
-    new_names = [labels.categories[c].name for c in classes]
+    new_names = [categories[c].name for c in classes]
     mapping = [new_names.index(name) if name in new_names else -1 for name in old_names]
     if all(m == -1 for m in mapping):
         return None
@@ -145,9 +182,9 @@ def sample_all(model: Model, rep: Representation, store: SlideStore, n_samples: 
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-def _expand(probabilities: np.ndarray, classes: list[int], labels: LabelSet) -> np.ndarray:
+def _expand(probabilities: np.ndarray, classes: list[int], categories: Sequence[Category]) -> np.ndarray:
     """Probabilities with one column per category (zero for excluded or never-labeled categories)."""
-    full = np.zeros((len(probabilities), len(labels.categories)), np.float32)
+    full = np.zeros((len(probabilities), len(categories)), np.float32)
     full[:, classes] = probabilities
     return full
 

@@ -8,6 +8,9 @@ need more than probabilities say so in ``needs``: posterior ``samples`` (BatchBA
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
 from .acquisition import AcquisitionFunction, acquisition_functions
@@ -15,6 +18,7 @@ from .errors import ConfigurationError
 from .labels import LabelSet
 from .representations import Representation
 from .rounds import round_model, sample_all
+from .segments import SegmentTable
 from .store import RoundRecord, SlideStore
 
 MC_SAMPLES = 20
@@ -31,54 +35,103 @@ def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed:
     start, Coreset) suggest before the first round; their suggestions then carry no prediction. A score that is
     not finite (Coreset's first pick with nothing labeled: infinitely far from everything) is None.
     """
+    found = suggest_across([(store_path, labels)], certainty, count, seed, rep, embedding_key, mc_samples)
+    for suggestion in found:
+        del suggestion['slide']
+    return found
+
+
+def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count: int, seed: int = 0,
+                   rep: Representation | None = None, embedding_key: str | None = None,
+                   mc_samples: int = MC_SAMPLES) -> list[dict]:
+    """``suggest`` over the segments of several slides at once (a project): one ranking of all their unlabeled
+    segments, each suggestion naming its ``slide`` (the index into ``slides``).
+
+    Functions that use a model rank the slides whose latest round was trained on the same categories as the
+    first such slide's; a slide without a round (segmented after the last training) waits for the next round.
+    """
     function = acquisition_functions.create(certainty)
-    with SlideStore(store_path) as store:
-        record = store.latest_round()
-        table = store.segments()
-        scale = store.slide_info.scale
-        labeled = np.zeros(store.n_segments, bool)
-        labeled[labels.segment_ids - 1] = True
-        if record is None and function.uses_model:
+    parts = [_slide_part(position, store_path, labels) for position, (store_path, labels) in enumerate(slides)]
+    if function.uses_model:
+        ranked = [part for part in parts if part.record is not None]
+        if not ranked:
             raise ConfigurationError(f'{certainty!r} ranks with a trained model; train a round first, or start '
                                      'with kmeans_cold_start or coreset, which need only the embeddings')
-        trained = record.model_params['classes'] if record is not None else []
-        probabilities = record.probabilities[:, trained] if record is not None else None
-        context = _context(function, store, record, rep, embedding_key, labeled, mc_samples, seed)
-    selection = function.select(probabilities, ~labeled, count, seed=seed, **context)
+        trained = ranked[0].record.model_params['classes']
+        names = [ranked[0].record.categories[c]['name'] for c in trained]
+        parts = [part for part in ranked if [part.record.categories[c]['name'] for c in
+                                             part.record.model_params['classes']] == names]
+    labeled = np.concatenate([part.labeled for part in parts])
+    probabilities = None
+    if function.uses_model:
+        probabilities = np.concatenate([part.record.probabilities[:, part.record.model_params['classes']]
+                                        for part in parts])
+    context = _context(function, parts, rep, embedding_key, mc_samples, seed)
+    selection = function.select(probabilities, ~labeled, count, seed=seed, labeled=labeled, **context)
+    offsets = np.cumsum([0] + [len(part.labeled) for part in parts])
     result = []
     for rank, (row, score) in enumerate(zip(selection.rows, selection.scores, strict=True)):
-        x0, y0, x1, y1 = (int(v) for v in table.bbox[row])
-        suggestion = {'rank': rank + 1, 'segment': int(row + 1),
+        index = int(np.searchsorted(offsets, row, side='right')) - 1
+        part, local = parts[index], int(row - offsets[index])
+        x0, y0, x1, y1 = (int(v) for v in part.table.bbox[local])
+        suggestion = {'rank': rank + 1, 'slide': part.position, 'segment': local + 1,
                       'score': float(score) if np.isfinite(score) else None, 'predicted': None,
                       'probabilities': {}, 'bbox': [x0, y0, x1, y1],
-                      'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
-                      'centroid': [float(v) for v in table.centroid[row]]}
-        if record is not None:
-            names = [record.categories[c]['name'] for c in trained]
-            suggestion['predicted'] = names[int(probabilities[row].argmax())]
-            suggestion['probabilities'] = {name: float(p) for name, p in zip(names, probabilities[row], strict=True)}
+                      'bbox_base': [round(v * part.scale) for v in (x0, y0, x1, y1)],
+                      'centroid': [float(v) for v in part.table.centroid[local]]}
+        if part.record is not None:
+            classes = part.record.model_params['classes']
+            names = [part.record.categories[c]['name'] for c in classes]
+            predicted = part.record.probabilities[local, classes]
+            suggestion['predicted'] = names[int(predicted.argmax())]
+            suggestion['probabilities'] = {name: float(p) for name, p in zip(names, predicted, strict=True)}
         result.append(suggestion)
     return result
 
 
-def _context(function: AcquisitionFunction, store: SlideStore, record: RoundRecord | None,
-             rep: Representation | None, embedding_key: str | None, labeled: np.ndarray, mc_samples: int,
-             seed: int) -> dict:
+@dataclass
+class _SlidePart:
+    """What ranking needs of one slide: its latest round, segment table, scale and labeled mask."""
+
+    position: int
+    store_path: str
+    record: RoundRecord | None
+    table: SegmentTable
+    scale: float
+    labeled: np.ndarray
+
+
+def _slide_part(position: int, store_path: str, labels: LabelSet) -> _SlidePart:
+    with SlideStore(store_path) as store:
+        labeled = np.zeros(store.n_segments, bool)
+        labels.check_segments(store.n_segments)
+        labeled[labels.segment_ids - 1] = True
+        return _SlidePart(position, store_path, store.latest_round(), store.segments(), store.slide_info.scale, labeled)
+
+
+def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Representation | None,
+             embedding_key: str | None, mc_samples: int, seed: int) -> dict:
     context = {}
     for need in function.needs:
         if need == 'labeled':
-            context['labeled'] = labeled
-        elif need == 'embeddings':
-            if not embedding_key or embedding_key not in store.feature_names():
-                raise ConfigurationError(f'{function.name!r} compares segments by their embeddings; compute '
-                                         'feature vectors first (--feature vector)')
-            context['embeddings'] = store.features(embedding_key)
+            continue
+        if need == 'embeddings':
+            arrays = []
+            for part in parts:
+                with SlideStore(part.store_path) as store:
+                    if not embedding_key or embedding_key not in store.feature_names():
+                        raise ConfigurationError(f'{function.name!r} compares segments by their embeddings; '
+                                                 'compute feature vectors first (--feature vector)')
+                    arrays.append(store.features(embedding_key))
+            context['embeddings'] = np.concatenate(arrays)
         elif need == 'samples':
-            if rep is None or record is None:
+            if rep is None or any(part.record is None for part in parts):
                 raise ConfigurationError(f'{function.name!r} needs a trained model to draw posterior samples')
-            samples = sample_all(round_model(record), rep, store, mc_samples, seed)
-            context['samples'] = samples
+            arrays = []
+            for part in parts:
+                with SlideStore(part.store_path) as store:
+                    arrays.append(sample_all(round_model(part.record), rep, store, mc_samples, seed))
+            context['samples'] = np.concatenate(arrays, axis=1)
         else:
             raise ConfigurationError(f'{function.name!r} needs {need!r}, which the pipeline cannot provide')
     return context
-
