@@ -19,7 +19,11 @@ class HistomicsLabelPlugin(GirderPlugin):
         from . import settings  # noqa: F401  (registers the settings' defaults and validators)
         from .models.label import Label, LabelEvent
         from .rest.project import ProjectResource
+        from .training import Round, TrainingState
 
         ModelImporter.registerModel('label', Label, 'histomics_label')
         ModelImporter.registerModel('label_event', LabelEvent, 'histomics_label')
+        ModelImporter.registerModel('round', Round, 'histomics_label')
+        ModelImporter.registerModel('training_state', TrainingState, 'histomics_label')
+        TrainingState().reset_interrupted()
         info['apiRoot'].histomics_label = ProjectResource()

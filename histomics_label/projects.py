@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 from bson.objectid import ObjectId
 from girder.exceptions import RestException, ValidationException
+from girder.models.file import File
 from girder.models.folder import Folder
 from girder.models.item import Item
 
 from .core.errors import HistomicsLabelError
+from .core.pipeline import PipelineConfig
 from .core.store import SlideStore
 from .project_config import META_KEY, validate_config
 from .settings import data_dir
@@ -65,6 +67,24 @@ def store_path(folder: dict | ObjectId, item: dict | ObjectId) -> Path:
     path = data_dir() / str(folder_id)
     path.mkdir(parents=True, exist_ok=True)
     return path / f'{item_id}.h5'
+
+
+def slide_file_path(item: dict) -> str:
+    """The local path of a slide's image file (filesystem assetstores; others are fetched by large_image)."""
+    file = File().load(item['largeImage']['fileId'], force=True)
+    if file is None:
+        raise ValidationException(f'The image file of slide {item["name"]} is missing', 'item')
+    return File().getLocalFilePath(file)
+
+
+def pipeline_config(folder: dict, item: dict, config: dict) -> PipelineConfig:
+    """The engine's configuration for one slide of the project."""
+    return PipelineConfig(
+        slide=slide_file_path(item), store=str(store_path(folder, item)), magnification=config['magnification'],
+        radius=config['radius'], compactness=config['compactness'], feature=config['feature'],
+        extractor=config['extractor'], patch_size=config['patchSize'], model=config['model'],
+        epochs=config['epochs'], seed=config['seed'], certainty=config['certainty'],
+        suggestions=config['batchSize'])
 
 
 def segment_count(folder: dict, item: dict) -> int | None:

@@ -18,7 +18,8 @@ from girder.exceptions import ValidationException
 from girder.models.folder import Folder
 from girder.models.user import User
 
-from .. import projects
+from .. import projects, training
+from ..core.errors import HistomicsLabelError
 from ..models.label import VIEWS, Label
 from ..project_config import DEFAULTS, META_KEY
 
@@ -41,6 +42,9 @@ class ProjectResource(Resource):
         self.route('PUT', ('project', ':id', 'labels', ':labelId', 'review'), self.review_label)
         self.route('POST', ('project', ':id', 'categories', 'rename'), self.rename_category)
         self.route('POST', ('project', ':id', 'categories', 'merge'), self.merge_categories)
+        self.route('GET', ('project', ':id', 'suggestions'), self.get_suggestions)
+        self.route('POST', ('project', ':id', 'train'), self.train)
+        self.route('GET', ('project', ':id', 'rounds'), self.get_rounds)
 
     # -- the project -----------------------------------------------------------------------------------------------
 
@@ -111,7 +115,10 @@ class ProjectResource(Resource):
         view = body.get('view', 'api')
         if view not in VIEWS:
             raise ValidationException(f'view must be one of {", ".join(VIEWS)}', 'view')
-        return Label().upsert(folder, self.getCurrentUser(), entries, view)
+        user = self.getCurrentUser()
+        result = Label().upsert(folder, user, entries, view)
+        result['training'] = training.labels_changed(folder, config, user, result['changed'])
+        return result
 
     @access.user(scope=TokenScope.DATA_WRITE)
     @autoDescribeRoute(
@@ -234,6 +241,59 @@ class ProjectResource(Resource):
                                                               if c['name'] != source]})
         return {'config': saved, 'relabeled': relabeled}
 
+    # -- suggestions and training ----------------------------------------------------------------------------------
+
+    @access.public(scope=TokenScope.DATA_READ)
+    @autoDescribeRoute(
+        Description('The next unlabeled segments to label, across the project\'s slides, best first.')
+        .notes('Ranked by the project\'s certainty metric on the latest round; each has its slide, segment, '
+               'predicted category, probabilities, score and base-pixel region (for a thumbnail: GET '
+               '/item/{item}/tiles/region). Segments anyone labeled, excluded categories included, never appear.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .param('limit', 'How many.', required=False, dataType='integer', default=None)
+        .errorResponse('The project cannot rank yet (no trained round for a model-based metric).')
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_suggestions(self, folder: dict, limit: int | None) -> list[dict]:
+        config = projects.config_of(folder)
+        limit = config['batchSize'] if limit is None else limit
+        if not 1 <= limit <= 1000:
+            raise ValidationException('limit must be between 1 and 1000', 'limit')
+        try:
+            return training.project_suggestions(folder, limit)
+        except HistomicsLabelError as exc:
+            raise ValidationException(str(exc)) from exc
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Retrain the project\'s model now (or queue a round behind the running one).')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+        .param('wait', 'Answer only when the round (and any queued behind it) is done.', required=False,
+               dataType='boolean', default=False)
+        .errorResponse('Write access was denied on the folder.', 403))
+    def train(self, folder: dict, wait: bool) -> dict:
+        projects.config_of(folder)
+        result = training.request_round(folder, self.getCurrentUser(), 'asked for')
+        if wait:
+            training.wait_for_rounds(folder['_id'])
+            result['round'] = self._latest_round(folder)
+        result['state'] = training.TrainingState().state(folder['_id'])
+        return result
+
+    @access.public(scope=TokenScope.DATA_READ)
+    @autoDescribeRoute(
+        Description('Every finished round of the project, oldest first: the learning curve.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_rounds(self, folder: dict) -> dict:
+        projects.config_of(folder)
+        rounds = [_round_json(doc) for doc in training.Round().find({'project': folder['_id']},
+                                                                   sort=[('number', 1)])]
+        return {'rounds': rounds, 'state': training.TrainingState().state(folder['_id'])}
+
+    def _latest_round(self, folder: dict) -> dict | None:
+        doc = training.Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)])
+        return None if doc is None else _round_json(doc)
+
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     def _entries(self, folder: dict, body: dict, with_category: bool) -> list[dict]:
@@ -296,6 +356,10 @@ class ProjectResource(Resource):
                     'status': review['status'], 'category': review['category'], 'reviewer': str(review['reviewer']),
                     'reviewerLogin': logins.get(review['reviewer']), 'time': review['time']}})
         return result
+
+
+def _round_json(doc: dict) -> dict:
+    return {key: (str(value) if isinstance(value, ObjectId) else value) for key, value in doc.items()}
 
 
 def _object_id(value: str, field: str) -> ObjectId:

@@ -64,9 +64,12 @@ def project(server, admin, user, fsAssetstore, data_dir, cmu_svs, embedded_cmu):
         ImageItem().createImageItem(item, file, user=admin, createJob=False)
         item = Item().load(file['itemId'], force=True)
     shutil.copyfile(embedded_cmu, projects.store_path(folder, item))
-    projects.save_config(folder, {'categories': CATEGORIES})
+    projects.save_config(folder, {'categories': CATEGORIES, **STORE_SETTINGS})
     return {'folder': Folder().load(folder['_id'], force=True), 'item': item}
 
 
+STORE_SETTINGS = {'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0}
+"""The settings the session's store was made with (tests/conftest.py ``EMBEDDED_FAST``); rounds only on request,
+unless a test turns automatic retraining on."""
 CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
               {'name': 'background', 'color': '#888888', 'excluded': True}]

@@ -1,0 +1,242 @@
+"""Training rounds of a project on the server: one at a time, recorded for the learning curve, as Girder jobs.
+
+A round trains the project's model on the effective labels of every segmented slide and predicts every segment
+(``core.rounds.train_slides_round``), in a background thread of the server, shown in the job list. Rounds of a
+project never run twice at once: a request while one runs marks the project *pending*, and the running worker
+starts one more round when it finishes, so a burst of requests costs at most one extra round and no label is left
+out. A failed round leaves every slide's previous round (model and predictions) in place.
+
+The running/pending flags live in one document per project, changed only by atomic conditional updates. A
+server killed mid-round leaves the flag set; ``reset_interrupted`` clears it when the plugin loads (one server per
+database, as Girder itself assumes for its local jobs).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+
+from bson.objectid import ObjectId
+from girder.models.folder import Folder
+from girder.models.model_base import Model
+from girder.models.user import User
+from girder_jobs.constants import JobStatus
+from girder_jobs.models.job import Job
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from . import projects
+from .core.errors import HistomicsLabelError
+from .core.labels import Category, LabelSet
+from .core.pipeline import model_options, representation
+from .core.rounds import train_slides_round
+from .core.store import SlideStore
+from .core.suggestions import suggest_across
+from .models.label import Label
+
+logger = logging.getLogger(__name__)
+JOB_TYPE = 'histomics_label.train'
+_workers: dict[str, threading.Thread] = {}
+_workers_lock = threading.Lock()
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class TrainingState(Model):
+    """Per project: whether a round runs, whether another is wanted, and labels changed since the last one."""
+
+    def initialize(self) -> None:
+        self.name = 'histomics_label_training'
+        self.ensureIndices([([('project', ASCENDING)], {'unique': True})])
+
+    def validate(self, doc: dict) -> dict:
+        return doc
+
+    def count_labels(self, project_id: ObjectId, changed: int) -> int:
+        """Add ``changed`` labels to the count since the last round started; returns the new count."""
+        doc = self.collection.find_one_and_update({'project': project_id}, {'$inc': {'labelsSince': changed}},
+                                                  upsert=True, return_document=ReturnDocument.AFTER)
+        return doc['labelsSince']
+
+    def acquire(self, project_id: ObjectId) -> bool:
+        """Mark a round running; False (and the project marked pending) when one already runs."""
+        try:
+            doc = self.collection.find_one_and_update(
+                {'project': project_id, 'running': {'$ne': True}},
+                {'$set': {'running': True, 'pending': False, 'started': _now(), 'labelsSince': 0}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            doc = None
+        if doc is None:
+            self.collection.update_one({'project': project_id}, {'$set': {'pending': True}})
+            return False
+        return True
+
+    def next_or_release(self, project_id: ObjectId) -> bool:
+        """After a round: True to run another (one was asked for meanwhile), else release the project."""
+        if self.collection.find_one_and_update({'project': project_id, 'pending': True},
+                                               {'$set': {'pending': False, 'labelsSince': 0}}) is not None:
+            return True
+        released = self.collection.update_one({'project': project_id, 'pending': {'$ne': True}},
+                                              {'$set': {'running': False}})
+        return released.modified_count == 0
+
+    def state(self, project_id: ObjectId) -> dict:
+        doc = self.collection.find_one({'project': project_id}) or {}
+        return {'running': bool(doc.get('running')), 'pending': bool(doc.get('pending')),
+                'labelsSince': int(doc.get('labelsSince', 0))}
+
+    def reset_interrupted(self) -> None:
+        self.collection.update_many({'running': True}, {'$set': {'running': False, 'pending': False}})
+
+
+class Round(Model):
+    """One finished round of a project: what it learnt from and how well it did (the learning curve's points)."""
+
+    def initialize(self) -> None:
+        self.name = 'histomics_label_round'
+        self.ensureIndices([([('project', ASCENDING), ('number', ASCENDING)], {'unique': True})])
+
+    def validate(self, doc: dict) -> dict:
+        return doc
+
+
+def request_round(folder: dict, user: dict | None, reason: str) -> dict:
+    """Start a round, or queue one behind the running round; returns what happened and the job, if started."""
+    if not TrainingState().acquire(folder['_id']):
+        return {'status': 'queued'}
+    job = _create_job(folder, user, reason)
+    thread = threading.Thread(target=_work, args=(folder['_id'], user['_id'] if user else None, job['_id']),
+                              name=f'histomics-label-train-{folder["_id"]}', daemon=True)
+    with _workers_lock:
+        _workers[str(folder['_id'])] = thread
+    thread.start()
+    return {'status': 'started', 'job': str(job['_id'])}
+
+
+def wait_for_rounds(folder_id: ObjectId, timeout: float | None = None) -> None:
+    """Block until the project's rounds (and any queued behind them) are done."""
+    with _workers_lock:
+        thread = _workers.get(str(folder_id))
+    if thread is not None:
+        thread.join(timeout)
+
+
+def labels_changed(folder: dict, config: dict, user: dict, changed: int) -> dict | None:
+    """Count new labels; start (or queue) a round when ``retrainEvery`` of them arrived since the last one."""
+    if changed <= 0:
+        return None
+    count = TrainingState().count_labels(folder['_id'], changed)
+    every = config.get('retrainEvery', 0)
+    if not every or count < every or not _trainable(folder, config):
+        return None
+    return request_round(folder, user, f'{count} new labels')
+
+
+def run_round(folder: dict) -> dict:
+    """Train one round now, in this thread; returns the recorded round. Raises on failure, changing nothing."""
+    config = projects.config_of(folder)
+    slides = segmented_slides(folder, config)
+    if not slides:
+        raise HistomicsLabelError('No slide of the project has segments and features yet; generate them first')
+    pipeline = projects.pipeline_config(folder, slides[0][0], config)
+    records = train_slides_round([(str(path), labels) for _, path, labels in slides], representation(pipeline),
+                                 config['model'], model_options(pipeline))
+    metrics = records[0].metrics
+    number = (Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)]) or {}).get('number', 0)
+    document = {'project': folder['_id'], 'number': number + 1, 'created': _now(), 'model': config['model'],
+                'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
+                'perClass': metrics['per_class'], 'heldOutBalancedAccuracy': metrics['held_out_balanced_accuracy'],
+                'heldOutCount': metrics['held_out_count'], 'warmStart': metrics['training'].get('warm_start'),
+                'slides': {str(item['_id']): record.number for (item, _, _), record in zip(slides, records,
+                                                                                          strict=True)}}
+    Round().collection.insert_one(document)
+    return document
+
+
+def segmented_slides(folder: dict, config: dict) -> list[tuple[dict, object, LabelSet]]:
+    """``(item, store path, labels)`` of each slide whose store has its segments and current features."""
+    categories = [Category(c['name'], c['color'], c['excluded']) for c in config['categories']]
+    index = {c.name: i for i, c in enumerate(categories)}
+    effective = Label().effective(folder['_id'])
+    result = []
+    for item in projects.slides(folder):
+        path = projects.store_path(folder, item)
+        if not path.exists():
+            continue
+        rep = representation(projects.pipeline_config(folder, item, config))
+        with SlideStore(path) as store:
+            if not rep.is_current(store):
+                continue
+        pairs = sorted((segment, index[category]) for (item_id, segment), category in effective.items()
+                       if item_id == item['_id'] and category in index)
+        ids = [p[0] for p in pairs]
+        result.append((item, path, LabelSet(categories, ids, [p[1] for p in pairs])))
+    return result
+
+
+def _trainable(folder: dict, config: dict) -> bool:
+    """Whether the labels name at least two categories that train."""
+    trainable = {c['name'] for c in config['categories'] if not c['excluded']}
+    used = {category for category in Label().effective(folder['_id']).values() if category in trainable}
+    return len(used) >= 2
+
+
+def _create_job(folder: dict, user: dict | None, reason: str) -> dict:
+    """A local Girder job for one round: ``run_job`` is what girder_jobs would call to run it."""
+    job = Job().createLocalJob(module=__name__, function='run_job', title=f'Histomics Label: train {folder["name"]}',
+                               type=JOB_TYPE, user=user, public=False,
+                               kwargs={'project': str(folder['_id']), 'reason': reason})
+    return Job().updateJob(job, status=JobStatus.QUEUED, log=f'Round requested: {reason}\n')
+
+
+def _work(folder_id: ObjectId, user_id: ObjectId | None, job_id: ObjectId) -> None:
+    """Run rounds until none is pending, one job each; always releases the project."""
+    try:
+        while True:
+            run_job(Job().load(job_id, force=True))
+            if not TrainingState().next_or_release(folder_id):
+                return
+            folder = Folder().load(folder_id, force=True)
+            user = User().load(user_id, force=True) if user_id else None
+            job_id = _create_job(folder, user, 'labels changed while the previous round ran')['_id']
+    except Exception:  # the project must never stay marked running
+        logger.exception('Training worker of project %s failed', folder_id)
+        TrainingState().collection.update_one({'project': folder_id}, {'$set': {'running': False}})
+
+
+def run_job(job: dict) -> None:
+    """Run the round of ``job`` in this thread and record the outcome in the job."""
+    folder_id = ObjectId(job['kwargs']['project'])
+    job = Job().updateJob(job, status=JobStatus.RUNNING, progressTotal=1, progressCurrent=0,
+                          progressMessage='training')
+    try:
+        folder = Folder().load(folder_id, force=True)
+        document = run_round(folder)
+    except Exception as exc:
+        logger.info('Round of project %s failed: %s', folder_id, exc)
+        Job().updateJob(job, status=JobStatus.ERROR, log=f'Error: {exc}\nThe previous round stays in place.\n')
+        return
+    Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done',
+                    log=f'Round {document["number"]}: {document["labelsUsed"]} labels, held-out balanced accuracy '
+                        f'{document["heldOutBalancedAccuracy"]}\n')
+
+
+def project_suggestions(folder: dict, limit: int) -> list[dict]:
+    """The next ``limit`` unlabeled segments across the project's slides, by the project's certainty metric."""
+    config = projects.config_of(folder)
+    slides = segmented_slides(folder, config)
+    if not slides:
+        return []
+    rep = representation(projects.pipeline_config(folder, slides[0][0], config))
+    found = suggest_across([(str(path), labels) for _, path, labels in slides], config['certainty'], limit,
+                           config['seed'], rep=rep, embedding_key=config['extractor'])
+    result = []
+    for suggestion in found:
+        item = slides[suggestion.pop('slide')][0]
+        result.append({'item': str(item['_id']), 'itemName': item['name'], **suggestion,
+                       'region': suggestion['bbox_base']})
+    return result

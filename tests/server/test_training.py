@@ -1,0 +1,110 @@
+"""Suggestions and training rounds over REST: the round loop on the real H&E slide, queued rounds, failures."""
+
+import json
+
+import pytest
+from pytest_girder.assertions import assertStatus, assertStatusOk
+
+pytestmark = pytest.mark.plugin('histomics_label')
+
+
+def _path(project, suffix=''):
+    return f'/histomics_label/project/{project["folder"]["_id"]}{suffix}'
+
+
+def _label(server, project, user, labels):
+    item = str(project['item']['_id'])
+    body = {'labels': [{'item': item, 'segment': s, 'category': c} for s, c in labels], 'view': 'guided'}
+    response = server.request(_path(project, '/labels'), method='PUT', user=user, type='application/json',
+                              body=json.dumps(body))
+    assertStatusOk(response)
+    return response.json
+
+
+@pytest.fixture
+def seeded(project, admin, embedded_cmu, cmu_svs):
+    """The project with the demo's stain-based seed labels (5 per category) written by admin."""
+    from histomics_label.demo import seed_labels
+
+    document = seed_labels(str(embedded_cmu), str(cmu_svs), 5)
+    names = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
+    return [(int(segment), names[category]) for segment, category in document['labels'].items()]
+
+
+def test_label_train_suggest_loop(server, project, admin, seeded):
+    assertStatus(server.request(_path(project, '/suggestions'), user=admin), 400)  # no round yet
+    _label(server, project, admin, seeded)
+    trained = server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
+    assertStatusOk(trained)
+    assert trained.json['status'] == 'started'
+    first = trained.json['round']
+    assert first['number'] == 1 and first['labelsUsed'] == 8  # the 4 'background' labels are excluded
+    assert set(first['perClass']) == {'tumor', 'stroma'}
+    from girder_jobs.models.job import Job
+
+    job = Job().load(trained.json['job'], force=True, includeLog=True)
+    assert job['status'] == 3 and 'Round 1' in job['log'][-1]
+    suggestions = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 10})
+    assertStatusOk(suggestions)
+    picked = suggestions.json
+    assert len(picked) == 10 and {s['predicted'] for s in picked} <= {'tumor', 'stroma'}
+    labeled = {s for s, _ in seeded}
+    assert not {s['segment'] for s in picked} & labeled
+    assert all(s['item'] == str(project['item']['_id']) and len(s['region']) == 4 for s in picked)
+    # label the suggestions, retrain: the next suggestions are new segments, the curve has two points
+    _label(server, project, admin, [(s['segment'], s['predicted']) for s in picked])
+    server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
+    rounds = server.request(_path(project, '/rounds'), user=admin).json
+    assert [r['labelsUsed'] for r in rounds['rounds']] == [8, 18]
+    assert rounds['rounds'][1]['warmStart'] is True and rounds['state']['running'] is False
+    again = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 10}).json
+    assert not {s['segment'] for s in again} & ({s['segment'] for s in picked} | labeled)
+
+
+def test_labels_retrain_automatically_every_k(server, project, admin, seeded):
+    from histomics_label import projects, training
+
+    projects.save_config(project['folder'], {'retrainEvery': 5})
+    response = _label(server, project, admin, seeded)
+    assert response['training']['status'] == 'started'
+    training.wait_for_rounds(project['folder']['_id'])
+    assert training.Round().collection.count_documents({'project': project['folder']['_id']}) == 1
+    assert _label(server, project, admin, [(200, 'tumor')])['training'] is None  # 1 < 5 new labels
+
+
+def test_a_round_asked_for_while_one_runs_is_queued_not_doubled(server, project, admin, seeded):
+    from histomics_label import training
+
+    _label(server, project, admin, seeded)
+    assert training.TrainingState().acquire(project['folder']['_id'])  # as if a round were running
+    queued = server.request(_path(project, '/train'), method='POST', user=admin)
+    assert queued.json['status'] == 'queued' and queued.json['state']['pending'] is True
+    assert training.TrainingState().next_or_release(project['folder']['_id']) is True  # the worker runs one more
+    assert training.TrainingState().next_or_release(project['folder']['_id']) is False
+    assert training.TrainingState().state(project['folder']['_id'])['running'] is False
+
+
+def test_a_failed_round_leaves_the_previous_one(server, project, admin, seeded):
+    from histomics_label import training
+    from histomics_label.core.store import SlideStore
+
+    _label(server, project, admin, seeded)
+    server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
+    server.request(_path(project, '/labels'), method='DELETE', user=admin, type='application/json',
+                   body=json.dumps({'labels': [{'item': str(project['item']['_id']), 'segment': s}
+                                               for s, c in seeded if c == 'stroma']}))
+    failed = server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
+    assert failed.json['round']['number'] == 1  # one trainable category left: no new round
+    from girder_jobs.models.job import Job
+
+    job = Job().load(failed.json['job'], force=True, includeLog=True)
+    assert job['status'] == 4 and 'at least two categories' in job['log'][-1]
+    with SlideStore(training.projects.store_path(project['folder'], project['item'])) as store:
+        assert store.rounds() == [1]
+    assertStatusOk(server.request(_path(project, '/suggestions'), user=admin))
+
+
+def test_read_access_sees_but_cannot_train(server, project, user):
+    assertStatus(server.request(_path(project, '/train'), method='POST', user=user), 403)
+    assertStatusOk(server.request(_path(project, '/rounds'), user=user))
+    assertStatus(server.request(_path(project, '/suggestions'), user=user, params={'limit': 0}), 400)
