@@ -18,7 +18,7 @@ from girder.exceptions import ValidationException
 from girder.models.folder import Folder
 from girder.models.user import User
 
-from .. import projects, training
+from .. import projects, publishing, segmenting, training
 from ..core.errors import HistomicsLabelError
 from ..models.label import VIEWS, Label
 from ..project_config import DEFAULTS, META_KEY
@@ -45,6 +45,8 @@ class ProjectResource(Resource):
         self.route('GET', ('project', ':id', 'suggestions'), self.get_suggestions)
         self.route('POST', ('project', ':id', 'train'), self.train)
         self.route('GET', ('project', ':id', 'rounds'), self.get_rounds)
+        self.route('POST', ('project', ':id', 'segments'), self.make_segments)
+        self.route('POST', ('project', ':id', 'annotations'), self.publish_annotations)
 
     # -- the project -----------------------------------------------------------------------------------------------
 
@@ -289,6 +291,28 @@ class ProjectResource(Resource):
         rounds = [_round_json(doc) for doc in training.Round().find({'project': folder['_id']},
                                                                    sort=[('number', 1)])]
         return {'rounds': rounds, 'state': training.TrainingState().state(folder['_id'])}
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Make segments and features for every slide of the project that lacks them, as jobs.')
+        .notes('One job per slide, shown in the job list with its progress. Slides whose segments and features '
+               'match the configuration are left alone unless force is true.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.ADMIN)
+        .param('force', 'Remake them for every slide.', required=False, dataType='boolean', default=False)
+        .errorResponse('Admin access was denied on the folder.', 403))
+    def make_segments(self, folder: dict, force: bool) -> list[dict]:
+        projects.config_of(folder)
+        return segmenting.start_segment_jobs(folder, self.getCurrentUser(), force)
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Publish every slide\'s labels and latest predictions as large_image pixelmap annotations now.')
+        .notes('Rounds publish them too. The annotations are updated in place, one of each kind per slide.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+        .errorResponse('Write access was denied on the folder.', 403))
+    def publish_annotations(self, folder: dict) -> list[dict]:
+        projects.config_of(folder)
+        return publishing.publish_project(folder, self.getCurrentUser())
 
     def _latest_round(self, folder: dict) -> dict | None:
         doc = training.Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)])

@@ -42,9 +42,18 @@ def data_dir(db, tmp_path):
 
 
 @pytest.fixture
-def project(server, admin, user, fsAssetstore, data_dir, cmu_svs, embedded_cmu):
+def project(bare_project, embedded_cmu):
     """A project folder owned by admin, which ``user`` may read, with three categories (one excluded) and one real
     slide already segmented and embedded (a copy of the session's H&E store)."""
+    from histomics_label import projects
+
+    shutil.copyfile(embedded_cmu, projects.store_path(bare_project['folder'], bare_project['item']))
+    return bare_project
+
+
+@pytest.fixture
+def bare_project(server, admin, user, fsAssetstore, data_dir, cmu_svs):
+    """The project of ``project`` before segment generation: its slide has no store yet."""
     from girder.constants import AccessType
     from girder.models.folder import Folder
     from girder.models.item import Item
@@ -63,7 +72,6 @@ def project(server, admin, user, fsAssetstore, data_dir, cmu_svs, embedded_cmu):
     if not item.get('largeImage'):  # large_image sets it on upload where its auto-set setting is on
         ImageItem().createImageItem(item, file, user=admin, createJob=False)
         item = Item().load(file['itemId'], force=True)
-    shutil.copyfile(embedded_cmu, projects.store_path(folder, item))
     projects.save_config(folder, {'categories': CATEGORIES, **STORE_SETTINGS})
     return {'folder': Folder().load(folder['_id'], force=True), 'item': item}
 

@@ -1,0 +1,78 @@
+"""Labels and predictions of each slide published as large_image annotations, so every DSA viewer shows them.
+
+Each slide has at most one labels annotation and one predictions annotation made by Histomics Label (told apart
+by ``attributes.histomics_label.kind``), each a pixelmap element with one value per segment over the slide's
+segment-id image. Publishing again updates those annotations in place (a new version of the same annotation,
+which large_image keeps in its history) instead of piling up new ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from girder.models.item import Item
+from girder.models.user import User
+from girder_large_image_annotation.models.annotation import Annotation
+
+from . import projects
+from .core.annotation import pixelmap_annotation
+from .core.outputs import UNLABELED_CATEGORY, prediction_annotation
+from .core.store import SlideStore
+from .models.label import Label
+from .segmenting import SEGMENT_IMAGE_KEY
+
+KINDS = ('labels', 'predictions')
+
+
+def publish_project(folder: dict, user: dict | None = None) -> list[dict]:
+    """Publish every segmented slide's labels (and predictions, once a round exists); returns what was published."""
+    config = projects.config_of(folder)
+    effective = Label().effective(folder['_id'])
+    published = []
+    for item in projects.slides(folder):
+        image_id = (item.get('meta') or {}).get(SEGMENT_IMAGE_KEY)
+        path = projects.store_path(folder, item)
+        if not image_id or not path.exists():
+            continue
+        labels = {segment: category for (item_id, segment), category in effective.items() if item_id == item['_id']}
+        documents = {'labels': labels_annotation(path, image_id, config['categories'], labels)}
+        with SlideStore(path) as store:
+            has_round = store.latest_round() is not None
+        if has_round:
+            documents['predictions'] = prediction_annotation(str(path), image_id,
+                                                             name='Histomics Label predictions')
+        for kind, document in documents.items():
+            annotation = _save(item, kind, document, user or User().load(folder['creatorId'], force=True))
+            published.append({'item': str(item['_id']), 'kind': kind, 'annotation': str(annotation['_id'])})
+    return published
+
+
+def labels_annotation(store_path, image_id: str, categories: list[dict], labels: dict[int, str]) -> dict:
+    """A pixelmap annotation colouring each labeled segment by its (effective) category."""
+    with SlideStore(store_path) as store:
+        n_segments, scale = store.n_segments, store.slide_info.scale
+    index = {c['name']: k + 1 for k, c in enumerate(categories)}
+    values = np.zeros(n_segments + 1, np.int64)
+    for segment, category in labels.items():
+        if category in index and 1 <= segment <= n_segments:
+            values[segment] = index[category]
+    return pixelmap_annotation(
+        'Histomics Label labels', girder_id=image_id, values=values.tolist(),
+        categories=[UNLABELED_CATEGORY, *categories], boundaries=False, scale=scale,
+        description=f'{int((values > 0).sum())} labeled segments',
+        attributes={'histomics_label': {'kind': 'labels',
+                                        'excluded': [c['name'] for c in categories if c.get('excluded')]}})
+
+
+def published_annotation(item: dict, kind: str) -> dict | None:
+    """The slide's current labels or predictions annotation made by Histomics Label, if any."""
+    return Annotation().findOne({'itemId': item['_id'], '_active': {'$ne': False},
+                                 'annotation.attributes.histomics_label.kind': kind})
+
+
+def _save(item: dict, kind: str, document: dict, user: dict) -> dict:
+    existing = published_annotation(item, kind)
+    if existing is None:
+        return Annotation().createAnnotation(Item().load(item['_id'], force=True), user, document)
+    existing = Annotation().load(existing['_id'], force=True, getElements=False)
+    existing['annotation'] = document
+    return Annotation().updateAnnotation(existing, updateUser=user)
