@@ -7,18 +7,19 @@ READ on the folder lets a user see the project, WRITE label it, ADMIN configure 
 from __future__ import annotations
 
 import datetime
+import json
 
 import numpy as np
 from bson.objectid import ObjectId
 from girder.api import access
 from girder.api.describe import Description, autoDescribeRoute
-from girder.api.rest import Resource, setResponseHeader
+from girder.api.rest import Resource, setContentDisposition, setRawResponse, setResponseHeader
 from girder.constants import AccessType, SortDir, TokenScope
 from girder.exceptions import ValidationException
 from girder.models.folder import Folder
 from girder.models.user import User
 
-from .. import projects, publishing, segmenting, training
+from .. import agreement, export, projects, publishing, segmenting, training
 from ..core.errors import HistomicsLabelError
 from ..models.label import VIEWS, Label
 from ..project_config import DEFAULTS, META_KEY
@@ -47,6 +48,8 @@ class ProjectResource(Resource):
         self.route('GET', ('project', ':id', 'rounds'), self.get_rounds)
         self.route('POST', ('project', ':id', 'segments'), self.make_segments)
         self.route('POST', ('project', ':id', 'annotations'), self.publish_annotations)
+        self.route('GET', ('project', ':id', 'agreement'), self.get_agreement)
+        self.route('GET', ('project', ':id', 'export'), self.export)
 
     # -- the project -----------------------------------------------------------------------------------------------
 
@@ -156,10 +159,13 @@ class ProjectResource(Resource):
         .param('since', 'Only labels changed at or after this ISO time.', required=False)
         .param('until', 'Only labels changed before this ISO time.', required=False)
         .param('reviewed', 'Only reviewed (true) or unreviewed (false) labels.', required=False, dataType='boolean')
+        .param('disagree', 'Only labels the model disagrees (true) or agrees (false) with.', required=False,
+               dataType='boolean')
         .pagingParams(defaultSort='updated', defaultSortDir=SortDir.DESCENDING)
         .errorResponse('Invalid filter.')
         .errorResponse('Read access was denied on the folder.', 403))
-    def get_labels(self, folder: dict, item, category, labeler, since, until, reviewed, limit, offset, sort):
+    def get_labels(self, folder: dict, item, category, labeler, since, until, reviewed, disagree, limit, offset,
+                   sort):
         projects.config_of(folder)
         query: dict = {'project': folder['_id']}
         if item:
@@ -181,9 +187,17 @@ class ProjectResource(Resource):
             if field not in LABEL_SORTS:
                 raise ValidationException(f'sort must be one of {", ".join(LABEL_SORTS)}', 'sort')
         sort = [*sort, ('_id', SortDir.ASCENDING)]
-        cursor = Label().find(query, sort=sort, offset=offset, limit=limit)
-        setResponseHeader('Girder-Total-Count', Label().collection.count_documents(query))
-        return self._describe_labels(folder, list(cursor))
+        if disagree is None:
+            labels = list(Label().find(query, sort=sort, offset=offset, limit=limit))
+            setResponseHeader('Girder-Total-Count', Label().collection.count_documents(query))
+            return self._describe_labels(folder, labels)
+        # the model's side lives in the slide stores, so this filter pages after reading the matching labels
+        labels = list(Label().find(query, sort=sort))
+        predicted = agreement.model_predictions(folder, [(d['item'], d['segment']) for d in labels])
+        labels = [d for d in labels if (d['item'], d['segment']) in predicted
+                  and (predicted[(d['item'], d['segment'])] != d['category']) == disagree]
+        setResponseHeader('Girder-Total-Count', len(labels))
+        return self._describe_labels(folder, labels[offset:offset + limit] if limit else labels[offset:])
 
     @access.user(scope=TokenScope.DATA_WRITE)
     @autoDescribeRoute(
@@ -314,6 +328,55 @@ class ProjectResource(Resource):
         projects.config_of(folder)
         return publishing.publish_project(folder, self.getCurrentUser())
 
+    # -- review figures and exports --------------------------------------------------------------------------------
+
+    @access.public(scope=TokenScope.DATA_READ)
+    @autoDescribeRoute(
+        Description('Agreement between labelers (each pair with shared segments) and between labels and the model.')
+        .notes('Cohen\'s kappa (null where only one category occurs), raw agreement, count and a confusion matrix '
+               '(rows: the first labeling, columns: the second, in the order of "categories").')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_agreement(self, folder: dict) -> dict:
+        return agreement.project_agreement(folder)
+
+    @access.public(scope=TokenScope.DATA_READ, cookie=True)
+    @autoDescribeRoute(
+        Description('Download labels and predictions as CSV or GeoJSON, or the labeled features as HDF5.')
+        .notes('CSV and GeoJSON hold the labeled segments (every segment with predictions=true), in base pixels; '
+               'GeoJSON polygons are the segments\' outlines. HDF5: features, label, item, segment datasets.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .param('format', 'csv, geojson or hdf5.', enum=list(export.FORMATS))
+        .param('item', 'Only this slide.', required=False)
+        .param('predictions', 'Include unlabeled segments with their prediction.', required=False,
+               dataType='boolean', default=False)
+        .errorResponse('Nothing to export, or too much for GeoJSON.')
+        .errorResponse('Read access was denied on the folder.', 403))
+    def export(self, folder: dict, format: str, item: str | None, predictions: bool):
+        projects.config_of(folder)
+        slide = projects.slide_of(folder, item) if item else None
+        stem = folder['name'].replace('"', '') + (f'-{slide["name"]}' if slide else '')
+        try:
+            if format == 'hdf5':
+                path = export.to_hdf5(folder, slide)
+                setResponseHeader('Content-Type', 'application/x-hdf5')
+                setContentDisposition(f'{stem}-training-set.h5')
+                setRawResponse()
+                return _stream_and_remove(path)
+            rows = export.export_rows(folder, slide, predictions)
+            if format == 'csv':
+                body = export.to_csv(rows)
+                setResponseHeader('Content-Type', 'text/csv')
+                setContentDisposition(f'{stem}-labels.csv')
+            else:
+                body = json.dumps(export.to_geojson(folder, rows))
+                setResponseHeader('Content-Type', 'application/geo+json')
+                setContentDisposition(f'{stem}-labels.geojson')
+        except HistomicsLabelError as exc:
+            raise ValidationException(str(exc)) from exc
+        setRawResponse()
+        return body.encode('utf8')
+
     def _latest_round(self, folder: dict) -> dict | None:
         doc = training.Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)])
         return None if doc is None else _round_json(doc)
@@ -360,6 +423,7 @@ class ProjectResource(Resource):
         by_item: dict[ObjectId, list[int]] = {}
         for label in labels:
             by_item.setdefault(label['item'], []).append(label['segment'])
+        predicted = agreement.model_predictions(folder, [(d['item'], d['segment']) for d in labels])
         for item_id, segments in by_item.items():
             boxes = projects.segment_boxes(folder, item_id, np.array(segments))
             if boxes is not None:
@@ -376,10 +440,23 @@ class ProjectResource(Resource):
                 'category': label['category'], 'labeler': str(label['labeler']),
                 'labelerLogin': logins[label['labeler']], 'created': label['created'], 'updated': label['updated'],
                 'view': label.get('view'), 'region': regions.get((label['item'], label['segment'])),
+                'predicted': predicted.get((label['item'], label['segment'])),
                 'review': None if review is None else {
                     'status': review['status'], 'category': review['category'], 'reviewer': str(review['reviewer']),
                     'reviewerLogin': logins.get(review['reviewer']), 'time': review['time']}})
         return result
+
+
+def _stream_and_remove(path):
+    """Stream a temporary file in chunks, removing it once sent (or abandoned)."""
+    def stream():
+        try:
+            with open(path, 'rb') as handle:
+                while chunk := handle.read(1 << 20):
+                    yield chunk
+        finally:
+            path.unlink(missing_ok=True)
+    return stream
 
 
 def _round_json(doc: dict) -> dict:
