@@ -1,7 +1,9 @@
-# The Slicer CLI image that slicer_cli_web runs from the DSA job panel:
-#   docker build -t histomics-label:latest .
-#   then register it in the DSA (Slicer CLI Web → upload image "histomics-label:latest").
-FROM python:3.11-slim
+# Two images from one file:
+#   docker build -t histomics-label:latest .                  the Slicer CLI image slicer_cli_web runs from the
+#                                                             DSA job panel (register it: Slicer CLI Web → upload
+#                                                             image "histomics-label:latest")
+#   docker build --target server -t histomics-label-server .  Girder 5 with the plugin (docker-compose.yml)
+FROM python:3.11-slim AS base
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
@@ -15,6 +17,13 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
  && pip install --no-cache-dir . \
  && python -c "import histomics_label.core.extractors"
 
+FROM base AS server
+# Girder 5 with Histomics Label and the plugins it loads; MongoDB and Redis come from docker-compose.yml.
+ENV HISTOMICS_LABEL_DATA_DIR=/data/histomics_label
+EXPOSE 8080
+CMD ["sh", "-c", "girder serve --mode production --host 0.0.0.0 --port 8080 --database \"$GIRDER_MONGO_URI\""]
+
+FROM base AS cli
 COPY slicer_cli ./slicer_cli
 WORKDIR /opt/histomics_label/slicer_cli
 ENV OMP_NUM_THREADS=4

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 
 import numpy as np
 from bson.objectid import ObjectId
@@ -50,6 +51,7 @@ class ProjectResource(Resource):
         self.route('POST', ('project', ':id', 'annotations'), self.publish_annotations)
         self.route('GET', ('project', ':id', 'agreement'), self.get_agreement)
         self.route('GET', ('project', ':id', 'export'), self.export)
+        self.route('GET', ('project', ':id', 'similar'), self.get_similar)
 
     # -- the project -----------------------------------------------------------------------------------------------
 
@@ -376,6 +378,43 @@ class ProjectResource(Resource):
             raise ValidationException(str(exc)) from exc
         setRawResponse()
         return body.encode('utf8')
+
+    @access.public(scope=TokenScope.DATA_READ)
+    @autoDescribeRoute(
+        Description('More like this: the segments of the project\'s slides nearest to example segments.')
+        .notes('The examples\' mean embedding is the query; segments anyone labeled on the examples\' slide are left '
+               'out. With negatives (or cnfp=true) the answer mixes nearest unlabeled segments with the closest '
+               'counter-examples and the farthest examples (CNFP).')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .param('item', 'The slide of the example segments.')
+        .jsonParam('segments', 'Example segment ids, a JSON list.', requireArray=True)
+        .jsonParam('negatives', 'Counter-example segment ids, a JSON list.', required=False, requireArray=True)
+        .param('limit', 'How many.', required=False, dataType='integer', default=20)
+        .param('cnfp', 'Mix in the farthest examples and closest counter-examples.', required=False,
+               dataType='boolean', default=False)
+        .errorResponse('Unknown slide or segments, or no feature vectors.')
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_similar(self, folder: dict, item: str, segments: list, negatives: list | None, limit: int,
+                    cnfp: bool) -> list[dict]:
+        from ..core.similar import similar_segments
+
+        config = projects.config_of(folder)
+        slide = projects.slide_of(folder, item)
+        if not 1 <= limit <= 1000:
+            raise ValidationException('limit must be between 1 and 1000', 'limit')
+        slides = [slide] + [s for s in projects.slides(folder) if s['_id'] != slide['_id']
+                            and projects.store_path(folder, s).exists()]
+        paths = [str(projects.store_path(folder, s)) for s in slides]
+        if not Path(paths[0]).exists():
+            raise ValidationException(f'Slide {slide["name"]} has no segments yet', 'item')
+        labeled = [segment for (item_id, segment) in Label().effective(folder['_id'], slide['_id'])]
+        try:
+            found = similar_segments(paths, [int(v) for v in segments], limit, config['extractor'],
+                                     negatives=[int(v) for v in negatives or []], cnfp_mix=cnfp, exclude=labeled)
+        except (HistomicsLabelError, ValueError, TypeError) as exc:
+            raise ValidationException(str(exc)) from exc
+        by_path = dict(zip(paths, slides, strict=True))
+        return [{'item': str(by_path[f.pop('store')]['_id']), **f, 'region': f['bbox_base']} for f in found]
 
     def _latest_round(self, folder: dict) -> dict | None:
         doc = training.Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)])

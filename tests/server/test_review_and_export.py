@@ -108,3 +108,24 @@ def test_bad_export_requests(server, project, admin, user):
     assertStatus(server.request(_path(project, '/export'), user=admin, params={'format': 'xlsx'}), 400)
     assertStatus(server.request(_path(project, '/export'), user=admin, params={'format': 'hdf5'}), 400)
     assertStatus(server.request(_path(project, '/export'), params={'format': 'csv'}), 401)
+
+
+def test_more_like_this(server, project, admin, user, trained):
+    seeds, _ = trained
+    example = next(s for s, c in seeds.items() if c == 'tumor')
+    response = server.request(_path(project, '/similar'), user=user,
+                              params={'item': str(project['item']['_id']), 'segments': json.dumps([example]),
+                                      'limit': 5})
+    assertStatusOk(response)
+    found = response.json
+    assert len(found) == 5 and [f['rank'] for f in found] == [1, 2, 3, 4, 5]
+    assert all(f['kind'] == 'unlabeled' and f['segment'] not in seeds for f in found)
+    assert [f['distance'] for f in found] == sorted(f['distance'] for f in found)
+    negatives = [s for s, c in seeds.items() if c == 'stroma'][:2]
+    mixed = server.request(_path(project, '/similar'), user=user,
+                           params={'item': str(project['item']['_id']), 'segments': json.dumps([example]),
+                                   'negatives': json.dumps(negatives), 'limit': 6}).json
+    assert {f['kind'] for f in mixed} == {'unlabeled', 'negative', 'positive'}
+    bad = server.request(_path(project, '/similar'), user=user,
+                         params={'item': str(project['item']['_id']), 'segments': '[99999999]'})
+    assertStatus(bad, 400)
