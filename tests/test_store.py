@@ -1,6 +1,7 @@
 """The slide store round-trips a real segmentation, reads in parts, writes atomically and rejects bad files."""
 
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -353,3 +354,50 @@ def test_patch_validation_and_atomicity(tmp_path, store_path, segmentation):
         with SlideStore.create(tmp_path / 'new.h5', slide_info(labels), {}) as writer:
             writer.create_patches(16)
     assert not (tmp_path / 'new.h5').exists()
+
+
+def _round_fields(n, seed):
+    rng = np.random.default_rng(seed)
+    return dict(categories=CATEGORIES, label_ids=np.array([1, n]), label_categories=np.array([0, 1]),
+                probabilities=rng.dirichlet(np.ones(3), n).astype(np.float32), model_name='linear',
+                model_params={'seed': seed}, model_state={'weight': rng.normal(size=(3, 2))}, metrics={})
+
+
+def test_appended_rounds_are_files_of_their_own(store_path, segmentation):
+    import threading
+
+    from histomics_label.core.store import append_round, rounds_folder
+
+    _, labels, table, colour = segmentation
+    first, _ = add_labeled_round(store_path, len(table))  # a round inside the store
+    size = store_path.stat().st_size
+    second = append_round(store_path, **_round_fields(len(table), 1))
+    assert (first, second) == (1, 2)
+    assert store_path.stat().st_size == size  # the store itself is not rewritten
+    numbers = []
+    threads = [threading.Thread(target=lambda k=k: numbers.append(append_round(
+        store_path, **_round_fields(len(table), k)))) for k in range(2, 6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(numbers) == [3, 4, 5, 6]  # writers at once get distinct numbers
+    with SlideStore(store_path) as store:
+        assert store.rounds() == [1, 2, 3, 4, 5, 6]
+        record = store.round(2)
+        np.testing.assert_array_equal(record.probabilities, _round_fields(len(table), 1)['probabilities'])
+        assert store.latest_round().number == 6
+        np.testing.assert_array_equal(store.round_probabilities(2, [0, 3]), record.probabilities[[0, 3]])
+    assert not [name for name in os.listdir(rounds_folder(store_path)) if name.endswith('.tmp')]
+    with pytest.raises(StoreError, match='Probabilities must be'):
+        append_round(store_path, **{**_round_fields(len(table), 9), 'probabilities': np.zeros((2, 3))})
+    with SlideStore(store_path) as store:
+        assert store.rounds() == [1, 2, 3, 4, 5, 6]
+    # a store made again (say, re-segmented) starts without the old rounds, even if their files were left
+    copy = store_path.with_name('copy.h5')
+    write_store(copy, labels, table, colour)
+    shutil.copytree(rounds_folder(store_path), rounds_folder(copy))
+    with SlideStore(copy) as store:
+        assert store.rounds() == []
+    write_store(store_path, labels, table, colour)
+    assert not os.path.exists(rounds_folder(store_path))

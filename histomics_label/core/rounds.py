@@ -19,7 +19,7 @@ from .models import Model
 from .models import models as model_registry
 from .progress import Progress, no_progress
 from .representations import Representation
-from .store import RoundRecord, SlideStore
+from .store import RoundRecord, SlideStore, append_round
 
 PREDICT_CHUNK = 4096
 """Segments predicted at a time: bounds memory for image patches (4096 × 100² × 3 bytes ≈ 120 MB)."""
@@ -97,11 +97,10 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     state = model.state()
     records = []
     for (store_path, labels), probabilities in zip(slides, predictions, strict=True):
-        with SlideStore.update(store_path) as writer:
-            number = writer.add_round(
-                categories=[c.as_dict() for c in categories], label_ids=labels.segment_ids,
-                label_categories=labels.category_index, probabilities=_expand(probabilities, classes, categories),
-                model_name=model_name, model_params=params, model_state=state, metrics=metrics)
+        number = append_round(
+            store_path, categories=[c.as_dict() for c in categories], label_ids=labels.segment_ids,
+            label_categories=labels.category_index, probabilities=_expand(probabilities, classes, categories),
+            model_name=model_name, model_params=params, model_state=state, metrics=metrics)
         with SlideStore(store_path) as store:
             records.append(store.round(number))
     progress(3, 3, 'trained')
@@ -155,13 +154,11 @@ def merge_categories(store_path: str, labels: LabelSet, source: str, target: str
     mapping = [merged_classes.index(column[c]) for c in old_classes]
     state = model_registry.get(previous.model_name).remap_classes(previous.model_state, mapping,
                                                                   len(merged_classes))
-    with SlideStore.update(store_path) as writer:
-        number = writer.add_round(
-            categories=[c.as_dict() for c in merged.categories], label_ids=merged.segment_ids,
-            label_categories=merged.category_index, probabilities=probabilities, model_name=previous.model_name,
-            model_params={**previous.model_params, 'classes': merged_classes}, model_state=state,
-            metrics={**previous.metrics, 'merged': {'source': source, 'target': target,
-                                                    'from_round': previous.number}})
+    number = append_round(
+        store_path, categories=[c.as_dict() for c in merged.categories], label_ids=merged.segment_ids,
+        label_categories=merged.category_index, probabilities=probabilities, model_name=previous.model_name,
+        model_params={**previous.model_params, 'classes': merged_classes}, model_state=state,
+        metrics={**previous.metrics, 'merged': {'source': source, 'target': target, 'from_round': previous.number}})
     with SlideStore(store_path) as store:
         return merged, store.round(number)
 

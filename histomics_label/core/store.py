@@ -18,6 +18,12 @@ Layout (schema version 1)::
     /rounds/<k>/label_categories   int64 (L,)  index into the round's categories
     /rounds/<k>/model/<key>        one dataset per entry of the model's state
 
+Rounds of a store that exists are appended as files of their own, ``<store>.rounds/<k>.h5``, whose root holds
+what ``/rounds/<k>`` holds, plus the ``store_id`` of the store they belong to (the root attribute ``store_id``, a
+random id given at creation; a round file of another store, say one re-segmented since, is ignored). Appending a
+round so costs the round's size, not a copy of the whole store (gigabytes of features on a large slide), and a new
+store removes the old store's round files.
+
 Every write goes to a temporary file beside the store, which replaces the store only when the write succeeded,
 so a reader never sees a half-written store and a failed step leaves the previous store byte-identical. Reads are
 partial: rows of the tables and regions of the raster are read from disk only when asked for.
@@ -42,7 +48,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -95,10 +101,14 @@ class _StoreView:
     def __init__(self, h5: h5py.File, path: str) -> None:
         self._h5 = h5
         self.path = path
+        self._opened_rounds: dict[str, h5py.File] = {}
 
     # -- lifetime -------------------------------------------------------------------------------------------------
 
     def close(self) -> None:
+        for handle in self._opened_rounds.values():
+            handle.close()
+        self._opened_rounds.clear()
         self._h5.close()
 
     def __enter__(self):
@@ -211,7 +221,26 @@ class _StoreView:
     # -- rounds ---------------------------------------------------------------------------------------------------
 
     def rounds(self) -> list[int]:
-        return sorted(int(k) for k in self._h5['rounds']) if 'rounds' in self._h5 else []
+        inside = {int(k) for k in self._h5['rounds']} if 'rounds' in self._h5 else set()
+        return sorted(inside | set(self._round_files()))
+
+    def _round_files(self) -> dict[int, h5py.File]:
+        """The appended round files that belong to this store (kept open while the store is), by round number."""
+        folder = rounds_folder(self.path)
+        if not os.path.isdir(folder):
+            return {}
+        found = {}
+        for name in os.listdir(folder):
+            stem, _, suffix = name.partition('.')
+            if suffix != 'h5' or not stem.isdigit():
+                continue
+            path = os.path.join(folder, name)
+            handle = self._opened_rounds.get(path)
+            if handle is None:
+                handle = self._opened_rounds[path] = _open_checked(path)
+            if handle.attrs.get('store_id') == _store_id(self._h5):
+                found[int(stem)] = handle
+        return found
 
     def round(self, number: int) -> RoundRecord:
         group = self._round_group(number)
@@ -233,10 +262,14 @@ class _StoreView:
         return self.round(numbers[-1]) if numbers else None
 
     def _round_group(self, number: int) -> h5py.Group:
-        if int(number) not in self.rounds():
-            have = ', '.join(map(str, self.rounds())) or 'none'
-            raise StoreError(f'The store {self.path} has no round {number} (it has: {have})')
-        return self._h5['rounds'][str(int(number))]
+        number = int(number)
+        if 'rounds' in self._h5 and str(number) in self._h5['rounds']:
+            return self._h5['rounds'][str(number)]
+        handle = self._round_files().get(number)
+        if handle is not None:
+            return handle
+        have = ', '.join(map(str, self.rounds())) or 'none'
+        raise StoreError(f'The store {self.path} has no round {number} (it has: {have})')
 
     def _dataset(self, name: str, what: str) -> h5py.Dataset:
         if name not in self._h5:
@@ -263,12 +296,14 @@ class SlideStore(_StoreView):
                 h5.attrs['format'] = FORMAT_NAME
                 h5.attrs['schema_version'] = SCHEMA_VERSION
                 h5.attrs['created'] = _now()
+                h5.attrs['store_id'] = uuid.uuid4().hex
                 h5.attrs['slide_info'] = slide_json
                 h5.attrs['segment_params'] = params_json
                 writer = StoreWriter(h5, path)
                 yield writer
             if writer.needs_repack:
                 _repack(temp)
+        shutil.rmtree(rounds_folder(path), ignore_errors=True)  # the rounds of the store this one replaced
 
     @classmethod
     @contextmanager
@@ -283,6 +318,42 @@ class SlideStore(_StoreView):
                 yield writer
             if writer.needs_repack:
                 _repack(temp)
+
+
+def append_round(store_path: str | os.PathLike, **round_fields) -> int:
+    """Add a round to an existing store as a round file of its own; returns the round's number.
+
+    Takes ``StoreWriter.add_round``'s arguments. The file is written beside its final name and linked into place
+    under the next free number, so a failed write leaves nothing and two writers at once get two numbers.
+    """
+    path = os.fspath(store_path)
+    with SlideStore(path) as store:
+        n_segments = store.n_segments
+        store_id = _store_id(store._h5)
+        number = max(store.rounds(), default=0) + 1
+    folder = rounds_folder(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f'Cannot write the rounds of {path}: {exc}') from None
+    temp = os.path.join(folder, f'.{uuid.uuid4().hex[:12]}.tmp')
+    try:
+        with h5py.File(temp, 'w', locking=False) as h5:
+            h5.attrs['format'] = FORMAT_NAME
+            h5.attrs['schema_version'] = SCHEMA_VERSION
+            h5.attrs['store_id'] = store_id
+            _write_round(lambda: h5, n_segments, **round_fields)
+        with open(temp, 'rb') as stream:
+            os.fsync(stream.fileno())
+        while True:
+            try:
+                os.link(temp, os.path.join(folder, f'{number}.h5'))
+                return number
+            except FileExistsError:
+                number += 1
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
 
 
 class StoreWriter(_StoreView):
@@ -420,39 +491,58 @@ class StoreWriter(_StoreView):
 
     def add_round(self, categories: list[dict], label_ids, label_categories, probabilities: np.ndarray,
                   model_name: str, model_params: dict, model_state: dict, metrics: dict) -> int:
-        """Record a new round and return its number (1 for the first)."""
-        n = self.n_segments
-        _check_categories(categories)
-        label_ids = np.asarray(label_ids, np.int64).ravel()
-        label_categories = np.asarray(label_categories, np.int64).ravel()
-        if len(label_ids) != len(label_categories):
-            raise LabelsError(f'{len(label_ids)} labeled segments but {len(label_categories)} label categories')
-        bad = label_ids[(label_ids < 1) | (label_ids > n)]
-        if len(bad):
-            raise LabelsError(f'{len(bad)} labels name segments that do not exist (valid ids are 1..{n}); '
-                              f'first: {bad[:5].tolist()}')
-        bad = label_categories[(label_categories < 0) | (label_categories >= len(categories))]
-        if len(bad):
-            raise LabelsError(f'Label categories must index the {len(categories)} categories; got {bad[:5].tolist()}')
-        probabilities = np.asarray(probabilities, np.float32)
-        if probabilities.shape != (n, len(categories)):
-            raise StoreError(f'Probabilities must be (segments, categories) = ({n}, {len(categories)}), '
-                             f'not {probabilities.shape}')
-        if not np.isfinite(probabilities).all():
-            raise StoreError('Probabilities contain NaN or infinite values')
-        attrs = {'created': _now(), 'categories': _dumps(categories, 'categories'), 'model_name': str(model_name),
-                 'model_params': _dumps(model_params, 'model parameters'), 'metrics': _dumps(metrics, 'metrics')}
-        state = {key: _check_array(key, value) for key, value in (model_state or {}).items()}
+        """Record a new round inside the store and return its number (1 for the first)."""
         number = max(self.rounds(), default=0) + 1
-        group = self._h5.require_group('rounds').create_group(str(number))
-        group.attrs.update(attrs)
-        _create_rows(group, 'probabilities', probabilities, compress=False)
-        group.create_dataset('label_ids', data=label_ids)
-        group.create_dataset('label_categories', data=label_categories)
-        model = group.create_group('model')
-        for key, value in state.items():
-            _write_array(model, key, value)
+        _write_round(lambda: self._h5.require_group('rounds').create_group(str(number)), self.n_segments, categories,
+                     label_ids, label_categories, probabilities, model_name,
+                     model_params, model_state, metrics)
         return number
+
+
+def _store_id(h5: h5py.File) -> str:
+    """What tells this store from another at the same path: its id (stores before round files: creation time)."""
+    return str(h5.attrs.get('store_id', h5.attrs.get('created')))
+
+
+def rounds_folder(store_path: str | os.PathLike) -> str:
+    """The folder of a store's appended round files."""
+    return f'{os.fspath(store_path)}.rounds'
+
+
+def _write_round(target: Callable[[], h5py.Group], n: int, categories: list[dict], label_ids, label_categories,
+                 probabilities: np.ndarray, model_name: str, model_params: dict, model_state: dict,
+                 metrics: dict) -> None:
+    """Check one round, then write it into the group ``target()`` makes (a store's ``/rounds/<k>`` or a round
+    file's root), so a round that fails its checks leaves nothing behind."""
+    _check_categories(categories)
+    label_ids = np.asarray(label_ids, np.int64).ravel()
+    label_categories = np.asarray(label_categories, np.int64).ravel()
+    if len(label_ids) != len(label_categories):
+        raise LabelsError(f'{len(label_ids)} labeled segments but {len(label_categories)} label categories')
+    bad = label_ids[(label_ids < 1) | (label_ids > n)]
+    if len(bad):
+        raise LabelsError(f'{len(bad)} labels name segments that do not exist (valid ids are 1..{n}); '
+                          f'first: {bad[:5].tolist()}')
+    bad = label_categories[(label_categories < 0) | (label_categories >= len(categories))]
+    if len(bad):
+        raise LabelsError(f'Label categories must index the {len(categories)} categories; got {bad[:5].tolist()}')
+    probabilities = np.asarray(probabilities, np.float32)
+    if probabilities.shape != (n, len(categories)):
+        raise StoreError(f'Probabilities must be (segments, categories) = ({n}, {len(categories)}), '
+                         f'not {probabilities.shape}')
+    if not np.isfinite(probabilities).all():
+        raise StoreError('Probabilities contain NaN or infinite values')
+    attrs = {'created': _now(), 'categories': _dumps(categories, 'categories'), 'model_name': str(model_name),
+             'model_params': _dumps(model_params, 'model parameters'), 'metrics': _dumps(metrics, 'metrics')}
+    state = {key: _check_array(key, value) for key, value in (model_state or {}).items()}
+    group = target()
+    group.attrs.update(attrs)
+    _create_rows(group, 'probabilities', probabilities, compress=False)
+    group.create_dataset('label_ids', data=label_ids)
+    group.create_dataset('label_categories', data=label_categories)
+    model = group.create_group('model')
+    for key, value in state.items():
+        _write_array(model, key, value)
 
 
 # -- opening and atomic replacement ---------------------------------------------------------------------------------
