@@ -18,7 +18,6 @@ from .errors import ConfigurationError
 from .labels import LabelSet
 from .representations import Representation
 from .rounds import round_model, sample_all
-from .segments import SegmentTable
 from .store import RoundRecord, SlideStore
 
 MC_SAMPLES = 20
@@ -69,16 +68,23 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
     context = _context(function, parts, rep, embedding_key, mc_samples, seed)
     selection = function.select(probabilities, ~labeled, count, seed=seed, labeled=labeled, **context)
     offsets = np.cumsum([0] + [len(part.labeled) for part in parts])
+    picks = [(int(np.searchsorted(offsets, row, side='right')) - 1, row) for row in selection.rows]
+    tables = {}
+    for index in {index for index, _ in picks}:
+        local_rows = sorted({int(row - offsets[index]) for i, row in picks if i == index})
+        with SlideStore(parts[index].store_path) as store:
+            table = store.segments(np.array(local_rows, np.int64))
+        tables[index] = {r: (table.bbox[k], table.centroid[k]) for k, r in enumerate(local_rows)}
     result = []
-    for rank, (row, score) in enumerate(zip(selection.rows, selection.scores, strict=True)):
-        index = int(np.searchsorted(offsets, row, side='right')) - 1
+    for rank, ((index, row), score) in enumerate(zip(picks, selection.scores, strict=True)):
         part, local = parts[index], int(row - offsets[index])
-        x0, y0, x1, y1 = (int(v) for v in part.table.bbox[local])
+        bbox, centroid = tables[index][local]
+        x0, y0, x1, y1 = (int(v) for v in bbox)
         suggestion = {'rank': rank + 1, 'slide': part.position, 'segment': local + 1,
                       'score': float(score) if np.isfinite(score) else None, 'predicted': None,
                       'probabilities': {}, 'bbox': [x0, y0, x1, y1],
                       'bbox_base': [round(v * part.scale) for v in (x0, y0, x1, y1)],
-                      'centroid': [float(v) for v in part.table.centroid[local]]}
+                      'centroid': [float(v) for v in centroid]}
         if part.record is not None:
             classes = part.record.model_params['classes']
             names = [part.record.categories[c]['name'] for c in classes]
@@ -91,12 +97,11 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
 
 @dataclass
 class _SlidePart:
-    """What ranking needs of one slide: its latest round, segment table, scale and labeled mask."""
+    """What ranking needs of one slide: its latest round, scale and labeled mask."""
 
     position: int
     store_path: str
     record: RoundRecord | None
-    table: SegmentTable
     scale: float
     labeled: np.ndarray
 
@@ -106,7 +111,7 @@ def _slide_part(position: int, store_path: str, labels: LabelSet) -> _SlidePart:
         labeled = np.zeros(store.n_segments, bool)
         labels.check_segments(store.n_segments)
         labeled[labels.segment_ids - 1] = True
-        return _SlidePart(position, store_path, store.latest_round(), store.segments(), store.slide_info.scale, labeled)
+        return _SlidePart(position, store_path, store.latest_round(), store.slide_info.scale, labeled)
 
 
 def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Representation | None,
