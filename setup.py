@@ -10,6 +10,7 @@ from setuptools import find_packages, setup
 
 GIRDER_5_STACK = [
     'girder==5.0.21',
+    'girder-client==5.0.21',
     'girder-jobs==5.0.21',
     'girder-plugin-worker==5.0.21',
     'girder-slicer-cli-web==5.0.21',

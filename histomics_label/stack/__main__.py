@@ -1,0 +1,48 @@
+"""``python -m histomics_label.stack start|stop|status``: run the local live stack in the background."""
+
+import argparse
+import sys
+
+from .launcher import Stack, StackError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command on the stack of ``--data``; return the exit status (1 when it failed or does not run)."""
+    parser = argparse.ArgumentParser(prog='python -m histomics_label.stack', description=__doc__)
+    parser.add_argument('command', choices=('start', 'stop', 'status'))
+    parser.add_argument('--data', default='./live-data', help='data directory (default: %(default)s)')
+    parser.add_argument('--port', type=int, default=8080, help="Girder's port (default: %(default)s)")
+    parser.add_argument('--host', default='127.0.0.1', help="Girder's interface (default: %(default)s)")
+    parser.add_argument('--password', help="the admin's password on the first start (default: a random one)")
+    parser.add_argument('--timeout', type=float, default=180.0,
+                        help='seconds to wait for each service to answer (default: %(default)s)')
+    args = parser.parse_args(argv)
+    stack = Stack(args.data, args.port, args.host, password=args.password, timeout=args.timeout)
+    try:
+        if args.command == 'start':
+            info = stack.start()
+            state = 'already running' if info.already_running else f'started in {info.start_seconds:.1f} s'
+            print(f'Histomics Label {state}: {info.url}')
+            print(f'  login {info.admin_login}, password {info.admin_password} '
+                  f'(saved in {stack.credentials_file})')
+            print(f'  data {info.data_dir}, logs {stack.logs_dir}')
+            return 0
+        if args.command == 'stop':
+            stopped = stack.stop()
+            print(f'stopped {", ".join(stopped)}' if stopped else f'nothing runs for {stack.data_dir}')
+            return 0
+        services = stack.status()
+        if not services:
+            print(f'not running ({stack.data_dir})')
+            return 1
+        for service in services:
+            state = f'running, pid {service.pid}' if service.running else 'stopped'
+            print(f'{service.name:7} {state:20} {service.address}  log {service.log}')
+        return 0 if all(service.running for service in services) else 1
+    except StackError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
