@@ -52,6 +52,7 @@ class ProjectResource(Resource):
         self.route('GET', ('project', ':id', 'agreement'), self.get_agreement)
         self.route('GET', ('project', ':id', 'export'), self.export)
         self.route('GET', ('project', ':id', 'similar'), self.get_similar)
+        self.route('POST', ('project', ':id', 'import'), self.import_published)
 
     # -- the project -----------------------------------------------------------------------------------------------
 
@@ -415,6 +416,20 @@ class ProjectResource(Resource):
             raise ValidationException(str(exc)) from exc
         by_path = dict(zip(paths, slides, strict=True))
         return [{'item': str(by_path[f.pop('store')]['_id']), **f, 'region': f['bbox_base']} for f in found]
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Import a project of the published Histomics Label (HistomicsUI active learning) on this folder.')
+        .notes('Reads the folder\'s .histomicsui_config.yaml and each slide\'s newest "Superpixel" label annotation: '
+               'categories (colours, exclusions, hotkeys), settings, every label with its labeler and reviews. Their '
+               'superpixel k becomes segment k + 1. Importing again writes nothing new and keeps labels changed here.')
+        .modelParam('id', 'The folder.', model=Folder, level=AccessType.ADMIN)
+        .errorResponse('Nothing to import in this folder.')
+        .errorResponse('Admin access was denied on the folder.', 403))
+    def import_published(self, folder: dict) -> dict:
+        from ..migration import import_histomicsui_project
+
+        return import_histomicsui_project(folder, self.getCurrentUser())
 
     def _latest_round(self, folder: dict) -> dict | None:
         doc = training.Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)])
