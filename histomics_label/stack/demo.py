@@ -1,0 +1,128 @@
+"""The live demo: the local stack with a demo project on the bundled H&E sample slide, ready to label in a browser.
+
+``python -m histomics_label.stack.demo [--data live-data] [--port 8080]`` (what ``tox -e demo`` runs) starts the
+live stack (or finds it running), and through the REST API, as a user would: makes the collection "Histomics Label
+demo" with a project folder holding the sample slide, configures its categories, starts segment generation and
+follows its job to the end, labels a few segments picked by stain (``demo.seed_labels``: enough to show a model,
+not a pathologist's work), trains a round, and prints the URL, the login and what to open. Run again, it reuses
+everything it made; stop the stack with ``python -m histomics_label.stack stop --data live-data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .launcher import Stack, StackError
+
+COLLECTION = 'Histomics Label demo'
+PROJECT = 'H&E sample'
+CONFIG = {
+    'categories': [{'name': 'cellular', 'color': '#7b2cbf', 'hotkey': 'c'},
+                   {'name': 'stroma', 'color': '#f72585', 'hotkey': 's'},
+                   {'name': 'lumen/fat', 'color': '#4cc9f0', 'hotkey': 'l'},
+                   {'name': 'background', 'color': '#9e9e9e', 'excluded': True, 'hotkey': 'b'}],
+    'magnification': 5, 'radius': 24, 'patchSize': 64, 'certainty': 'negative_entropy', 'batchSize': 8,
+    'retrainEvery': 10,
+}
+"""The demo project's configuration: superpixels about 50 px across at 5× (some 560 on the sample slide)."""
+JOB_TIMEOUT = 1800
+
+
+def demo_project(client) -> tuple[dict, dict]:
+    """The demo collection's project folder and its slide item, made (and uploaded) if missing."""
+    from .. import sample_data
+
+    collection = next((c for c in client.listCollection() if c['name'] == COLLECTION), None)
+    if collection is None:
+        collection = client.createCollection(COLLECTION, description='A Histomics Label project on the bundled '
+                                             'H&E sample slide', public=True)
+    folder = client.createFolder(collection['_id'], PROJECT, parentType='collection', reuseExisting=True,
+                                 public=True)
+    slide = Path(sample_data.sample_slide())
+    item = next(client.listItem(folder['_id'], name=slide.name), None)
+    if item is None:
+        print(f'uploading the sample slide {slide.name} ({slide.stat().st_size / 1e6:.0f} MB)', flush=True)
+        uploaded = client.uploadFileToFolder(folder['_id'], str(slide))
+        item = client.getItem(uploaded['itemId'])
+    if not item.get('largeImage'):
+        file_id = next(client.listFile(item['_id']))['_id']
+        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': file_id})
+        item = client.getItem(item['_id'])
+    return folder, item
+
+
+def follow_jobs(client, started: list[dict]) -> None:
+    """Print the segment jobs' progress until they end; raise with the job log when one fails."""
+    for entry in started:
+        if entry['status'] != 'started':
+            print(f'segments of {entry["name"]}: {entry["status"]}', flush=True)
+            continue
+        deadline, last = time.monotonic() + JOB_TIMEOUT, None
+        while True:
+            job = client.get(f'job/{entry["job"]}')
+            progress = job.get('progress') or {}
+            shown = (progress.get('message'), progress.get('current'))
+            if shown != last and progress.get('total'):
+                print(f'segments of {entry["name"]}: {progress.get("message")} '
+                      f'{100 * progress.get("current", 0) / progress["total"]:.0f} %', flush=True)
+                last = shown
+            if job['status'] == 3:
+                break
+            if job['status'] in (4, 5) or time.monotonic() > deadline:
+                log = ''.join(client.get(f'job/{entry["job"]}', parameters={'includeLog': 'true'}).get('log', []))
+                raise StackError(f'segment generation of {entry["name"]} did not finish:\n{log}')
+            time.sleep(1)
+
+
+def seed(client, folder: dict, item: dict, data_dir: Path) -> int:
+    """Label the stain-picked seed segments (once) and train a round; returns how many labels the project has."""
+    from ..demo import seed_labels
+    from ..sample_data import sample_slide
+
+    base = f'histomics_label/project/{folder["_id"]}'
+    have = client.sendRestRequest('GET', f'{base}/labels', parameters={'limit': 1}, jsonResp=False)
+    if int(have.headers.get('Girder-Total-Count', 0)):
+        return int(have.headers['Girder-Total-Count'])
+    store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
+    seeds = seed_labels(str(store), str(sample_slide()), CONFIG['magnification'])['labels']
+    labels = [{'item': item['_id'], 'segment': int(segment), 'category': category}
+              for segment, category in seeds.items()]
+    client.put(f'{base}/labels', json={'labels': labels, 'view': 'api'})
+    result = client.post(f'{base}/train', parameters={'wait': 'true'})
+    if result.get('round'):
+        print(f'round {result["round"]["number"]} trained on {result["round"]["labelsUsed"]} seed labels', flush=True)
+    return len(labels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data', type=Path, default=Path('live-data'), help='the stack\'s data folder')
+    parser.add_argument('--port', type=int, default=8080, help='Girder\'s port')
+    parser.add_argument('--host', default='127.0.0.1')
+    args = parser.parse_args(argv)
+    try:
+        info = Stack(args.data, port=args.port, host=args.host).start()
+        print(f'live stack {"running" if info.already_running else "started"} at {info.url}', flush=True)
+        client = info.client()
+        folder, item = demo_project(client)
+        client.put(f'histomics_label/project/{folder["_id"]}', json=CONFIG)
+        follow_jobs(client, client.post(f'histomics_label/project/{folder["_id"]}/segments'))
+        data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
+        count = seed(client, folder, item, data_dir)
+        slides = client.get(f'histomics_label/project/{folder["_id"]}/slides')
+    except StackError as exc:
+        print(f'Error: {exc}', file=sys.stderr)
+        return 2
+    print(f'\nHistomics Label is running at {info.url}\n'
+          f'  login: {info.admin_login}   password: {info.admin_password}\n'
+          f'  demo project: {info.url}#folder/{folder["_id"]} ({slides[0]["segments"]} segments, {count} labels)\n'
+          f'  REST API: {info.api_url} (docs/rest.md)\n'
+          f'  stop: python -m histomics_label.stack stop --data {args.data}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
