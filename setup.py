@@ -59,6 +59,7 @@ setup(
             'pytest>=8',
             'pytest-girder==5.0.21',
             'mongomock-ng>=7.11',
+            'schemathesis==4.32.5',
             'ruff>=0.6',
         ],
     },

@@ -76,10 +76,11 @@ class ProjectResource(Resource):
         .notes('Fields: ' + ', '.join(sorted(DEFAULTS)) + '. categories is a list of {name, color, excluded, '
                'hotkey}. A category that has labels cannot be dropped here: rename or merge it.')
         .modelParam('id', 'The project folder.', model=Folder, level=AccessType.ADMIN)
-        .jsonParam('config', 'The configuration (or the changes to it).', paramType='body', requireObject=True)
+        .param('config', 'The configuration (or the changes to it), a JSON object.', paramType='body')
         .errorResponse('Invalid configuration.')
         .errorResponse('Admin access was denied on the folder.', 403))
-    def put_project(self, folder: dict, config: dict) -> dict:
+    def put_project(self, folder: dict, config) -> dict:
+        config = _json_object(config, 'config')
         current = (folder.get('meta') or {}).get(META_KEY)
         if current is not None and 'categories' in config:
             kept = {c.get('name') for c in config['categories'] if isinstance(c, dict)}
@@ -108,11 +109,12 @@ class ProjectResource(Resource):
         .notes('Atomic per label: labelers working at once never overwrite each other. Returns a batch id that '
                'POST .../labels/undo reverts.')
         .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
-        .jsonParam('body', '{"labels": [{"item": id, "segment": n, "category": name}], "view": "guided"}',
-                   paramType='body', requireObject=True)
+        .param('body', '{"labels": [{"item": id, "segment": n, "category": name}], "view": "guided"}',
+               paramType='body')
         .errorResponse('Invalid labels.')
         .errorResponse('Write access was denied on the folder.', 403))
-    def put_labels(self, folder: dict, body: dict) -> dict:
+    def put_labels(self, folder: dict, body) -> dict:
+        body = _json_object(body, 'body')
         config = projects.config_of(folder)
         entries = self._entries(folder, body, with_category=True)
         names = {c['name'] for c in config['categories']}
@@ -132,10 +134,11 @@ class ProjectResource(Resource):
     @autoDescribeRoute(
         Description('Remove your labels of segments: each {item, segment}.')
         .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
-        .jsonParam('body', '{"labels": [{"item": id, "segment": n}]}', paramType='body', requireObject=True)
+        .param('body', '{"labels": [{"item": id, "segment": n}]}', paramType='body')
         .errorResponse('Invalid segments.')
         .errorResponse('Write access was denied on the folder.', 403))
-    def delete_labels(self, folder: dict, body: dict) -> dict:
+    def delete_labels(self, folder: dict, body) -> dict:
+        body = _json_object(body, 'body')
         projects.config_of(folder)
         return Label().remove_labels(folder, self.getCurrentUser(), self._entries(folder, body, with_category=False))
 
@@ -511,6 +514,26 @@ def _stream_and_remove(path):
         finally:
             path.unlink(missing_ok=True)
     return stream
+
+
+MAX_BODY_BYTES = 64 << 20
+"""Largest JSON body a route reads (100,000 labels take about 8 MB)."""
+
+
+def _json_object(body, field: str) -> dict:
+    """The request body as a JSON object; a 400 (not Girder's 500) for a body that is not UTF-8 JSON."""
+    raw = body.read(MAX_BODY_BYTES + 1) if hasattr(body, 'read') else body
+    if raw is None or len(raw) == 0:
+        raise ValidationException(f'A JSON object is required in the request body ({field})', field)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ValidationException(f'The request body is larger than {MAX_BODY_BYTES >> 20} MB', field)
+    try:
+        value = json.loads(raw.decode('utf8') if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValidationException(f'The request body is not valid UTF-8 JSON: {exc}', field) from exc
+    if not isinstance(value, dict):
+        raise ValidationException(f'The request body ({field}) must be a JSON object', field)
+    return value
 
 
 def _round_json(doc: dict) -> dict:
