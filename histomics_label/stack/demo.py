@@ -97,6 +97,34 @@ def seed(client, folder: dict, item: dict, data_dir: Path) -> int:
     return len(labels)
 
 
+CLI_IMAGE = 'histomics-label:latest'
+TASKS = ('Tasks', 'Slicer CLI Web Tasks')
+"""Collection and folder of the Slicer CLI tasks, as a DSA provisions them."""
+
+
+def register_cli_specs(client) -> list[str]:
+    """Register the Slicer CLI specs of this checkout with slicer_cli_web, under the CLI image's name, so the job
+    panel lists the tasks (running them needs the image on a Docker host, as in a DSA)."""
+    import base64
+    import json
+
+    root = Path(__file__).resolve().parents[2] / 'slicer_cli'
+    listing = root / 'slicer_cli_list.json'
+    if not listing.exists():
+        return []
+    collection = next((c for c in client.listCollection() if c['name'] == TASKS[0]), None) or \
+        client.createCollection(TASKS[0], public=True)
+    folder = client.createFolder(collection['_id'], TASKS[1], parentType='collection', reuseExisting=True,
+                                 public=True)
+    names = list(json.loads(listing.read_text()))
+    for name in names:
+        spec = (root / name / f'{name}.xml').read_bytes()
+        client.post('slicer_cli_web/cli', data={'folder': folder['_id'], 'image': CLI_IMAGE, 'name': name,
+                                                'replace': 'true', 'desc_type': 'xml',
+                                                'spec': base64.b64encode(spec).decode()})
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--data', type=Path, default=Path('live-data'), help='the stack\'s data folder')
@@ -107,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         info = Stack(args.data, port=args.port, host=args.host).start()
         print(f'live stack {"running" if info.already_running else "started"} at {info.url}', flush=True)
         client = info.client()
+        tasks = register_cli_specs(client)
         folder, item = demo_project(client)
         client.put(f'histomics_label/project/{folder["_id"]}', json=CONFIG)
         follow_jobs(client, client.post(f'histomics_label/project/{folder["_id"]}/segments'))
@@ -120,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
           f'  login: {info.admin_login}   password: {info.admin_password}\n'
           f'  demo project: {info.url}#folder/{folder["_id"]} ({slides[0]["segments"]} segments, {count} labels)\n'
           f'  REST API: {info.api_url} (docs/rest.md)\n'
+          f'  Slicer CLI tasks registered for {CLI_IMAGE}: {", ".join(tasks) or "none (no slicer_cli folder)"}\n'
           f'  stop: python -m histomics_label.stack stop --data {args.data}')
     return 0
 

@@ -155,6 +155,19 @@ def test_kill_9_mid_write_loses_no_committed_label(stack, project):
     assert all(stored.get(segment) == 'stroma' for segment in acknowledged)
 
 
+def test_cli_specs_registered_for_the_job_panel(stack):
+    from histomics_label.stack.demo import CLI_IMAGE, register_cli_specs
+
+    client = stack.client()
+    assert register_cli_specs(client) == ['SuperpixelClassification', 'SimilarSegments']
+    register_cli_specs(client)  # again: replaced, not doubled
+    listed = client.get('slicer_cli_web/cli')
+    assert sorted(entry['name'] for entry in listed) == ['SimilarSegments', 'SuperpixelClassification']
+    assert {entry['image'] for entry in listed} == {CLI_IMAGE}
+    xml = client.sendRestRequest('GET', f'slicer_cli_web/cli/{listed[0]["_id"]}/xml', jsonResp=False).text
+    assert '<executable>' in xml
+
+
 def test_schemathesis_finds_no_server_error(stack, project, tmp_path):
     """Generated valid and invalid requests to every plugin route: none may answer 5xx.
 
