@@ -4,11 +4,20 @@ Each slide has at most one labels annotation and one predictions annotation made
 by ``attributes.histomics_label.kind``), each a pixelmap element with one value per segment over the slide's
 segment-id image. Publishing again updates those annotations in place (a new version of the same annotation,
 which large_image keeps in its history) instead of piling up new ones.
+
+After a round the annotations are published in a background thread (``publish_soon``), so a labeler waiting for
+fresh suggestions does not also wait for megabytes of annotation to be written; requests while one publication
+runs coalesce into one more.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import numpy as np
+from bson.objectid import ObjectId
+from girder.models.folder import Folder
 from girder.models.item import Item
 from girder.models.user import User
 from girder_large_image_annotation.models.annotation import Annotation
@@ -21,6 +30,49 @@ from .models.label import Label
 from .segmenting import SEGMENT_IMAGE_KEY
 
 KINDS = ('labels', 'predictions')
+logger = logging.getLogger(__name__)
+_state: dict[str, str] = {}
+"""Per project being published: 'running', or 'pending' when another publication was asked for meanwhile."""
+_state_lock = threading.Lock()
+_threads: dict[str, threading.Thread] = {}
+
+
+def publish_soon(folder_id: ObjectId) -> None:
+    """Publish the project's annotations in a background thread; a request while one runs queues one more."""
+    key = str(folder_id)
+    with _state_lock:
+        if key in _state:
+            _state[key] = 'pending'
+            return
+        _state[key] = 'running'
+        thread = _threads[key] = threading.Thread(target=_publish_until_done, args=(folder_id,), daemon=True,
+                                                  name=f'histomics-label-publish-{key}')
+    thread.start()
+
+
+def wait_for_publishing(folder_id: ObjectId, timeout: float | None = None) -> None:
+    """Block until the project's background publication (and any queued behind it) is done."""
+    with _state_lock:
+        thread = _threads.get(str(folder_id))
+    if thread is not None:
+        thread.join(timeout)
+
+
+def _publish_until_done(folder_id: ObjectId) -> None:
+    key = str(folder_id)
+    while True:
+        try:
+            folder = Folder().load(folder_id, force=True)
+            if folder is not None:
+                publish_project(folder)
+        except Exception:  # the round stands; the next round or POST .../annotations publishes again
+            logger.exception('Publishing the annotations of project %s failed', key)
+        with _state_lock:
+            if _state.get(key) == 'pending':
+                _state[key] = 'running'
+                continue
+            _state.pop(key, None)
+            return
 
 
 def publish_project(folder: dict, user: dict | None = None) -> list[dict]:

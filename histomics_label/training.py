@@ -220,17 +220,12 @@ def run_job(job: dict) -> None:
         logger.info('Round of project %s failed: %s', folder_id, exc)
         Job().updateJob(job, status=JobStatus.ERROR, log=f'Error: {exc}\nThe previous round stays in place.\n')
         return
-    log = (f'Round {document["number"]}: {document["labelsUsed"]} labels, held-out balanced accuracy '
-           f'{document["heldOutBalancedAccuracy"]}\n')
-    try:
-        from .publishing import publish_project
+    from .publishing import publish_soon
 
-        published = publish_project(folder)
-        log += f'Published {len(published)} annotations\n'
-    except Exception as exc:  # the round stands; the annotations can be published again
-        logger.exception('Publishing the annotations of project %s failed', folder_id)
-        log += f'Publishing the annotations failed: {exc}\n'
-    Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done', log=log)
+    publish_soon(folder_id)
+    Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done',
+                    log=f'Round {document["number"]}: {document["labelsUsed"]} labels, held-out balanced accuracy '
+                        f'{document["heldOutBalancedAccuracy"]}; publishing the annotations\n')
 
 
 def project_suggestions(folder: dict, limit: int) -> list[dict]:

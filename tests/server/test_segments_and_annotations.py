@@ -65,6 +65,9 @@ def test_labels_and_predictions_become_pixelmap_annotations(server, project, adm
     assertStatusOk(published)
     assert [p['kind'] for p in published.json] == ['labels']  # no round yet: no predictions
     server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
+    from histomics_label.publishing import wait_for_publishing
+
+    wait_for_publishing(project['folder']['_id'])  # rounds publish in the background
     listed = server.request('/annotation', user=admin, params={'itemId': item})
     assertStatusOk(listed)
     by_name = {a['annotation']['name']: a for a in listed.json}
