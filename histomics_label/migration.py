@@ -49,7 +49,8 @@ from .core.annotation import DEFAULT_FILL_OPACITY, parse_color, rgba
 from .core.errors import HistomicsLabelError
 from .models.label import Label
 from .project_config import MAX_NAME_LENGTH, META_KEY, validate_config
-from .segmenting import IMPORTED_SEGMENTATION_KEY, SEGMENT_IMAGE_KEY
+from .projects import IMPORTED_SEGMENTATION_KEY
+from .segmenting import SEGMENT_IMAGE_KEY
 
 SOURCE = 'wsi-superpixel-guided-labeling'
 CONFIG_FILE = '.histomicsui_config.yaml'
@@ -247,7 +248,8 @@ class _Import:
         written, unchanged, kept = self._write(item, labels)
         reviews = self._reviews(item, labels, categories, metadata, count)
         Item().setMetadata(item, {SEGMENT_IMAGE_KEY: str(image['_id']), SEGMENTATION_KEY: {
-            'source': SOURCE, 'annotation': str(annotation['_id']), 'boundaries': bool(element.get('boundaries')),
+            'source': SOURCE, 'image': str(image['_id']), 'annotation': str(annotation['_id']),
+            'boundaries': bool(element.get('boundaries')),
             'segmentOffset': SEGMENT_OFFSET, 'segments': count, 'transform': element.get('transform') or {}}})
         return {'item': str(item['_id']), 'name': item['name'], 'annotation': str(annotation['_id']),
                 'annotationName': annotation['annotation'].get('name'), 'superpixelImage': str(image['_id']),

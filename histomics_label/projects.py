@@ -21,6 +21,10 @@ from .core.store import SlideStore
 from .project_config import META_KEY, validate_config
 from .settings import data_dir
 
+IMPORTED_SEGMENTATION_KEY = 'histomicsLabelImportedSegmentation'
+"""Item metadata key on a slide imported from the published Histomics Label (``migration``): which superpixel
+image its labels refer to and how it encodes them."""
+
 
 def config_of(folder: dict) -> dict:
     """The project's configuration, or a 400 when the folder is not a project."""
@@ -78,13 +82,40 @@ def slide_file_path(item: dict) -> str:
 
 
 def pipeline_config(folder: dict, item: dict, config: dict) -> PipelineConfig:
-    """The engine's configuration for one slide of the project."""
-    return PipelineConfig(
+    """The engine's configuration for one slide of the project.
+
+    A slide imported from the published Histomics Label keeps its superpixels: its segments are read from their
+    segment image (``label_image``) at that image's scale, instead of being made by SLIC.
+    """
+    pipeline = PipelineConfig(
         slide=slide_file_path(item), store=str(store_path(folder, item)), magnification=config['magnification'],
         radius=config['radius'], compactness=config['compactness'], feature=config['feature'],
         extractor=config['extractor'], patch_size=config['patchSize'], model=config['model'],
         epochs=config['epochs'], seed=config['seed'], certainty=config['certainty'],
         suggestions=config['batchSize'])
+    imported = (item.get('meta') or {}).get(IMPORTED_SEGMENTATION_KEY)
+    if imported:
+        image = Item().load(imported['image'], force=True)
+        if image is None or not image.get('largeImage'):
+            raise ValidationException(f'The superpixel image slide {item["name"]} was imported with is gone', 'item')
+        pipeline.segments = 'label_image'
+        pipeline.label_image = slide_file_path(image)
+        pipeline.label_image_boundaries = bool(imported.get('boundaries', True))
+        pipeline.label_image_offset = int(imported.get('segmentOffset', 1))
+        pipeline.label_image_count = imported.get('segments')
+    return pipeline
+
+
+THUMBNAIL_WIDTH = 128
+
+
+def thumbnail_url(item_id, region) -> str | None:
+    """The API path (under /api/v1) of a segment's thumbnail: its base-pixel region of the slide, 128 px wide."""
+    if region is None:
+        return None
+    x0, y0, x1, y1 = (int(v) for v in region)
+    return (f'item/{item_id}/tiles/region?left={x0}&top={y0}&right={x1}&bottom={y1}&width={THUMBNAIL_WIDTH}'
+            '&encoding=PNG')
 
 
 def segment_count(folder: dict, item: dict) -> int | None:

@@ -36,8 +36,6 @@ JOB_TYPE = 'histomics_label.segments'
 SEGMENTS_FOLDER = 'Histomics Label segments'
 SEGMENT_IMAGE_KEY = 'histomicsLabelSegmentImage'
 """Item metadata key on a slide naming the item id of its segment-id image."""
-IMPORTED_SEGMENTATION_KEY = 'histomicsLabelImportedSegmentation'
-"""Item metadata key on a slide imported from the published Histomics Label (``migration``)."""
 _PROGRESS = re.compile(r'<filter-progress>([0-9.]+)</filter-progress>')
 _COMMENT = re.compile(r'<filter-comment>(.*?)</filter-comment>')
 _running: set[str] = set()
@@ -51,10 +49,9 @@ def slide_is_current(folder: dict, item: dict, config: dict) -> bool:
         return False
     pipeline = projects.pipeline_config(folder, item, config)
     from .core.pipeline import representation
-    from .core.slide import SlideReader
 
     with SlideStore(path) as store:
-        slide = SlideReader(pipeline.slide, pipeline.magnification)
+        slide = pipeline.slide_reader()
         return store.segment_params == pipeline.segment_params(slide) and representation(pipeline).is_current(store)
 
 
@@ -64,12 +61,6 @@ def start_segment_jobs(folder: dict, user: dict, force: bool = False) -> list[di
     result = []
     for item in projects.slides(folder):
         key = str(item['_id'])
-        if IMPORTED_SEGMENTATION_KEY in (item.get('meta') or {}):
-            # SLIC here would replace the superpixels the imported labels refer to
-            result.append({'item': key, 'name': item['name'], 'status': 'imported segmentation',
-                           'message': 'this slide keeps the superpixels of the project it was imported from; '
-                                      'making its store from them is not supported yet'})
-            continue
         if not force and slide_is_current(folder, item, config):
             result.append({'item': key, 'name': item['name'], 'status': 'current'})
             continue

@@ -1,7 +1,9 @@
 """Training rounds of a project on the server: one at a time, recorded for the learning curve, as Girder jobs.
 
 A round trains the project's model on the effective labels of every segmented slide and predicts every segment
-(``core.rounds.train_slides_round``), in a background thread of the server, shown in the job list. Rounds of a
+(``core.rounds.train_slides_round``), in a background thread of the server, shown in the job list: the linear
+head on stored embeddings in the thread itself (seconds), a CNN on patches in a child process (``round_worker``)
+so minutes of training cannot slow or crash Girder. Rounds of a
 project never run twice at once: a request while one runs marks the project *pending*, and the running worker
 starts one more round when it finishes, so a burst of requests costs at most one extra round and no label is left
 out. A failed round leaves every slide's previous round (model and predictions) in place.
@@ -14,7 +16,10 @@ database, as Girder itself assumes for its local jobs).
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import subprocess
+import sys
 import threading
 
 from bson.objectid import ObjectId
@@ -29,6 +34,7 @@ from pymongo.errors import DuplicateKeyError
 from . import projects
 from .core.errors import HistomicsLabelError
 from .core.labels import Category, LabelSet
+from .core.models import models
 from .core.pipeline import model_options, representation
 from .core.rounds import train_slides_round
 from .core.store import SlideStore
@@ -143,18 +149,39 @@ def run_round(folder: dict) -> dict:
     if not slides:
         raise HistomicsLabelError('No slide of the project has segments and features yet; generate them first')
     pipeline = projects.pipeline_config(folder, slides[0][0], config)
-    records = train_slides_round([(str(path), labels) for _, path, labels in slides], representation(pipeline),
-                                 config['model'], model_options(pipeline))
-    metrics = records[0].metrics
+    stores = [(str(path), labels) for _, path, labels in slides]
+    if models.get(config['model']).representation == 'image':
+        numbers, metrics = _train_in_child(stores, pipeline, config['model'])
+    else:
+        records = train_slides_round(stores, representation(pipeline), config['model'], model_options(pipeline))
+        numbers, metrics = [record.number for record in records], records[0].metrics
     number = (Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)]) or {}).get('number', 0)
     document = {'project': folder['_id'], 'number': number + 1, 'created': _now(), 'model': config['model'],
                 'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
                 'perClass': metrics['per_class'], 'heldOutBalancedAccuracy': metrics['held_out_balanced_accuracy'],
                 'heldOutCount': metrics['held_out_count'], 'warmStart': metrics['training'].get('warm_start'),
-                'slides': {str(item['_id']): record.number for (item, _, _), record in zip(slides, records,
-                                                                                          strict=True)}}
+                'slides': {str(item['_id']): store_round for (item, _, _), store_round in zip(slides, numbers,
+                                                                                             strict=True)}}
     Round().collection.insert_one(document)
     return document
+
+
+def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str) -> tuple[list[int], dict]:
+    """Train a CNN round in a child interpreter (``round_worker``); raise with its error when it fails."""
+    from dataclasses import asdict
+
+    request = {'pipeline': asdict(pipeline), 'model': model, 'slides': [
+        {'store': path, 'categories': [c.as_dict() for c in labels.categories],
+         'segment_ids': labels.segment_ids.tolist(), 'category_index': labels.category_index.tolist()}
+        for path, labels in stores]}
+    result = subprocess.run([sys.executable, '-m', 'histomics_label.round_worker'], input=json.dumps(request),
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        reason = next((line for line in reversed(lines) if line.startswith('Error:')), lines[-1] if lines else '')
+        raise HistomicsLabelError(reason.removeprefix('Error: ') or f'the round exited with {result.returncode}')
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer['numbers'], answer['metrics']
 
 
 def segmented_slides(folder: dict, config: dict) -> list[tuple[dict, object, LabelSet]]:
@@ -241,5 +268,6 @@ def project_suggestions(folder: dict, limit: int) -> list[dict]:
     for suggestion in found:
         item = slides[suggestion.pop('slide')][0]
         result.append({'item': str(item['_id']), 'itemName': item['name'], **suggestion,
-                       'region': suggestion['bbox_base']})
+                       'region': suggestion['bbox_base'],
+                       'thumbnail': projects.thumbnail_url(item['_id'], suggestion['bbox_base'])})
     return result

@@ -130,6 +130,17 @@ def _read_rows(raster, y0: int, y1: int, step: int, limit: int) -> np.ndarray:
     return block.astype(np.uint32, copy=False)
 
 
+def segment_image_shape(path: str | os.PathLike, level: int = 0) -> tuple[int, int]:
+    """``(height, width)`` of one level of a pixelmap TIFF."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tuple(int(v) for v in tif.pages[level].shape[:2])
+    except (OSError, ValueError, IndexError, tifffile.TiffFileError) as exc:
+        raise ConfigurationError(f'{path} is not a readable segment-id TIFF: {exc}') from None
+
+
 def read_segment_ids(path: str | os.PathLike, x0: int, y0: int, x1: int, y1: int, level: int = 0, *,
                      boundaries: bool = False) -> np.ndarray:
     """The decoded pixel values of ``[y0:y1, x0:x1]`` of one level (0 = full resolution) of a pixelmap TIFF.
@@ -146,6 +157,9 @@ def read_segment_ids(path: str | os.PathLike, x0: int, y0: int, x1: int, y1: int
         out = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), np.uint32)
         if out.size == 0:
             return out
+        if not page.is_tiled:  # a striped TIFF (some tools write one): decode the page, keep the region
+            out[:] = decode_rgb(page.asarray()[y0:y1, x0:x1])
+            return out >> 1 if boundaries else out
         tile_h, tile_w = page.tilelength, page.tilewidth
         across = math.ceil(width / tile_w)
         fh = tif.filehandle

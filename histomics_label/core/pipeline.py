@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import acquisition, extractors, models, polygons, slic  # noqa: F401  (register variants)
+from . import acquisition, extractors, label_image, models, polygons, slic  # noqa: F401  (register variants)
 from .acquisition import acquisition_functions
 from .distributed import dask_client
 from .embedding_map import embedding_colours
@@ -56,12 +56,18 @@ class PipelineConfig:
     scheduler: str | None = None
     workers: int | None = None
     embedding_map: bool = False
+    label_image: str | None = None
+    label_image_boundaries: bool = True
+    label_image_offset: int = 1
+    label_image_count: int | None = None
 
     def validate(self) -> None:
         if self.segments not in segment_sources:
             segment_sources.get(self.segments)
         if self.segments == 'polygons' and not self.polygons:
             raise ConfigurationError('Segments from polygons need a polygon file (--polygons)')
+        if self.segments == 'label_image' and not self.label_image:
+            raise ConfigurationError('Segments from a segment-id image need the image (label_image)')
         representations.get(self.feature)
         extractor_registry.get(self.extractor)
         model_registry.get(self.model)
@@ -83,9 +89,23 @@ class PipelineConfig:
                   'slide': _file_identity(slide.path)}
         if self.segments == 'slic':
             params.update(radius=self.radius, compactness=self.compactness)
+        elif self.segments == 'label_image':
+            params.update(label_image=_file_identity(self.label_image), boundaries=self.label_image_boundaries,
+                          offset=self.label_image_offset, count=self.label_image_count)
         else:
             params.update(polygons=_file_identity(self.polygons))
         return params
+
+    def slide_reader(self) -> SlideReader:
+        """The slide at its analysis scale: the configured magnification, or for segments from a segment-id
+        image, that image's own scale (its grid is the analysis grid)."""
+        if self.segments != 'label_image':
+            return SlideReader(self.slide, self.magnification)
+        from .label_tiff import segment_image_shape
+
+        base = SlideReader(self.slide, None, 1.0)
+        _, image_width = segment_image_shape(self.label_image)
+        return SlideReader(self.slide, None, base.base_width / image_width)
 
 
 @dataclass
@@ -112,7 +132,7 @@ def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
         labels.training_set()
     stages = StagedProgress(progress, {'segments': 4, 'features': 5, 'map': 1 if config.embedding_map else 0,
                                        'train': 1})
-    slide = SlideReader(config.slide, config.magnification)
+    slide = config.slide_reader()
     reused = {'segments': ensure_segments(config, slide, stages.stage('segments')),
               'features': ensure_features(config, slide, stages.stage('features'))}
     if config.embedding_map:
@@ -160,6 +180,10 @@ def _segment_source(config: PipelineConfig):
     if config.segments == 'slic':
         return segment_sources.create('slic', radius=config.radius, compactness=config.compactness,
                                       tile_size=config.tile_size)
+    if config.segments == 'label_image':
+        return segment_sources.create('label_image', source=config.label_image,
+                                      boundaries=config.label_image_boundaries, offset=config.label_image_offset,
+                                      count=config.label_image_count)
     return segment_sources.create(config.segments, source=config.polygons)
 
 

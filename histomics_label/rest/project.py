@@ -497,6 +497,7 @@ class ProjectResource(Resource):
                 'category': label['category'], 'labeler': str(label['labeler']),
                 'labelerLogin': logins[label['labeler']], 'created': label['created'], 'updated': label['updated'],
                 'view': label.get('view'), 'region': regions.get((label['item'], label['segment'])),
+                'thumbnail': projects.thumbnail_url(label['item'], regions.get((label['item'], label['segment']))),
                 'predicted': predicted.get((label['item'], label['segment'])),
                 'review': None if review is None else {
                     'status': review['status'], 'category': review['category'], 'reviewer': str(review['reviewer']),

@@ -48,6 +48,10 @@ def test_labels_record_who_when_and_where(server, project, labeler):
     assert first['created'] and first['updated'] and first['review'] is None
     x0, y0, x1, y1 = first['region']
     assert 0 <= x0 < x1 and 0 <= y0 < y1  # base-pixel box of the segment, for a thumbnail
+    thumbnail = server.request('/' + first['thumbnail'].split('?')[0], user=labeler, isJson=False,
+                               params=dict(pair.split('=') for pair in first['thumbnail'].split('?')[1].split('&')))
+    assertStatusOk(thumbnail)
+    assert b''.join(thumbnail.body)[:8] == b'\x89PNG\r\n\x1a\n'
 
 
 def test_relabeling_updates_in_place(server, project, labeler):

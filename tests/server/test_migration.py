@@ -341,9 +341,13 @@ def test_a_folder_without_anything_to_import_is_a_400(server, admin, fsAssetstor
         assert Label().find({'project': folder['_id']}).count() == 0
 
 
-def test_import_route_and_segment_generation_leaves_imported_slides_alone(server, admin, user, published):
+def test_imported_slides_train_on_their_own_superpixels(server, admin, user, published, embedded_cmu):
     from girder.constants import AccessType
     from girder.models.folder import Folder
+    from girder_jobs.models.job import Job
+
+    from histomics_label import projects, segmenting
+    from histomics_label.core.store import SlideStore
 
     folder = published['folder']
     Folder().setUserAccess(folder, user, AccessType.WRITE, save=True)
@@ -351,5 +355,21 @@ def test_import_route_and_segment_generation_leaves_imported_slides_alone(server
     assert server.request(f'{path}/import', method='POST', user=user).status == '403 Forbidden'
     response = server.request(f'{path}/import', method='POST', user=admin)
     assert response.status == '200 OK', response.json
-    segments = server.request(f'{path}/segments', method='POST', user=admin).json
-    assert 'imported segmentation' in {entry['status'] for entry in segments}
+    started = server.request(f'{path}/segments', method='POST', user=admin).json
+    assert {entry['status'] for entry in started} == {'started'}
+    segmenting.wait_for_segment_jobs()
+    for entry in started:
+        job = Job().load(entry['job'], force=True, includeLog=True)
+        assert job['status'] == 3, job['log']
+    # slide a keeps their superpixels: superpixel k (their image) is segment k + 1 (our store)
+    with SlideStore(embedded_cmu) as store:
+        theirs = store.label_raster[()].astype('int64')
+    slide_a = published['slides']['a']
+    with SlideStore(projects.store_path(folder, slide_a)) as store:
+        ours = store.label_raster[()]
+        assert store.n_segments == published['count']
+    assert (ours == theirs + 1).all()
+    trained = server.request(f'{path}/train', method='POST', user=admin, params={'wait': 'true'}).json
+    assert trained['round'] is not None and trained['round']['labelsUsed'] >= 8, trained
+    again = server.request(f'{path}/segments', method='POST', user=admin).json
+    assert {entry['status'] for entry in again} == {'current'}

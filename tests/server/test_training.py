@@ -108,3 +108,22 @@ def test_read_access_sees_but_cannot_train(server, project, user):
     assertStatus(server.request(_path(project, '/train'), method='POST', user=user), 403)
     assertStatusOk(server.request(_path(project, '/rounds'), user=user))
     assertStatus(server.request(_path(project, '/suggestions'), user=user, params={'limit': 0}), 400)
+
+
+def test_a_cnn_round_trains_in_a_child_process(server, project, admin, seeded, cmu_svs):
+    from histomics_label import projects
+    from histomics_label.core.pipeline import PipelineConfig, run_pipeline
+    from histomics_label.core.store import SlideStore
+
+    store = projects.store_path(project['folder'], project['item'])
+    run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), magnification=5, radius=10, tile_size=256,
+                                workers=1, feature='image', model='cnn_torch', patch_size=48))  # the patches
+    projects.save_config(project['folder'], {'feature': 'image', 'model': 'cnn_torch', 'epochs': 2})
+    _label(server, project, admin, seeded)
+    trained = server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}).json
+    assert trained['round']['model'] == 'cnn_torch' and trained['round']['labelsUsed'] == 8
+    with SlideStore(store) as reader:
+        record = reader.latest_round()
+    assert record.model_name == 'cnn_torch' and record.model_params['representation'] == 'patches/48'
+    suggestions = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 5}).json
+    assert len(suggestions) == 5 and {s['predicted'] for s in suggestions} <= {'tumor', 'stroma'}

@@ -1,0 +1,228 @@
+"""Interactive latency on the live stack: label → fresh suggestions, and fetching a slide's pixelmap annotation.
+
+One run starts the local live stack (``histomics_label.stack``: Girder 5 with the plugin on a Mongo-wire server and
+Redis) in ``bench-output/latency-stack`` (or uses a running Girder given by ``--api-url``), and for each size
+(100,000 and 1,000,000 segments; ``--quick``: 10,000 and 100,000) makes a project whose one slide has that many
+segments: the sample slide's item, with a slide store written directly in the server's data folder holding a grid
+of square segments and synthetic 1280-d embeddings (three Gaussian clusters, one per category; the size of the
+store is what matters here, not what it shows), and its segment-id image uploaded as a large image.
+
+Then, through the REST API as a labeler's browser would call it:
+
+* **first round**: 30 labels, ``POST .../train?wait=true`` (trains the linear head and predicts every segment);
+* **label → fresh suggestions**, ``--rounds`` times: label the 5 best suggestions (``PUT .../labels``), retrain
+  (``POST .../train?wait=true``: warm start, predicts every segment, publishes the annotations' new versions), and
+  fetch the next 8 suggestions (``GET .../suggestions``). The figure is the sum; each part is printed too;
+* **pixelmap fetch**: ``GET /annotation/{id}`` of the slide's predictions annotation (one value per segment): time
+  and size, as sent and gzip-compressed.
+
+Goals (issue "Girder 5 server plugin ..."): label → fresh suggestions ≤ 2 s at 1 M segments; pixelmap fetch ≤ 1 s
+and ≤ 10 MB. Run ``python bench/bench_latency.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DIM = 1280  # the default extractor's embedding width: the store must be current for the project's representation
+CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
+              {'name': 'necrosis', 'color': '#4363d8'}]
+ROW_BLOCK = 65_536
+
+
+def synthetic_store(path: Path, n: int, config: dict, seed: int = 0) -> None:
+    """A slide store with ``n`` square segments on a grid and clustered embeddings, current for ``config``."""
+    from histomics_label.core.pipeline import PipelineConfig, representation
+    from histomics_label.core.segments import SegmentTable
+    from histomics_label.core.slide import SlideInfo
+    from histomics_label.core.store import SlideStore
+
+    side = int(np.ceil(np.sqrt(n)))
+    cell = 8
+    height = width = side * cell
+    info = SlideInfo(str(path), width, height, 20.0, 20.0, 1.0, width, height)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, DIM)).astype(np.float32)
+    pipeline = PipelineConfig(slide='synthetic', store=str(path), extractor=config['extractor'],
+                              patch_size=config['patchSize'], feature='vector')
+    params = representation(pipeline).params()
+    with SlideStore.create(path, info, {'source': 'synthetic', 'segments': n}) as writer:
+        raster = writer.create_label_raster(height, width)
+        ids = np.arange(1, side * side + 1, dtype=np.uint32).reshape(side, side)
+        ids[ids > n] = 0
+        block = 256 // cell
+        for y in range(0, side, block):
+            for x in range(0, side, block):
+                tile = np.kron(ids[y:y + block, x:x + block], np.ones((cell, cell), np.uint32))
+                raster[y * cell:y * cell + tile.shape[0], x * cell:x * cell + tile.shape[1]] = tile
+        index = np.arange(n)
+        x0, y0 = (index % side) * cell, (index // side) * cell
+        writer.write_segments(SegmentTable(bbox=np.stack([x0, y0, x0 + cell, y0 + cell], 1).astype(np.int64),
+                                           centroid=np.stack([x0 + cell / 2, y0 + cell / 2], 1).astype(float),
+                                           area=np.full(n, cell * cell, np.int64)))
+        features = writer.create_features(config['extractor'], n, DIM, params)
+        for start in range(0, n, ROW_BLOCK):
+            count = min(ROW_BLOCK, n - start)
+            cluster = (np.arange(start, start + count) * 7919) % 3
+            features[start:start + count] = centres[cluster] + rng.normal(scale=1.5, size=(count, DIM))
+
+
+def truth(segment: int) -> str:
+    """The category a synthetic segment was drawn from (its cluster)."""
+    return CATEGORIES[((segment - 1) * 7919) % 3]['name']
+
+
+def timed(call):
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def make_project(client, size: int, data_dir: Path, slide: Path) -> tuple[str, str]:
+    """A project folder with one slide whose store has ``size`` segments; returns (folder id, item id)."""
+    from histomics_label.core.label_tiff import write_segment_tiff
+    from histomics_label.core.store import SlideStore
+    from histomics_label.segmenting import SEGMENT_IMAGE_KEY
+
+    me = client.get('user/me')
+    private = next(client.listFolder(me['_id'], 'user', name='Private'))
+    folder = client.createFolder(private['_id'], f'latency-{size}-{int(time.time())}')
+    item = client.uploadFileToFolder(folder['_id'], str(slide))
+    item = client.getItem(item['itemId'])
+    if not item.get('largeImage'):
+        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': item_file(client, item)})
+    config = client.put(f'histomics_label/project/{folder["_id"]}', json={
+        'categories': CATEGORIES, 'retrainEvery': 0, 'batchSize': 8, 'certainty': 'margin'})['config']
+    store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
+    store.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    synthetic_store(store, size, config)
+    print(f'  store of {size:,} segments written in {time.perf_counter() - started:.1f} s '
+          f'({store.stat().st_size / 1e6:.0f} MB)', flush=True)
+    segments = client.createFolder(folder['_id'], 'Histomics Label segments')
+    with tempfile.TemporaryDirectory() as work:
+        image = Path(work) / 'segments.tiff'
+        with SlideStore(store) as reader:
+            write_segment_tiff(reader.label_raster, image)
+        uploaded = client.uploadFileToFolder(segments['_id'], str(image))
+    segment_item = client.getItem(uploaded['itemId'])
+    if not segment_item.get('largeImage'):
+        client.post(f'item/{segment_item["_id"]}/tiles', parameters={'fileId': item_file(client, segment_item)})
+    client.addMetadataToItem(item['_id'], {SEGMENT_IMAGE_KEY: segment_item['_id']})
+    return folder['_id'], item['_id']
+
+
+def item_file(client, item: dict) -> str:
+    return next(client.listFile(item['_id']))['_id']
+
+
+def measure(client, size: int, data_dir: Path, slide: Path, rounds: int) -> dict:
+    print(f'{size:,} segments', flush=True)
+    folder, item = make_project(client, size, data_dir, slide)
+    base = f'histomics_label/project/{folder}'
+    first = [{'item': item, 'segment': s, 'category': truth(s)} for s in range(1, 31)]
+    client.put(f'{base}/labels', json={'labels': first, 'view': 'guided'})
+    trained, first_round = timed(lambda: client.post(f'{base}/train', parameters={'wait': 'true'}))
+    if trained.get('round') is None:
+        raise RuntimeError(f'The first round failed: {trained}')
+    suggestions = client.get(f'{base}/suggestions', parameters={'limit': 8})
+    loops = []
+    for _ in range(rounds):
+        labels = [{'item': s['item'], 'segment': s['segment'], 'category': truth(s['segment'])}
+                  for s in suggestions[:5]]
+        _, put = timed(lambda labels=labels: client.put(f'{base}/labels', json={'labels': labels,
+                                                                                 'view': 'guided'}))
+        result, train = timed(lambda: client.post(f'{base}/train', parameters={'wait': 'true'}))
+        suggestions, suggest = timed(lambda: client.get(f'{base}/suggestions', parameters={'limit': 8}))
+        loops.append({'label': put, 'train': train, 'suggest': suggest, 'total': put + train + suggest,
+                      'round': result['round']['number'], 'accuracy': result['round']['heldOutBalancedAccuracy']})
+        print(f'  round {result["round"]["number"]}: label {put:.2f} s + train {train:.2f} s + suggest '
+              f'{suggest:.2f} s = {put + train + suggest:.2f} s', flush=True)
+    annotations = client.get('annotation', parameters={'itemId': item, 'limit': 0})
+    predictions = next(a for a in annotations if a['annotation']['name'] == 'Histomics Label predictions')
+    fetch_times, body = [], b''
+    for _ in range(3):
+        start = time.perf_counter()
+        response = client.sendRestRequest('GET', f'annotation/{predictions["_id"]}', jsonResp=False)
+        fetch_times.append(time.perf_counter() - start)
+        body = response.content
+    values = json.loads(body)['annotation']['elements'][0]['values']
+    assert len(values) == size + 1
+    return {'segments': size, 'first_round_s': first_round, 'loops': loops,
+            'label_to_suggestions_s': statistics.median(loop['total'] for loop in loops),
+            'train_s': statistics.median(loop['train'] for loop in loops),
+            'suggest_s': statistics.median(loop['suggest'] for loop in loops),
+            'pixelmap_fetch_s': min(fetch_times), 'pixelmap_bytes': len(body),
+            'pixelmap_gzip_bytes': len(gzip.compress(body, 6))}
+
+
+def report(results: list[dict]) -> str:
+    lines = [f'{"segments":>10} {"first round s":>13} {"label→sugg. s":>13} {"  train s":>9} {"suggest s":>9} '
+             f'{"pixelmap s":>10} {"pixelmap MB":>11} {"gzip kB":>8}', '-' * 92]
+    for r in results:
+        lines.append(f'{r["segments"]:>10,} {r["first_round_s"]:>13.2f} {r["label_to_suggestions_s"]:>13.2f} '
+                     f'{r["train_s"]:>9.2f} {r["suggest_s"]:>9.2f} {r["pixelmap_fetch_s"]:>10.2f} '
+                     f'{r["pixelmap_bytes"] / 1e6:>11.2f} {r["pixelmap_gzip_bytes"] / 1e3:>8.1f}')
+    lines.append('label→sugg.: median over the rounds of PUT 5 labels + POST train?wait=true + GET 8 suggestions. '
+                 'Goals: ≤ 2 s; pixelmap ≤ 1 s and ≤ 10 MB (as sent; gzip for reference).')
+    return '\n'.join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--sizes', type=int, nargs='+', help='segment counts (default 100000 1000000)')
+    parser.add_argument('--quick', action='store_true', help='10,000 and 100,000 segments, 2 rounds')
+    parser.add_argument('--rounds', type=int, help='label → suggestions loops per size (default 5; 2 with --quick)')
+    parser.add_argument('--data', type=Path, default=ROOT / 'bench-output' / 'latency-stack',
+                        help='data folder of the live stack this run starts')
+    parser.add_argument('--port', type=int, default=0, help='Girder port of that stack (default: a free one)')
+    parser.add_argument('--keep', action='store_true', help='leave the stack running afterwards')
+    parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
+    args = parser.parse_args(argv)
+    args.sizes = args.sizes or ([10_000, 100_000] if args.quick else [100_000, 1_000_000])
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from histomics_label import sample_data
+    from histomics_label.stack.launcher import Stack, _free_port
+
+    args = parse_args(argv)
+    stack = Stack(args.data, port=args.port or _free_port())
+    started = time.perf_counter()
+    info = stack.start()
+    print(f'live stack at {info.url} ({time.perf_counter() - started:.0f} s to start)', flush=True)
+    try:
+        client = info.client()
+        data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
+        slide = Path(sample_data.cmu_small_region())
+        results = [measure(client, size, data_dir, slide, args.rounds) for size in args.sizes]
+    finally:
+        if not args.keep:
+            stack.stop()
+    text = report(results)
+    print(f'\n{datetime.date.today()}, {os.cpu_count()} CPUs, {platform.machine()}, Python '
+          f'{platform.python_version()}\n{text}')
+    if args.json:
+        args.json.write_text(json.dumps({'date': str(datetime.date.today()), 'results': results}, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
