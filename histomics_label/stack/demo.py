@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
           f'  demo project: {info.url}#folder/{folder["_id"]} ({slides[0]["segments"]} segments, {count} labels)\n'
           f'  REST API: {info.api_url} (docs/rest.md)\n'
           f'  Slicer CLI tasks registered for {CLI_IMAGE}: {", ".join(tasks) or "none (no slicer_cli folder)"}\n'
-          f'  stop: python -m histomics_label.stack stop --data {args.data}')
+          f'  stop: {sys.executable} -m histomics_label.stack stop --data {args.data}')
     return 0
 
 
