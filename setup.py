@@ -52,6 +52,7 @@ setup(
     python_requires='>=3.11',
     packages=find_packages(include=['histomics_label', 'histomics_label.*']),
     include_package_data=True,
+    package_data={'histomics_label.web_client': ['dist/*']},
     install_requires=GIRDER_5_STACK + ENGINE,
     extras_require={
         'tensorflow': ['tensorflow>=2.16'],

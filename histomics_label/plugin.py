@@ -1,7 +1,7 @@
 """The Girder 5 plugin entry point.
 
 It loads the plugins Histomics Label builds on (large images, their annotations, jobs, Slicer CLI tasks and
-workers), then registers its models, settings and REST resource (``/histomics_label``).
+workers), then registers its models, settings, REST resource (``/histomics_label``) and built web client.
 """
 
 from girder.plugin import GirderPlugin, getPlugin
@@ -27,3 +27,6 @@ class HistomicsLabelPlugin(GirderPlugin):
         ModelImporter.registerModel('training_state', TrainingState, 'histomics_label')
         TrainingState().reset_interrupted()
         info['apiRoot'].histomics_label = ProjectResource()
+        from .web_client import register_client
+
+        register_client(info)

@@ -1,0 +1,87 @@
+// Drives Debian Chromium (npm playwright-core) through Histomics Label's project page for
+// test_project_page.py: logs in through Girder's login dialog, opens the pages, reads what they show, saves
+// screenshots, and prints one JSON object of observations on stdout; the pytest test makes the assertions.
+//
+// Input: a JSON object in the HL_BROWSER_INPUT environment variable:
+//   {url, login, password, projectId, plainFolderId, missingId, artifacts, chromium}
+import { chromium } from 'playwright-core';
+
+const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const TIMEOUT = 30000;
+
+const browser = await chromium.launch({
+  executablePath: input.chromium,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const result = { consoleErrors: {} };
+let phase = 'start';
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
+  page.on('console', (message) => {
+    if (message.type() === 'error') {
+      errorsOf(phase).push(message.text());
+    }
+  });
+  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+
+  const texts = (selector) => page.locator(selector).allInnerTexts().then((all) => all.map((t) => t.trim()));
+
+  phase = 'login';
+  await page.goto(`${input.url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(input.login);
+  await page.locator('#g-password').fill(input.password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+  result.loggedInAs = (await page.locator('.g-user-dropdown-link').innerText()).trim();
+
+  phase = 'project';
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
+  await page.locator('.hl-project-name').waitFor();
+  result.project = {
+    name: (await page.locator('.hl-project-name').innerText()).trim(),
+    categories: await texts('.hl-category .hl-category-name'),
+    excluded: await texts('.hl-category.hl-excluded .hl-category-name'),
+    swatches: await page.locator('.hl-swatch').evaluateAll((all) => all.map((el) => getComputedStyle(el).backgroundColor)),
+    slides: await texts('.hl-slide td:first-child'),
+    segments: await texts('.hl-slide .hl-segments'),
+    round: (await page.locator('.hl-round').innerText()).trim(),
+  };
+  await page.screenshot({ path: `${input.artifacts}/project_page.png`, fullPage: true });
+
+  phase = 'folderButton';
+  await page.goto(`${input.url}/#folder/${input.projectId}`);
+  await page.locator('.hl-open-project').click();
+  await page.locator('.hl-project-name').waitFor();
+  result.folderButton = { hash: await page.evaluate(() => window.location.hash) };
+
+  phase = 'notProject';
+  await page.goto(`${input.url}/#folder/${input.plainFolderId}`);
+  await page.locator('.hl-open-project').click();
+  await page.locator('.hl-not-project').waitFor();
+  result.notProject = {
+    message: (await page.locator('.hl-not-project').innerText()).trim(),
+    hash: await page.evaluate(() => window.location.hash),
+  };
+  await page.screenshot({ path: `${input.artifacts}/not_a_project.png`, fullPage: true });
+
+  phase = 'failedRequest';
+  await page.goto(`${input.url}/#histomics_label/project/${input.missingId}`);
+  await page.locator('.hl-error').waitFor();
+  result.failedRequest = { message: (await page.locator('.hl-error').innerText()).trim() };
+  await page.screenshot({ path: `${input.artifacts}/failed_request.png`, fullPage: true });
+} catch (error) {
+  result.failure = `${phase}: ${error.message}`;
+  if (page) {
+    await page.screenshot({ path: `${input.artifacts}/failure_${phase}.png`, fullPage: true }).catch(() => {});
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result));

@@ -1,0 +1,73 @@
+"""The project page of the web client in Chromium, on the live stack: a project made through the REST API on the
+real H&E sample, opened from its route and from the folder page's button, next to a folder that is not a project
+and a request that fails."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
+CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
+              {'name': 'background', 'color': '#888888', 'excluded': True}]
+
+
+@pytest.fixture(scope='module')
+def folders(stack, cmu_svs):
+    """A project folder holding the uploaded sample slide and its categories, and a plain folder beside it."""
+    client = stack.client()
+    me = client.get('user/me')
+    private = next(client.listFolder(me['_id'], 'user', name='Private'))
+    project = client.createFolder(private['_id'], 'Browser project')
+    item = client.getItem(client.uploadFileToFolder(project['_id'], str(cmu_svs))['itemId'])
+    if not item.get('largeImage'):
+        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+    client.put(f'histomics_label/project/{project["_id"]}', json={'categories': CATEGORIES})
+    plain = client.createFolder(private['_id'], 'Just a folder')
+    return {'project': project, 'plain': plain, 'item': item}
+
+
+@pytest.fixture(scope='module')
+def observed(stack, folders, browser_driver, artifacts) -> dict:
+    """What the driver script saw in Chromium (see project_page.mjs)."""
+    info = stack.info()
+    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
+               'projectId': folders['project']['_id'], 'plainFolderId': folders['plain']['_id'],
+               'missingId': '0123456789abcdef01234567', 'artifacts': str(artifacts),
+               'chromium': browser_driver['chromium']}
+    run = subprocess.run(['node', 'project_page.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
+                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=300, check=False)
+    assert run.returncode == 0, f'driver failed: {run.stderr}'
+    result = json.loads(run.stdout)
+    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
+    return result
+
+
+def test_project_page_shows_project(observed, stack, folders):
+    page = observed['project']
+    assert observed['loggedInAs'] == stack.info().admin_login
+    assert page['name'] == 'Browser project'
+    assert page['categories'] == ['tumor', 'stroma', 'background']
+    assert page['excluded'] == ['background']
+    assert page['swatches'] == ['rgb(230, 25, 75)', 'rgb(60, 180, 75)', 'rgb(136, 136, 136)']
+    assert page['slides'] == [folders['item']['name']]
+    assert page['segments'] == ['not segmented yet']
+    assert page['round'] == 'No training round yet.'
+    assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('project')
+
+
+def test_folder_button_opens_project_or_explains(observed, folders):
+    assert observed['folderButton']['hash'] == f'#histomics_label/project/{folders["project"]["_id"]}'
+    assert 'is not a Histomics Label project' in observed['notProject']['message']
+    assert observed['notProject']['hash'] == f'#folder/{folders["plain"]["_id"]}'
+    assert not observed['consoleErrors'].get('folderButton') and not observed['consoleErrors'].get('notProject')
+
+
+def test_failed_request_is_shown(observed):
+    message = observed['failedRequest']['message']
+    assert 'Could not load this Histomics Label project' in message
+    assert 'failed (400)' in message and 'Invalid folder id' in message
+    # the browser reports the 400 as a console error: proof that the other phases' empty lists were listened for
+    assert any('400' in error for error in observed['consoleErrors'].get('failedRequest', []))
