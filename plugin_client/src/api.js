@@ -8,27 +8,55 @@ export const PROJECT_META_KEY = 'histomicsLabel';
 
 /** A failed request: which path, the HTTP status (0 when the server did not answer) and Girder's message. */
 export class RequestError extends Error {
-  constructor(path, xhr) {
+  constructor(path, xhr, method = 'GET') {
     const detail = (xhr.responseJSON && xhr.responseJSON.message) || xhr.statusText || 'no answer from the server';
-    super(`GET ${path} failed (${xhr.status || 'no response'}): ${detail}`);
+    super(`${method} ${path} failed (${xhr.status || 'no response'}): ${detail}`);
     this.name = 'RequestError';
     this.path = path;
+    this.method = method;
     this.status = xhr.status;
   }
 }
 
+/**
+ * A request to an API path (relative to /api/v1) as a native Promise of `{data, xhr}` that rejects with a
+ * RequestError. `json` is sent as a JSON body; `params` go in the query string.
+ */
+export function request(method, path, { params, json } = {}) {
+  const query = params ? `?${new URLSearchParams(params).toString()}` : '';
+  const url = `${path}${query}`;
+  const options = { url, method, error: null };
+  if (json !== undefined) {
+    options.data = JSON.stringify(json);
+    options.contentType = 'application/json';
+    options.processData = false;
+  }
+  return new Promise((resolve, reject) => {
+    restRequest(options)
+      .done((data, status, xhr) => resolve({ data, xhr }))
+      .fail((xhr) => reject(new RequestError(url, xhr, method)));
+  });
+}
+
 /** GET an API path (relative to /api/v1) as a native Promise that rejects with a RequestError. */
 export function getJson(path) {
-  return new Promise((resolve, reject) => {
-    restRequest({ url: path, method: 'GET', error: null })
-      .done(resolve)
-      .fail((xhr) => reject(new RequestError(path, xhr)));
-  });
+  return request('GET', path).then(({ data }) => data);
 }
 
 /** The client route of a project's page. */
 export function projectRoute(folderId) {
   return `histomics_label/project/${folderId}`;
+}
+
+/** The client route of a project's guided labeling view. */
+export function labelRoute(folderId) {
+  return `${projectRoute(folderId)}/label`;
+}
+
+/** The URL of an API path (such as a suggestion's `thumbnail`) for an `<img src>`; the login cookie authorizes it. */
+export function apiUrl(path) {
+  const root = girder.rest.getApiRoot().replace(/\/$/, '');
+  return `${root}/${path.replace(/^\//, '')}`;
 }
 
 /** Whether a folder (as Girder returns it) is configured as a project. */

@@ -1,9 +1,10 @@
-// Entry point of Histomics Label's Girder 5 client plugin: registers the routes and the folder-page button, and
+// Entry point of Histomics Label's Girder 5 client plugin: registers the routes (project page, guided labeling) and the folder-page button, and
 // exposes the modules under `girder.plugins.histomics_label` for other plugins and the browser console.
 import './style.css';
 import './routes.js';
 import './folderButton.js';
 import * as api from './api.js';
+import GuidedView from './views/GuidedView.js';
 import ProjectView from './views/ProjectView.js';
 
-girder.pluginUtils.registerPluginNamespace('histomics_label', { api, ProjectView });
+girder.pluginUtils.registerPluginNamespace('histomics_label', { api, GuidedView, ProjectView });

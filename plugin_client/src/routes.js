@@ -1,8 +1,13 @@
 // The plugin's client routes. Backbone gives routes added later precedence, so these sit beside Girder's own.
+import GuidedView from './views/GuidedView.js';
 import ProjectView from './views/ProjectView.js';
 
 const { events, router } = girder;
 
 router.route('histomics_label/project/:id', 'histomicsLabelProject', (folderId) => {
   events.trigger('g:navigateTo', ProjectView, { folderId });
+});
+
+router.route('histomics_label/project/:id/label', 'histomicsLabelGuided', (folderId) => {
+  events.trigger('g:navigateTo', GuidedView, { folderId });
 });

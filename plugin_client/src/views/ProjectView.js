@@ -1,6 +1,7 @@
-// The project page (`#histomics_label/project/<folderId>`): name, categories, slides with their segment counts, and
-// the latest training round. Whatever request fails, the page says which one and why.
-import { loadProject } from '../api.js';
+// The project page (`#histomics_label/project/<folderId>`): name, categories, slides with their segment counts, the
+// latest training round, and a Label button (the guided labeling view) for users with write access. Whatever request
+// fails, the page says which one and why.
+import { labelRoute, loadProject } from '../api.js';
 
 const { _ } = girder;
 const { View } = girder.views;
@@ -86,7 +87,11 @@ const ProjectView = View.extend({
       const { project, slides, rounds } = this.state;
       this.$el.html(`<div class="hl-project">
           <h2 class="hl-project-name">${esc(project.name)}</h2>
-          <a class="hl-folder-link" href="#folder/${esc(project._id)}">Open the folder</a>
+          <div class="hl-project-actions">
+            ${project.access && project.access.write ? `<a class="hl-label-link btn btn-primary btn-sm"
+                href="#${esc(labelRoute(project._id))}" title="Label the suggested segments">Label</a>` : ''}
+            <a class="hl-folder-link" href="#folder/${esc(project._id)}">Open the folder</a>
+          </div>
           <section><h3>Categories</h3>${categoriesHtml(project.config.categories || [])}</section>
           <section><h3>Slides</h3>${slidesHtml(slides)}</section>
           <section><h3>Latest round</h3>${roundHtml(rounds)}</section>

@@ -1,0 +1,190 @@
+// Drives Debian Chromium (npm playwright-core) through Histomics Label's guided labeling view for
+// test_guided_labeling.py: logs in, opens the view from the project page's Label button, labels suggestions by
+// keyboard, undoes one, retrains from the button, and makes one save (by a click on a category button) fail on purpose;
+// then a read-only user's view. Prints one JSON object of
+// observations on stdout; the pytest test makes the assertions.
+//
+// Input: a JSON object in the HL_BROWSER_INPUT environment variable:
+//   {url, login, password, reader: {login, password}, projectId, keys, artifacts, chromium}
+// `keys` are the keys to press, one label each ('1'..'9', a hotkey letter, 'Enter').
+import { chromium } from 'playwright-core';
+
+const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const TIMEOUT = 30000;
+
+const browser = await chromium.launch({
+  executablePath: input.chromium,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const result = { consoleErrors: {}, labeled: [] };
+let phase = 'start';
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
+  page.on('console', (message) => {
+    if (message.type() === 'error') {
+      errorsOf(phase).push(message.text());
+    }
+  });
+  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+
+  const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
+  const texts = (selector) => page.locator(selector).allInnerTexts().then((all) => all.map((t) => t.trim()));
+  /** No save in flight, no row loading, and every image of the page loaded. */
+  const idle = () => page.waitForFunction(() => !document.querySelector('.hl-card.hl-saving') &&
+    !document.querySelector('.hl-guided-body.hl-loading') &&
+    [...document.querySelectorAll('.hl-guided img')].every((img) => img.complete));
+  const row = () => page.locator('.hl-card').evaluateAll((cards) => cards.map((card) => ({
+    item: card.dataset.item,
+    segment: Number(card.dataset.segment),
+    predicted: card.querySelector('.hl-predicted').textContent.trim(),
+    score: card.querySelector('.hl-score').textContent.trim(),
+    label: card.querySelector('.hl-chosen') ? card.querySelector('.hl-chosen').textContent.trim() : null,
+  })));
+  const images = () => page.locator('.hl-guided img').evaluateAll((all) => all.map((img) => ({
+    cls: img.className, naturalWidth: img.naturalWidth, src: img.getAttribute('src'),
+  })));
+  const current = () => page.locator('.hl-card.hl-current').evaluate((card) => ({
+    item: card.dataset.item,
+    segment: Number(card.dataset.segment),
+    predicted: card.querySelector('.hl-predicted').textContent.trim(),
+  }));
+
+  phase = 'login';
+  await page.goto(`${input.url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(input.login);
+  await page.locator('#g-password').fill(input.password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+
+  phase = 'open';
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
+  await page.locator('.hl-label-link').click();
+  await page.locator('.hl-card').first().waitFor();
+  await idle();
+  result.open = {
+    hash: await page.evaluate(() => window.location.hash),
+    title: await text('.hl-guided-title'),
+    count: await text('.hl-label-count'),
+    round: await text('.hl-round-number'),
+    accuracy: await text('.hl-accuracy'),
+    choices: await texts('.hl-choose .hl-category-name'),
+    row: await row(),
+    images: await images(),
+    focusRegion: await page.locator('.hl-focus-image').getAttribute('src'),
+  };
+  await page.screenshot({ path: `${input.artifacts}/guided_first_row.png`, fullPage: true });
+
+  phase = 'label';
+  const started = Date.now();
+  const rows = [result.open.row.map((card) => card.segment)];
+  for (const key of input.keys) {
+    const card = await current();
+    await page.keyboard.press(key);
+    await idle();
+    const segments = (await row()).map((c) => c.segment);
+    if (segments.join() !== rows[rows.length - 1].join()) {
+      rows.push(segments);
+    } else {
+      // the card shows what was chosen while its row is still on the page
+      const shown = (await row()).find((c) => c.segment === card.segment);
+      card.shown = shown ? shown.label : null;
+    }
+    result.labeled.push({ key, ...card });
+  }
+  result.labelSeconds = (Date.now() - started) / 1000;
+  result.rows = rows;
+  result.afterLabels = { count: await text('.hl-label-count'), images: await images() };
+  await page.screenshot({ path: `${input.artifacts}/guided_labeled.png`, fullPage: true });
+
+  phase = 'undo';
+  await page.keyboard.press('Backspace');
+  await page.waitForFunction((count) => document.querySelector('.hl-label-count').textContent.trim() === count,
+    String(Number(result.afterLabels.count) - 1));
+  await idle();
+  result.undo = {
+    current: await current(),
+    currentLabel: await page.locator('.hl-card.hl-current .hl-chosen').count(),
+    focusLabel: await text('.hl-focus-label'),
+    count: await text('.hl-label-count'),
+  };
+
+  phase = 'retrain';
+  const before = { round: await text('.hl-round-number'), row: (await row()).map((c) => c.segment) };
+  const trainStart = Date.now();
+  await page.locator('.hl-retrain').click();
+  await page.waitForFunction((round) => document.querySelector('.hl-round-number').textContent.trim() !== round,
+    before.round, { timeout: 240000 });
+  await page.waitForFunction(() => /done/.test(document.querySelector('.hl-train-status').textContent),
+    null, { timeout: 60000 });
+  await idle();
+  result.retrain = {
+    seconds: (Date.now() - trainStart) / 1000,
+    before,
+    round: await text('.hl-round-number'),
+    accuracy: await text('.hl-accuracy'),
+    status: await text('.hl-train-status'),
+    row: await row(),
+    images: await images(),
+    messages: await texts('.hl-message'),
+  };
+  await page.screenshot({ path: `${input.artifacts}/guided_retrained.png`, fullPage: true });
+
+  phase = 'failedSave';
+  await page.route('**/histomics_label/project/*/labels', (route) => (route.request().method() === 'PUT'
+    ? route.fulfill({ status: 400, contentType: 'application/json',
+      body: JSON.stringify({ message: 'Injected failure', type: 'validation' }) })
+    : route.continue()));
+  // a click on a category button does what its key does: here the save it makes fails
+  const target = await current();
+  await page.locator('.hl-choose[data-category="tumor"]').click();
+  await page.locator('.hl-message').first().waitFor();
+  await idle();
+  result.failedSave = {
+    target,
+    message: await text('.hl-message'),
+    label: (await row()).find((c) => c.segment === target.segment).label,
+  };
+  await page.screenshot({ path: `${input.artifacts}/guided_failed_save.png`, fullPage: true });
+  await page.unroute('**/histomics_label/project/*/labels');
+
+  phase = 'reader';
+  // a user with read access only: no Label button, and the label route says why it does not label
+  const readerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await readerContext.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (message) => {
+    if (message.type() === 'error') {
+      errorsOf(phase).push(message.text());
+    }
+  });
+  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+  await page.goto(`${input.url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(input.reader.login);
+  await page.locator('#g-password').fill(input.reader.password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
+  await page.locator('.hl-project-name').waitFor();
+  result.reader = { labelButtons: await page.locator('.hl-label-link').count() };
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}/label`);
+  await page.locator('.hl-guided .hl-error').waitFor();
+  result.reader.message = await text('.hl-guided .hl-error');
+  result.reader.cards = await page.locator('.hl-card').count();
+  await page.screenshot({ path: `${input.artifacts}/guided_reader.png`, fullPage: true });
+} catch (error) {
+  result.failure = `${phase}: ${error.message}`;
+  if (page) {
+    await page.screenshot({ path: `${input.artifacts}/failure_guided_${phase}.png`, fullPage: true }).catch(() => {});
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result));
