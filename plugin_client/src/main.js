@@ -6,5 +6,6 @@ import './folderButton.js';
 import * as api from './api.js';
 import GuidedView from './views/GuidedView.js';
 import ProjectView from './views/ProjectView.js';
+import ReviewView from './views/review/ReviewView.js';
 
-girder.pluginUtils.registerPluginNamespace('histomics_label', { api, GuidedView, ProjectView });
+girder.pluginUtils.registerPluginNamespace('histomics_label', { api, GuidedView, ProjectView, ReviewView });

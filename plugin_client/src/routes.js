@@ -1,6 +1,7 @@
 // The plugin's client routes. Backbone gives routes added later precedence, so these sit beside Girder's own.
 import GuidedView from './views/GuidedView.js';
 import ProjectView from './views/ProjectView.js';
+import ReviewView from './views/review/ReviewView.js';
 
 const { events, router } = girder;
 
@@ -10,4 +11,8 @@ router.route('histomics_label/project/:id', 'histomicsLabelProject', (folderId) 
 
 router.route('histomics_label/project/:id/label', 'histomicsLabelGuided', (folderId) => {
   events.trigger('g:navigateTo', GuidedView, { folderId });
+});
+
+router.route('histomics_label/project/:id/review', 'histomicsLabelReview', (folderId) => {
+  events.trigger('g:navigateTo', ReviewView, { folderId });
 });

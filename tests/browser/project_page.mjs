@@ -52,6 +52,7 @@ try {
     slides: await texts('.hl-slide td:first-child'),
     segments: await texts('.hl-slide .hl-segments'),
     round: (await page.locator('.hl-round').innerText()).trim(),
+    review: await page.locator('.hl-review-link').getAttribute('href'),
   };
   await page.screenshot({ path: `${input.artifacts}/project_page.png`, fullPage: true });
 

@@ -55,6 +55,7 @@ def test_project_page_shows_project(observed, stack, folders):
     assert page['slides'] == [folders['item']['name']]
     assert page['segments'] == ['not segmented yet']
     assert page['round'] == 'No training round yet.'
+    assert page['review'] == f'#histomics_label/project/{folders["project"]["_id"]}/review'
     assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('project')
 
 

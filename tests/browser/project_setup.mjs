@@ -1,0 +1,199 @@
+// Drives Debian Chromium (npm playwright-core) through the project page's set-up controls for
+// test_project_setup.py: as the admin, edits the categories, makes two requests the server refuses, saves the radius
+// and makes segments from the button; then, as a reader, looks for edit controls. Prints one JSON object of
+// observations on stdout; the pytest test makes the assertions. Screenshots go to `artifacts`.
+//
+// Input: a JSON object in the HL_BROWSER_INPUT environment variable:
+//   {url, login, password, reader: {login, password}, projectId, radius, artifacts, chromium}
+import { chromium } from 'playwright-core';
+
+const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const TIMEOUT = 30000;
+const SEGMENTS_TIMEOUT = 600000;
+
+const browser = await chromium.launch({
+  executablePath: input.chromium,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const result = { consoleErrors: {} };
+let phase = 'start';
+let page;
+
+async function openPage(context) {
+  const opened = await context.newPage();
+  opened.setDefaultTimeout(TIMEOUT);
+  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
+  opened.on('console', (message) => {
+    if (message.type() === 'error') {
+      errorsOf(phase).push(message.text());
+    }
+  });
+  opened.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+  return opened;
+}
+
+async function login(user, password) {
+  await page.goto(`${input.url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(user);
+  await page.locator('#g-password').fill(password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+}
+
+const texts = (selector) => page.locator(selector).allInnerTexts().then((all) => all.map((t) => t.trim()));
+const text = async (selector) => (await page.locator(selector).innerText()).trim().replace(/\s+/g, ' ');
+const names = () => page.locator('.hl-category').evaluateAll((all) => all.map((el) => el.dataset.name));
+const row = (name) => page.locator(`.hl-category[data-name="${name}"]`);
+const swatchOf = (name) => row(name).locator('.hl-swatch').evaluate((el) => getComputedStyle(el).backgroundColor);
+/** Wait for the categories section's message after a request (the controls are disabled while it runs). */
+async function categoriesMessage(kind) {
+  await page.locator(`.hl-categories-message.alert-${kind}`).waitFor();
+  return text('.hl-categories-message');
+}
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  page = await openPage(context);
+
+  phase = 'login';
+  await login(input.login, input.password);
+
+  phase = 'open';
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
+  await page.locator('.hl-add-category').waitFor();
+  await page.screenshot({ path: `${input.artifacts}/project_setup_start.png`, fullPage: true });
+
+  phase = 'add';
+  await page.locator('.hl-new-name').fill('necrosis');
+  await page.locator('.hl-new-color').fill('#4363d8');
+  await page.locator('.hl-new-hotkey').fill('n');
+  await page.locator('.hl-add').click();
+  await row('necrosis').waitFor();
+  await categoriesMessage('success');
+  await page.locator('.hl-new-name').fill('debris');
+  await page.locator('.hl-add').click();
+  await row('debris').waitFor();
+  result.added = {
+    names: await names(),
+    swatch: await swatchOf('necrosis'),
+    hotkey: await row('necrosis').locator('.hl-hotkey-input').inputValue(),
+  };
+
+  phase = 'colour';
+  await row('tumor').locator('.hl-color-input').fill('#ff8000');
+  await page.locator('.hl-categories-message.alert-success', { hasText: 'colour #ff8000' }).waitFor();
+  result.recoloured = await swatchOf('tumor');
+
+  phase = 'hotkey';
+  await row('tumor').locator('.hl-hotkey-input').fill('t');
+  await row('tumor').locator('.hl-hotkey-input').press('Tab');
+  await page.locator('.hl-categories-message.alert-success', { hasText: 'hotkey t saved' }).waitFor();
+  result.hotkeyed = await row('tumor').locator('.hl-hotkey-input').inputValue();
+
+  phase = 'rename';
+  await row('stroma').locator('.hl-rename').click();
+  await page.locator('.hl-rename-input').fill('connective');
+  await page.locator('.hl-rename-save').click();
+  await row('connective').waitFor();
+  result.renamed = { names: await names(), message: await categoriesMessage('success') };
+
+  phase = 'exclude';
+  await row('necrosis').locator('.hl-excluded-toggle').check();
+  await page.locator('.hl-category.hl-excluded[data-name="necrosis"]').waitFor();
+  result.excluded = { names: await texts('.hl-category.hl-excluded .hl-category-name') };
+
+  phase = 'merge';
+  await page.locator('.hl-merge-source').selectOption('debris');
+  await page.locator('.hl-merge-target').selectOption('tumor');
+  await page.locator('.hl-merge').click();
+  await page.locator('.hl-merge-confirm').waitFor();
+  result.merge = { question: await text('.hl-merge-confirm p') };
+  await page.screenshot({ path: `${input.artifacts}/project_setup_merge_confirm.png`, fullPage: true });
+  await page.locator('.hl-merge-no').click();
+  await page.locator('.hl-merge-form').waitFor();
+  result.merge.afterCancel = await names();
+  await page.locator('.hl-merge-source').selectOption('debris');
+  await page.locator('.hl-merge-target').selectOption('tumor');
+  await page.locator('.hl-merge').click();
+  await page.locator('.hl-merge-yes').click();
+  await row('debris').waitFor({ state: 'detached' });
+  result.merge.names = await names();
+  result.merge.message = await categoriesMessage('success');
+
+  phase = 'badHotkey';
+  // a key the server refuses (1-9 pick categories by position): its 400 message is shown, nothing changes
+  await row('connective').locator('.hl-hotkey-input').fill('3');
+  await row('connective').locator('.hl-hotkey-input').press('Tab');
+  result.badHotkey = { message: await categoriesMessage('danger'), names: await names() };
+  await page.screenshot({ path: `${input.artifacts}/project_setup_refused.png`, fullPage: true });
+
+  phase = 'badRadius';
+  await page.locator('#hl-setting-radius').fill('1');
+  await page.locator('.hl-save-settings').click();
+  await page.locator('.hl-settings-message.alert-danger').waitFor();
+  result.badRadius = {
+    message: await text('.hl-settings-message'),
+    value: await page.locator('#hl-setting-radius').inputValue(),
+  };
+
+  phase = 'settings';
+  await page.locator('#hl-setting-radius').fill(String(input.radius));
+  await page.locator('.hl-save-settings').click();
+  await page.locator('.hl-settings-message.alert-success').waitFor();
+  result.settings = {
+    message: await text('.hl-settings-message'),
+    radius: await page.locator('#hl-setting-radius').inputValue(),
+  };
+
+  phase = 'segments';
+  await page.locator('.hl-make-segments').click();
+  await page.locator('.hl-slide .hl-job').waitFor();
+  result.segments = { jobSeen: true, states: [] };
+  const deadline = Date.now() + SEGMENTS_TIMEOUT;
+  // watch the progress until the slides are reloaded (the final message)
+  while (Date.now() < deadline) {
+    const job = await page.locator('.hl-slide .hl-job').first().innerText().catch(() => '');
+    const state = job.trim().replace(/\s+/g, ' ');
+    if (state && result.segments.states[result.segments.states.length - 1] !== state) {
+      result.segments.states.push(state);
+    }
+    if (await page.locator('.hl-slides-message.alert-success, .hl-slides-message.alert-danger').count()) {
+      break;
+    }
+    await page.waitForTimeout(250);
+  }
+  result.segments.message = await text('.hl-slides-message');
+  result.segments.finalJob = await text('.hl-slide .hl-job');
+  result.segments.count = await text('.hl-slide .hl-segments');
+  await page.screenshot({ path: `${input.artifacts}/project_setup_done.png`, fullPage: true });
+
+  phase = 'reader';
+  const readerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await openPage(readerContext);
+  await login(input.reader.login, input.reader.password);
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
+  await page.locator('.hl-project-name').waitFor();
+  await page.locator('.hl-settings-readonly').waitFor();
+  result.reader = {
+    categories: await texts('.hl-category .hl-category-name'),
+    excluded: await texts('.hl-category.hl-excluded .hl-category-name'),
+    hotkeys: await texts('.hl-category .hl-hotkey'),
+    controls: await page.locator(['.hl-add-category', '.hl-merge-form', '.hl-color-input', '.hl-hotkey-input',
+      '.hl-excluded-toggle', '.hl-rename', '.hl-remove', '.hl-settings-form', '.hl-make-segments',
+      '.hl-project input', '.hl-project select', '.hl-project button'].join(', ')).count(),
+    radius: await text('.hl-settings-readonly dd[data-field="radius"]'),
+    segments: await text('.hl-slide .hl-segments'),
+  };
+  await page.screenshot({ path: `${input.artifacts}/project_setup_reader.png`, fullPage: true });
+} catch (error) {
+  result.failure = `${phase}: ${error.message}`;
+  if (page) {
+    await page.screenshot({ path: `${input.artifacts}/failure_setup_${phase}.png`, fullPage: true }).catch(() => {});
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result));

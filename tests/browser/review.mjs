@@ -1,0 +1,205 @@
+// Drives Debian Chromium (npm playwright-core) through Histomics Label's review view for test_review.py: logs in as
+// the admin, opens the review route, filters by disagreement and by labeler, groups by category, approves one
+// label, overrides another and relabels a third, reads the agreement tables and the learning curve, makes one review
+// fail on purpose; then a read-only user's view. Prints one JSON object of observations on stdout; the pytest test
+// makes the assertions.
+//
+// Input: a JSON object in the HL_BROWSER_INPUT environment variable:
+//   {url, login, password, reader: {login, password}, projectId, secondId, artifacts, chromium}
+import { chromium } from 'playwright-core';
+
+const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const TIMEOUT = 30000;
+const ROUTE = `${input.url}/#histomics_label/project/${input.projectId}/review`;
+
+const browser = await chromium.launch({
+  executablePath: input.chromium,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const result = { consoleErrors: {} };
+let phase = 'start';
+let page;
+
+function listen(target) {
+  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
+  target.on('console', (message) => {
+    if (message.type() === 'error') {
+      errorsOf(phase).push(message.text());
+    }
+  });
+  target.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+}
+
+async function login(context, user, password) {
+  const tab = await context.newPage();
+  tab.setDefaultTimeout(TIMEOUT);
+  listen(tab);
+  await tab.goto(`${input.url}/`);
+  await tab.locator('.g-login').click();
+  await tab.locator('#g-login').fill(user);
+  await tab.locator('#g-password').fill(password);
+  await tab.locator('#g-login-button').click();
+  await tab.locator('.g-user-dropdown-link').waitFor();
+  return tab;
+}
+
+const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
+/** Nothing loading or saving in the view, and every image loaded. */
+const idle = () => page.waitForFunction(() => !document.querySelector('.hl-review .hl-loading') &&
+  !document.querySelector('.hl-review-saving') &&
+  [...document.querySelectorAll('.hl-review img')].every((img) => img.complete));
+const cards = () => page.locator('.hl-review-card').evaluateAll((all) => all.map((card) => ({
+  labelId: card.dataset.labelId,
+  item: card.dataset.item,
+  segment: Number(card.dataset.segment),
+  category: card.querySelector('.hl-review-category').textContent.trim(),
+  labeler: card.querySelector('.hl-review-labeler').textContent.trim(),
+  date: card.querySelector('.hl-review-date').textContent.trim(),
+  predicted: card.querySelector('.hl-review-predicted').textContent.trim(),
+  flagged: Boolean(card.querySelector('.hl-review-flag')),
+  state: card.querySelector('.hl-review-state').textContent.trim(),
+})));
+const cardState = (labelId) => page.locator(`.hl-review-card[data-label-id="${labelId}"] .hl-review-state`)
+  .innerText().then((t) => t.trim());
+/** Change a filter and wait for the page of labels it asks for. */
+async function filter(name, value) {
+  await page.locator(`.hl-review-filters select[name="${name}"]`).selectOption(value);
+  await idle();
+  return { total: await text('.hl-review-total'), cards: await cards() };
+}
+/** The choice on a card other than its category. */
+const otherChoice = (labelId) => page.locator(`.hl-review-card[data-label-id="${labelId}"]`).evaluate((card) => {
+  const choices = [...card.querySelectorAll('.hl-review-choice option')].map((o) => o.value);
+  return choices.find((c) => c !== card.dataset.category);
+});
+
+try {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  phase = 'login';
+  page = await login(context, input.login, input.password);
+
+  phase = 'open';
+  await page.goto(ROUTE);
+  await page.locator('.hl-review-card').first().waitFor();
+  await page.locator('.hl-review-pairs').waitFor();
+  await page.locator('.hl-curve-point').first().waitFor();
+  await idle();
+  result.open = {
+    hash: await page.evaluate(() => window.location.hash),
+    title: await text('.hl-review-title'),
+    total: await text('.hl-review-total'),
+    cards: await cards(),
+    actions: await page.locator('.hl-review-approve').count(),
+    images: await page.locator('.hl-review img').evaluateAll((all) => all.map((img) => ({
+      naturalWidth: img.naturalWidth, src: img.getAttribute('src') }))),
+    curve: {
+      points: await page.locator('.hl-curve-point').evaluateAll((all) => all.map((c) => ({
+        round: c.dataset.round, labels: c.dataset.labels, accuracy: c.dataset.accuracy }))),
+      axisLabels: await page.locator('.hl-curve-axis-label').allTextContents(),
+    },
+  };
+  await page.screenshot({ path: `${input.artifacts}/review_open.png`, fullPage: true });
+
+  phase = 'disagree';
+  result.disagree = await filter('disagree', 'true');
+  await page.screenshot({ path: `${input.artifacts}/review_disagree.png`, fullPage: true });
+
+  phase = 'labeler';
+  await filter('disagree', '');
+  result.labeler = await filter('labeler', input.secondId);
+
+  phase = 'grouped';
+  await page.locator('.hl-review-filters select[name="group"]').selectOption('category');
+  await page.locator('.hl-review-group').first().waitFor();
+  result.grouped = await page.locator('.hl-review-group').evaluateAll((groups) => groups.map((group) => ({
+    name: group.querySelector('.hl-review-group-name').textContent.trim(),
+    count: group.querySelector('.hl-review-group-count').textContent.trim(),
+    categories: [...group.querySelectorAll('.hl-review-category')].map((c) => c.textContent.trim()),
+  })));
+  await page.screenshot({ path: `${input.artifacts}/review_grouped.png`, fullPage: true });
+
+  phase = 'actions';
+  const targets = (await cards()).map((card) => card.labelId);
+  const [approveId, overrideId, relabelId, failId] = targets;
+  await page.locator(`.hl-review-card[data-label-id="${approveId}"] .hl-review-approve`).click();
+  await page.locator(`.hl-review-card.hl-review-approved[data-label-id="${approveId}"]`).waitFor();
+  const overrideTo = await otherChoice(overrideId);
+  await page.locator(`.hl-review-card[data-label-id="${overrideId}"] .hl-review-choice`).selectOption(overrideTo);
+  await page.locator(`.hl-review-card[data-label-id="${overrideId}"] .hl-review-override`).click();
+  await page.locator(`.hl-review-card.hl-review-overridden[data-label-id="${overrideId}"]`).waitFor();
+  const relabelCard = (await cards()).find((card) => card.labelId === relabelId);
+  const relabelTo = await otherChoice(relabelId);
+  await page.locator(`.hl-review-card[data-label-id="${relabelId}"] .hl-review-choice`).selectOption(relabelTo);
+  await page.locator(`.hl-review-card[data-label-id="${relabelId}"] .hl-review-relabel`).click();
+  await page.locator('.hl-review-message.alert-success').waitFor();
+  await idle();
+  result.actions = {
+    approve: { labelId: approveId, state: await cardState(approveId) },
+    override: { labelId: overrideId, category: overrideTo, state: await cardState(overrideId) },
+    relabel: { labelId: relabelId, item: relabelCard.item, segment: relabelCard.segment, category: relabelTo,
+      message: await text('.hl-review-message.alert-success') },
+  };
+  await page.screenshot({ path: `${input.artifacts}/review_actions.png`, fullPage: true });
+
+  phase = 'agreement';
+  // a fresh page: the tables as the server computes them after the reviews and the relabel
+  await page.reload();
+  await page.locator('.hl-review-pairs').waitFor();
+  await page.locator('.hl-review-overall').waitFor();
+  await idle();
+  result.agreement = {
+    pairs: await page.locator('.hl-review-pair').evaluateAll((rows) => rows.map((row) => ({
+      logins: row.dataset.logins,
+      count: row.querySelector('.hl-review-count').textContent.trim(),
+      agreement: row.querySelector('.hl-review-agree').textContent.trim(),
+      kappa: row.querySelector('.hl-review-kappa').textContent.trim(),
+    }))),
+    vsModel: await page.locator('.hl-review-vs-model').evaluateAll((rows) => rows.map((row) => ({
+      login: row.dataset.login, kappa: row.querySelector('.hl-review-kappa').textContent.trim() }))),
+    overall: await page.locator('.hl-review-overall').evaluate((box) => ({
+      count: box.querySelector('.hl-review-count').textContent.trim(),
+      kappa: box.querySelector('.hl-review-kappa').textContent.trim(),
+      matrix: [...box.querySelectorAll('.hl-review-confusion tbody tr')].map((tr) => [...tr.querySelectorAll('td')]
+        .map((td) => td.textContent.trim())),
+    })),
+  };
+  await page.locator('.hl-review-agreement').screenshot({ path: `${input.artifacts}/review_agreement.png` });
+  await page.locator('.hl-review-curve').screenshot({ path: `${input.artifacts}/review_curve.png` });
+
+  phase = 'failedReview';
+  await filter('labeler', input.secondId);
+  await page.route('**/histomics_label/project/*/labels/*/review**', (route) => route.fulfill({
+    status: 400, contentType: 'application/json',
+    body: JSON.stringify({ message: 'Injected failure', type: 'validation' }) }));
+  await page.locator(`.hl-review-card[data-label-id="${failId}"] .hl-review-approve`).click();
+  await page.locator('.hl-review-message.alert-danger').waitFor();
+  await idle();
+  result.failedReview = {
+    labelId: failId, message: await text('.hl-review-message.alert-danger'), state: await cardState(failId),
+  };
+  await page.screenshot({ path: `${input.artifacts}/review_failed.png`, fullPage: true });
+  await page.unroute('**/histomics_label/project/*/labels/*/review**');
+
+  phase = 'reader';
+  page = await login(await browser.newContext({ viewport: { width: 1280, height: 900 } }), input.reader.login,
+    input.reader.password);
+  await page.goto(ROUTE);
+  await page.locator('.hl-review-card').first().waitFor();
+  await idle();
+  result.reader = {
+    cards: await page.locator('.hl-review-card').count(),
+    actions: await page.locator('.hl-review-actions').count(),
+    access: await text('.hl-review-access'),
+  };
+  await page.screenshot({ path: `${input.artifacts}/review_reader.png`, fullPage: true });
+} catch (error) {
+  result.failure = `${phase}: ${error.message}`;
+  if (page) {
+    await page.screenshot({ path: `${input.artifacts}/failure_review_${phase}.png`, fullPage: true }).catch(() => {});
+  }
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result));

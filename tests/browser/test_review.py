@@ -1,0 +1,228 @@
+"""The review view in Chromium, on the live stack: a project made through the REST API on the real H&E sample
+(segments by the segment job, seed labels, two rounds with a few suggestions labeled between them, and a second
+labeler who labels some of the seed segments, some differently). In the browser, as the admin: the grid filtered by
+disagreement and by labeler, grouped by category, one label approved, one overridden and one relabeled; the
+agreement table and the learning curve checked against the server; a failed review shown on the page; and a reader's
+view without actions."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import girder_client
+import pytest
+
+from histomics_label.demo import seed_labels
+
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
+CATEGORIES = [{'name': 'tumor', 'color': '#e6194b', 'hotkey': 't'},
+              {'name': 'stroma', 'color': '#3cb44b', 'hotkey': 's'},
+              {'name': 'background', 'color': '#888888', 'excluded': True, 'hotkey': 'b'}]
+CONFIG = {'categories': CATEGORIES, 'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0,
+          'batchSize': 8}
+SEED_NAMES = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
+OTHER = {'tumor': 'stroma', 'stroma': 'tumor', 'background': 'tumor'}
+SECOND = {'login': 'second', 'password': 'password2'}
+READER = {'login': 'reviewreader', 'password': 'password1'}
+SHARED_SAME, SHARED_DIFFERENT = 6, 4
+
+
+def wait_for_job(client, job_id: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f'job/{job_id}')
+        if job['status'] in (3, 4, 5):
+            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
+        time.sleep(0.5)
+    raise AssertionError(f'job {job_id} did not end in {timeout} s')
+
+
+def add_user(client, folder_id: str, user: dict, level: int) -> dict:
+    """A new user with ``level`` access (0 read, 1 write) on the folder."""
+    created = client.post('user', parameters={**user, 'email': f'{user["login"]}@example.com', 'firstName': 'A',
+                                              'lastName': 'User'})
+    access = client.get(f'folder/{folder_id}/access')
+    access['users'].append({'id': created['_id'], 'level': level})
+    client.put(f'folder/{folder_id}/access', parameters={'access': json.dumps(access)})
+    return created
+
+
+@pytest.fixture(scope='module')
+def project(stack, cmu_svs):
+    """A segmented project with seed labels, two rounds and a second labeler, all through the REST API."""
+    client = stack.client()
+    me = client.get('user/me')
+    private = next(client.listFolder(me['_id'], 'user', name='Private'))
+    folder = client.createFolder(private['_id'], 'Review project')
+    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(cmu_svs))['itemId'])
+    if not item.get('largeImage'):
+        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+    base = f'histomics_label/project/{folder["_id"]}'
+    client.put(base, json=CONFIG)
+    job = wait_for_job(client, client.post(f'{base}/segments')[0]['job'])
+    assert job['status'] == 3, job.get('log')
+    data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
+    store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
+    seeds = {int(s): SEED_NAMES[c] for s, c in seed_labels(str(store), str(cmu_svs), 5)['labels'].items()}
+    client.put(f'{base}/labels', json={'labels': [{'item': item['_id'], 'segment': s, 'category': c}
+                                                  for s, c in seeds.items()], 'view': 'api'})
+    client.post(f'{base}/train', parameters={'wait': 'true'})
+    # a few suggestions labeled between the rounds: the prediction for most, the other category for two
+    suggestions = client.get(f'{base}/suggestions', parameters={'limit': 6})
+    between = [{'item': s['item'], 'segment': s['segment'],
+                'category': OTHER[s['predicted']] if i < 2 else s['predicted']} for i, s in enumerate(suggestions)]
+    client.put(f'{base}/labels', json={'labels': between, 'view': 'api'})
+    client.post(f'{base}/train', parameters={'wait': 'true'})
+    second = add_user(client, folder['_id'], SECOND, 1)
+    add_user(client, folder['_id'], READER, 0)
+    other = girder_client.GirderClient(apiUrl=stack.info().api_url)
+    other.authenticate(SECOND['login'], SECOND['password'])
+    shared = sorted(seeds)[:SHARED_SAME + SHARED_DIFFERENT]
+    second_labels = {s: seeds[s] if i < SHARED_SAME else OTHER[seeds[s]] for i, s in enumerate(shared)}
+    other.put(f'{base}/labels', json={'labels': [{'item': item['_id'], 'segment': s, 'category': c}
+                                                 for s, c in second_labels.items()], 'view': 'api'})
+    # what the disagreement filter should show, read before the browser changes any label
+    response = client.sendRestRequest('GET', f'{base}/labels', parameters={'limit': 24, 'disagree': 'true'},
+                                      jsonResp=False)
+    disagree = {'ids': [label['_id'] for label in response.json()], 'total': response.headers['Girder-Total-Count']}
+    return {'folder': folder, 'item': item, 'base': base, 'me': me, 'second': second, 'seeds': seeds,
+            'secondLabels': second_labels, 'between': between, 'disagree': disagree}
+
+
+@pytest.fixture(scope='module')
+def observed(stack, project, browser_driver, artifacts) -> dict:
+    """What the driver script saw in Chromium (see review.mjs)."""
+    info = stack.info()
+    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
+               'reader': READER, 'projectId': project['folder']['_id'], 'secondId': project['second']['_id'],
+               'artifacts': str(artifacts), 'chromium': browser_driver['chromium']}
+    started = time.monotonic()
+    run = subprocess.run(['node', 'review.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
+                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=600, check=False)
+    assert run.returncode == 0, f'driver failed: {run.stderr}'
+    result = json.loads(run.stdout)
+    result['seconds'] = time.monotonic() - started
+    (artifacts / 'review.json').write_text(json.dumps(result, indent=1))
+    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
+    return result
+
+
+def labels(stack, project, **filters) -> tuple[list[dict], int]:
+    """The server's labels with these filters (every one), and the total it reports."""
+    client = stack.client()
+    response = client.sendRestRequest('GET', f'{project["base"]}/labels', parameters={'limit': 0, **filters},
+                                      jsonResp=False)
+    return response.json(), int(response.headers['Girder-Total-Count'])
+
+
+def test_grid_shows_labels_with_thumbnails(observed, project):
+    page = observed['open']
+    assert page['hash'] == f'#histomics_label/project/{project["folder"]["_id"]}/review'
+    assert page['title'] == 'Review: Review project'
+    total = len(project['seeds']) + len(project['between']) + len(project['secondLabels'])
+    assert page['total'] == str(total)
+    assert len(page['cards']) == min(total, 24)
+    # newest change first: the second labeler's labels lead
+    assert {card['labeler'] for card in page['cards'][:len(project['secondLabels'])]} == {SECOND['login']}
+    assert all(card['predicted'] in ('tumor', 'stroma') for card in page['cards'])
+    assert all(card['state'] == 'Not reviewed' for card in page['cards'])
+    assert all(card['flagged'] == (card['predicted'] != card['category']) for card in page['cards'])
+    assert page['images'] and all(image['naturalWidth'] == 128 for image in page['images'])
+    assert all('api/v1/item/' in image['src'] and 'tiles/region' in image['src'] for image in page['images'])
+    assert page['actions'] == len(page['cards'])
+    assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('open')
+
+
+def test_filters_by_disagreement_and_labeler(observed, project):
+    disagree = observed['disagree']
+    assert disagree['total'] == project['disagree']['total'] != '0'
+    assert [card['labelId'] for card in disagree['cards']] == project['disagree']['ids']
+    assert all(card['flagged'] and card['predicted'] != card['category'] for card in disagree['cards'])
+    by_second = observed['labeler']
+    assert by_second['total'] == str(len(project['secondLabels']))
+    assert {card['labeler'] for card in by_second['cards']} == {SECOND['login']}
+    assert {card['segment']: card['category'] for card in by_second['cards']} == project['secondLabels']
+    assert not observed['consoleErrors'].get('disagree') and not observed['consoleErrors'].get('labeler')
+
+
+def test_groups_by_category(observed, project):
+    groups = observed['grouped']
+    assert [group['name'] for group in groups] == sorted({c for c in project['secondLabels'].values()})
+    for group in groups:
+        assert group['categories'] and set(group['categories']) == {group['name']}
+        assert group['count'] == f'({len(group["categories"])})'
+    assert sum(len(group['categories']) for group in groups) == len(project['secondLabels'])
+
+
+def test_approve_override_relabel(observed, stack, project):
+    actions = observed['actions']
+    stored = {label['_id']: label for label in labels(stack, project)[0]}
+    approved = stored[actions['approve']['labelId']]
+    assert approved['review']['status'] == 'approved' and approved['review']['category'] == approved['category']
+    assert approved['review']['reviewerLogin'] == project['me']['login']
+    assert actions['approve']['state'] == f'Approved by {project["me"]["login"]}'
+    override = actions['override']
+    overridden = stored[override['labelId']]
+    assert overridden['review']['status'] == 'overridden'
+    assert overridden['review']['category'] == override['category'] != overridden['category']
+    assert overridden['category'] == project['secondLabels'][overridden['segment']]  # the original is kept
+    assert override['state'] == f'Overridden → {override["category"]} by {project["me"]["login"]}'
+    relabel = actions['relabel']
+    mine = [label for label in stored.values() if label['segment'] == relabel['segment']
+            and label['labeler'] == project['me']['_id']]
+    assert len(mine) == 1 and mine[0]['category'] == relabel['category'] and mine[0]['view'] == 'review'
+    assert relabel['category'] != project['secondLabels'][relabel['segment']]
+    assert 'now labeled' in relabel['message']
+    reviewed = [label for label in stored.values() if label['review']]
+    assert len(reviewed) == 2
+    assert not observed['consoleErrors'].get('actions')
+
+
+def test_agreement_table_matches_server(observed, stack, project):
+    server = stack.client().get(f'{project["base"]}/agreement')
+    table = observed['agreement']
+    assert len(server['labelers']) == 1
+    pair = server['labelers'][0]
+    assert sorted(pair['logins']) == sorted([project['me']['login'], SECOND['login']])
+    assert table['pairs'] == [{'logins': ','.join(pair['logins']), 'count': str(pair['count']),
+                               'agreement': f'{pair["agreement"] * 100:.1f} %', 'kappa': f'{pair["kappa"]:.3f}'}]
+    assert pair['count'] == len(project['secondLabels'])
+    assert [row['login'] for row in table['vsModel']] == [row['login'] for row in server['labelersVsModel']]
+    assert [row['kappa'] for row in table['vsModel']] == [
+        'n/a' if row['kappa'] is None else f'{row["kappa"]:.3f}' for row in server['labelersVsModel']]
+    overall = server['labelsVsModel']
+    assert table['overall']['count'] == str(overall['count'])
+    assert table['overall']['kappa'] == f'{overall["kappa"]:.3f}'
+    assert table['overall']['matrix'] == [[str(v) for v in row] for row in overall['confusion']]
+    assert not observed['consoleErrors'].get('agreement')
+
+
+def test_learning_curve_has_a_point_per_round(observed, stack, project):
+    rounds = stack.client().get(f'{project["base"]}/rounds')['rounds']
+    curve = observed['open']['curve']
+    assert len(rounds) == 2
+    assert [point['round'] for point in curve['points']] == [str(r['number']) for r in rounds]
+    assert [point['labels'] for point in curve['points']] == [str(r['labelsUsed']) for r in rounds]
+    assert [float(point['accuracy']) for point in curve['points']] == pytest.approx(
+        [r['heldOutBalancedAccuracy'] for r in rounds])
+    assert curve['axisLabels'] == ['Labels used', 'Held-out balanced accuracy']
+
+
+def test_failed_review_is_shown(observed, stack, project):
+    failed = observed['failedReview']
+    assert 'Could not approve the label' in failed['message']
+    assert 'PUT ' in failed['message'] and 'failed (400): Injected failure' in failed['message']
+    assert failed['state'] == 'Not reviewed'
+    stored = {label['_id']: label for label in labels(stack, project)[0]}
+    assert stored[failed['labelId']]['review'] is None
+    assert any('400' in error for error in observed['consoleErrors'].get('failedReview', []))
+
+
+def test_reader_sees_no_actions(observed):
+    reader = observed['reader']
+    assert reader['cards'] > 0 and reader['actions'] == 0
+    assert 'Read only' in reader['access']
+    assert not observed['consoleErrors'].get('reader')
