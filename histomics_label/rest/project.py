@@ -41,6 +41,7 @@ class ProjectResource(Resource):
         self.route('DELETE', ('project', ':id', 'labels'), self.delete_labels)
         self.route('GET', ('project', ':id', 'labels'), self.get_labels)
         self.route('POST', ('project', ':id', 'labels', 'undo'), self.undo_labels)
+        self.route('POST', ('project', ':id', 'labels', 'paint'), self.paint_labels)
         self.route('PUT', ('project', ':id', 'labels', ':labelId', 'review'), self.review_label)
         self.route('POST', ('project', ':id', 'categories', 'rename'), self.rename_category)
         self.route('POST', ('project', ':id', 'categories', 'merge'), self.merge_categories)
@@ -141,6 +142,49 @@ class ProjectResource(Resource):
         body = _json_object(body, 'body')
         projects.config_of(folder)
         return Label().remove_labels(folder, self.getCurrentUser(), self._entries(folder, body, with_category=False))
+
+    @access.user(scope=TokenScope.DATA_WRITE)
+    @autoDescribeRoute(
+        Description('Paint: label (or, with erase, unlabel) every segment a brush stroke covers on one slide.')
+        .notes('Body {"item": id, "points": [[x, y], ...] in base pixels, "radius": brush radius in base pixels, '
+               '"category": name (not with erase), "erase": false}. The covered segments are read from the slide\'s '
+               'segment raster; the answer lists them with the batch id that labels/undo reverts.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+        .param('body', 'The stroke, a JSON object.', paramType='body')
+        .errorResponse('Invalid stroke, slide or category.')
+        .errorResponse('Write access was denied on the folder.', 403))
+    def paint_labels(self, folder: dict, body) -> dict:
+        from ..core.store import SlideStore
+        from ..core.strokes import segments_under_stroke
+
+        body = _json_object(body, 'body')
+        config = projects.config_of(folder)
+        slide = projects.slide_of(folder, str(body.get('item')))
+        path = projects.store_path(folder, slide)
+        if not path.exists():
+            raise ValidationException(f'Slide {slide["name"]} has no segments yet; generate them first', 'item')
+        erase = bool(body.get('erase', False))
+        category = body.get('category')
+        if not erase and category not in {c['name'] for c in config['categories']}:
+            raise ValidationException(f'Unknown category {category!r}', 'category')
+        radius = body.get('radius', 0)
+        if isinstance(radius, bool) or not isinstance(radius, int | float):
+            raise ValidationException('radius must be a number of base pixels', 'radius')
+        try:
+            with SlideStore(path) as store:
+                segments = segments_under_stroke(store, body.get('points'), float(radius))
+        except (HistomicsLabelError, TypeError, ValueError) as exc:
+            raise ValidationException(str(exc), 'points') from exc
+        user = self.getCurrentUser()
+        entries = [{'item': slide['_id'], 'segment': int(s)} for s in segments]
+        if not entries:
+            return {'batch': None, 'segments': [], 'labeled': 0, 'deleted': 0, 'training': None}
+        if erase:
+            result = Label().remove_labels(folder, user, entries)
+            return {**result, 'segments': segments.tolist(), 'labeled': 0, 'training': None}
+        result = Label().upsert(folder, user, [{**e, 'category': category} for e in entries], 'bulk')
+        result['training'] = training.labels_changed(folder, config, user, result['changed'])
+        return {**result, 'segments': segments.tolist(), 'deleted': 0}
 
     @access.user(scope=TokenScope.DATA_WRITE)
     @autoDescribeRoute(

@@ -10,6 +10,7 @@ pytestmark = pytest.mark.plugin('histomics_label')
 NEEDS = {
     ('GET', ''): 'read', ('PUT', ''): 'admin', ('GET', '/slides'): 'read', ('PUT', '/labels'): 'write',
     ('DELETE', '/labels'): 'write', ('GET', '/labels'): 'read', ('POST', '/labels/undo'): 'write',
+    ('POST', '/labels/paint'): 'write',
     ('PUT', '/labels/{labelId}/review'): 'write', ('POST', '/categories/rename'): 'admin',
     ('POST', '/categories/merge'): 'admin', ('GET', '/suggestions'): 'read', ('POST', '/train'): 'write',
     ('GET', '/rounds'): 'read', ('POST', '/segments'): 'admin', ('POST', '/annotations'): 'write',

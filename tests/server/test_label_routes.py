@@ -3,6 +3,7 @@
 import json
 import threading
 
+import numpy as np
 import pytest
 from pytest_girder.assertions import assertStatus, assertStatusOk
 
@@ -206,3 +207,34 @@ def test_concurrent_labelers_lose_nothing(server, project, admin):
     stored = list(Label().find({'project': project['folder']['_id']}))
     assert len(stored) == 8 * 60
     assert len({(d['labeler'], d['segment']) for d in stored}) == 8 * 60
+
+
+def test_paint_and_erase_a_stroke(server, project, labeler):
+    from histomics_label import projects
+    from histomics_label.core.store import SlideStore
+    from histomics_label.core.strokes import segments_under_stroke
+
+    item = str(project['item']['_id'])
+    with SlideStore(projects.store_path(project['folder'], project['item'])) as store:
+        x0, y0, x1, y1 = store.segments(np.array([20])).bbox[0] * store.slide_info.scale
+        points = [[float(x0), float(y0)], [float(x1), float(y1)]]
+        expected = segments_under_stroke(store, points, 30).tolist()
+    painted = server.request(_path(project, '/labels/paint'), method='POST', user=labeler, type='application/json',
+                             body=json.dumps({'item': item, 'points': points, 'radius': 30, 'category': 'stroma'}))
+    assertStatusOk(painted)
+    assert painted.json['segments'] == expected and painted.json['labeled'] == len(expected) >= 1
+    listed = _list(server, project, labeler, limit=0).json
+    assert {label['segment'] for label in listed} == set(expected)
+    assert {(label['category'], label['view']) for label in listed} == {('stroma', 'bulk')}
+    erased = server.request(_path(project, '/labels/paint'), method='POST', user=labeler, type='application/json',
+                            body=json.dumps({'item': item, 'points': points, 'radius': 30, 'erase': True}))
+    assert erased.json['deleted'] == len(expected)
+    assert _list(server, project, labeler, limit=0).json == []
+    undo = server.request(_path(project, '/labels/undo'), method='POST', user=labeler,
+                          params={'batch': erased.json['batch']})
+    assert undo.json['reverted'] == len(expected)
+    for body in ({'item': item, 'points': points, 'category': 'necrosis'}, {'item': item, 'points': 'x'},
+                 {'item': item, 'points': points, 'radius': 'big', 'category': 'tumor'}):
+        response = server.request(_path(project, '/labels/paint'), method='POST', user=labeler,
+                                  type='application/json', body=json.dumps(body))
+        assertStatus(response, 400)
