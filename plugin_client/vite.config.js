@@ -9,6 +9,8 @@ export default defineConfig({
     outDir: fileURLToPath(new URL('../histomics_label/web_client/dist', import.meta.url)),
     emptyOutDir: true,
     sourcemap: true,
+    // geojs's optional renderers (vtk.js) and helpers it does not need here stay out of the bundle.
+    commonjsOptions: { ignore: ['hammerjs', 'd3', 'vtk.js'] },
     lib: {
       entry: fileURLToPath(new URL('src/main.js', import.meta.url)),
       name: 'histomicsLabel',

@@ -7,5 +7,6 @@ import * as api from './api.js';
 import GuidedView from './views/GuidedView.js';
 import ProjectView from './views/ProjectView.js';
 import ReviewView from './views/review/ReviewView.js';
+import BulkView from './views/bulk/BulkView.js';
 
-girder.pluginUtils.registerPluginNamespace('histomics_label', { api, GuidedView, ProjectView, ReviewView });
+girder.pluginUtils.registerPluginNamespace('histomics_label', { api, BulkView, GuidedView, ProjectView, ReviewView });

@@ -2,6 +2,7 @@
 import GuidedView from './views/GuidedView.js';
 import ProjectView from './views/ProjectView.js';
 import ReviewView from './views/review/ReviewView.js';
+import BulkView from './views/bulk/BulkView.js';
 
 const { events, router } = girder;
 
@@ -15,4 +16,8 @@ router.route('histomics_label/project/:id/label', 'histomicsLabelGuided', (folde
 
 router.route('histomics_label/project/:id/review', 'histomicsLabelReview', (folderId) => {
   events.trigger('g:navigateTo', ReviewView, { folderId });
+});
+
+router.route('histomics_label/project/:id/paint/:item', 'histomicsLabelPaint', (folderId, itemId) => {
+  events.trigger('g:navigateTo', BulkView, { folderId, itemId });
 });

@@ -14,6 +14,7 @@ import {
   startSegments,
 } from './project/setup.js';
 import './project/project.css';
+import { paintRoute } from './bulk/BulkView.js';
 import { reviewRoute } from './review/ReviewView.js';
 
 const { View } = girder.views;
@@ -144,7 +145,11 @@ const ProjectView = View.extend({
   },
 
   _renderSlides() {
-    const ui = { admin: this._admin(), jobs: this.ui.jobs, message: this.ui.slidesMessage, busy: this.ui.busy };
+    const { project } = this.state;
+    const ui = {
+      admin: this._admin(), jobs: this.ui.jobs, message: this.ui.slidesMessage, busy: this.ui.busy,
+      paint: project.access && project.access.write ? (itemId) => paintRoute(project._id, itemId) : null,
+    };
     this.$('.hl-slides-body').html(slidesHtml(this.state.slides, ui));
   },
 

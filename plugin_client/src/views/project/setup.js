@@ -77,18 +77,21 @@ function jobHtml(job) {
     </div>`;
 }
 
-/** The slides table; `ui` is `{admin, jobs: {itemId: job}, message, busy}`. */
+/** The slides table; `ui` is `{admin, jobs: {itemId: job}, message, busy, paint}` where `paint(itemId)` gives the
+ * route of the slide's painting view (null without write access). */
 export function slidesHtml(slides, ui) {
   const jobs = ui.jobs || {};
   const showJobs = Object.keys(jobs).length > 0;
   const table = slides.length
     ? `<table class="table table-condensed hl-slides">
-        <thead><tr><th>Slide</th><th>Segments</th>${showJobs ? '<th>Segment job</th>' : ''}</tr></thead>
+        <thead><tr><th>Slide</th><th>Segments</th><th></th>${showJobs ? '<th>Segment job</th>' : ''}</tr></thead>
         <tbody>${slides.map((slide) => `
           <tr class="hl-slide" data-item="${esc(slide._id)}">
             <td><a href="#item/${esc(slide._id)}">${esc(slide.name)}</a></td>
             <td class="hl-segments">${slide.segments === null ? 'not segmented yet'
     : esc(slide.segments.toLocaleString())}</td>
+            ${ui.paint && slide.segments !== null ? `<td><a class="hl-paint-link" href="#${esc(ui.paint(slide._id))}"
+                title="Paint labels on this slide with a brush">Paint</a></td>` : '<td></td>'}
             ${showJobs ? `<td class="hl-slide-job">${jobHtml(jobs[slide._id])}</td>` : ''}
           </tr>`).join('')}
         </tbody>

@@ -1,0 +1,132 @@
+"""The bulk labeling (paint) view in Chromium, on the live stack: a project made through the REST API on the real H&E
+sample (segments made by the segment job), the slide drawn by geojs over large_image's tiles (WebGL through
+SwiftShader), one brush stroke across the middle of the slide painted with a category chosen by key, and undone;
+what the page shows is checked against what the server stored."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
+CATEGORIES = [{'name': 'tumor', 'color': '#e6194b', 'hotkey': 't'},
+              {'name': 'stroma', 'color': '#3cb44b', 'hotkey': 's'},
+              {'name': 'background', 'color': '#888888', 'excluded': True, 'hotkey': 'b'}]
+CONFIG = {'categories': CATEGORIES, 'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0,
+          'batchSize': 8}
+KEY, CATEGORY = '2', 'stroma'
+
+
+def wait_for_job(client, job_id: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f'job/{job_id}')
+        if job['status'] in (3, 4, 5):
+            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
+        time.sleep(0.5)
+    raise AssertionError(f'job {job_id} did not end in {timeout} s')
+
+
+@pytest.fixture(scope='module')
+def project(stack, cmu_svs):
+    """A segmented project without labels, made through the REST API."""
+    client = stack.client()
+    me = client.get('user/me')
+    private = next(client.listFolder(me['_id'], 'user', name='Private'))
+    folder = client.createFolder(private['_id'], 'Bulk project')
+    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(cmu_svs))['itemId'])
+    if not item.get('largeImage'):
+        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+    base = f'histomics_label/project/{folder["_id"]}'
+    client.put(base, json=CONFIG)
+    job = wait_for_job(client, client.post(f'{base}/segments')[0]['job'])
+    assert job['status'] == 3, job.get('log')
+    return {'folder': folder, 'item': item, 'base': base}
+
+
+@pytest.fixture(scope='module')
+def observed(stack, project, browser_driver, artifacts) -> dict:
+    """What the driver script saw in Chromium (see bulk_labeling.mjs), and the server's labels after the stroke."""
+    info = stack.info()
+    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
+               'projectId': project['folder']['_id'], 'itemId': project['item']['_id'], 'key': KEY,
+               'artifacts': str(artifacts), 'chromium': browser_driver['chromium']}
+    started = time.monotonic()
+    run = subprocess.run(['node', 'bulk_labeling.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
+                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=600, check=False)
+    assert run.returncode == 0, f'driver failed: {run.stderr}'
+    result = json.loads(run.stdout)
+    result['driverSeconds'] = round(time.monotonic() - started, 1)
+    (artifacts / 'bulk_labeling.json').write_text(json.dumps(result, indent=1))
+    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
+    return result
+
+
+def test_slide_is_drawn(observed, project):
+    page = observed['open']
+    assert page['hash'] == f'#histomics_label/project/{project["folder"]["_id"]}/paint/{project["item"]["_id"]}'
+    assert page['title'] == f'Paint: {project["item"]["name"]}'
+    assert page['categories'] == [category['name'] for category in CATEGORIES]
+    assert page['mode'] == 'brush'
+    assert page['mapCanvases'] >= 1
+    # real H&E tiles: many distinct colours, not a blank (white or black) canvas
+    assert page['map']['distinct'] > 200, page['map']
+    assert page['map']['whiteShare'] < 0.9, page['map']
+    assert page['drawn'] == 0
+    assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('open')
+
+
+def test_stroke_labels_segments_as_bulk(observed, stack, project):
+    assert observed['chosen'] == CATEGORY
+    sent = observed['request']
+    assert sent['item'] == project['item']['_id'] and sent['category'] == CATEGORY and 'erase' not in sent
+    assert len(sent['points']) >= 3 and sent['radius'] > 0
+    xs = [point[0] for point in sent['points']]
+    ys = [point[1] for point in sent['points']]
+    tiles = stack.client().get(f'item/{project["item"]["_id"]}/tiles')
+    width, height = tiles['sizeX'], tiles['sizeY']
+    # a horizontal stroke across the middle of the slide, in base pixels
+    assert min(xs) < width / 2 < max(xs) and abs(sum(ys) / len(ys) - height / 2) < height * 0.2
+    segments = observed['paint']['segments']
+    assert len(segments) >= 3 and observed['paint']['batch']
+    painted = observed['painted']
+    # the server's labels of the slide right after the stroke (asked by the driver: the undo comes later)
+    stored = painted['stored']
+    bulk = {label['segment']: label['category'] for label in stored if label['view'] == 'bulk'}
+    assert bulk == dict.fromkeys(segments, CATEGORY)
+    assert painted['count'] == str(len(segments))
+    assert f'Labeled {len(segments)} segments as {CATEGORY}' in painted['status']
+    assert painted['messages'] == []
+    # the overlay draws a box for each painted segment, in the category's colour, under the stroke
+    assert set(segments) <= set(painted['drawnSegments']) and painted['drawn'] == len(stored)
+    line = painted['line']
+    assert line['painted'] > line['pixels'] * 0.5, line
+    red, green, blue, alpha = line['sample'][0]
+    assert green > red and green > blue and alpha > 0
+    assert not observed['consoleErrors'].get('paint')
+
+
+def test_undo_removes_the_stroke(observed, stack, project):
+    undo = observed['undo']
+    assert undo['status'].startswith('Undid') and undo['drawn'] == 0 and undo['line']['painted'] == 0
+    assert undo['undoDisabled']
+    stored = stack.client().get(f'{project["base"]}/labels',
+                                parameters={'item': project['item']['_id'], 'limit': 0})
+    assert not [label for label in stored if label['segment'] in observed['paint']['segments']]
+    assert undo['stored'] == []
+    assert not observed['consoleErrors'].get('undo')
+
+
+def test_eraser_removes_painted_labels(observed):
+    erase = observed['erase']
+    assert len(erase['repainted']['segments']) >= 3
+    assert erase['mode'] == 'eraser'
+    assert erase['request']['erase'] is True and 'category' not in erase['request']
+    assert set(erase['repainted']['segments']) <= set(erase['answer']['segments'])
+    assert erase['answer']['deleted'] == len(erase['repainted']['segments'])
+    assert erase['status'].startswith('Erased the labels of')
+    assert erase['stored'] == [] and erase['messages'] == []
+    assert not observed['consoleErrors'].get('erase')
