@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+from live_stack import make_segments, slide_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -20,30 +21,12 @@ CONFIG = {'categories': CATEGORIES, 'magnification': 5, 'radius': 10, 'patchSize
 KEY, CATEGORY = '2', 'stroma'
 
 
-def wait_for_job(client, job_id: str, timeout: float = 600) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f'job/{job_id}')
-        if job['status'] in (3, 4, 5):
-            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
-        time.sleep(0.5)
-    raise AssertionError(f'job {job_id} did not end in {timeout} s')
-
-
 @pytest.fixture(scope='module')
 def project(stack, cmu_svs):
     """A segmented project without labels, made through the REST API."""
     client = stack.client()
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    folder = client.createFolder(private['_id'], 'Bulk project')
-    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(cmu_svs))['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
-    base = f'histomics_label/project/{folder["_id"]}'
-    client.put(base, json=CONFIG)
-    job = wait_for_job(client, client.post(f'{base}/segments')[0]['job'])
-    assert job['status'] == 3, job.get('log')
+    folder, item, base = slide_project(client, cmu_svs, 'Bulk project', CONFIG)
+    make_segments(client, base)
     return {'folder': folder, 'item': item, 'base': base}
 
 

@@ -6,10 +6,9 @@ made to fail; what the page shows is checked against what the server stored."""
 import json
 import os
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
+from live_stack import make_segments, slide_project, store_path
 
 from histomics_label.demo import seed_labels
 
@@ -26,32 +25,13 @@ KEYS = ['1', 'Enter', '2', 's', 'Enter', '3', 't', 'Enter', '1', '2']
 BY_KEY = {'1': 'tumor', '2': 'stroma', '3': 'background', 't': 'tumor', 's': 'stroma', 'b': 'background'}
 
 
-def wait_for_job(client, job_id: str, timeout: float = 600) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f'job/{job_id}')
-        if job['status'] in (3, 4, 5):
-            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
-        time.sleep(0.5)
-    raise AssertionError(f'job {job_id} did not end in {timeout} s')
-
-
 @pytest.fixture(scope='module')
 def project(stack, cmu_svs):
     """A segmented project with seed labels (view "api") and a first round, all through the REST API."""
     client = stack.client()
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    folder = client.createFolder(private['_id'], 'Guided project')
-    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(cmu_svs))['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
-    base = f'histomics_label/project/{folder["_id"]}'
-    client.put(base, json=CONFIG)
-    job = wait_for_job(client, client.post(f'{base}/segments')[0]['job'])
-    assert job['status'] == 3, job.get('log')
-    data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
-    store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
+    folder, item, base = slide_project(client, cmu_svs, 'Guided project', CONFIG)
+    make_segments(client, base)
+    store = store_path(client, folder, item)
     seeds = seed_labels(str(store), str(cmu_svs), 5)['labels']
     labels = [{'item': item['_id'], 'segment': int(s), 'category': SEED_NAMES[c]} for s, c in seeds.items()]
     client.put(f'{base}/labels', json={'labels': labels, 'view': 'api'})

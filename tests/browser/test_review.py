@@ -9,10 +9,10 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import girder_client
 import pytest
+from live_stack import make_segments, slide_project, store_path
 
 from histomics_label.demo import seed_labels
 
@@ -30,16 +30,6 @@ READER = {'login': 'reviewreader', 'password': 'password1'}
 SHARED_SAME, SHARED_DIFFERENT = 6, 4
 
 
-def wait_for_job(client, job_id: str, timeout: float = 600) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f'job/{job_id}')
-        if job['status'] in (3, 4, 5):
-            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
-        time.sleep(0.5)
-    raise AssertionError(f'job {job_id} did not end in {timeout} s')
-
-
 def add_user(client, folder_id: str, user: dict, level: int) -> dict:
     """A new user with ``level`` access (0 read, 1 write) on the folder."""
     created = client.post('user', parameters={**user, 'email': f'{user["login"]}@example.com', 'firstName': 'A',
@@ -55,17 +45,9 @@ def project(stack, cmu_svs):
     """A segmented project with seed labels, two rounds and a second labeler, all through the REST API."""
     client = stack.client()
     me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    folder = client.createFolder(private['_id'], 'Review project')
-    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(cmu_svs))['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
-    base = f'histomics_label/project/{folder["_id"]}'
-    client.put(base, json=CONFIG)
-    job = wait_for_job(client, client.post(f'{base}/segments')[0]['job'])
-    assert job['status'] == 3, job.get('log')
-    data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
-    store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
+    folder, item, base = slide_project(client, cmu_svs, 'Review project', CONFIG)
+    make_segments(client, base)
+    store = store_path(client, folder, item)
     seeds = {int(s): SEED_NAMES[c] for s, c in seed_labels(str(store), str(cmu_svs), 5)['labels'].items()}
     client.put(f'{base}/labels', json={'labels': [{'item': item['_id'], 'segment': s, 'category': c}
                                                   for s, c in seeds.items()], 'view': 'api'})

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import girder_client
 import pytest
+from live_stack import make_segments, slide_project, store_path
 
 from histomics_label.demo import seed_labels
 
@@ -25,16 +26,6 @@ CONFIG = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma
                          {'name': 'background', 'color': '#888888', 'excluded': True}],
           'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0, 'batchSize': 8}
 NAMES = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
-
-
-def wait_for_job(client, job_id: str, timeout: float = 600) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f'job/{job_id}')
-        if job['status'] in (3, 4, 5):
-            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
-        time.sleep(0.5)
-    raise AssertionError(f'job {job_id} did not end in {timeout} s')
 
 
 def total(client, path: str, **params) -> int:
@@ -46,19 +37,9 @@ def total(client, path: str, **params) -> int:
 def project(stack, cmu_svs):
     """A project made through the API: the H&E sample uploaded, configured, segmented by a job."""
     client = stack.client()
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    folder = client.createFolder(private['_id'], 'Live project')
-    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(cmu_svs))['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
-    base = f'histomics_label/project/{folder["_id"]}'
-    client.put(base, json=CONFIG)
-    started = client.post(f'{base}/segments')
-    job = wait_for_job(client, started[0]['job'])
-    assert job['status'] == 3, job.get('log')
-    data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
-    store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
+    folder, item, base = slide_project(client, cmu_svs, 'Live project', CONFIG)
+    make_segments(client, base)
+    store = store_path(client, folder, item)
     seeds = {int(s): NAMES[c] for s, c in seed_labels(str(store), str(cmu_svs), 5)['labels'].items()}
     return {'folder': folder, 'item': item, 'base': base, 'seeds': seeds}
 
