@@ -1,4 +1,4 @@
-"""A MongoDB-wire server over SQLite for the live stack: mongoeco's proxy with three adjustments Girder needs.
+"""A MongoDB-wire server over SQLite for the live stack: mongoeco's proxy with four adjustments Girder needs.
 
 This file runs as a script under Python >= 3.13 in the stack's mongoeco virtualenv (mongoeco needs 3.13; the rest of
 Histomics Label runs on 3.11), so it imports only the standard library and mongoeco, never ``histomics_label``.
@@ -17,6 +17,9 @@ No mongoeco file is changed; the adjustments are subclasses wired in at launch:
    ``1.0``). Only numeric ``_id`` values can differ that way; ``GirderSQLiteEngine`` keeps the scan for them and skips
    it for all others (Girder's ObjectIds), whose duplicates the indexed storage-key lookup and the table's unique
    constraint still reject.
+4. ``SQLiteEngine._find_scalar_sort_index`` picks any single-field index on the sort field, including a text index,
+   whose scalar table mongoeco names but never creates: sorting files by ``name`` (Girder's item page lists an item's
+   files so) failed with "no such index". ``GirderSQLiteEngine`` only picks indexes the engine can serve scalars from.
 
 Usage: ``python mongo_wire.py --db DATA/mongo.sqlite --port PORT``; SIGTERM or SIGINT closes it cleanly.
 """
@@ -63,6 +66,13 @@ class GirderSQLiteEngine(SQLiteEngine):
             skip_id_check=skip_id_check,
             scan_payload_id=scan_payload_id,
         )
+
+    def _find_scalar_sort_index(self, db_name: str, coll_name: str, field: str) -> dict | None:
+        for index in self._load_indexes(db_name, coll_name):
+            if (index['fields'] == [field] and self._supports_scalar_index(index) and not index.get('sparse')
+                    and not index.get('partial_filter_expression') and index.get('scalar_physical_name')):
+                return index
+        return None
 
 
 def path_values(document: Any, path: str) -> Iterator[Any]:
