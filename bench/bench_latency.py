@@ -97,7 +97,7 @@ def make_project(client, size: int, data_dir: Path, slide: Path) -> tuple[str, s
     """A project folder with one slide whose store has ``size`` segments; returns (folder id, item id)."""
     from histomics_label.core.label_tiff import write_segment_tiff
     from histomics_label.core.store import SlideStore
-    from histomics_label.segmenting import SEGMENT_IMAGE_KEY
+    from histomics_label.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY
 
     me = client.get('user/me')
     private = next(client.listFolder(me['_id'], 'user', name='Private'))
@@ -118,12 +118,13 @@ def make_project(client, size: int, data_dir: Path, slide: Path) -> tuple[str, s
     with tempfile.TemporaryDirectory() as work:
         image = Path(work) / 'segments.tiff'
         with SlideStore(store) as reader:
-            write_segment_tiff(reader.label_raster, image)
+            write_segment_tiff(reader.label_raster, image, boundaries=True)  # as segment generation does
         uploaded = client.uploadFileToFolder(segments['_id'], str(image))
     segment_item = client.getItem(uploaded['itemId'])
     if not segment_item.get('largeImage'):
         client.post(f'item/{segment_item["_id"]}/tiles', parameters={'fileId': item_file(client, segment_item)})
-    client.addMetadataToItem(item['_id'], {SEGMENT_IMAGE_KEY: segment_item['_id']})
+    client.addMetadataToItem(item['_id'], {SEGMENT_IMAGE_KEY: segment_item['_id'],
+                                           SEGMENT_IMAGE_FORMAT_KEY: {'boundaries': True}})
     return folder['_id'], item['_id']
 
 

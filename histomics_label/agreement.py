@@ -2,13 +2,15 @@
 
 Cohen's kappa (scikit-learn) and a confusion matrix over the project's categories, for every pair of labelers
 who labeled some of the same segments, for each labeler against the model, and for the effective labels against
-the model. The model's category of a segment is the argmax of its slide's latest round.
+the model. The model's category of a segment is the argmax of its slide's latest round, its certainty the
+probability of that category.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from itertools import combinations
+from typing import NamedTuple
 
 import numpy as np
 from bson.objectid import ObjectId
@@ -20,12 +22,22 @@ from .core.store import SlideStore
 from .models.label import Label
 
 
-def model_predictions(folder: dict, keys: list[tuple[ObjectId, int]]) -> dict[tuple[ObjectId, int], str]:
-    """The latest round's predicted category of each ``(item, segment)``; slides without a round are left out."""
+class ModelCall(NamedTuple):
+    """The latest round's verdict on one segment: its most probable category and that category's probability."""
+
+    category: str
+    certainty: float
+
+
+def model_calls(folder: dict, keys: list[tuple[ObjectId, int]]) -> dict[tuple[ObjectId, int], ModelCall]:
+    """The latest round's call on each ``(item, segment)``; slides without a store or a round are left out.
+
+    Each slide's store is opened and its latest round read once, however many of its segments are asked about.
+    """
     by_item: dict[ObjectId, list[int]] = defaultdict(list)
     for item_id, segment in keys:
         by_item[item_id].append(segment)
-    predicted = {}
+    calls = {}
     for item_id, segments in by_item.items():
         path = projects.store_path(folder, item_id)
         if not path.exists():
@@ -34,13 +46,21 @@ def model_predictions(folder: dict, keys: list[tuple[ObjectId, int]]) -> dict[tu
             record = store.latest_round()
             if record is None:
                 continue
-            classes = record.model_params['classes']
+            classes = np.asarray(record.model_params['classes'])
             rows = np.asarray(segments, np.int64) - 1
             valid = (rows >= 0) & (rows < store.n_segments)
-            best = np.asarray(classes)[record.probabilities[rows[valid]][:, classes].argmax(axis=1)]
-            for segment, category in zip(np.asarray(segments)[valid], best, strict=True):
-                predicted[(item_id, int(segment))] = record.categories[int(category)]['name']
-    return predicted
+            probabilities = record.probabilities[rows[valid]][:, classes]
+            best = probabilities.argmax(axis=1)
+            certainties = probabilities[np.arange(len(best)), best]
+            for segment, column, certainty in zip(np.asarray(segments)[valid], best, certainties, strict=True):
+                calls[(item_id, int(segment))] = ModelCall(record.categories[int(classes[column])]['name'],
+                                                           float(certainty))
+    return calls
+
+
+def model_predictions(folder: dict, keys: list[tuple[ObjectId, int]]) -> dict[tuple[ObjectId, int], str]:
+    """The latest round's predicted category of each ``(item, segment)``; slides without a round are left out."""
+    return {key: call.category for key, call in model_calls(folder, keys).items()}
 
 
 def project_agreement(folder: dict) -> dict:

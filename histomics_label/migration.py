@@ -50,7 +50,7 @@ from .core.errors import HistomicsLabelError
 from .models.label import Label
 from .project_config import MAX_NAME_LENGTH, META_KEY, validate_config
 from .projects import IMPORTED_SEGMENTATION_KEY
-from .segmenting import SEGMENT_IMAGE_KEY
+from .segment_images import SEGMENT_IMAGE_KEY
 
 SOURCE = 'wsi-superpixel-guided-labeling'
 CONFIG_FILE = '.histomicsui_config.yaml'

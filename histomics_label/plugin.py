@@ -4,6 +4,7 @@ It loads the plugins Histomics Label builds on (large images, their annotations,
 workers), then registers its models, settings, REST resource (``/histomics_label``) and built web client.
 """
 
+from girder import events
 from girder.plugin import GirderPlugin, getPlugin
 from girder.utility.model_importer import ModelImporter
 
@@ -18,6 +19,7 @@ class HistomicsLabelPlugin(GirderPlugin):
             getPlugin(name).load(info)
         from . import settings  # noqa: F401  (registers the settings' defaults and validators)
         from .models.label import Label, LabelEvent
+        from .rest import item_projects
         from .rest.project import ProjectResource
         from .training import Round, TrainingState
 
@@ -27,6 +29,10 @@ class HistomicsLabelPlugin(GirderPlugin):
         ModelImporter.registerModel('training_state', TrainingState, 'histomics_label')
         TrainingState().reset_interrupted()
         info['apiRoot'].histomics_label = ProjectResource()
+        item_projects.add_routes(info['apiRoot'].histomics_label)
+        from .segment_images import on_folder_saved
+
+        events.bind('model.folder.save.after', 'histomics_label', on_folder_saved)  # access reaches segment images
         from .web_client import register_client
 
         register_client(info)

@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     'retrainEvery': 10,
     'epochs': 100,
     'seed': 0,
+    'embeddingMap': False,
 }
 """Every key a configuration has; a new project starts from these."""
 
@@ -62,6 +63,10 @@ def validate_config(config: dict, base: dict | None = None) -> dict:
         if not isinstance(merged[name], str) or merged[name] not in registry:
             raise ConfigurationError(f'{name} must be one of {", ".join(registry.names())}, not {merged[name]!r}')
     check_model_fits(merged['model'], merged['feature'])
+    if not isinstance(merged['embeddingMap'], bool):
+        raise ConfigurationError(f'embeddingMap must be true or false, not {merged["embeddingMap"]!r}')
+    if merged['embeddingMap'] and merged['feature'] != 'vector':
+        raise ConfigurationError('embeddingMap colours segments by their embeddings: it needs feature "vector"')
     for name, (low, high) in _RANGES.items():
         value = merged[name]
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -92,7 +92,7 @@ def pipeline_config(folder: dict, item: dict, config: dict) -> PipelineConfig:
         radius=config['radius'], compactness=config['compactness'], feature=config['feature'],
         extractor=config['extractor'], patch_size=config['patchSize'], model=config['model'],
         epochs=config['epochs'], seed=config['seed'], certainty=config['certainty'],
-        suggestions=config['batchSize'])
+        suggestions=config['batchSize'], embedding_map=config['embeddingMap'])
     imported = (item.get('meta') or {}).get(IMPORTED_SEGMENTATION_KEY)
     if imported:
         image = Item().load(imported['image'], force=True)

@@ -27,7 +27,7 @@ from .core.annotation import pixelmap_annotation
 from .core.outputs import UNLABELED_CATEGORY, prediction_annotation
 from .core.store import SlideStore
 from .models.label import Label
-from .segmenting import SEGMENT_IMAGE_KEY
+from .segment_images import SegmentImage, segment_image_of
 
 KINDS = ('labels', 'predictions')
 logger = logging.getLogger(__name__)
@@ -81,38 +81,46 @@ def publish_project(folder: dict, user: dict | None = None) -> list[dict]:
     effective = Label().effective(folder['_id'])
     published = []
     for item in projects.slides(folder):
-        image_id = (item.get('meta') or {}).get(SEGMENT_IMAGE_KEY)
+        image = segment_image_of(item)
         path = projects.store_path(folder, item)
-        if not image_id or not path.exists():
+        if image is None or not path.exists():
             continue
         labels = {segment: category for (item_id, segment), category in effective.items() if item_id == item['_id']}
-        documents = {'labels': labels_annotation(path, image_id, config['categories'], labels)}
+        documents = {'labels': labels_annotation(path, image, config['categories'], labels)}
         with SlideStore(path) as store:
             has_round = store.latest_round() is not None
         if has_round:
-            documents['predictions'] = prediction_annotation(str(path), image_id,
-                                                             name='Histomics Label predictions')
+            documents['predictions'] = prediction_annotation(
+                str(path), image.image_id, name='Histomics Label predictions', boundaries=image.boundaries,
+                offset=image.offset)
         for kind, document in documents.items():
             annotation = _save(item, kind, document, user or User().load(folder['creatorId'], force=True))
             published.append({'item': str(item['_id']), 'kind': kind, 'annotation': str(annotation['_id'])})
     return published
 
 
-def labels_annotation(store_path, image_id: str, categories: list[dict], labels: dict[int, str]) -> dict:
+def labels_annotation(store_path, image: SegmentImage, categories: list[dict], labels: dict[int, str]) -> dict:
     """A pixelmap annotation colouring each labeled segment by its (effective) category."""
     with SlideStore(store_path) as store:
         n_segments, scale = store.n_segments, store.slide_info.scale
+    values = label_values(n_segments, categories, labels)
+    return pixelmap_annotation(
+        'Histomics Label labels', girder_id=image.image_id, values=image.per_index(values).tolist(),
+        categories=[UNLABELED_CATEGORY, *categories], boundaries=image.boundaries, scale=scale,
+        description=f'{int((values > 0).sum())} labeled segments',
+        attributes={'histomics_label': {'kind': 'labels',
+                                        'excluded': [c['name'] for c in categories if c.get('excluded')]}})
+
+
+def label_values(n_segments: int, categories: list[dict], labels: dict[int, str]) -> np.ndarray:
+    """Per segment id (index 0 = background) the 1-based index of its label's category in ``categories``, 0 where
+    unlabeled (or labeled with a category the project no longer has)."""
     index = {c['name']: k + 1 for k, c in enumerate(categories)}
     values = np.zeros(n_segments + 1, np.int64)
     for segment, category in labels.items():
         if category in index and 1 <= segment <= n_segments:
             values[segment] = index[category]
-    return pixelmap_annotation(
-        'Histomics Label labels', girder_id=image_id, values=values.tolist(),
-        categories=[UNLABELED_CATEGORY, *categories], boundaries=False, scale=scale,
-        description=f'{int((values > 0).sum())} labeled segments',
-        attributes={'histomics_label': {'kind': 'labels',
-                                        'excluded': [c['name'] for c in categories if c.get('excluded')]}})
+    return values
 
 
 def published_annotation(item: dict, kind: str) -> dict | None:

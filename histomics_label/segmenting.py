@@ -30,11 +30,10 @@ from girder_large_image.models.image_item import ImageItem
 
 from . import projects
 from .core.store import SlideStore
+from .segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
 
 logger = logging.getLogger(__name__)
 JOB_TYPE = 'histomics_label.segments'
-SEGMENTS_FOLDER = 'Histomics Label segments'
-SEGMENT_IMAGE_KEY = 'histomicsLabelSegmentImage'
 """Item metadata key on a slide naming the item id of its segment-id image."""
 _PROGRESS = re.compile(r'<filter-progress>([0-9.]+)</filter-progress>')
 _COMMENT = re.compile(r'<filter-comment>(.*?)</filter-comment>')
@@ -52,7 +51,8 @@ def slide_is_current(folder: dict, item: dict, config: dict) -> bool:
 
     with SlideStore(path) as store:
         slide = pipeline.slide_reader()
-        return store.segment_params == pipeline.segment_params(slide) and representation(pipeline).is_current(store)
+        return (store.segment_params == pipeline.segment_params(slide) and representation(pipeline).is_current(store)
+                and (not pipeline.embedding_map or pipeline.extractor in store.embedding_map_names()))
 
 
 def start_segment_jobs(folder: dict, user: dict, force: bool = False) -> list[dict]:
@@ -141,17 +141,23 @@ def _run_pipeline_child(job: dict, pipeline) -> None:
 
 
 def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> dict:
-    """Upload the slide's segment-id image (RGB-encoded pyramid TIFF) as a large image; returns its item."""
-    from .core.label_tiff import write_segment_tiff
+    """Upload the slide's segment-id image (RGB-encoded pyramid TIFF) as a large image; returns its item.
+
+    The image carries every segment's outline (the doubled encoding) so that viewers can draw segment borders,
+    unless there are too many segments for three 8-bit channels to hold twice over.
+    """
+    from .core.label_tiff import MAX_PIXEL_VALUE, write_segment_tiff
 
     owner = User().load(folder['creatorId'], force=True) if folder.get('creatorId') else None
     target = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
                                    description='Segment-id images of the Histomics Label project (do not edit)')
+    share_segment_images(folder)
     name = f'{Path(item["name"]).stem}.segments.tiff'
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / name
         with SlideStore(projects.store_path(folder, item)) as store:
-            write_segment_tiff(store.label_raster, path)
+            boundaries = 2 * store.n_segments + 1 <= MAX_PIXEL_VALUE
+            write_segment_tiff(store.label_raster, path, boundaries=boundaries)
         previous = Item().findOne({'folderId': target['_id'], 'name': name})
         if previous is not None:
             Item().remove(previous)
@@ -162,5 +168,6 @@ def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> 
     if not image.get('largeImage'):
         ImageItem().createImageItem(image, file, user=owner, createJob=False)
         image = Item().load(file['itemId'], force=True)
-    Item().setMetadata(item, {SEGMENT_IMAGE_KEY: str(image['_id'])})
+    Item().setMetadata(item, {SEGMENT_IMAGE_KEY: str(image['_id']),
+                              SEGMENT_IMAGE_FORMAT_KEY: {'boundaries': boundaries}})
     return image

@@ -59,15 +59,20 @@ def predicted_values(store: SlideStore) -> tuple[np.ndarray, list[dict]]:
     return values, record.categories
 
 
-def prediction_annotation(store_path: str, girder_id: str, name: str = 'Histomics Label predictions') -> dict:
-    """A DSA annotation whose pixelmap colours every segment by its predicted category."""
+def prediction_annotation(store_path: str, girder_id: str, name: str = 'Histomics Label predictions', *,
+                          boundaries: bool = False, offset: int = 0) -> dict:
+    """A DSA annotation whose pixelmap colours every segment by its predicted category.
+
+    ``boundaries`` and ``offset`` describe the segment image: whether it carries outlines, and that its index
+    ``k`` is segment ``k + offset``.
+    """
     with SlideStore(store_path) as store:
         values, categories = predicted_values(store)
         scale = store.slide_info.scale
         record = store.latest_round()
     return pixelmap_annotation(
-        name, girder_id=girder_id, values=values.tolist(), categories=[UNLABELED_CATEGORY, *categories],
-        boundaries=False, scale=scale,
+        name, girder_id=girder_id, values=values[offset:].tolist(), categories=[UNLABELED_CATEGORY, *categories],
+        boundaries=boundaries, scale=scale,
         description=f'Predictions of round {record.number} ({record.model_name}, '
                     f'{record.metrics.get("labels_used", 0)} labels)',
         attributes={'histomics_label': {'round': record.number, 'kind': 'predictions',

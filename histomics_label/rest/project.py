@@ -20,14 +20,17 @@ from girder.exceptions import ValidationException
 from girder.models.folder import Folder
 from girder.models.user import User
 
-from .. import agreement, export, projects, publishing, segmenting, training
+from .. import agreement, export, overlays, projects, publishing, segmenting, training
 from ..core.errors import HistomicsLabelError
+from ..core.store import SlideStore
 from ..models.label import VIEWS, Label
 from ..project_config import DEFAULTS, META_KEY
+from ..segment_images import segment_image_of
 
 MAX_BATCH = 100_000
 """Most labels one request may write: a painted region of a slide, not a whole cohort."""
-LABEL_SORTS = ('updated', 'created', 'segment', 'category')
+LABEL_SORTS = ('updated', 'created', 'segment', 'category', 'certainty')
+"""The sorts of GET .../labels; ``certainty`` is the latest round's, read from the slide stores."""
 
 
 class ProjectResource(Resource):
@@ -52,6 +55,7 @@ class ProjectResource(Resource):
         self.route('POST', ('project', ':id', 'annotations'), self.publish_annotations)
         self.route('GET', ('project', ':id', 'agreement'), self.get_agreement)
         self.route('GET', ('project', ':id', 'export'), self.export)
+        self.route('GET', ('project', ':id', 'overlay'), self.get_overlay)
         self.route('GET', ('project', ':id', 'similar'), self.get_similar)
         self.route('POST', ('project', ':id', 'import'), self.import_published)
 
@@ -99,7 +103,8 @@ class ProjectResource(Resource):
         .errorResponse('Read access was denied on the folder.', 403))
     def get_slides(self, folder: dict) -> list[dict]:
         projects.config_of(folder)
-        return [{'_id': str(item['_id']), 'name': item['name'], 'segments': projects.segment_count(folder, item)}
+        return [{'_id': str(item['_id']), 'name': item['name'], 'segments': projects.segment_count(folder, item),
+                 'segmentImage': _segment_image_json(folder, item)}
                 for item in projects.slides(folder)]
 
     # -- labels ----------------------------------------------------------------------------------------------------
@@ -154,7 +159,6 @@ class ProjectResource(Resource):
         .errorResponse('Invalid stroke, slide or category.')
         .errorResponse('Write access was denied on the folder.', 403))
     def paint_labels(self, folder: dict, body) -> dict:
-        from ..core.store import SlideStore
         from ..core.strokes import segments_under_stroke
 
         body = _json_object(body, 'body')
@@ -201,7 +205,10 @@ class ProjectResource(Resource):
     @autoDescribeRoute(
         Description('The labels of a project, filtered, sorted and paginated on the server.')
         .notes('Girder-Total-Count holds the number of matching labels. Each label has the region of its segment '
-               'in base pixels (for thumbnails: GET /item/{item}/tiles/region with left/top/right/bottom).')
+               'in base pixels (for thumbnails: GET /item/{item}/tiles/region with left/top/right/bottom), and the '
+               'latest round\'s predicted category and its certainty (that category\'s probability, 0–1; null '
+               'before a round). sort=certainty with sortdir=1 lists the least certain first; labels without a '
+               'prediction come last either way.')
         .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
         .param('item', 'Only labels of this slide.', required=False)
         .param('category', 'Only labels of this category.', required=False)
@@ -233,21 +240,25 @@ class ProjectResource(Resource):
             query['updated'] = times
         if reviewed is not None:
             query['review'] = {'$exists': bool(reviewed)}
-        for field, _direction in sort:
-            if field not in LABEL_SORTS:
-                raise ValidationException(f'sort must be one of {", ".join(LABEL_SORTS)}', 'sort')
-        sort = [*sort, ('_id', SortDir.ASCENDING)]
-        if disagree is None:
-            labels = list(Label().find(query, sort=sort, offset=offset, limit=limit))
+        [(field, direction)] = sort  # Girder's paging gives one (sort, sortdir)
+        if field not in LABEL_SORTS:
+            raise ValidationException(f'sort must be one of {", ".join(LABEL_SORTS)}', 'sort')
+        by_certainty = field == 'certainty'
+        stored_sort = [*([] if by_certainty else [(field, direction)]), ('_id', SortDir.ASCENDING)]
+        if disagree is None and not by_certainty:
+            labels = list(Label().find(query, sort=stored_sort, offset=offset, limit=limit))
             setResponseHeader('Girder-Total-Count', Label().collection.count_documents(query))
             return self._describe_labels(folder, labels)
-        # the model's side lives in the slide stores, so this filter pages after reading the matching labels
-        labels = list(Label().find(query, sort=sort))
-        predicted = agreement.model_predictions(folder, [(d['item'], d['segment']) for d in labels])
-        labels = [d for d in labels if (d['item'], d['segment']) in predicted
-                  and (predicted[(d['item'], d['segment'])] != d['category']) == disagree]
+        # the model's side lives in the slide stores, so its filter and sort page after reading the matching labels
+        labels = list(Label().find(query, sort=stored_sort))
+        calls = agreement.model_calls(folder, _label_keys(labels))
+        if disagree is not None:
+            labels = [d for d in labels if (key := (d['item'], d['segment'])) in calls
+                      and (calls[key].category != d['category']) == disagree]
+        if by_certainty:
+            labels = _sorted_by_certainty(labels, calls, direction)
         setResponseHeader('Girder-Total-Count', len(labels))
-        return self._describe_labels(folder, labels[offset:offset + limit] if limit else labels[offset:])
+        return self._describe_labels(folder, labels[offset:offset + limit] if limit else labels[offset:], calls)
 
     @access.user(scope=TokenScope.DATA_WRITE)
     @autoDescribeRoute(
@@ -392,6 +403,26 @@ class ProjectResource(Resource):
 
     @access.public(scope=TokenScope.DATA_READ, cookie=True)
     @autoDescribeRoute(
+        Description("One slide's segments coloured by labels, predictions, certainty or the embedding map, as bytes.")
+        .notes('One byte per index of the slide\'s segment image (GET .../slides gives its id, whether it carries '
+               'outlines and the offset from image index to segment id); three (RGB) for the embedding map. '
+               'labels and predictions: 0 none, else 1 + the category\'s index in the project; certainty: 0 none, '
+               'else 1 + round(254 × the probability of the predicted category). For the web client\'s overlays.')
+        .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+        .param('item', 'The slide.')
+        .param('kind', 'What colours the segments.', enum=list(overlays.KINDS))
+        .produces('application/octet-stream')
+        .errorResponse('Not a slide of the project.')
+        .errorResponse('The slide has no segments, no round or no embedding map yet.', 404)
+        .errorResponse('Read access was denied on the folder.', 403))
+    def get_overlay(self, folder: dict, item: str, kind: str):
+        body = overlays.overlay_bytes(folder, projects.slide_of(folder, item), kind)
+        setResponseHeader('Content-Type', 'application/octet-stream')
+        setRawResponse()
+        return body
+
+    @access.public(scope=TokenScope.DATA_READ, cookie=True)
+    @autoDescribeRoute(
         Description('Download labels and predictions as CSV or GeoJSON, or the labeled features as HDF5.')
         .notes('CSV and GeoJSON hold the labeled segments (every segment with predictions=true), in base pixels; '
                'GeoJSON polygons are the segments\' outlines. HDF5: features, label, item, segment datasets.')
@@ -517,14 +548,20 @@ class ProjectResource(Resource):
             entries.append(clean)
         return entries
 
-    def _describe_labels(self, folder: dict, labels: list[dict]) -> list[dict]:
-        """Labels as JSON, with the labeler's login and each segment's base-pixel region."""
+    def _describe_labels(self, folder: dict, labels: list[dict],
+                         calls: dict[tuple[ObjectId, int], agreement.ModelCall] | None = None) -> list[dict]:
+        """Labels as JSON, with the labeler's login, each segment's base-pixel region and the model's call on it.
+
+        ``calls`` are the model's calls already read for these labels (read here when not given), so a request opens
+        each slide store's latest round once.
+        """
         logins = {}
         regions = {}
         by_item: dict[ObjectId, list[int]] = {}
         for label in labels:
             by_item.setdefault(label['item'], []).append(label['segment'])
-        predicted = agreement.model_predictions(folder, [(d['item'], d['segment']) for d in labels])
+        if calls is None:
+            calls = agreement.model_calls(folder, _label_keys(labels))
         for item_id, segments in by_item.items():
             boxes = projects.segment_boxes(folder, item_id, np.array(segments))
             if boxes is not None:
@@ -536,17 +573,34 @@ class ProjectResource(Resource):
                     user = User().load(user_id, force=True)
                     logins[user_id] = user['login'] if user else None
             review = label.get('review')
+            call = calls.get((label['item'], label['segment']))
             result.append({
                 '_id': str(label['_id']), 'item': str(label['item']), 'segment': label['segment'],
                 'category': label['category'], 'labeler': str(label['labeler']),
                 'labelerLogin': logins[label['labeler']], 'created': label['created'], 'updated': label['updated'],
                 'view': label.get('view'), 'region': regions.get((label['item'], label['segment'])),
                 'thumbnail': projects.thumbnail_url(label['item'], regions.get((label['item'], label['segment']))),
-                'predicted': predicted.get((label['item'], label['segment'])),
+                'predicted': None if call is None else call.category,
+                'certainty': None if call is None else call.certainty,
                 'review': None if review is None else {
                     'status': review['status'], 'category': review['category'], 'reviewer': str(review['reviewer']),
                     'reviewerLogin': logins.get(review['reviewer']), 'time': review['time']}})
         return result
+
+
+def _label_keys(labels: list[dict]) -> list[tuple[ObjectId, int]]:
+    """The ``(item, segment)`` of each label."""
+    return [(label['item'], label['segment']) for label in labels]
+
+
+def _sorted_by_certainty(labels: list[dict], calls: dict[tuple[ObjectId, int], agreement.ModelCall],
+                         direction: int) -> list[dict]:
+    """Labels by the model's certainty on their segment (``direction`` 1: least certain first), those without a
+    prediction last; ties keep the given order."""
+    def key(label: dict) -> tuple[bool, float]:
+        call = calls.get((label['item'], label['segment']))
+        return (call is None, 0.0 if call is None else direction * call.certainty)
+    return sorted(labels, key=key)
 
 
 def _stream_and_remove(path):
@@ -599,3 +653,15 @@ def _time(value: str, field: str) -> datetime.datetime:
         raise ValidationException(f'{field} must be an ISO time such as 2026-11-24T10:00:00Z', field) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
+
+def _segment_image_json(folder: dict, item: dict) -> dict | None:
+    """The slide's segment image, its scale (slide base pixels per segment-image pixel) and which overlays it has
+    (predictions once a round exists, the embedding map once made), for viewers."""
+    image = segment_image_of(item)
+    path = projects.store_path(folder, item)
+    if image is None or not path.exists():
+        return None
+    with SlideStore(path) as store:
+        facts = {'scale': store.slide_info.scale, 'predictions': bool(store.rounds()),
+                 'embeddingMap': projects.config_of(folder)['extractor'] in store.embedding_map_names()}
+    return {**image.to_json(), **facts}

@@ -73,3 +73,25 @@ export async function loadProject(folderId) {
   ]);
   return { project, slides, rounds: rounds.rounds, training: rounds.state };
 }
+
+/** GET an API path as bytes (an ArrayBuffer), for binary answers such as a slide's segment overlay. */
+export async function getBytes(path) {
+  const token = girder.auth && girder.auth.getCurrentToken ? girder.auth.getCurrentToken() : null;
+  let response;
+  try {
+    const headers = token ? { 'Girder-Token': token } : {};
+    response = await fetch(apiUrl(path), { credentials: 'same-origin', headers });
+  } catch (error) {
+    throw new RequestError(path, { status: 0, statusText: error.message });
+  }
+  if (!response.ok) {
+    let detail = response.statusText;
+    try {
+      detail = (await response.json()).message || detail;
+    } catch (error) {
+      // not a JSON error body: keep the status text
+    }
+    throw new RequestError(path, { status: response.status, responseJSON: { message: detail } });
+  }
+  return response.arrayBuffer();
+}

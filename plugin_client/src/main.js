@@ -1,8 +1,11 @@
-// Entry point of Histomics Label's Girder 5 client plugin: registers the routes (project page, guided labeling) and the folder-page button, and
-// exposes the modules under `girder.plugins.histomics_label` for other plugins and the browser console.
+// Entry point of Histomics Label's Girder 5 client plugin: registers the routes (project page, guided labeling),
+// the folder-page and item-page buttons and the HistomicsUI adapter, and exposes the modules under
+// `girder.plugins.histomics_label` for other plugins and the browser console.
 import './style.css';
 import './routes.js';
 import './folderButton.js';
+import './slideButton.js';
+import './histomicsui.js';
 import * as api from './api.js';
 import GuidedView from './views/GuidedView.js';
 import ProjectView from './views/ProjectView.js';

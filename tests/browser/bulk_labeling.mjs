@@ -1,11 +1,13 @@
 // Drives Debian Chromium (npm playwright-core) through Histomics Label's bulk labeling view for
 // test_bulk_labeling.py: logs in, opens the paint view of one slide, waits for geojs to draw the slide (WebGL through
 // SwiftShader), samples the drawn map, chooses a category by key, paints one stroke across the middle of the slide,
-// looks at the labels overlay, and undoes the stroke. Prints one JSON object of observations on stdout; the pytest
+// measures the segments' colour drawn under it (a pixelmap layer), undoes the stroke, paints and erases; then paints
+// a second category, trains a round and switches the model's overlays (predictions, certainty, embedding map) and
+// segment borders on, comparing what the map shows; last, a user with read access only looks at the slide. Prints one JSON object of observations on stdout; the pytest
 // test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
-//   {url, login, password, projectId, itemId, key, artifacts, chromium}
+//   {url, login, password, reader: {login, password}, projectId, itemId, key, otherKey, artifacts, chromium}
 import { chromium } from 'playwright-core';
 
 const input = JSON.parse(process.env.HL_BROWSER_INPUT);
@@ -48,20 +50,73 @@ async function colours(png) {
   }, png.toString('base64'));
 }
 
-/** The overlay canvas's pixels along a horizontal line (away from the brush cursor at the stroke's end). */
-function overlayLine(y, x0, x1) {
-  return page.locator('.hl-bulk-overlay').evaluate((canvas, [yy, a, b]) => {
+/**
+ * How green the map is along a horizontal band (page coordinates y, x0..x1): the mean of g − (r + b) / 2 over its
+ * pixels, from a screenshot of the map (what WebGL drew, slide and segment layers together).
+ */
+async function greenness(y, x0, x1) {
+  const box = await page.locator('.hl-bulk-map').boundingBox();
+  const png = await page.locator('.hl-bulk-map').screenshot();
+  return page.evaluate(async ([data, yy, a, b]) => {
+    const image = new Image();
+    image.src = `data:image/png;base64,${data}`;
+    await image.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = image.naturalWidth;
+    canvas.height = image.naturalHeight;
     const ctx = canvas.getContext('2d');
-    const row = ctx.getImageData(Math.round(a), Math.round(yy), Math.round(b - a), 1).data;
-    const painted = [];
-    for (let i = 0; i < row.length; i += 4) {
-      if (row[i + 3] > 0) {
-        painted.push([row[i], row[i + 1], row[i + 2], row[i + 3]]);
-      }
+    ctx.drawImage(image, 0, 0);
+    const band = ctx.getImageData(Math.round(a), Math.round(yy) - 2, Math.round(b - a), 5).data;
+    let sum = 0;
+    for (let i = 0; i < band.length; i += 4) {
+      sum += band[i + 1] - (band[i] + band[i + 2]) / 2;
     }
-    return { pixels: row.length / 4, painted: painted.length, sample: painted.slice(0, 3) };
-  }, [y, x0, x1]);
+    return sum / (band.length / 4);
+  }, [png.toString('base64'), y - box.y, x0 - box.x, x1 - box.x]);
 }
+
+/** The share of sampled map pixels that differ (by more than 24 in a channel) between two screenshots. */
+function changedShare(before, after) {
+  return page.evaluate(async ([one, two]) => {
+    const read = async (data) => {
+      const image = new Image();
+      image.src = `data:image/png;base64,${data}`;
+      await image.decode();
+      const canvas = document.createElement('canvas');
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      canvas.getContext('2d').drawImage(image, 0, 0);
+      return canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    };
+    const [a, b] = [await read(one), await read(two)];
+    let changed = 0;
+    let count = 0;
+    for (let i = 0; i < a.length; i += 4 * 5) {
+      const diff = Math.max(Math.abs(a[i] - b[i]), Math.abs(a[i + 1] - b[i + 1]), Math.abs(a[i + 2] - b[i + 2]));
+      changed += diff > 24 ? 1 : 0;
+      count += 1;
+    }
+    return changed / count;
+  }, [before.toString('base64'), after.toString('base64')]);
+}
+
+/** A screenshot of the map once the pointer is off it (no brush cursor) and geojs has drawn everything. */
+async function mapShot() {
+  await page.mouse.move(2, 2);
+  await page.waitForTimeout(700);
+  return page.locator('.hl-bulk-map').screenshot();
+}
+
+/** Switch an overlay button or checkbox and wait until the page shows it applied. */
+async function toggle(selector, attribute, value) {
+  await page.locator(selector).click();
+  await page.waitForFunction(([name, expected]) => document.querySelector('.hl-bulk').getAttribute(name) === expected,
+    [attribute, value]);
+}
+
+const labeled = () => page.locator('.hl-bulk').getAttribute('data-labeled').then(Number);
+const waitLabeled = (count) => page.waitForFunction((expected) => !document.querySelector('.hl-bulk.hl-painting') &&
+  document.querySelector('.hl-bulk').getAttribute('data-labeled') === String(expected), count);
 
 /** The server's labels of the slide (GET .../labels?item=...&limit=0), asked with the page's login token. */
 function storedLabels() {
@@ -124,7 +179,10 @@ try {
     mode: await page.locator('.hl-bulk').getAttribute('data-mode'),
     mapCanvases: await page.locator('.hl-bulk-map canvas').count(),
     map: await colours(await page.locator('.hl-bulk-map').screenshot()),
-    drawn: Number(await page.locator('.hl-bulk-overlay').getAttribute('data-drawn')),
+    labeled: await labeled(),
+    fills: await page.locator('.hl-fill').evaluateAll((buttons) => buttons.map((b) => ({
+      fill: b.dataset.fill, disabled: b.disabled, title: b.title }))),
+    bordersDisabled: await page.locator('.hl-show-borders').isDisabled(),
     box: mapBox,
   };
   mark('open');
@@ -136,6 +194,8 @@ try {
   const y = overlayBox.y + overlayBox.height / 2;
   const x0 = overlayBox.x + overlayBox.width * 0.35;
   const x1 = overlayBox.x + overlayBox.width * 0.65;
+  await mapShot();
+  const greenBefore = await greenness(y, x0, x1);
   const answer = page.waitForResponse((response) => response.url().includes('/labels/paint') &&
     response.request().method() === 'POST');
   await drag(x0, x1, y);
@@ -143,20 +203,14 @@ try {
   result.request = response.request().postDataJSON();
   result.paint = await response.json();
   const segments = result.paint.segments || [];
-  await page.waitForFunction((expected) => {
-    const overlay = document.querySelector('.hl-bulk-overlay');
-    const drawn = new Set((overlay.dataset.drawnSegments || '').split(',').filter(Boolean).map(Number));
-    return !document.querySelector('.hl-bulk.hl-painting') && expected.every((segment) => drawn.has(segment));
-  }, segments);
-  // the stroke's middle (the brush cursor circle is at its end)
-  const local = { y: y - overlayBox.y, x0: x0 - overlayBox.x + 5, x1: x0 - overlayBox.x + (x1 - x0) * 0.7 };
+  await waitLabeled(segments.length);
+  await mapShot();
   result.painted = {
     count: (await page.locator('.hl-paint-count').innerText()).trim(),
     status: (await page.locator('.hl-paint-status').innerText()).trim(),
-    drawn: Number(await page.locator('.hl-bulk-overlay').getAttribute('data-drawn')),
-    drawnSegments: (await page.locator('.hl-bulk-overlay').getAttribute('data-drawn-segments'))
-      .split(',').filter(Boolean).map(Number),
-    line: await overlayLine(local.y, local.x0, local.x1),
+    labeled: await labeled(),
+    greenBefore,
+    greenAfter: await greenness(y, x0, x1),
     messages: await page.locator('.hl-message-text').allInnerTexts(),
   };
   result.painted.stored = await storedLabels();
@@ -167,11 +221,12 @@ try {
   await page.locator('.hl-undo').click();
   await page.waitForFunction(() => /Undid/.test(document.querySelector('.hl-paint-status').textContent) &&
     !document.querySelector('.hl-bulk.hl-painting'));
-  await page.waitForFunction(() => document.querySelector('.hl-bulk-overlay').dataset.drawn === '0');
+  await waitLabeled(0);
+  await mapShot();
   result.undo = {
     status: (await page.locator('.hl-paint-status').innerText()).trim(),
-    drawn: Number(await page.locator('.hl-bulk-overlay').getAttribute('data-drawn')),
-    line: await overlayLine(local.y, local.x0, local.x1),
+    labeled: await labeled(),
+    green: await greenness(y, x0, x1),
     undoDisabled: await page.locator('.hl-undo').isDisabled(),
     stored: await storedLabels(),
   };
@@ -180,11 +235,10 @@ try {
 
   phase = 'erase';
   const again = await stroke(x0, x1, y);
-  await page.waitForFunction((count) => document.querySelector('.hl-bulk-overlay').dataset.drawn === String(count),
-    again.answer.segments.length);
+  await waitLabeled(again.answer.segments.length);
   await page.locator('.hl-mode[data-mode="eraser"]').click();
   const erased = await stroke(x0, x1, y);
-  await page.waitForFunction(() => document.querySelector('.hl-bulk-overlay').dataset.drawn === '0');
+  await waitLabeled(0);
   result.erase = {
     repainted: again.answer,
     request: erased.request,
@@ -195,6 +249,90 @@ try {
     messages: await page.locator('.hl-message-text').allInnerTexts(),
   };
   mark('erase');
+
+  phase = 'overlays';
+  // label both trainable categories, train a round, and open the view again to see the model's overlays
+  await page.locator('.hl-mode[data-mode="brush"]').click();
+  await page.keyboard.press(input.key);
+  const painted = await stroke(x0, x1, y);
+  await page.keyboard.press(input.otherKey);
+  const other = await stroke(x0, x1, overlayBox.y + overlayBox.height * 0.3);
+  result.overlays = { painted: [painted.answer.segments.length, other.answer.segments.length] };
+  result.overlays.trained = await page.evaluate(async (projectId) => {
+    const response = await fetch(`api/v1/histomics_label/project/${projectId}/train?wait=true`,
+      { method: 'POST', headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
+    return response.status;
+  }, input.projectId);
+  await page.reload();
+  await page.locator('.hl-bulk.hl-map-idle').waitFor();
+  const plain = await mapShot();
+  await toggle('.hl-show-labels', 'data-labels', 'false');
+  const unlabeled = await mapShot();
+  await toggle('.hl-fill[data-fill="predictions"]', 'data-fill', 'predictions');
+  const predictions = await mapShot();
+  await page.screenshot({ path: `${input.artifacts}/bulk_labeling_predictions.png` });
+  await toggle('.hl-fill[data-fill="certainty"]', 'data-fill', 'certainty');
+  const certainty = await mapShot();
+  await page.screenshot({ path: `${input.artifacts}/bulk_labeling_certainty.png` });
+  await toggle('.hl-fill[data-fill="embedding"]', 'data-fill', 'embedding');
+  const embedding = await mapShot();
+  await toggle('.hl-show-borders', 'data-borders', 'true');
+  const borders = await mapShot();
+  await page.screenshot({ path: `${input.artifacts}/bulk_labeling_embedding_borders.png` });
+  await toggle('.hl-fill[data-fill="embedding"]', 'data-fill', '');
+  const bordersOnly = await mapShot();
+  Object.assign(result.overlays, {
+    fillsDisabled: await page.locator('.hl-fill').evaluateAll((buttons) => buttons.map((b) => b.disabled)),
+    labelsOff: await changedShare(plain, unlabeled),
+    predictions: await changedShare(unlabeled, predictions),
+    certainty: await changedShare(predictions, certainty),
+    embedding: await changedShare(certainty, embedding),
+    borders: await changedShare(embedding, borders),
+    bordersOnly: await changedShare(unlabeled, bordersOnly),
+    messages: await page.locator('.hl-message-text').allInnerTexts(),
+  });
+  mark('overlays');
+
+  phase = 'reader';
+  // a user with read access only: sees the slide, its labels and the model's overlays, but cannot paint
+  const readerContext = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  page = await readerContext.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (message) => {
+    if (message.type() === 'error') {
+      errorsOf(phase).push(message.text());
+    }
+  });
+  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+  let paintRequests = 0;
+  page.on('request', (sent) => {
+    paintRequests += sent.url().includes('/labels/paint') ? 1 : 0;
+  });
+  await page.goto(`${input.url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(input.reader.login);
+  await page.locator('#g-password').fill(input.reader.password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}/paint/${input.itemId}`);
+  await page.locator('.hl-bulk.hl-map-idle').waitFor();
+  const readerLabeled = await labeled();
+  const readerBox = await page.locator('.hl-bulk-overlay').boundingBox();
+  await drag(readerBox.x + readerBox.width * 0.3, readerBox.x + readerBox.width * 0.6,
+    readerBox.y + readerBox.height * 0.6);
+  await toggle('.hl-fill[data-fill="predictions"]', 'data-fill', 'predictions');
+  await page.waitForTimeout(500);
+  result.reader = {
+    messages: await page.locator('.hl-message-text').allInnerTexts(),
+    mode: await page.locator('.hl-bulk').getAttribute('data-mode'),
+    modesDisabled: await page.locator('.hl-mode').evaluateAll((buttons) => buttons.map((b) => b.disabled)),
+    labeled: readerLabeled,
+    labeledAfterDrag: await labeled(),
+    paintRequests,
+    map: await colours(await page.locator('.hl-bulk-map').screenshot()),
+  };
+  await page.screenshot({ path: `${input.artifacts}/bulk_labeling_reader.png` });
+  mark('reader');
 } catch (error) {
   result.failure = `${phase}: ${error.message}`;
   if (page) {

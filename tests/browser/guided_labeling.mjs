@@ -1,6 +1,6 @@
 // Drives Debian Chromium (npm playwright-core) through Histomics Label's guided labeling view for
-// test_guided_labeling.py: logs in, opens the view from the project page's Label button, labels suggestions by
-// keyboard, undoes one, retrains from the button, and makes one save (by a click on a category button) fail on purpose;
+// test_guided_labeling.py: logs in, opens the view from the project page's Label button, looks at the slide viewer
+// (geojs, WebGL through SwiftShader) around the current segment, labels suggestions by keyboard, undoes one, retrains from the button, and makes one save (by a click on a category button) fail on purpose;
 // then a read-only user's view. Prints one JSON object of
 // observations on stdout; the pytest test makes the assertions.
 //
@@ -16,7 +16,7 @@ const browser = await chromium.launch({
   executablePath: input.chromium,
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
+    '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
 });
 const result = { consoleErrors: {}, labeled: [] };
 let phase = 'start';
@@ -55,6 +55,39 @@ try {
     predicted: card.querySelector('.hl-predicted').textContent.trim(),
   }));
 
+  /**
+   * The slide viewer once it shows the current card's segment and has drawn: which segment it outlines, how many
+   * distinct colours it shows and how many pixels are the outline's yellow.
+   */
+  const focus = async () => {
+    const { segment } = await current();
+    await page.locator(`.hl-focus-map.hl-map-idle[data-segment="${segment}"]`).waitFor();
+    await page.waitForTimeout(500);
+    const png = await page.locator('.hl-focus-map').screenshot();
+    const seen = await page.evaluate(async (data) => {
+      const image = new Image();
+      image.src = `data:image/png;base64,${data}`;
+      await image.decode();
+      const canvas = document.createElement('canvas');
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(image, 0, 0);
+      const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      const colours = new Set();
+      let yellow = 0;
+      for (let i = 0; i < pixels.length; i += 4) {
+        const [r, g, b] = [pixels[i], pixels[i + 1], pixels[i + 2]];
+        colours.add(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3));
+        yellow += r > 220 && g > 200 && b < 90 ? 1 : 0;
+      }
+      return { distinct: colours.size, yellow };
+    }, png.toString('base64'));
+    const node = page.locator('.hl-focus-map');
+    return { segment: Number(await node.getAttribute('data-segment')), item: await node.getAttribute('data-item'),
+      current: segment, ...seen };
+  };
+
   phase = 'login';
   await page.goto(`${input.url}/`);
   await page.locator('.g-login').click();
@@ -77,7 +110,7 @@ try {
     choices: await texts('.hl-choose .hl-category-name'),
     row: await row(),
     images: await images(),
-    focusRegion: await page.locator('.hl-focus-image').getAttribute('src'),
+    focus: await focus(),
   };
   await page.screenshot({ path: `${input.artifacts}/guided_first_row.png`, fullPage: true });
 
@@ -97,6 +130,9 @@ try {
       card.shown = shown ? shown.label : null;
     }
     result.labeled.push({ key, ...card });
+    if (result.labeled.length === 1) {
+      result.focusAfterFirst = await focus();
+    }
   }
   result.labelSeconds = (Date.now() - started) / 1000;
   result.rows = rows;

@@ -1,8 +1,8 @@
 // Drives Debian Chromium (npm playwright-core) through Histomics Label's review view for test_review.py: logs in as
-// the admin, opens the review route, filters by disagreement and by labeler, groups by category, approves one
-// label, overrides another and relabels a third, reads the agreement tables and the learning curve, makes one review
-// fail on purpose; then a read-only user's view. Prints one JSON object of observations on stdout; the pytest test
-// makes the assertions.
+// the admin, opens the review route, sorts by the model's certainty (least, then most certain first), filters by
+// disagreement and by labeler, groups by category, approves one label, overrides another and relabels a third, reads
+// the agreement tables and the learning curve, makes one review fail on purpose; then a read-only user's view. Prints
+// one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, secondId, artifacts, chromium}
@@ -58,6 +58,8 @@ const cards = () => page.locator('.hl-review-card').evaluateAll((all) => all.map
   labeler: card.querySelector('.hl-review-labeler').textContent.trim(),
   date: card.querySelector('.hl-review-date').textContent.trim(),
   predicted: card.querySelector('.hl-review-predicted').textContent.trim(),
+  certainty: card.dataset.certainty,
+  certaintyText: card.querySelector('.hl-review-certainty')?.textContent.trim() ?? '',
   flagged: Boolean(card.querySelector('.hl-review-flag')),
   state: card.querySelector('.hl-review-state').textContent.trim(),
 })));
@@ -101,6 +103,11 @@ try {
     },
   };
   await page.screenshot({ path: `${input.artifacts}/review_open.png`, fullPage: true });
+
+  phase = 'certainty';
+  result.certainty = { least: await filter('sort', 'certainty:1'), most: await filter('sort', 'certainty:-1') };
+  await page.screenshot({ path: `${input.artifacts}/review_certainty.png`, fullPage: true });
+  await filter('sort', 'updated:-1');
 
   phase = 'disagree';
   result.disagree = await filter('disagree', 'true');

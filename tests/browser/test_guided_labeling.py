@@ -80,11 +80,13 @@ def test_opens_from_project_page_with_suggestions(observed, project):
     assert len(page['row']) == CONFIG['batchSize']
     assert {card['predicted'] for card in page['row']} <= {'tumor', 'stroma'}  # never the excluded category
     assert all(card['label'] is None for card in page['row'])
-    # thumbnails (128 px) and the larger view (480 px) really loaded, through the login cookie
+    # thumbnails (128 px) really loaded, through the login cookie
     assert loaded(page['images'])
-    widths = sorted({image['naturalWidth'] for image in page['images']})
-    assert widths == [128, 480]
-    assert 'width=480' in page['focusRegion']
+    assert sorted({image['naturalWidth'] for image in page['images']}) == [128]
+    # the slide viewer shows the first card's segment, outlined in yellow, over real H&E tiles
+    first = page['row'][0]
+    assert page['focus']['segment'] == first['segment'] and page['focus']['item'] == first['item']
+    assert page['focus']['distinct'] > 200 and page['focus']['yellow'] > 30, page['focus']
     assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('open')
 
 
@@ -98,6 +100,10 @@ def test_keyboard_labels_are_stored_as_guided(observed, stack, project):
     for step in steps[:7] + steps[8:]:  # a card shows its chosen category while its row is on the page
         assert step['shown'] == expected_category(step)
     assert observed['afterLabels']['count'] == str(project['seeds'] + 10)
+    # after the first label the viewer moved on to the next card's segment
+    moved = observed['focusAfterFirst']
+    assert moved['segment'] == observed['open']['row'][1]['segment'] == moved['current'], moved
+    assert moved['yellow'] > 30
     assert loaded(observed['afterLabels']['images'])
     # Backspace undid the newest label: its card is current again, unlabeled
     undone = steps[-1]

@@ -1,9 +1,9 @@
 """The review view in Chromium, on the live stack: a project made through the REST API on the real H&E sample
 (segments by the segment job, seed labels, two rounds with a few suggestions labeled between them, and a second
-labeler who labels some of the seed segments, some differently). In the browser, as the admin: the grid filtered by
-disagreement and by labeler, grouped by category, one label approved, one overridden and one relabeled; the
-agreement table and the learning curve checked against the server; a failed review shown on the page; and a reader's
-view without actions."""
+labeler who labels some of the seed segments, some differently). In the browser, as the admin: the grid sorted by the
+model's certainty, filtered by disagreement and by labeler, grouped by category, one label approved, one overridden
+and one relabeled; the agreement table and the learning curve checked against the server; a failed review shown on
+the page; and a reader's view without actions."""
 
 import json
 import os
@@ -40,6 +40,11 @@ def add_user(client, folder_id: str, user: dict, level: int) -> dict:
     return created
 
 
+def first_page(client, base: str, **params) -> list[dict]:
+    """The server's first page of 24 labels (the view's page size) with these parameters."""
+    return client.get(f'{base}/labels', parameters={'limit': 24, **params})
+
+
 @pytest.fixture(scope='module')
 def project(stack, cmu_svs):
     """A segmented project with seed labels, two rounds and a second labeler, all through the REST API."""
@@ -70,8 +75,10 @@ def project(stack, cmu_svs):
     response = client.sendRestRequest('GET', f'{base}/labels', parameters={'limit': 24, 'disagree': 'true'},
                                       jsonResp=False)
     disagree = {'ids': [label['_id'] for label in response.json()], 'total': response.headers['Girder-Total-Count']}
+    certainty = {name: first_page(client, base, sort='certainty', sortdir=sortdir)
+                 for name, sortdir in (('least', 1), ('most', -1))}
     return {'folder': folder, 'item': item, 'base': base, 'me': me, 'second': second, 'seeds': seeds,
-            'secondLabels': second_labels, 'between': between, 'disagree': disagree}
+            'secondLabels': second_labels, 'between': between, 'disagree': disagree, 'certainty': certainty}
 
 
 @pytest.fixture(scope='module')
@@ -116,6 +123,19 @@ def test_grid_shows_labels_with_thumbnails(observed, project):
     assert all('api/v1/item/' in image['src'] and 'tiles/region' in image['src'] for image in page['images'])
     assert page['actions'] == len(page['cards'])
     assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('open')
+
+
+@pytest.mark.parametrize('order', ['least', 'most'])
+def test_sorts_by_certainty(observed, project, order):
+    page = observed['certainty'][order]
+    server = project['certainty'][order]
+    assert page['total'] == observed['open']['total']
+    assert [card['labelId'] for card in page['cards']] == [label['_id'] for label in server]
+    shown = [float(card['certainty']) for card in page['cards']]
+    assert shown == [label['certainty'] for label in server]
+    assert shown == sorted(shown, reverse=order == 'most') and 0 < min(shown) and max(shown) <= 1
+    assert [card['certaintyText'] for card in page['cards']] == [f'{int(c * 100 + 0.5)} %' for c in shown]
+    assert not observed['consoleErrors'].get('certainty')
 
 
 def test_filters_by_disagreement_and_labeler(observed, project):

@@ -15,7 +15,7 @@ NEEDS = {
     ('POST', '/categories/merge'): 'admin', ('GET', '/suggestions'): 'read', ('POST', '/train'): 'write',
     ('GET', '/rounds'): 'read', ('POST', '/segments'): 'admin', ('POST', '/annotations'): 'write',
     ('GET', '/agreement'): 'read', ('GET', '/export'): 'read', ('GET', '/similar'): 'read',
-    ('POST', '/import'): 'admin',
+    ('POST', '/import'): 'admin', ('GET', '/overlay'): 'read',
 }
 """The access each route needs on the project folder (docs/rest.md)."""
 
@@ -30,7 +30,7 @@ def _routes(server):
 def _call(server, project, method, suffix, user):
     path = f'/histomics_label/project/{project["folder"]["_id"]}' + suffix.replace('{labelId}', 'a' * 24)
     params = {'batch': 'x', 'old': 'tumor', 'new': 'x', 'source': 'tumor', 'target': 'stroma', 'format': 'csv',
-              'item': str(project['item']['_id']), 'segments': '[1]'}
+              'item': str(project['item']['_id']), 'segments': '[1]', 'kind': 'labels'}
     body = json.dumps({'labels': [{'item': str(project['item']['_id']), 'segment': 1, 'category': 'tumor'}]})
     return server.request(path, method=method, user=user, params=params, body=body, type='application/json',
                           isJson=False)

@@ -1,12 +1,12 @@
 // The guided labeling view (`#histomics_label/project/<folderId>/label`): a row of the next suggestions as cards,
-// a larger image of the current card, and the categories as buttons and keys. Each choice is saved at once
-// (PUT .../labels, view "guided"); Backspace undoes the newest choice with the batch id its PUT returned. When the
-// row is done, or a retrain has finished, the next row is fetched in place. Every failed request is shown on the
-// page, in the messages area, with what was asked and Girder's answer.
-//
-// The larger view is for now a wider region image of the slide around the segment (the same tiles/region endpoint
-// as the thumbnails); the geojs slide viewer with the segment outlines replaces it in a later step.
+// the slide around the current card in a geojs viewer (large_image's tiles, the segment outlined in yellow and the
+// labeled segments tinted, from the slide's segment image), and the categories as buttons and keys. Each choice is
+// saved at once (PUT .../labels, view "guided"); Backspace undoes the newest choice with the batch id its PUT
+// returned. When the row is done, or a retrain has finished, the next row is fetched in place. Every failed request
+// is shown on the page, in the messages area, with what was asked and Girder's answer.
 import { apiUrl, getJson, projectRoute, request } from '../api.js';
+import SegmentOverlay from './slide/SegmentOverlay.js';
+import SlideViewer from './slide/SlideViewer.js';
 
 const { $, _ } = girder;
 const { View } = girder.views;
@@ -15,28 +15,13 @@ const esc = _.escape;
 
 /** How often the rounds are polled while a retrain runs (ms). */
 const POLL_MS = 1500;
-/** The larger view shows this many segment sizes around the segment, at this width (px). */
-const FOCUS_CONTEXT = 3;
-const FOCUS_WIDTH = 480;
+/** The viewer shows this many segment sizes around the current segment. */
+const FOCUS_CONTEXT = 4;
+/** Labeled segments are tinted this much in the viewer (the current one is outlined whatever its label). */
+const FOCUS_OPACITY = 0.3;
 
 function percent(value) {
   return typeof value === 'number' ? `${(value * 100).toFixed(1)} %` : 'n/a';
-}
-
-/** A square box `FOCUS_CONTEXT` times the region's larger side, centred on it, in base pixels. */
-function focusBox([x0, y0, x1, y1]) {
-  const side = Math.max(x1 - x0, y1 - y0, 16) * FOCUS_CONTEXT;
-  const cx = (x0 + x1) / 2;
-  const cy = (y0 + y1) / 2;
-  const left = Math.max(0, Math.round(cx - side / 2));
-  const top = Math.max(0, Math.round(cy - side / 2));
-  return { left, top, right: left + Math.round(side), bottom: top + Math.round(side) };
-}
-
-function focusUrl(card) {
-  const box = focusBox(card.region);
-  const params = new URLSearchParams({ ...box, width: FOCUS_WIDTH, encoding: 'JPEG' });
-  return apiUrl(`item/${card.item}/tiles/region?${params}`);
 }
 
 const GuidedView = View.extend({
@@ -66,6 +51,7 @@ const GuidedView = View.extend({
     document.removeEventListener('keydown', this._onKey);
     clearTimeout(this._pollTimer);
     this._destroyed = true;
+    this._closeViewer();
     return View.prototype.destroy.apply(this, args);
   },
 
@@ -137,6 +123,12 @@ const GuidedView = View.extend({
       return;
     }
     this.$('.hl-retrain').prop('disabled', false);
+    try {
+      this.slides = Object.fromEntries((await getJson(`${this.base}/slides`)).map((slide) => [slide._id, slide]));
+    } catch (error) {
+      this.slides = {};
+      this._failed('Could not read the slides of the project (the viewer cannot show segments)', error);
+    }
     this._refreshCount();
     await this._refreshRounds();
     await this._nextRow();
@@ -209,6 +201,7 @@ const GuidedView = View.extend({
   _renderRow() {
     const body = this.$('.hl-guided-body').removeClass('hl-loading');
     if (!this.cards.length) {
+      this._closeViewer();
       body.html('<div class="hl-empty">Nothing left to label: every segment has a label.</div>');
       this.$('.hl-cards').empty();
       return;
@@ -221,13 +214,17 @@ const GuidedView = View.extend({
         <span class="hl-category-name">${esc(category.name)}</span>
         <kbd>${index < 9 ? index + 1 : ''}${category.hotkey ? ` ${esc(category.hotkey)}` : ''}</kbd>
       </button>`);
-    body.html(`<div class="hl-focus">
-        <div class="hl-focus-frame"><img class="hl-focus-image" alt="The current segment and its surroundings"></div>
-        <div class="hl-focus-side">
-          <div class="hl-focus-info"></div>
-          <div class="hl-choices">${buttons.join('')}</div>
-        </div>
-      </div>`);
+    if (!body.find('.hl-focus').length) {
+      body.html(`<div class="hl-focus">
+          <div class="hl-focus-frame"><div class="hl-focus-map" role="img"
+            aria-label="The slide around the current segment, outlined in yellow"></div></div>
+          <div class="hl-focus-side">
+            <div class="hl-focus-info"></div>
+            <div class="hl-choices"></div>
+          </div>
+        </div>`);
+    }
+    body.find('.hl-choices').html(buttons.join(''));
     body.find('.hl-choose').on('click', (event) => {
       this._choose($(event.currentTarget).attr('data-category'));
       event.currentTarget.blur(); // so that Space and Enter stay the view's keys, not a click of this button
@@ -265,11 +262,7 @@ const GuidedView = View.extend({
     if (!card) {
       return;
     }
-    const image = this.$('.hl-focus-image');
-    const url = focusUrl(card);
-    if (image.attr('src') !== url) {
-      image.attr('src', url);
-    }
+    this._focus(card);
     const label = card.labels[card.labels.length - 1];
     this.$('.hl-focus-info').html(`
       <div class="hl-focus-where">${esc(card.itemName || '')}, segment ${esc(card.segment)}
@@ -281,6 +274,83 @@ const GuidedView = View.extend({
     this.$('.hl-choose').each((_index, el) => {
       $(el).toggleClass('active', $(el).attr('data-category') === label);
     });
+  },
+
+  // ---- slide viewer ------------------------------------------------------------------------------------------
+
+  /** Show the card's segment in the viewer: open its slide (when another slide's card was shown), pan, outline. */
+  async _focus(card) {
+    const token = {};
+    this._focusToken = token;
+    const node = this.$('.hl-focus-map');
+    if (!node.length) {
+      return;
+    }
+    if (!this.viewer || this.viewer.itemId !== card.item || this.viewer.node !== node[0]) {
+      this._closeViewer();
+      node.removeClass('hl-map-idle');
+      let tiles;
+      try {
+        tiles = await this._tiles(card.item);
+      } catch (error) {
+        this._failed(`Could not open the slide ${card.itemName || card.item}`, error);
+        return;
+      }
+      if (this._focusToken !== token || this._destroyed) {
+        return;
+      }
+      this.viewer = new SlideViewer(node[0], card.item, tiles);
+      const slide = (this.slides || {})[card.item];
+      if (slide && slide.segmentImage) {
+        const overlay = new SegmentOverlay(this.viewer, this.base, card.item, slide.segmentImage);
+        this.overlayLoading = overlay.load().then(() => {
+          overlay.set({ categories: this.categories, opacity: FOCUS_OPACITY });
+          this.overlay = overlay;
+        }, (error) => this._failed('Could not draw the segments in the viewer', error));
+      }
+    }
+    this.viewer.showRegion(card.region, FOCUS_CONTEXT);
+    await this.overlayLoading;
+    if (this._focusToken !== token || !this.viewer) {
+      return;
+    }
+    if (this.overlay) {
+      this.overlay.highlight(card.segment);
+    }
+    node.attr({ 'data-item': card.item, 'data-segment': String(card.segment) });
+    this.viewer.onIdle(() => {
+      if (this._focusToken === token) {
+        node.addClass('hl-map-idle');
+      }
+    });
+  },
+
+  _tiles(itemId) {
+    this.tileCache = this.tileCache || {};
+    if (!this.tileCache[itemId]) {
+      this.tileCache[itemId] = getJson(`item/${itemId}/tiles`).catch((error) => {
+        delete this.tileCache[itemId];
+        throw error;
+      });
+    }
+    return this.tileCache[itemId];
+  },
+
+  _closeViewer() {
+    if (this.viewer) {
+      this.viewer.exit();
+    }
+    this.viewer = null;
+    this.overlay = null;
+    this.overlayLoading = null;
+  },
+
+  /** Tint a segment in the viewer with its new label (0: none). */
+  _showLabel(card, name) {
+    if (this.overlay && this.viewer && this.viewer.itemId === card.item) {
+      const index = this.categories.findIndex((category) => category.name === name);
+      this.overlay.setLabels(new Map([[card.segment, index + 1]]));
+    }
   },
 
   // ---- keys and choices --------------------------------------------------------------------------------------
@@ -332,6 +402,7 @@ const GuidedView = View.extend({
     }
     card.labels.push(name);
     card.saving += 1;
+    this._showLabel(card, name);
     const saved = request('PUT', `${this.base}/labels`, {
       json: { labels: [{ item: card.item, segment: card.segment, category: name }], view: 'guided' },
     }).then(({ data }) => data.batch);
@@ -346,6 +417,7 @@ const GuidedView = View.extend({
         if (at >= 0) {
           card.labels.splice(at, 1);
         }
+        this._showLabel(card, card.labels[card.labels.length - 1]);
         this.history = this.history.filter((h) => h !== entry);
         this._failed(`Could not save the label "${name}" of segment ${card.segment}`, error);
       },
@@ -400,6 +472,7 @@ const GuidedView = View.extend({
     if (at >= 0) {
       card.labels.splice(at, 1);
     }
+    this._showLabel(card, card.labels[card.labels.length - 1]);
     let index = this.cards.indexOf(card);
     if (index < 0) {
       this.cards.unshift(card);

@@ -1,18 +1,25 @@
 // The bulk labeling view (`#histomics_label/project/<folderId>/paint/<itemId>`): the slide in a geojs map over
-// large_image's tiles, the labeled segments drawn over it as filled boxes coloured by category, and a brush. A
-// stroke (mouse down, drag, up) is sent once to the server (POST .../labels/paint, in base pixels), which labels
-// every segment under it with view "bulk" (or, in Eraser mode, removes the caller's labels of them) and answers
-// the segments and a batch id; Undo reverts the newest stroke (POST .../labels/undo?batch=...). Pan mode, the
-// right button in any mode, and the wheel move the view.
-import geo from 'geojs/geo.lean.min.js';
-
-import { apiUrl, getJson, projectRoute, request } from '../../api.js';
+// large_image's tiles, its segments coloured over it in their exact shapes (a pixelmap of the segment image: labels,
+// and on request the model's predictions, its certainty as a heatmap, the embedding map and segment borders), and a
+// brush. A stroke (mouse down, drag, up) is sent once to the server (POST .../labels/paint, in base pixels), which
+// labels every segment under it with view "bulk" (or, in Eraser mode, removes the caller's labels of them) and
+// answers the segments and a batch id; Undo reverts the newest stroke (POST .../labels/undo?batch=...). Pan mode,
+// the right button in any mode, and the wheel move the view.
+import { getJson, projectRoute, request } from '../../api.js';
+import SegmentOverlay from '../slide/SegmentOverlay.js';
+import SlideViewer from '../slide/SlideViewer.js';
 import './bulk.css';
 
 const { $, _ } = girder;
 const { View } = girder.views;
 
 const esc = _.escape;
+
+const FILL_BUTTONS = [
+  { id: 'predictions', name: 'Predictions', title: 'Colour unlabeled segments by the model\'s prediction' },
+  { id: 'certainty', name: 'Certainty', title: 'Model certainty: red least certain, blue most' },
+  { id: 'embedding', name: 'Embedding map', title: 'Alike colours: alike embeddings (needs the embeddingMap setting)' },
+];
 
 const MODES = [
   { id: 'brush', name: 'Brush' },
@@ -38,7 +45,8 @@ const BulkView = View.extend({
     this.brushSize = 12; // radius, screen pixels
     this.opacity = 0.45;
     this.showLabels = true;
-    this.labels = [];
+    this.fill = null;
+    this.borders = false;
     this.batches = []; // newest last
     this.stroke = null;
     this.busy = false;
@@ -54,8 +62,9 @@ const BulkView = View.extend({
     document.removeEventListener('keydown', this._onKey);
     window.removeEventListener('resize', this._onResize);
     this._destroyed = true;
-    if (this.map) {
-      this.map.exit();
+    if (this.viewer) {
+      this.viewer.exit();
+      this.viewer = null;
       this.map = null;
     }
     return View.prototype.destroy.apply(this, args);
@@ -64,6 +73,8 @@ const BulkView = View.extend({
   render() {
     const modes = MODES.map((mode) => `<button type="button" class="btn btn-sm btn-default hl-mode"
         data-mode="${mode.id}">${mode.name}</button>`).join('');
+    const fills = FILL_BUTTONS.map((fill) => `<button type="button" class="btn btn-sm btn-default hl-fill"
+        data-fill="${fill.id}" title="${esc(fill.title)}" aria-pressed="false">${fill.name}</button>`).join('');
     this.$el.html(`<div class="hl-bulk">
         <div class="hl-bulk-header">
           <h2 class="hl-bulk-title">Paint</h2>
@@ -76,6 +87,8 @@ const BulkView = View.extend({
           <label>Opacity <input type="range" class="hl-opacity" min="0" max="100"
             value="${Math.round(this.opacity * 100)}"></label>
           <label><input type="checkbox" class="hl-show-labels" checked> Labels</label>
+          <span class="hl-fills btn-group">${fills}</span>
+          <label><input type="checkbox" class="hl-show-borders"> Borders</label>
           <button type="button" class="btn btn-sm btn-default hl-undo" disabled>Undo</button>
           <span>Last stroke: <strong class="hl-paint-count">–</strong> segments</span>
           <span class="hl-paint-status" role="status"></span>
@@ -94,11 +107,20 @@ const BulkView = View.extend({
     });
     this.$('.hl-opacity').on('input', (event) => {
       this.opacity = Number(event.currentTarget.value) / 100;
-      this._draw();
+      this._restyle();
     });
     this.$('.hl-show-labels').on('change', (event) => {
       this.showLabels = event.currentTarget.checked;
-      this._draw();
+      this._restyle();
+    });
+    this.$('.hl-show-borders').on('change', (event) => {
+      this.borders = event.currentTarget.checked;
+      this._restyle();
+    });
+    this.$('.hl-fill').on('click', (event) => {
+      event.currentTarget.blur();
+      const fill = event.currentTarget.dataset.fill;
+      this._setFill(this.fill === fill ? null : fill);
     });
     this.$('.hl-undo').on('click', () => this._undo());
     const overlay = this.$('.hl-bulk-overlay')[0];
@@ -142,9 +164,11 @@ const BulkView = View.extend({
     let project;
     let tiles;
     let item;
+    let slides;
     try {
-      [project, tiles, item] = await Promise.all([
+      [project, tiles, item, slides] = await Promise.all([
         getJson(this.base), getJson(`item/${this.itemId}/tiles`), getJson(`item/${this.itemId}`),
+        getJson(`${this.base}/slides`),
       ]);
     } catch (error) {
       this.$('.hl-bulk-stage').removeClass('hl-loading').html(
@@ -168,27 +192,48 @@ const BulkView = View.extend({
       this.$('.hl-mode').prop('disabled', true);
     }
     this._createMap();
-    await this._refreshLabels();
+    const slide = slides.find((entry) => entry._id === this.itemId);
+    if (!slide || !slide.segmentImage) {
+      this._message('This slide has no segments yet: make segments on the project page before painting.',
+        'warning');
+      this.$('.hl-mode, .hl-fill, .hl-show-labels, .hl-show-borders').prop('disabled', true);
+      this.readOnly = true;
+      this._setMode('pan');
+      this._whenIdle();
+      return;
+    }
+    try {
+      this.overlay = await new SegmentOverlay(this.viewer, this.base, this.itemId, slide.segmentImage).load();
+    } catch (error) {
+      this._failed('Could not load the segments of this slide', error);
+      this._whenIdle();
+      return;
+    }
+    if (this._destroyed) {
+      return;
+    }
+    this.$('.hl-show-borders').prop('disabled', !slide.segmentImage.boundaries);
+    this._offerFills(slide.segmentImage);
+    this._labelsShown();
+    this._restyle();
+    this._whenIdle();
   },
 
   _createMap() {
     const stage = this.$('.hl-bulk-stage').removeClass('hl-loading');
-    const node = this.$('.hl-bulk-map')[0];
-    const { sizeX, sizeY, tileWidth, tileHeight } = this.tiles;
-    const params = geo.util.pixelCoordinateParams(node, sizeX, sizeY, tileWidth, tileHeight);
-    params.map.max += 2; // zoom in past base resolution
-    this.map = geo.map(params.map);
-    params.layer.url = apiUrl(`item/${this.itemId}/tiles/zxy/{z}/{x}/{y}?edge=crop`);
-    params.layer.crossDomain = 'use-credentials';
-    this.tileLayer = this.map.createLayer('osm', params.layer);
-    this.maxLevel = params.layer.maxLevel;
+    this.viewer = new SlideViewer(this.$('.hl-bulk-map')[0], this.itemId, this.tiles);
+    this.map = this.viewer.map;
     const redraw = () => this._draw();
-    this.map.geoOn(geo.event.pan, redraw);
-    this.map.geoOn(geo.event.zoom, redraw);
-    this.map.geoOn(geo.event.resize, redraw);
+    this.map.geoOn('geo_pan', redraw);
+    this.map.geoOn('geo_zoom', redraw);
+    this.map.geoOn('geo_resize', redraw);
     stage.addClass('hl-map-ready');
     this._resize();
-    this.map.onIdle(() => {
+  },
+
+  /** Mark the page once the map has drawn what it asked for (tests and screenshots wait for this). */
+  _whenIdle() {
+    this.viewer.onIdle(() => {
       if (!this._destroyed) {
         this.$el.find('.hl-bulk').addClass('hl-map-idle');
       }
@@ -208,16 +253,88 @@ const BulkView = View.extend({
   },
 
   async _refreshLabels() {
+    if (!this.overlay) {
+      return;
+    }
     try {
-      const params = new URLSearchParams({ item: this.itemId, limit: 0 });
-      this.labels = await getJson(`${this.base}/labels?${params}`);
+      await this.overlay.reload('labels');
     } catch (error) {
       this._failed('Could not load the labels of this slide', error);
       return;
     }
-    if (!this._destroyed) {
-      this._draw();
+    this._labelsShown();
+  },
+
+  /** Record how many segments the overlay shows as labeled (for the page's tests and the status line). */
+  _labelsShown() {
+    const labels = this.overlay.values.labels;
+    let count = 0;
+    for (let i = 0; i < labels.length; i += 1) {
+      count += labels[i] ? 1 : 0;
     }
+    this.$('.hl-bulk').attr('data-labeled', String(count));
+  },
+
+  // ---- overlay choices ---------------------------------------------------------------------------------------
+
+  /** Apply the toolbar's overlay choices (coalesced to one redraw per animation frame while a slider moves). */
+  _restyle() {
+    if (!this.overlay || this._restylePending) {
+      return;
+    }
+    this._restylePending = true;
+    window.requestAnimationFrame(() => {
+      this._restylePending = false;
+      if (!this.overlay || this._destroyed) {
+        return;
+      }
+      this.overlay.set({
+        categories: this.categories, opacity: this.opacity, showLabels: this.showLabels, fill: this.fill,
+        borders: this.borders,
+      });
+      this.$('.hl-bulk').attr({
+        'data-fill': this.fill || '', 'data-borders': String(this.borders), 'data-labels': String(this.showLabels),
+      });
+    });
+  },
+
+  /** Enable the model's overlays the slide has; the others say why they are off. */
+  _offerFills(segmentImage) {
+    const why = {
+      predictions: segmentImage.predictions ? '' : 'No predictions yet: train a first round (Retrain while labeling)',
+      certainty: segmentImage.predictions ? '' : 'No model yet: train a first round (Retrain while labeling)',
+      embedding: segmentImage.embeddingMap ? '' :
+        'No embedding map: an admin turns on "Embedding map" in the project settings and makes segments again',
+    };
+    this.$('.hl-fill').each((i, button) => {
+      const reason = why[button.dataset.fill];
+      $(button).prop('disabled', Boolean(reason))
+        .attr('title', reason || FILL_BUTTONS.find((fill) => fill.id === button.dataset.fill).title);
+    });
+  },
+
+  async _setFill(fill) {
+    if (!this.overlay) {
+      return;
+    }
+    if (fill && !this.overlay.has(fill)) {
+      const name = FILL_BUTTONS.find((entry) => entry.id === fill).name;
+      this._status(`Loading ${name.toLowerCase()}…`);
+      try {
+        await this.overlay.reload(fill);
+      } catch (error) {
+        this._status('');
+        this._failed(`Could not show ${name.toLowerCase()}`, error);
+        return;
+      }
+      this._status('');
+    }
+    this.fill = fill;
+    this.$('.hl-fill').each((i, button) => {
+      const on = button.dataset.fill === fill;
+      $(button).toggleClass('active btn-primary', on).attr('aria-pressed', String(on));
+    });
+    this._restyle();
   },
 
   // ---- categories and modes ----------------------------------------------------------------------------------
@@ -399,6 +516,11 @@ const BulkView = View.extend({
         ? `Erased the labels of ${count} segment${count === 1 ? '' : 's'}.`
         : `Labeled ${count} segment${count === 1 ? '' : 's'} as ${category.name}.`);
       this.$('.hl-paint-count').text(String(count));
+      if (!stroke.erase && this.overlay) {
+        const value = this.active + 1;
+        this.overlay.setLabels(new Map((data.segments || []).map((segment) => [segment, value])));
+        this._labelsShown();
+      }
     } catch (error) {
       this._status('');
       this._failed(stroke.erase ? 'Could not erase' : `Could not paint "${category.name}"`, error);
@@ -408,7 +530,9 @@ const BulkView = View.extend({
       this.$('.hl-bulk').removeClass('hl-painting');
       this.$('.hl-undo').prop('disabled', !this.batches.length);
     }
-    await this._refreshLabels();
+    if (stroke.erase) {
+      await this._refreshLabels(); // another labeler's label of an erased segment shows again
+    }
   },
 
   async _undo() {
@@ -432,8 +556,9 @@ const BulkView = View.extend({
     await this._refreshLabels();
   },
 
-  // ---- overlay -----------------------------------------------------------------------------------------------
+  // ---- brush -------------------------------------------------------------------------------------------------
 
+  /** Draw the brush cursor and the stroke being painted (the segments themselves are the pixelmap layer). */
   _draw() {
     const overlay = this.$('.hl-bulk-overlay')[0];
     if (!overlay || !this.map) {
@@ -442,30 +567,6 @@ const BulkView = View.extend({
     const ctx = overlay.getContext('2d');
     ctx.clearRect(0, 0, overlay.width, overlay.height);
     const colors = Object.fromEntries(this.categories.map((category) => [category.name, category.color || '#999']));
-    const drawn = [];
-    if (this.showLabels && this.opacity > 0) {
-      ctx.globalAlpha = this.opacity;
-      for (const label of this.labels) {
-        if (!label.region) {
-          continue;
-        }
-        const category = label.review && label.review.category ? label.review.category : label.category;
-        const [x0, y0, x1, y1] = label.region;
-        const a = this.map.gcsToDisplay({ x: x0, y: y0 });
-        const b = this.map.gcsToDisplay({ x: x1, y: y1 });
-        const w = b.x - a.x;
-        const h = b.y - a.y;
-        if (b.x < 0 || b.y < 0 || a.x > overlay.width || a.y > overlay.height) {
-          continue;
-        }
-        ctx.fillStyle = colors[category] || '#999';
-        ctx.fillRect(a.x, a.y, Math.max(w, 1), Math.max(h, 1));
-        drawn.push(label.segment);
-      }
-      ctx.globalAlpha = 1;
-    }
-    overlay.dataset.drawn = String(drawn.length);
-    overlay.dataset.drawnSegments = drawn.join(',');
     const stroke = this.stroke || this.pendingStroke;
     const color = this.mode === 'eraser' ? '#ffffff' : (colors[(this.categories[this.active] || {}).name] || '#fff');
     if (stroke && stroke.points.length) {

@@ -30,6 +30,8 @@ const FIELDS = [
   ['extractor', 'Feature extractor', 'choice', ''],
   ['model', 'Model', 'choice', 'linear, seeded_kmeans (vector); cnn_torch, cnn_keras (image)'],
   ['certainty', 'Certainty metric', 'choice', 'how suggestions are ranked'],
+  ['embeddingMap', 'Embedding map', 'boolean',
+    'colour segments by a UMAP of their embeddings (painting view; about 10 s a slide)'],
   ['batchSize', 'Batch size', 'integer', 'suggestions per batch'],
   ['retrainEvery', 'Retrain every', 'integer', 'new labels (0: only on request)'],
 ];
@@ -120,6 +122,10 @@ function inputHtml([field, label, kind], value) {
         ${choices.map((c) => `<option value="${esc(c)}"${c === value ? ' selected' : ''}>${esc(c)}</option>`).join('')}
       </select>`;
   }
+  if (kind === 'boolean') {
+    return `<input type="checkbox" class="hl-setting" id="${id}" name="${field}"${value ? ' checked' : ''}
+        aria-label="${esc(label)}">`;
+  }
   const step = kind === 'integer' ? '1' : 'any';
   return `<input type="number" step="${step}" class="form-control input-sm hl-setting" id="${id}" name="${field}"
       value="${esc(value)}" aria-label="${esc(label)}">`;
@@ -155,7 +161,9 @@ export function changedSettings(form, config) {
       return;
     }
     let value = element.value;
-    if (kind !== 'choice') {
+    if (kind === 'boolean') {
+      value = element.checked;
+    } else if (kind !== 'choice') {
       const trimmed = value.trim();
       value = trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : trimmed;
     }

@@ -1,5 +1,5 @@
 // The review view (`#histomics_label/project/<folderId>/review`): a page of labeled segments as cards (thumbnail,
-// category, labeler, date, the model's prediction, review state), filtered and sorted by the server
+// category, labeler, date, the model's prediction and its certainty, review state), filtered and sorted by the server
 // (GET .../labels with limit/offset; Girder-Total-Count for the total) and grouped on the client (the groups are of
 // the page shown, not of every match). Users with write access approve, override (PUT .../labels/{id}/review) or
 // relabel (PUT .../labels, view "review", which sets their own label of the segment) from a card. Below the grid:
@@ -22,6 +22,8 @@ export const SORTS = [
   { value: 'updated:1', text: 'Oldest change first' },
   { value: 'segment:1', text: 'Segment number' },
   { value: 'category:1', text: 'Category (A–Z)' },
+  { value: 'certainty:1', text: 'Certainty (least first)' },
+  { value: 'certainty:-1', text: 'Certainty (most first)' },
 ];
 
 export const GROUPS = [
@@ -41,6 +43,11 @@ function fixed(value, digits = 3) {
 
 function percent(value) {
   return typeof value === 'number' ? `${(value * 100).toFixed(1)} %` : 'n/a';
+}
+
+/** The model's certainty (its probability of the predicted category) as a whole percentage, e.g. "62 %". */
+function certaintyText(certainty) {
+  return typeof certainty === 'number' ? `${Math.round(certainty * 100)} %` : '';
 }
 
 function when(iso) {
@@ -184,8 +191,8 @@ const ReviewView = View.extend({
         <label>Per page <select class="form-control input-sm" name="limit">${options(
     PAGE_SIZES.map((n) => ({ value: String(n), text: String(n) })), f.limit)}</select></label>
       </form>
-      <p class="hl-review-note">Certainty is not in the labels listing, so the sorts are by date, segment or
-        category. Grouping applies to the page shown.</p>
+      <p class="hl-review-note">Certainty is the latest round's probability of the category the model predicts;
+        sorting by it puts labels without a prediction last. Grouping applies to the page shown.</p>
       <div class="hl-review-pager">
         <button type="button" class="hl-review-prev btn btn-sm btn-default" disabled>Previous</button>
         <span class="hl-review-range" role="status">…</span>
@@ -351,7 +358,9 @@ const ReviewView = View.extend({
           src="${esc(apiUrl(label.thumbnail))}">`
       : '<div class="hl-review-thumbnail hl-review-no-image">no image</div>';
     const predicted = label.predicted
-      ? `${this._swatch(label.predicted)} <span class="hl-review-predicted">${esc(label.predicted)}</span>`
+      ? `${this._swatch(label.predicted)} <span class="hl-review-predicted">${esc(label.predicted)}</span>
+        <span class="hl-review-certainty" title="The model's probability of this category">` +
+        `${certaintyText(label.certainty)}</span>`
       : '<span class="hl-review-predicted hl-muted">none yet</span>';
     const actions = this._canWrite() ? `<div class="hl-review-actions">
         <button type="button" class="hl-review-approve btn btn-xs btn-success"
@@ -366,7 +375,8 @@ const ReviewView = View.extend({
       </div>` : '';
     return `<div class="${classes}" role="listitem" data-label-id="${esc(label._id)}" data-item="${esc(label.item)}"
         data-segment="${label.segment}" data-category="${esc(label.category)}"
-        data-predicted="${esc(label.predicted || '')}" data-labeler="${esc(label.labelerLogin || '')}">
+        data-predicted="${esc(label.predicted || '')}" data-certainty="${label.certainty ?? ''}"
+        data-labeler="${esc(label.labelerLogin || '')}">
         ${thumb}
         <div class="hl-review-fields">
           <div>${this._swatch(label.category)} <strong class="hl-review-category">${esc(label.category)}</strong></div>
@@ -375,7 +385,7 @@ const ReviewView = View.extend({
           <div class="hl-muted hl-review-date" title="Last changed">${esc(when(label.updated))}</div>
           <div class="hl-muted hl-review-where" title="${esc(this._slideName(label.item))}">segment ${label.segment}
             · ${esc(this._slideName(label.item))}</div>
-          <div>Model: ${predicted}${disagree
+          <div class="hl-review-model">Model: ${predicted}${disagree
     ? ' <span class="hl-review-flag" title="The model predicts another category">≠ disagrees</span>' : ''}</div>
           <div class="hl-review-state">${esc(this._reviewText(review))}</div>
         </div>

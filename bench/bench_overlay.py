@@ -1,0 +1,132 @@
+"""Does the painting view stay smooth with a million segments? The web client's segment overlay in Chromium.
+
+One run starts the local live stack (as ``bench_latency.py`` does, and with its synthetic projects: one slide whose
+store holds ``N`` square 8-pixel segments with clustered embeddings, its segment-id image with outlines uploaded as
+a large image, 30 labels and a trained round), then drives Debian Chromium (npm ``playwright-core`` from
+``tests/browser``, WebGL through SwiftShader: the CPU draws every frame, as on a server without a GPU) through the
+painting view of each size:
+
+* **open**: from navigation to the map having drawn the slide and the labels overlay (1 byte per segment fetched,
+  the colour table of every segment built);
+* **predictions**: switching the Predictions overlay on (fetch + colour table again);
+* **panning**: dragging the map back and forth in Pan mode for ``--seconds`` with predictions and borders on,
+  counting the page's animation frames: frames per second and the median and 95th-percentile frame time.
+
+The peer is the same view with 10,000 segments, measured in the same run: the figure that matters is how much
+slower each step is at 1,000,000 (the colour lookup lives on the GPU side, so panning should not depend on the
+number of segments at all). Only part of the synthetic segment image lies under the sample slide's bounds; the
+colour table holds every segment whatever is in view. Run ``python bench/bench_overlay.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'bench'))
+
+from bench_latency import CATEGORIES, make_project, truth  # noqa: E402
+
+BROWSER_DIR = ROOT / 'tests' / 'browser'
+
+
+def prepare(client, size: int, data_dir: Path, slide: Path) -> tuple[str, str]:
+    """A synthetic project of ``size`` segments with 30 labels and a trained round; returns (folder, item)."""
+    folder, item = make_project(client, size, data_dir, slide)
+    base = f'histomics_label/project/{folder}'
+    labels = [{'item': item, 'segment': s, 'category': truth(s)} for s in range(1, 31)]
+    client.put(f'{base}/labels', json={'labels': labels, 'view': 'bulk'})
+    trained = client.post(f'{base}/train', parameters={'wait': 'true'})
+    if trained.get('round') is None:
+        raise RuntimeError(f'The round failed: {trained}')
+    return folder, item
+
+
+def drive(info, folder: str, item: str, chromium: str, seconds: float) -> dict:
+    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
+               'projectId': folder, 'itemId': item, 'chromium': chromium,
+               'nodeModules': str(BROWSER_DIR / 'node_modules'), 'seconds': seconds}
+    run = subprocess.run(['node', str(ROOT / 'bench' / 'overlay_pan.mjs')], capture_output=True, text=True,
+                         env={**os.environ, 'HL_BENCH_INPUT': json.dumps(request)}, timeout=900, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f'the Chromium driver failed: {run.stderr}')
+    result = json.loads(run.stdout)
+    if 'failure' in result:
+        raise RuntimeError(f'the Chromium driver failed: {result["failure"]}')
+    return result
+
+
+def report(results: list[dict]) -> str:
+    peer = results[0]
+    lines = [f'{"segments":>10} {"open s":>7} {"predictions s":>13} {"pan fps":>8} {"frame ms (median)":>17} '
+             f'{"frame ms (p95)":>14} {"fps vs peer":>11}', '-' * 88]
+    for r in results:
+        lines.append(f'{r["segments"]:>10,} {r["open_s"]:>7.2f} {r["predictions_s"]:>13.2f} {r["fps"]:>8.1f} '
+                     f'{r["frame_ms_median"]:>17.1f} {r["frame_ms_p95"]:>14.1f} {r["fps"] / peer["fps"]:>11.2f}')
+    lines.append(f'peer: the first row ({peer["segments"]:,} segments), same run. Chromium with SwiftShader '
+                 '(software WebGL); labels, predictions and borders drawn while panning.')
+    return '\n'.join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--sizes', type=int, nargs='+', help='segment counts, the first is the peer '
+                        '(default 10000 1000000)')
+    parser.add_argument('--quick', action='store_true', help='10,000 and 100,000 segments, 4 s of panning')
+    parser.add_argument('--seconds', type=float, help='seconds of panning per size (default 8; 4 with --quick)')
+    parser.add_argument('--data', type=Path, default=ROOT / 'bench-output' / 'overlay-stack',
+                        help='data folder of the live stack this run starts')
+    parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
+    args = parser.parse_args(argv)
+    args.sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 1_000_000])
+    args.seconds = args.seconds or (4 if args.quick else 8)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from histomics_label import sample_data
+    from histomics_label.client_build import build_client, ensure_chromium, npm_ci
+    from histomics_label.stack.launcher import Stack, _free_port
+
+    args = parse_args(argv)
+    build_client()
+    npm_ci(BROWSER_DIR)
+    chromium = ensure_chromium()
+    stack = Stack(args.data, port=_free_port())
+    info = stack.start()
+    print(f'live stack at {info.url}', flush=True)
+    results = []
+    try:
+        client = info.client()
+        data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
+        slide = Path(sample_data.cmu_small_region())
+        for size in args.sizes:
+            started = time.perf_counter()
+            folder, item = prepare(client, size, data_dir, slide)
+            print(f'{size:,} segments: project ready in {time.perf_counter() - started:.0f} s', flush=True)
+            figures = drive(info, folder, item, chromium, args.seconds)
+            results.append({'segments': size, **figures})
+            print(f'  open {figures["open_s"]:.2f} s, predictions {figures["predictions_s"]:.2f} s, '
+                  f'panning {figures["fps"]:.1f} fps', flush=True)
+    finally:
+        stack.stop()
+    text = report(results)
+    print(f'\n{datetime.date.today()}, {os.cpu_count()} CPUs, {platform.machine()}, Python '
+          f'{platform.python_version()}\n{text}')
+    if args.json:
+        args.json.write_text(json.dumps({'date': str(datetime.date.today()), 'categories': len(CATEGORIES),
+                                         'results': results}, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

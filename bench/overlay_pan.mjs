@@ -1,0 +1,80 @@
+// Chromium side of bench_overlay.py: opens a slide's painting view, times how long the segment overlay takes to
+// appear and to switch to predictions, then pans the map by dragging in Pan mode while counting animation frames.
+// Input (HL_BENCH_INPUT, JSON): {url, login, password, projectId, itemId, chromium, nodeModules, seconds}.
+// Prints one JSON object of figures.
+import { createRequire } from 'node:module';
+
+const input = JSON.parse(process.env.HL_BENCH_INPUT);
+const require = createRequire(`${input.nodeModules}/`);
+const { chromium } = require('playwright-core');
+
+const browser = await chromium.launch({
+  executablePath: input.chromium,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
+});
+const result = {};
+try {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
+  page.setDefaultTimeout(300000);
+  await page.goto(`${input.url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(input.login);
+  await page.locator('#g-password').fill(input.password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+
+  let started = Date.now();
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}/paint/${input.itemId}`);
+  await page.locator('.hl-bulk.hl-map-idle').waitFor();
+  result.open_s = (Date.now() - started) / 1000;
+
+  started = Date.now();
+  await page.locator('.hl-fill[data-fill="predictions"]').click();
+  await page.waitForFunction(() => document.querySelector('.hl-bulk').getAttribute('data-fill') === 'predictions');
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+  result.predictions_s = (Date.now() - started) / 1000;
+  await page.locator('.hl-show-borders').check();
+  await page.locator('.hl-mode[data-mode="pan"]').click();
+  await page.waitForTimeout(1000);
+
+  // pan back and forth by dragging, counting frames in the page meanwhile
+  await page.evaluate(() => {
+    window.hlFrames = [];
+    const tick = (time) => {
+      window.hlFrames.push(time);
+      if (!window.hlStop) {
+        requestAnimationFrame(tick);
+      }
+    };
+    requestAnimationFrame(tick);
+  });
+  const box = await page.locator('.hl-bulk-map').boundingBox();
+  const y = box.y + box.height / 2;
+  const end = Date.now() + input.seconds * 1000;
+  let direction = 1;
+  while (Date.now() < end) {
+    const x0 = box.x + box.width * (direction > 0 ? 0.3 : 0.7);
+    await page.mouse.move(x0, y);
+    await page.mouse.down();
+    await page.mouse.move(x0 + direction * box.width * 0.4, y + direction * 40, { steps: 25 });
+    await page.mouse.up();
+    direction = -direction;
+  }
+  const frames = await page.evaluate(() => {
+    window.hlStop = true;
+    return window.hlFrames;
+  });
+  const gaps = frames.slice(1).map((time, i) => time - frames[i]).sort((a, b) => a - b);
+  const at = (q) => gaps[Math.min(gaps.length - 1, Math.floor(q * gaps.length))];
+  result.frames = gaps.length;
+  result.fps = gaps.length / ((frames[frames.length - 1] - frames[0]) / 1000);
+  result.frame_ms_median = at(0.5);
+  result.frame_ms_p95 = at(0.95);
+  result.messages = await page.locator('.hl-message-text').allInnerTexts();
+} catch (error) {
+  result.failure = error.message;
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(result));
