@@ -45,15 +45,15 @@ CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color':
 ROW_BLOCK = 65_536
 
 
-def synthetic_store(path: Path, n: int, config: dict, seed: int = 0) -> None:
-    """A slide store with ``n`` square segments on a grid and clustered embeddings, current for ``config``."""
+def synthetic_store(path: Path, n: int, config: dict, seed: int = 0, cell: int = 8) -> None:
+    """A slide store with ``n`` square segments of ``cell`` pixels (at most 256) on a grid and clustered
+    embeddings, current for ``config``."""
     from histomics_label.core.pipeline import PipelineConfig, representation
     from histomics_label.core.segments import SegmentTable
     from histomics_label.core.slide import SlideInfo
     from histomics_label.core.store import SlideStore
 
     side = int(np.ceil(np.sqrt(n)))
-    cell = 8
     height = width = side * cell
     info = SlideInfo(str(path), width, height, 20.0, 20.0, 1.0, width, height)
     rng = np.random.default_rng(seed)
@@ -93,8 +93,9 @@ def timed(call):
     return result, time.perf_counter() - start
 
 
-def make_project(client, size: int, data_dir: Path, slide: Path) -> tuple[str, str]:
-    """A project folder with one slide whose store has ``size`` segments; returns (folder id, item id)."""
+def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) -> tuple[str, str]:
+    """A project folder with one slide whose store has ``size`` segments of ``cell`` pixels; returns (folder id,
+    item id)."""
     from histomics_label.core.label_tiff import write_segment_tiff
     from histomics_label.core.store import SlideStore
     from histomics_label.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY
@@ -111,7 +112,7 @@ def make_project(client, size: int, data_dir: Path, slide: Path) -> tuple[str, s
     store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
     store.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    synthetic_store(store, size, config)
+    synthetic_store(store, size, config, cell=cell)
     print(f'  store of {size:,} segments written in {time.perf_counter() - started:.1f} s '
           f'({store.stat().st_size / 1e6:.0f} MB)', flush=True)
     segments = client.createFolder(folder['_id'], 'Histomics Label segments')

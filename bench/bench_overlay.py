@@ -1,8 +1,9 @@
 """Does the painting view stay smooth with a million segments? The web client's segment overlay in Chromium.
 
 One run starts the local live stack (as ``bench_latency.py`` does, and with its synthetic projects: one slide whose
-store holds ``N`` square 8-pixel segments with clustered embeddings, its segment-id image with outlines uploaded as
-a large image, 30 labels and a trained round), then drives Debian Chromium (npm ``playwright-core`` from
+store holds ``N`` square segments on a grid of the same size for every ``N`` (8,000 pixels square: 8-pixel segments
+at a million, 80-pixel ones at 10,000), with clustered embeddings, its segment-id image with outlines uploaded as a
+large image, 30 labels and a trained round), then drives Debian Chromium (npm ``playwright-core`` from
 ``tests/browser``, WebGL through SwiftShader: the CPU draws every frame, as on a server without a GPU) through the
 painting view of each size:
 
@@ -14,8 +15,9 @@ painting view of each size:
 
 The peer is the same view with 10,000 segments, measured in the same run: the figure that matters is how much
 slower each step is at 1,000,000 (the colour lookup lives on the GPU side, so panning should not depend on the
-number of segments at all). Only part of the synthetic segment image lies under the sample slide's bounds; the
-colour table holds every segment whatever is in view. Run ``python bench/bench_overlay.py --help``.
+number of segments at all). Only part of the synthetic segment image lies under the sample slide's bounds, the
+same part at every size; the colour table holds every segment whatever is in view.
+Run ``python bench/bench_overlay.py --help``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -37,11 +40,16 @@ sys.path.insert(0, str(ROOT / 'bench'))
 from bench_latency import CATEGORIES, make_project, truth  # noqa: E402
 
 BROWSER_DIR = ROOT / 'tests' / 'browser'
+RASTER_SIDE = 8000
+"""Pixels across the synthetic segment raster at every size, so that sizes differ only in their segment count."""
 
 
 def prepare(client, size: int, data_dir: Path, slide: Path) -> tuple[str, str]:
     """A synthetic project of ``size`` segments with 30 labels and a trained round; returns (folder, item)."""
-    folder, item = make_project(client, size, data_dir, slide)
+    cell = RASTER_SIDE // math.ceil(math.sqrt(size))
+    if not 1 <= cell <= 256:
+        raise SystemExit(f'{size:,} segments do not fit an {RASTER_SIDE}-pixel grid of 1 to 256-pixel squares')
+    folder, item = make_project(client, size, data_dir, slide, cell=cell)
     base = f'histomics_label/project/{folder}'
     labels = [{'item': item, 'segment': s, 'category': truth(s)} for s in range(1, 31)]
     client.put(f'{base}/labels', json={'labels': labels, 'view': 'bulk'})
