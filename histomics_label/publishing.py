@@ -78,14 +78,14 @@ def _publish_until_done(folder_id: ObjectId) -> None:
 def publish_project(folder: dict, user: dict | None = None) -> list[dict]:
     """Publish every segmented slide's labels (and predictions, once a round exists); returns what was published."""
     config = projects.config_of(folder)
-    effective = Label().effective(folder['_id'])
+    effective = Label().effective_by_slide(folder['_id'])
     published = []
     for item in projects.slides(folder):
         image = segment_image_of(item)
         path = projects.store_path(folder, item)
         if image is None or not path.exists():
             continue
-        labels = {segment: category for (item_id, segment), category in effective.items() if item_id == item['_id']}
+        labels = effective.get(item['_id'], {})
         documents = {'labels': labels_annotation(path, image, config['categories'], labels)}
         with SlideStore(path) as store:
             has_round = store.latest_round() is not None

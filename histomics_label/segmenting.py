@@ -29,6 +29,7 @@ from girder_jobs.models.job import Job
 from girder_large_image.models.image_item import ImageItem
 
 from . import projects
+from .child_errors import child_error
 from .core.store import SlideStore
 from .segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
 
@@ -135,9 +136,7 @@ def _run_pipeline_child(job: dict, pipeline) -> None:
         child.wait()
         reader.join()
     if child.returncode != 0:
-        lines = [line.strip() for line in errors if line.strip()]
-        reason = next((line for line in reversed(lines) if line.startswith('Error:')), lines[-1] if lines else '')
-        raise RuntimeError(reason.removeprefix('Error: ') or f'the pipeline exited with code {child.returncode}')
+        raise RuntimeError(child_error(errors, child.returncode, 'the pipeline'))
 
 
 def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> dict:

@@ -32,6 +32,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from . import projects
+from .child_errors import child_error
 from .core.errors import HistomicsLabelError
 from .core.labels import Category, LabelSet
 from .core.models import models
@@ -177,9 +178,7 @@ def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str) ->
     result = subprocess.run([sys.executable, '-m', 'histomics_label.round_worker'], input=json.dumps(request),
                             capture_output=True, text=True)
     if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        reason = next((line for line in reversed(lines) if line.startswith('Error:')), lines[-1] if lines else '')
-        raise HistomicsLabelError(reason.removeprefix('Error: ') or f'the round exited with {result.returncode}')
+        raise HistomicsLabelError(child_error(result.stderr.splitlines(), result.returncode, 'the round'))
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     return answer['numbers'], answer['metrics']
 
@@ -188,7 +187,7 @@ def segmented_slides(folder: dict, config: dict) -> list[tuple[dict, object, Lab
     """``(item, store path, labels)`` of each slide whose store has its segments and current features."""
     categories = [Category(c['name'], c['color'], c['excluded']) for c in config['categories']]
     index = {c.name: i for i, c in enumerate(categories)}
-    effective = Label().effective(folder['_id'])
+    effective = Label().effective_by_slide(folder['_id'])
     result = []
     for item in projects.slides(folder):
         path = projects.store_path(folder, item)
@@ -198,8 +197,8 @@ def segmented_slides(folder: dict, config: dict) -> list[tuple[dict, object, Lab
         with SlideStore(path) as store:
             if not rep.is_current(store):
                 continue
-        pairs = sorted((segment, index[category]) for (item_id, segment), category in effective.items()
-                       if item_id == item['_id'] and category in index)
+        pairs = sorted((segment, index[category]) for segment, category in effective.get(item['_id'], {}).items()
+                       if category in index)
         ids = [p[0] for p in pairs]
         result.append((item, path, LabelSet(categories, ids, [p[1] for p in pairs])))
     return result

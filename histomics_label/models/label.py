@@ -156,6 +156,13 @@ class Label(Model):
                 result[key] = doc['category']
         return result
 
+    def effective_by_slide(self, project_id: ObjectId) -> dict[ObjectId, dict[int, str]]:
+        """``{item: {segment: category}}``: ``effective`` grouped by slide, for work done slide by slide."""
+        grouped: dict[ObjectId, dict[int, str]] = {}
+        for (item_id, segment), category in self.effective(project_id).items():
+            grouped.setdefault(item_id, {})[segment] = category
+        return grouped
+
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     @staticmethod
