@@ -38,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'bench'))
 
 DIM = 1280  # the default extractor's embedding width: the store must be current for the project's representation
 CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
@@ -165,12 +166,86 @@ def measure(client, size: int, data_dir: Path, slide: Path, rounds: int) -> dict
         body = response.content
     values = json.loads(body)['annotation']['elements'][0]['values']
     assert len(values) == size + 1
+    overlay_times, overlay = [], b''
+    for _ in range(3):
+        start = time.perf_counter()
+        overlay = client.sendRestRequest('GET', f'{base}/overlay', parameters={'item': item, 'kind': 'predictions'},
+                                         jsonResp=False).content
+        overlay_times.append(time.perf_counter() - start)
+    assert len(overlay) == size + 1
     return {'segments': size, 'first_round_s': first_round, 'loops': loops,
+            'overlay_fetch_s': min(overlay_times), 'overlay_bytes': len(overlay),
             'label_to_suggestions_s': statistics.median(loop['total'] for loop in loops),
             'train_s': statistics.median(loop['train'] for loop in loops),
             'suggest_s': statistics.median(loop['suggest'] for loop in loops),
             'pixelmap_fetch_s': min(fetch_times), 'pixelmap_bytes': len(body),
             'pixelmap_gzip_bytes': len(gzip.compress(body, 6))}
+
+
+GOAL_SECONDS = 2.0
+GOAL_FETCH_S, GOAL_FETCH_MB = 1.0, 10.0
+
+
+def goals(results: list[dict]) -> list:
+    """The issue's latency goals, judged on the largest size measured."""
+    from report import Goal
+
+    largest = max(results, key=lambda r: r['segments'])
+    n = f'{largest["segments"]:,} segments'
+    loop = largest['label_to_suggestions_s']
+    fetch, megabytes = largest['pixelmap_fetch_s'], largest['pixelmap_bytes'] / 1e6
+    return [
+        Goal(f'label → fresh suggestions ≤ {GOAL_SECONDS:g} s at {n}', f'{loop:.2f} s (median of the rounds)',
+             loop <= GOAL_SECONDS, '' if loop <= GOAL_SECONDS else
+             f'{loop / GOAL_SECONDS:.2f}× the goal: training {largest["train_s"]:.2f} s (reading every embedding '
+             f'and predicting every segment), suggestions {largest["suggest_s"]:.2f} s'),
+        Goal(f'pixelmap fetch ≤ {GOAL_FETCH_S:g} s and ≤ {GOAL_FETCH_MB:g} MB at {n}',
+             f'{fetch:.2f} s, {megabytes:.1f} MB (annotation JSON); web client overlay '
+             f'{largest["overlay_fetch_s"]:.2f} s, {largest["overlay_bytes"] / 1e6:.1f} MB',
+             fetch <= GOAL_FETCH_S and megabytes <= GOAL_FETCH_MB,
+             '' if fetch <= GOAL_FETCH_S and megabytes <= GOAL_FETCH_MB else
+             f'{fetch / GOAL_FETCH_S:.2f}× the time goal, {megabytes / GOAL_FETCH_MB:.2f}× the size goal: the '
+             'annotation holds one JSON number per segment'),
+    ]
+
+
+def write_report(directory: Path, results: list[dict], rounds: int) -> None:
+    """The benchmarks page's section (bench/report.py)."""
+    from report import figure, save_plot, table, write_report
+
+    rows = [[f'{r["segments"]:,}', f'{r["first_round_s"]:.2f}', f'{r["label_to_suggestions_s"]:.2f}',
+             f'{r["train_s"]:.2f}', f'{r["suggest_s"]:.2f}', f'{r["pixelmap_fetch_s"]:.2f}',
+             f'{r["pixelmap_bytes"] / 1e6:.2f}', f'{r["overlay_fetch_s"]:.2f}', f'{r["overlay_bytes"] / 1e6:.2f}']
+            for r in results]
+    fig, ax = figure(6, 3.5)
+    sizes = [r['segments'] for r in results]
+    for key, label in (('label_to_suggestions_s', 'label → fresh suggestions'), ('train_s', 'of which training'),
+                       ('suggest_s', 'of which suggestions'), ('pixelmap_fetch_s', 'pixelmap annotation fetch')):
+        ax.plot(sizes, [r[key] for r in results], marker='o', label=label)
+    ax.axhline(GOAL_SECONDS, color='grey', linestyle='--', linewidth=1, label=f'goal {GOAL_SECONDS:g} s')
+    ax.set_xscale('log')
+    ax.set_xlabel('segments in the slide')
+    ax.set_ylabel('seconds')
+    ax.legend(fontsize=8)
+    plot = save_plot(fig, directory, 'latency', 'seconds')
+    markdown = f"""## Interactive latency on the live stack
+
+`bench/bench_latency.py`: Girder 5 with the plugin on the local live stack; one project per size whose slide store
+holds that many synthetic segments (1280-d embeddings in three clusters). Through the REST API as the browser
+calls it: 30 labels and a first round, then {rounds} times *label → fresh suggestions* (PUT 5 labels,
+`POST .../train?wait=true` with every segment predicted, `GET .../suggestions?limit=8`; medians), the predictions
+annotation fetched as a DSA viewer fetches it (`GET /annotation/{{id}}`), and the web client's overlay of the same
+predictions (`GET .../overlay`, one byte per segment).
+
+{table(['segments', 'first round s', 'label → suggestions s', 'train s', 'suggest s', 'annotation fetch s',
+        'annotation MB', 'overlay fetch s', 'overlay MB'], rows)}
+
+![Latency against the number of segments]({plot})
+
+Goals: label → fresh suggestions ≤ {GOAL_SECONDS:g} s, pixelmap fetch ≤ {GOAL_FETCH_S:g} s and ≤ {GOAL_FETCH_MB:g} MB.
+The annotation's values are JSON (Girder sends it uncompressed); the web client uses the binary overlay instead.
+"""
+    write_report(directory, 'latency', markdown, {'rounds': rounds, 'results': results}, goals(results))
 
 
 def report(results: list[dict]) -> str:
@@ -195,6 +270,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--port', type=int, default=0, help='Girder port of that stack (default: a free one)')
     parser.add_argument('--keep', action='store_true', help='leave the stack running afterwards')
     parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
+    parser.add_argument('--report', type=Path, help="write the benchmarks page's section here (bench/report.py)")
     args = parser.parse_args(argv)
     args.sizes = args.sizes or ([10_000, 100_000] if args.quick else [100_000, 1_000_000])
     args.rounds = args.rounds or (2 if args.quick else 5)
@@ -223,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
           f'{platform.python_version()}\n{text}')
     if args.json:
         args.json.write_text(json.dumps({'date': str(datetime.date.today()), 'results': results}, indent=2))
+    if args.report:
+        write_report(args.report, results, args.rounds)
     return 0
 
 

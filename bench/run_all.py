@@ -1,0 +1,154 @@
+"""Run every benchmark and write the benchmarks page, ``docs/benchmarks.md``, with its tables and plots.
+
+Each benchmark runs as its own process, one after another (their timings must not share the machine), with
+``--report``: it writes its section, figures, plots and goal verdicts (``bench/report.py``) into a work folder;
+this script then puts the page together: how it was run and on what machine, every goal with its verdict, and the
+sections in order. Plots go to ``docs/benchmarks/``, beside each section's figures as JSON. A benchmark that fails
+gets a section saying so with the end of its log, and the others still run.
+
+``python bench/run_all.py`` (about 30 minutes on 2 cores) or ``--quick`` (a few minutes: smaller sizes, fewer
+seeds; the page says so). ``tox -e bench`` installs the peers first and runs this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from report import machine, table  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One benchmark script and the section name its ``--report`` writes."""
+
+    name: str
+    script: str
+    title: str
+    quick: tuple[str, ...] = ('--quick',)
+
+
+BENCHMARKS = (
+    Benchmark('segments', 'bench_segments.py', 'Segments: tiled SLIC against HistomicsTK and one-shot SLIC'),
+    Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function'),
+    Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux'),
+    Benchmark('active_learning', 'bench_active_learning.py', 'Active-learning effectiveness'),
+    Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack'),
+    Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments'),
+    Benchmark('features', 'bench_features.py', 'Feature throughput'),
+)
+
+
+def run(benchmark: Benchmark, quick: bool, work: Path, logs: Path) -> dict:
+    """Run one benchmark with its output shown and logged; returns its outcome and wall time."""
+    command = [sys.executable, str(HERE / benchmark.script), '--report', str(work),
+               *(benchmark.quick if quick else ())]
+    print(f'\n=== {benchmark.name}: {" ".join(command[1:])}', flush=True)
+    started = time.perf_counter()
+    log_path = logs / f'{benchmark.name}.log'
+    with open(log_path, 'w') as log, subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                                                      stderr=subprocess.STDOUT, text=True) as child:
+        for line in child.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+    seconds = time.perf_counter() - started
+    complete = child.returncode == 0 and (work / f'{benchmark.name}.md').exists()
+    print(f'=== {benchmark.name}: {"done" if complete else "FAILED"} in {seconds:.0f} s', flush=True)
+    return {'benchmark': benchmark, 'seconds': seconds, 'complete': complete, 'log': log_path,
+            'returncode': child.returncode}
+
+
+def section(outcome: dict, work: Path, images: Path) -> tuple[str, list[dict]]:
+    """A benchmark's section of the page (plots copied beside the page) and its goal verdicts."""
+    benchmark = outcome['benchmark']
+    if not outcome['complete']:
+        tail = ''.join(outcome['log'].read_text().splitlines(keepends=True)[-15:])
+        return (f'## {benchmark.title}\n\n`bench/{benchmark.script}` did not complete (exit code '
+                f'{outcome["returncode"]}); the end of its log:\n\n```\n{tail}```\n'), []
+    markdown = (work / f'{benchmark.name}.md').read_text()
+    for plot in sorted(work.glob(f'{benchmark.name}-*.png')):
+        shutil.copyfile(plot, images / plot.name)
+    shutil.copyfile(work / f'{benchmark.name}.json', images / f'{benchmark.name}.json')
+    markdown = re.sub(r'\]\((' + re.escape(benchmark.name) + r'-[^)]+\.png)\)', rf']({images.name}/\1)', markdown)
+    goals_path = work / f'{benchmark.name}.goals.json'
+    goals = json.loads(goals_path.read_text()) if goals_path.exists() else []
+    return markdown, [{**goal, 'benchmark': benchmark.name} for goal in goals]
+
+
+def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float) -> str:
+    images = out.with_suffix('')
+    images.mkdir(parents=True, exist_ok=True)
+    for old in images.glob('*'):
+        old.unlink()
+    sections, goals = [], []
+    for outcome in outcomes:
+        text, verdicts = section(outcome, work, images)
+        sections.append(text.strip())
+        goals += verdicts
+    info = machine()
+    runs = table(['benchmark', 'script', 'wall s', 'result'],
+                 [[o['benchmark'].name, f'`bench/{o["benchmark"].script}`', f'{o["seconds"]:.0f}',
+                   'complete' if o['complete'] else 'failed'] for o in outcomes])
+    verdicts = table(['benchmark', 'goal', 'measured', 'met', 'shortfall and what limits it'],
+                     [[g['benchmark'], g['goal'], g['measured'], 'yes' if g['met'] else '**no**', g.get('note', '')]
+                      for g in goals], align='lllll') if goals else 'No goal verdicts were written.'
+    mode = ('`--quick`: smaller sizes and fewer seeds than the full run; the figures show the method works, the '
+            'full run (`python bench/run_all.py`) is the one to quote') if quick else 'full run'
+    return f"""# Benchmarks
+
+Every figure on this page comes from one run of `python bench/run_all.py{' --quick' if quick else ''}` ({mode}),
+which ran each benchmark below as its own process, one after another, and wrote this page. Peers were measured in
+the same run on the same machine, so the ratios hold better than the absolute times (this machine is shared and
+noisy). `tox -e bench` installs the peers (HistomicsTK, batchbald-redux) and runs it; each script also runs alone
+(see `bench/README.md`).
+
+Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('memory_gib', '?')} GiB,
+{info['machine']}, Python {info['python']}, numpy {info['numpy']}; 1-minute load average at the end
+{info.get('load_average', ['?'])[0]}. Total {total / 60:.1f} minutes.
+
+{runs}
+
+## Goals
+
+{verdicts}
+
+{chr(10).join(chr(10) + s + chr(10) for s in sections)}"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='every benchmark in its quick mode (a few minutes)')
+    parser.add_argument('--only', nargs='+', choices=[b.name for b in BENCHMARKS],
+                        help='run only these (the page then holds only them)')
+    parser.add_argument('--out', type=Path, default=ROOT / 'docs' / 'benchmarks.md', help='the page to write')
+    parser.add_argument('--work', type=Path, default=ROOT / 'bench-output' / 'report',
+                        help='where the benchmarks write their sections and logs')
+    args = parser.parse_args(argv)
+    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    logs = args.work / 'logs'
+    logs.mkdir(parents=True)
+    started = time.perf_counter()
+    outcomes = [run(benchmark, args.quick, args.work, logs) for benchmark in chosen]
+    total = time.perf_counter() - started
+    args.out.write_text(page(outcomes, args.quick, args.work, args.out, total))
+    print(f'\n{args.out} written; {sum(o["complete"] for o in outcomes)}/{len(outcomes)} benchmarks complete in '
+          f'{total / 60:.1f} minutes ({datetime.datetime.now():%H:%M})')
+    return 0 if all(o['complete'] for o in outcomes) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
