@@ -1,53 +1,28 @@
-// Drives Debian Chromium (npm playwright-core) through Histomics Label's bulk labeling view for
+// Drives Debian Chromium (npm playwright-core, through driver.mjs) through Histomics Label's bulk labeling view for
 // test_bulk_labeling.py: logs in, opens the paint view of one slide, waits for geojs to draw the slide (WebGL through
 // SwiftShader), samples the drawn map, chooses a category by key, paints one stroke across the middle of the slide,
 // measures the segments' colour drawn under it (a pixelmap layer), undoes the stroke, paints and erases; then paints
 // a second category, trains a round and switches the model's overlays (predictions, certainty, embedding map) and
-// segment borders on, comparing what the map shows; last, a user with read access only looks at the slide. Prints one JSON object of observations on stdout; the pytest
-// test makes the assertions.
+// segment borders on, comparing what the map shows; last, a user with read access only looks at the slide. Prints
+// one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, itemId, key, otherKey, artifacts, chromium}
-import { chromium } from 'playwright-core';
+import { login, openPage, pngChangedShare, pngStats, readInput, run } from './driver.mjs';
 
-const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const input = readInput();
 const TIMEOUT = 60000;
 
-const browser = await chromium.launch({
-  executablePath: input.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
-});
 const result = { consoleErrors: {}, timings: {} };
 let phase = 'start';
 let page;
-const started = Date.now();
+let started; // once Chromium has started
 const mark = (name) => { result.timings[name] = (Date.now() - started) / 1000; };
 
-/** Distinct colours (quantized to 5 bits a channel) and the share of near-white pixels in a PNG, read in the page. */
+/** Distinct colours (quantized to 5 bits a channel) and the share of near-white pixels in a PNG (every 7th pixel). */
 async function colours(png) {
-  return page.evaluate(async (data) => {
-    const image = new Image();
-    image.src = `data:image/png;base64,${data}`;
-    await image.decode();
-    const canvas = document.createElement('canvas');
-    canvas.width = image.naturalWidth;
-    canvas.height = image.naturalHeight;
-    const ctx = canvas.getContext('2d');
-    ctx.drawImage(image, 0, 0);
-    const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-    const seen = new Set();
-    let white = 0;
-    let count = 0;
-    for (let i = 0; i < pixels.length; i += 4 * 7) {
-      const [r, g, b] = [pixels[i], pixels[i + 1], pixels[i + 2]];
-      seen.add(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3));
-      white += r > 245 && g > 245 && b > 245 ? 1 : 0;
-      count += 1;
-    }
-    return { distinct: seen.size, whiteShare: white / count, width: canvas.width, height: canvas.height };
-  }, png.toString('base64'));
+  const { distinct, whiteShare, width, height } = await pngStats(page, png, { stride: 7 });
+  return { distinct, whiteShare, width, height };
 }
 
 /**
@@ -57,47 +32,14 @@ async function colours(png) {
 async function greenness(y, x0, x1) {
   const box = await page.locator('.hl-bulk-map').boundingBox();
   const png = await page.locator('.hl-bulk-map').screenshot();
-  return page.evaluate(async ([data, yy, a, b]) => {
-    const image = new Image();
-    image.src = `data:image/png;base64,${data}`;
-    await image.decode();
-    const canvas = document.createElement('canvas');
-    canvas.width = image.naturalWidth;
-    canvas.height = image.naturalHeight;
-    const ctx = canvas.getContext('2d');
-    ctx.drawImage(image, 0, 0);
-    const band = ctx.getImageData(Math.round(a), Math.round(yy) - 2, Math.round(b - a), 5).data;
-    let sum = 0;
-    for (let i = 0; i < band.length; i += 4) {
-      sum += band[i + 1] - (band[i] + band[i + 2]) / 2;
-    }
-    return sum / (band.length / 4);
-  }, [png.toString('base64'), y - box.y, x0 - box.x, x1 - box.x]);
+  const [yy, a, b] = [y - box.y, x0 - box.x, x1 - box.x];
+  const band = [Math.round(a), Math.round(yy) - 2, Math.round(b - a), 5];
+  return (await pngStats(page, png, { region: band })).greenness;
 }
 
-/** The share of sampled map pixels that differ (by more than 24 in a channel) between two screenshots. */
+/** The share of sampled map pixels (every 5th) that differ (by more than 24 in a channel) between two screenshots. */
 function changedShare(before, after) {
-  return page.evaluate(async ([one, two]) => {
-    const read = async (data) => {
-      const image = new Image();
-      image.src = `data:image/png;base64,${data}`;
-      await image.decode();
-      const canvas = document.createElement('canvas');
-      canvas.width = image.naturalWidth;
-      canvas.height = image.naturalHeight;
-      canvas.getContext('2d').drawImage(image, 0, 0);
-      return canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    };
-    const [a, b] = [await read(one), await read(two)];
-    let changed = 0;
-    let count = 0;
-    for (let i = 0; i < a.length; i += 4 * 5) {
-      const diff = Math.max(Math.abs(a[i] - b[i]), Math.abs(a[i + 1] - b[i + 1]), Math.abs(a[i + 2] - b[i + 2]));
-      changed += diff > 24 ? 1 : 0;
-      count += 1;
-    }
-    return changed / count;
-  }, [before.toString('base64'), after.toString('base64')]);
+  return pngChangedShare(page, before, after, { stride: 5, threshold: 24 });
 }
 
 /** A screenshot of the map once the pointer is off it (no brush cursor) and geojs has drawn everything. */
@@ -146,25 +88,16 @@ async function drag(x0, x1, y) {
   await page.mouse.up();
 }
 
-try {
+await run({
+  executablePath: input.chromium, result, phaseOf: () => phase, pageOf: () => page,
+  failureShot: () => ({ path: `${input.artifacts}/bulk_labeling_failure.png` }),
+}, async (browser) => {
+  started = Date.now();
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
-  page.on('console', (message) => {
-    if (message.type() === 'error') {
-      errorsOf(phase).push(message.text());
-    }
-  });
-  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+  page = await openPage(context, TIMEOUT, result, () => phase);
 
   phase = 'login';
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(input.login);
-  await page.locator('#g-password').fill(input.password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
+  await login(page, input.url, input.login, input.password);
   mark('login');
 
   phase = 'open';
@@ -296,24 +229,12 @@ try {
   phase = 'reader';
   // a user with read access only: sees the slide, its labels and the model's overlays, but cannot paint
   const readerContext = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  page = await readerContext.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('console', (message) => {
-    if (message.type() === 'error') {
-      errorsOf(phase).push(message.text());
-    }
-  });
-  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+  page = await openPage(readerContext, TIMEOUT, result, () => phase);
   let paintRequests = 0;
   page.on('request', (sent) => {
     paintRequests += sent.url().includes('/labels/paint') ? 1 : 0;
   });
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(input.reader.login);
-  await page.locator('#g-password').fill(input.reader.password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
+  await login(page, input.url, input.reader.login, input.reader.password);
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}/paint/${input.itemId}`);
   await page.locator('.hl-bulk.hl-map-idle').waitFor();
   const readerLabeled = await labeled();
@@ -333,12 +254,4 @@ try {
   };
   await page.screenshot({ path: `${input.artifacts}/bulk_labeling_reader.png` });
   mark('reader');
-} catch (error) {
-  result.failure = `${phase}: ${error.message}`;
-  if (page) {
-    await page.screenshot({ path: `${input.artifacts}/bulk_labeling_failure.png` }).catch(() => {});
-  }
-} finally {
-  await browser.close();
-}
-process.stdout.write(JSON.stringify(result));
+});

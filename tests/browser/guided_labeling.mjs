@@ -1,37 +1,26 @@
-// Drives Debian Chromium (npm playwright-core) through Histomics Label's guided labeling view for
-// test_guided_labeling.py: logs in, opens the view from the project page's Label button, looks at the slide viewer
-// (geojs, WebGL through SwiftShader) around the current segment, labels suggestions by keyboard, undoes one, retrains from the button, and makes one save (by a click on a category button) fail on purpose;
-// then a read-only user's view. Prints one JSON object of
-// observations on stdout; the pytest test makes the assertions.
+// Drives Debian Chromium (npm playwright-core, through driver.mjs) through Histomics Label's guided labeling view
+// for test_guided_labeling.py: logs in, opens the view from the project page's Label button, looks at the slide
+// viewer (geojs, WebGL through SwiftShader) around the current segment, labels suggestions by keyboard, undoes one,
+// retrains from the button, and makes one save (by a click on a category button) fail on purpose; then a read-only
+// user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, keys, artifacts, chromium}
 // `keys` are the keys to press, one label each ('1'..'9', a hotkey letter, 'Enter').
-import { chromium } from 'playwright-core';
+import { login, openPage, pngStats, readInput, run } from './driver.mjs';
 
-const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const input = readInput();
 const TIMEOUT = 30000;
 
-const browser = await chromium.launch({
-  executablePath: input.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
-});
 const result = { consoleErrors: {}, labeled: [] };
 let phase = 'start';
 let page;
-try {
+await run({
+  executablePath: input.chromium, result, phaseOf: () => phase, pageOf: () => page,
+  failureShot: (failed) => ({ path: `${input.artifacts}/failure_guided_${failed}.png`, fullPage: true }),
+}, async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
-  page.on('console', (message) => {
-    if (message.type() === 'error') {
-      errorsOf(phase).push(message.text());
-    }
-  });
-  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+  page = await openPage(context, TIMEOUT, result, () => phase);
 
   const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
   const texts = (selector) => page.locator(selector).allInnerTexts().then((all) => all.map((t) => t.trim()));
@@ -63,38 +52,15 @@ try {
     const { segment } = await current();
     await page.locator(`.hl-focus-map.hl-map-idle[data-segment="${segment}"]`).waitFor();
     await page.waitForTimeout(500);
-    const png = await page.locator('.hl-focus-map').screenshot();
-    const seen = await page.evaluate(async (data) => {
-      const image = new Image();
-      image.src = `data:image/png;base64,${data}`;
-      await image.decode();
-      const canvas = document.createElement('canvas');
-      canvas.width = image.naturalWidth;
-      canvas.height = image.naturalHeight;
-      const ctx = canvas.getContext('2d');
-      ctx.drawImage(image, 0, 0);
-      const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
-      const colours = new Set();
-      let yellow = 0;
-      for (let i = 0; i < pixels.length; i += 4) {
-        const [r, g, b] = [pixels[i], pixels[i + 1], pixels[i + 2]];
-        colours.add(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3));
-        yellow += r > 220 && g > 200 && b < 90 ? 1 : 0;
-      }
-      return { distinct: colours.size, yellow };
-    }, png.toString('base64'));
+    // every pixel of the viewer's screenshot
+    const { distinct, yellow } = await pngStats(page, await page.locator('.hl-focus-map').screenshot());
     const node = page.locator('.hl-focus-map');
     return { segment: Number(await node.getAttribute('data-segment')), item: await node.getAttribute('data-item'),
-      current: segment, ...seen };
+      current: segment, distinct, yellow };
   };
 
   phase = 'login';
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(input.login);
-  await page.locator('#g-password').fill(input.password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
+  await login(page, input.url, input.login, input.password);
 
   phase = 'open';
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
@@ -193,20 +159,8 @@ try {
   phase = 'reader';
   // a user with read access only: no Label button, and the label route says why it does not label
   const readerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  page = await readerContext.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  page.on('console', (message) => {
-    if (message.type() === 'error') {
-      errorsOf(phase).push(message.text());
-    }
-  });
-  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(input.reader.login);
-  await page.locator('#g-password').fill(input.reader.password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
+  page = await openPage(readerContext, TIMEOUT, result, () => phase);
+  await login(page, input.url, input.reader.login, input.reader.password);
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
   await page.locator('.hl-project-name').waitFor();
   result.reader = { labelButtons: await page.locator('.hl-label-link').count() };
@@ -215,12 +169,4 @@ try {
   result.reader.message = await text('.hl-guided .hl-error');
   result.reader.cards = await page.locator('.hl-card').count();
   await page.screenshot({ path: `${input.artifacts}/guided_reader.png`, fullPage: true });
-} catch (error) {
-  result.failure = `${phase}: ${error.message}`;
-  if (page) {
-    await page.screenshot({ path: `${input.artifacts}/failure_guided_${phase}.png`, fullPage: true }).catch(() => {});
-  }
-} finally {
-  await browser.close();
-}
-process.stdout.write(JSON.stringify(result));
+});

@@ -1,44 +1,28 @@
-// Drives Debian Chromium (npm playwright-core) through Histomics Label's project page for
+// Drives Debian Chromium (npm playwright-core, through driver.mjs) through Histomics Label's project page for
 // test_project_page.py: logs in through Girder's login dialog, opens the pages, reads what they show, saves
 // screenshots, and prints one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, projectId, plainFolderId, missingId, artifacts, chromium}
-import { chromium } from 'playwright-core';
+import { login, openPage, readInput, run } from './driver.mjs';
 
-const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const input = readInput();
 const TIMEOUT = 30000;
 
-const browser = await chromium.launch({
-  executablePath: input.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
 const result = { consoleErrors: {} };
 let phase = 'start';
 let page;
-try {
+await run({
+  executablePath: input.chromium, result, phaseOf: () => phase, pageOf: () => page,
+  failureShot: (failed) => ({ path: `${input.artifacts}/failure_${failed}.png`, fullPage: true }),
+}, async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
-  page.on('console', (message) => {
-    if (message.type() === 'error') {
-      errorsOf(phase).push(message.text());
-    }
-  });
-  page.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
+  page = await openPage(context, TIMEOUT, result, () => phase);
 
   const texts = (selector) => page.locator(selector).allInnerTexts().then((all) => all.map((t) => t.trim()));
 
   phase = 'login';
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(input.login);
-  await page.locator('#g-password').fill(input.password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
+  await login(page, input.url, input.login, input.password);
   result.loggedInAs = (await page.locator('.g-user-dropdown-link').innerText()).trim();
 
   phase = 'project';
@@ -77,12 +61,4 @@ try {
   await page.locator('.hl-error').waitFor();
   result.failedRequest = { message: (await page.locator('.hl-error').innerText()).trim() };
   await page.screenshot({ path: `${input.artifacts}/failed_request.png`, fullPage: true });
-} catch (error) {
-  result.failure = `${phase}: ${error.message}`;
-  if (page) {
-    await page.screenshot({ path: `${input.artifacts}/failure_${phase}.png`, fullPage: true }).catch(() => {});
-  }
-} finally {
-  await browser.close();
-}
-process.stdout.write(JSON.stringify(result));
+});

@@ -1,47 +1,19 @@
-// Drives Debian Chromium (npm playwright-core) through the project page's set-up controls for
+// Drives Debian Chromium (npm playwright-core, through driver.mjs) through the project page's set-up controls for
 // test_project_setup.py: as the admin, edits the categories, makes two requests the server refuses, saves the radius
 // and makes segments from the button; then, as a reader, looks for edit controls. Prints one JSON object of
 // observations on stdout; the pytest test makes the assertions. Screenshots go to `artifacts`.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, radius, artifacts, chromium}
-import { chromium } from 'playwright-core';
+import { login, openPage, readInput, run } from './driver.mjs';
 
-const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const input = readInput();
 const TIMEOUT = 30000;
 const SEGMENTS_TIMEOUT = 600000;
 
-const browser = await chromium.launch({
-  executablePath: input.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
 const result = { consoleErrors: {} };
 let phase = 'start';
 let page;
-
-async function openPage(context) {
-  const opened = await context.newPage();
-  opened.setDefaultTimeout(TIMEOUT);
-  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
-  opened.on('console', (message) => {
-    if (message.type() === 'error') {
-      errorsOf(phase).push(message.text());
-    }
-  });
-  opened.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
-  return opened;
-}
-
-async function login(user, password) {
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(user);
-  await page.locator('#g-password').fill(password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
-}
 
 const texts = (selector) => page.locator(selector).allInnerTexts().then((all) => all.map((t) => t.trim()));
 const text = async (selector) => (await page.locator(selector).innerText()).trim().replace(/\s+/g, ' ');
@@ -54,12 +26,15 @@ async function categoriesMessage(kind) {
   return text('.hl-categories-message');
 }
 
-try {
+await run({
+  executablePath: input.chromium, result, phaseOf: () => phase, pageOf: () => page,
+  failureShot: (failed) => ({ path: `${input.artifacts}/failure_setup_${failed}.png`, fullPage: true }),
+}, async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  page = await openPage(context);
+  page = await openPage(context, TIMEOUT, result, () => phase);
 
   phase = 'login';
-  await login(input.login, input.password);
+  await login(page, input.url, input.login, input.password);
 
   phase = 'open';
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
@@ -172,8 +147,8 @@ try {
 
   phase = 'reader';
   const readerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  page = await openPage(readerContext);
-  await login(input.reader.login, input.reader.password);
+  page = await openPage(readerContext, TIMEOUT, result, () => phase);
+  await login(page, input.url, input.reader.login, input.reader.password);
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
   await page.locator('.hl-project-name').waitFor();
   await page.locator('.hl-settings-readonly').waitFor();
@@ -188,12 +163,4 @@ try {
     segments: await text('.hl-slide .hl-segments'),
   };
   await page.screenshot({ path: `${input.artifacts}/project_setup_reader.png`, fullPage: true });
-} catch (error) {
-  result.failure = `${phase}: ${error.message}`;
-  if (page) {
-    await page.screenshot({ path: `${input.artifacts}/failure_setup_${phase}.png`, fullPage: true }).catch(() => {});
-  }
-} finally {
-  await browser.close();
-}
-process.stdout.write(JSON.stringify(result));
+});

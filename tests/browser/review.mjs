@@ -1,47 +1,25 @@
-// Drives Debian Chromium (npm playwright-core) through Histomics Label's review view for test_review.py: logs in as
-// the admin, opens the review route, sorts by the model's certainty (least, then most certain first), filters by
-// disagreement and by labeler, groups by category, approves one label, overrides another and relabels a third, reads
-// the agreement tables and the learning curve, makes one review fail on purpose; then a read-only user's view. Prints
-// one JSON object of observations on stdout; the pytest test makes the assertions.
+// Drives Debian Chromium (npm playwright-core, through driver.mjs) through Histomics Label's review view for
+// test_review.py: logs in as the admin, opens the review route, sorts by the model's certainty (least, then most
+// certain first), filters by disagreement and by labeler, groups by category, approves one label, overrides another
+// and relabels a third, reads the agreement tables and the learning curve, makes one review fail on purpose; then a
+// read-only user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, secondId, artifacts, chromium}
-import { chromium } from 'playwright-core';
+import { login, openPage, readInput, run } from './driver.mjs';
 
-const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const input = readInput();
 const TIMEOUT = 30000;
 const ROUTE = `${input.url}/#histomics_label/project/${input.projectId}/review`;
 
-const browser = await chromium.launch({
-  executablePath: input.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
 const result = { consoleErrors: {} };
 let phase = 'start';
 let page;
 
-function listen(target) {
-  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
-  target.on('console', (message) => {
-    if (message.type() === 'error') {
-      errorsOf(phase).push(message.text());
-    }
-  });
-  target.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
-}
-
-async function login(context, user, password) {
-  const tab = await context.newPage();
-  tab.setDefaultTimeout(TIMEOUT);
-  listen(tab);
-  await tab.goto(`${input.url}/`);
-  await tab.locator('.g-login').click();
-  await tab.locator('#g-login').fill(user);
-  await tab.locator('#g-password').fill(password);
-  await tab.locator('#g-login-button').click();
-  await tab.locator('.g-user-dropdown-link').waitFor();
+/** A new page of `context`, logged in as `user`. */
+async function loggedIn(context, user, password) {
+  const tab = await openPage(context, TIMEOUT, result, () => phase);
+  await login(tab, input.url, user, password);
   return tab;
 }
 
@@ -77,10 +55,13 @@ const otherChoice = (labelId) => page.locator(`.hl-review-card[data-label-id="${
   return choices.find((c) => c !== card.dataset.category);
 });
 
-try {
+await run({
+  executablePath: input.chromium, result, phaseOf: () => phase, pageOf: () => page,
+  failureShot: (failed) => ({ path: `${input.artifacts}/failure_review_${failed}.png`, fullPage: true }),
+}, async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   phase = 'login';
-  page = await login(context, input.login, input.password);
+  page = await loggedIn(context, input.login, input.password);
 
   phase = 'open';
   await page.goto(ROUTE);
@@ -190,7 +171,7 @@ try {
   await page.unroute('**/histomics_label/project/*/labels/*/review**');
 
   phase = 'reader';
-  page = await login(await browser.newContext({ viewport: { width: 1280, height: 900 } }), input.reader.login,
+  page = await loggedIn(await browser.newContext({ viewport: { width: 1280, height: 900 } }), input.reader.login,
     input.reader.password);
   await page.goto(ROUTE);
   await page.locator('.hl-review-card').first().waitFor();
@@ -201,12 +182,4 @@ try {
     access: await text('.hl-review-access'),
   };
   await page.screenshot({ path: `${input.artifacts}/review_reader.png`, fullPage: true });
-} catch (error) {
-  result.failure = `${phase}: ${error.message}`;
-  if (page) {
-    await page.screenshot({ path: `${input.artifacts}/failure_review_${phase}.png`, fullPage: true }).catch(() => {});
-  }
-} finally {
-  await browser.close();
-}
-process.stdout.write(JSON.stringify(result));
+});

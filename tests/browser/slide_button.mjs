@@ -1,13 +1,13 @@
-// Drives Debian Chromium (npm playwright-core) for test_slide_button.py: Girder's home page and item pages with the
-// plugin's "Histomics Label" item action and its HistomicsUI adapter, which must stay silent without HistomicsUI;
-// then the adapter with a STAND-IN for HistomicsUI (see STAND_IN below). Prints one JSON object of observations on
-// stdout; the pytest test makes the assertions.
+// Drives Debian Chromium (npm playwright-core, through driver.mjs) for test_slide_button.py: Girder's home page and
+// item pages with the plugin's "Histomics Label" item action and its HistomicsUI adapter, which must stay silent
+// without HistomicsUI; then the adapter with a STAND-IN for HistomicsUI (see STAND_IN below). Prints one JSON object
+// of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, projectId, slideId, plainSlideId, artifacts, chromium}
-import { chromium } from 'playwright-core';
+import { login, openPage, readInput, run } from './driver.mjs';
 
-const input = JSON.parse(process.env.HL_BROWSER_INPUT);
+const input = readInput();
 const TIMEOUT = 30000;
 const STAND_IN_PATH = '/hl-test/histomicsui-stand-in.js';
 
@@ -40,29 +40,15 @@ window.histomicsUIStandIn = {
 };
 `;
 
-const browser = await chromium.launch({
-  executablePath: input.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
-});
 const result = { consoleErrors: {} };
 let phase = 'start';
 let page;
-try {
+await run({
+  executablePath: input.chromium, result, phaseOf: () => phase, pageOf: () => page,
+  failureShot: (failed) => ({ path: `${input.artifacts}/failure_${failed}.png`, fullPage: true }),
+}, async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
-  const newPage = async () => {
-    const opened = await context.newPage();
-    opened.setDefaultTimeout(TIMEOUT);
-    opened.on('console', (message) => {
-      if (message.type() === 'error') {
-        errorsOf(phase).push(message.text());
-      }
-    });
-    opened.on('pageerror', (error) => errorsOf(phase).push(`uncaught: ${error.message}`));
-    return opened;
-  };
+  const newPage = () => openPage(context, TIMEOUT, result, () => phase);
   page = await newPage();
   const texts = (selector) => page.locator(selector).allTextContents().then((all) => all.map((t) => t.trim()));
   const attrs = (selector, name) => page.locator(selector).evaluateAll(
@@ -71,12 +57,7 @@ try {
     `/histomics_label/item/${itemId}/projects`));
 
   phase = 'login';
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(input.login);
-  await page.locator('#g-password').fill(input.password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
+  await login(page, input.url, input.login, input.password);
 
   phase = 'home';
   await page.goto(`${input.url}/`);
@@ -164,12 +145,4 @@ try {
     result[phase] = seen;
     await page.close();
   }
-} catch (error) {
-  result.failure = `${phase}: ${error.message}`;
-  if (page && !page.isClosed()) {
-    await page.screenshot({ path: `${input.artifacts}/failure_${phase}.png`, fullPage: true }).catch(() => {});
-  }
-} finally {
-  await browser.close();
-}
-process.stdout.write(JSON.stringify(result));
+});

@@ -1,0 +1,142 @@
+// What the Node browser-test drivers beside this file (project_page.mjs, project_setup.mjs, slide_button.mjs,
+// guided_labeling.mjs, bulk_labeling.mjs, review.mjs) share: their input, Debian Chromium launched through npm
+// playwright-core, Girder's login dialog, the console errors recorded per phase, PNG screenshots measured in the page,
+// and the run that turns a failure into `result.failure` and prints the observations as one JSON object on stdout
+// for the pytest test beside the driver (test_<driver>.py), which makes the assertions.
+import { chromium } from 'playwright-core';
+
+/** The driver's input: the JSON object its pytest test puts in the HL_BROWSER_INPUT environment variable. */
+export function readInput() {
+  return JSON.parse(process.env.HL_BROWSER_INPUT);
+}
+
+/**
+ * Chromium's flags, the same for every driver: no sandbox (root in CI), no GPU, nothing fetched in the background,
+ * and WebGL through SwiftShader (software), which geojs needs to draw slides.
+ */
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader',
+  '--use-angle=swiftshader'];
+
+/** Headless Chromium from `executablePath` (Debian's, see histomics_label.client_build) with CHROMIUM_ARGS. */
+export function launchChromium(executablePath) {
+  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+}
+
+/**
+ * Records the page's console errors and uncaught errors (as "uncaught: <message>") in
+ * `result.consoleErrors[phaseOf()]`, a list made on the first error of each phase: the phase is read when the error
+ * comes, so a driver that sets its phase before each step gets them per step.
+ */
+export function trackConsole(page, result, phaseOf) {
+  const errorsOf = (name) => (result.consoleErrors[name] ||= []);
+  page.on('console', (message) => {
+    if (message.type() === 'error') {
+      errorsOf(phaseOf()).push(message.text());
+    }
+  });
+  page.on('pageerror', (error) => errorsOf(phaseOf()).push(`uncaught: ${error.message}`));
+}
+
+/** A new page of `context` whose actions time out after `timeout` ms, its errors tracked (see trackConsole). */
+export async function openPage(context, timeout, result, phaseOf) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeout);
+  trackConsole(page, result, phaseOf);
+  return page;
+}
+
+/** Logs `login` in through Girder's login dialog on the home page of `url`; done once the user menu shows. */
+export async function login(page, url, user, password) {
+  await page.goto(`${url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(user);
+  await page.locator('#g-password').fill(password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+}
+
+/**
+ * Runs in the page (page.evaluate sends its source, so it is self-contained): decodes base64 PNGs through an image
+ * and a canvas, reads the pixels of `region` ([x, y, width, height], the whole image without one) of each, and
+ * measures every `stride`-th pixel: of the first image, its distinct colours (quantized to 5 bits a channel), the
+ * share of near-white pixels (all channels > 245), the count of the outline's yellow (r > 220, g > 200, b < 90) and
+ * the mean greenness g − (r + b) / 2; with a second image, the share of those pixels that differ from it by more than
+ * `threshold` in a channel.
+ */
+async function measureInPage([pngs, { stride, region, threshold }]) {
+  const read = async (data) => {
+    const image = new Image();
+    image.src = `data:image/png;base64,${data}`;
+    await image.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = image.naturalWidth;
+    canvas.height = image.naturalHeight;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(image, 0, 0);
+    const [x, y, width, height] = region || [0, 0, canvas.width, canvas.height];
+    return { pixels: ctx.getImageData(x, y, width, height).data, width: canvas.width, height: canvas.height };
+  };
+  const [first, second] = await Promise.all(pngs.map(read));
+  const a = first.pixels;
+  const seen = new Set();
+  let white = 0;
+  let yellow = 0;
+  let green = 0;
+  let changed = 0;
+  let count = 0;
+  for (let i = 0; i < a.length; i += 4 * stride) {
+    const [r, g, b] = [a[i], a[i + 1], a[i + 2]];
+    seen.add(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3));
+    white += r > 245 && g > 245 && b > 245 ? 1 : 0;
+    yellow += r > 220 && g > 200 && b < 90 ? 1 : 0;
+    green += g - (r + b) / 2;
+    if (second) {
+      const o = second.pixels;
+      changed += Math.max(Math.abs(r - o[i]), Math.abs(g - o[i + 1]), Math.abs(b - o[i + 2])) > threshold ? 1 : 0;
+    }
+    count += 1;
+  }
+  return { distinct: seen.size, whiteShare: white / count, yellow, greenness: green / count,
+    changedShare: second ? changed / count : null, width: first.width, height: first.height };
+}
+
+/**
+ * What a PNG screenshot (a Buffer) shows, measured in `page` (which has the canvas to decode it) over every
+ * `stride`-th pixel of `region` ([x, y, width, height] in the image, all of it by default):
+ * {distinct, whiteShare, yellow, greenness, width, height} as measureInPage describes (width and height: the image's).
+ */
+export async function pngStats(page, png, { stride = 1, region = null } = {}) {
+  const { changedShare, ...stats } = await page.evaluate(measureInPage,
+    [[png.toString('base64')], { stride, region, threshold: 0 }]);
+  return stats;
+}
+
+/** The share of every `stride`-th pixel that differs by more than `threshold` in a channel between two PNGs. */
+export async function pngChangedShare(page, before, after, { stride = 5, threshold = 24 } = {}) {
+  const { changedShare } = await page.evaluate(measureInPage,
+    [[before.toString('base64'), after.toString('base64')], { stride, region: null, threshold }]);
+  return changedShare;
+}
+
+/**
+ * Runs a driver: launches Chromium (`executablePath`), awaits `steps(browser)`, and if a step throws records
+ * `result.failure` as "<phase>: <message>" and saves a screenshot of the current page (if still open) with the
+ * Playwright screenshot options `failureShot(phase)` answers; then closes the browser and prints `result` as JSON on
+ * stdout. `phaseOf` and `pageOf` answer the driver's current phase and page.
+ */
+export async function run({ executablePath, result, phaseOf, pageOf, failureShot }, steps) {
+  const browser = await launchChromium(executablePath);
+  try {
+    await steps(browser);
+  } catch (error) {
+    result.failure = `${phaseOf()}: ${error.message}`;
+    const page = pageOf();
+    if (page && !page.isClosed()) {
+      await page.screenshot(failureShot(phaseOf())).catch(() => {});
+    }
+  } finally {
+    await browser.close();
+  }
+  process.stdout.write(JSON.stringify(result));
+}
