@@ -21,14 +21,32 @@ Measurements, by the parent process:
 * wall time of the whole subprocess (interpreter start, imports, slide opening, dask start, segmentation, output
   writing), and the child's own split into import / setup / segment seconds (``segment``: the segmentation call
   alone, after imports and dask start-up, including slide reading and writing the output raster);
-* peak RSS two ways: ``os.wait4``'s ``ru_maxrss`` (the largest single process of the contender's process tree; the
-  kernel folds in every waited-for descendant, e.g. dask workers) and the largest *sum* of RSS over the process
-  tree, sampled every 50 ms with psutil (what the machine must hold at once; shared pages are counted per process,
-  so it is an upper bound);
+* peak RSS two ways: the largest single process of the contender's tree (each process's own ``VmHWM``: the child
+  reports its own at its end, its descendants, e.g. dask workers, are read every 50 ms; ``wait4``'s ``ru_maxrss``
+  would include the harness's own peak, see ``own_peak_rss``) and the largest *sum* of RSS over the process tree,
+  sampled every 50 ms with psutil (what the machine must hold at once; shared pages are counted per process, so it
+  is an upper bound);
 * CPU seconds (user + system) of the tree from ``wait4``;
 * segment count, and boundary recall / precision against the one-shot SLIC (when it ran): the share of the
   reference's boundary pixels inside tissue that have a boundary pixel of the contender within ``--tolerance``
   pixels (and the converse).
+
+Two parts, one after the other:
+
+1. The sample pyramid (``--slide``, default the project's sample slide): every contender.
+2. The scaling series (``--sizes``, megapixels at the analysis magnification; default 6.25, 25 and 100 MP, i.e.
+   2,500², 5,000² and 10,000² px, a 16× range, chosen so that the whole run takes about 10 minutes on 2 cores;
+   ``--quick`` 1, 4 and 16 MP): slides made by ``generated_slide.py`` from the sample's tissue at the analysis
+   magnification. Ours runs at every size. HistomicsTK runs at the smallest size and at the goal's (the smallest
+   ≥ 100 MP, else the largest), elsewhere only when its time, predicted linearly from its seconds per megapixel
+   of work at the previous size (the pixels its overlapping tiles cover, counted with large_image's own tile
+   iterator), is within ``--limit``; one-shot slic only where it fits in memory and is predicted within the limit.
+   Skips are printed (and reported) with their prediction.
+
+``--report DIR`` writes the benchmarks page's section (``bench/report.py``): ``segments.md`` (tables, a plot of
+seconds and peak RSS against megapixels), ``segments.json`` and ``segments.goals.json`` with the issue's goals
+judged on this run: ours ≥ 1.5× HistomicsTK's wall throughput on the sample pyramid and on the ≥ 100 MP slide,
+and memory flat with slide size (ours' peak RSS, largest process and tree, growing < 1.5× over the series).
 
 Run ``python bench/bench_segments.py --help``; see bench/README.md.
 """
@@ -38,8 +56,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -50,14 +68,26 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report import Goal  # noqa: E402
+
 DEFAULT_MAGNIFICATION = 10.0
 QUICK_MAGNIFICATION = 5.0
+DEFAULT_SIZES = (6.25, 25.0, 100.0)  # MP at the analysis magnification: 2,500², 5,000², 10,000² px
+QUICK_SIZES = (1.0, 4.0, 16.0)  # 1,000², 2,000², 4,000² px
+DEFAULT_LIMIT_S = 300.0
+QUICK_LIMIT_S = 20.0
+GOAL_THROUGHPUT = 1.5  # the issue: ours >= 1.5x HistomicsTK's throughput ...
+GOAL_MEGAPIXELS = 100.0  # ... on the sample pyramid and on a >= 100 MP slide
+GOAL_MEMORY_GROWTH = 1.5  # "memory flat with slide size": ours' peak RSS grows less than this over the series
 DEFAULT_RADIUS = 100.0
 DEFAULT_COMPACTNESS = 15.0  # the pipeline's default
 DEFAULT_TILE_SIZE = 2048  # the pipeline's default
 HISTOMICSTK_TILE_SIZE = 4096  # the CLI's default
 POLL_S = 0.05
-ONE_SHOT_BYTES_PER_PIXEL = 160  # peak RSS of one-shot slic measured at about 140 B per analysis pixel
+ONE_SHOT_BYTES_PER_PIXEL = 160  # peak RSS of one-shot slic measured at 130-155 B per analysis pixel
+ONE_SHOT_MEMORY_SHARE = 0.5  # one-shot slic runs only if it needs at most this share of the memory available
 HISTOMICSTK_CLI = 'histomicstk.cli.SuperpixelSegmentation.SuperpixelSegmentation'
 
 
@@ -98,7 +128,9 @@ def _child_ours(cfg: dict) -> dict:
             table = source.segment(slide, raster)
     done = time.perf_counter()
     return dict(import_s=imported - start, setup_s=ready - imported, segment_s=done - ready,
-                segments=len(table), width=slide.width, height=slide.height)
+                segments=len(table), width=slide.width, height=slide.height,
+                window_px=source.tile_size + 2 * source.overlap,
+                tiles=math.ceil(slide.width / source.tile_size) * math.ceil(slide.height / source.tile_size))
 
 
 def _child_slic(cfg: dict) -> dict:
@@ -155,7 +187,20 @@ CHILDREN = {'ours': _child_ours, 'slic': _child_slic, 'histomicstk': _child_hist
 def _run_child(kind: str, config_path: str) -> None:
     cfg = json.loads(Path(config_path).read_text())
     result = CHILDREN[kind](cfg)
+    result['own_peak_rss_mb'] = own_peak_rss(os.getpid()) / 2 ** 20
     Path(cfg['result']).write_text(json.dumps(result))
+
+
+def own_peak_rss(pid: int) -> int:
+    """A process's own peak RSS in bytes: ``VmHWM`` of ``/proc/PID/status`` (0 when it is gone).
+
+    Not ``ru_maxrss``: when a process execs, Linux carries the peak RSS of the memory it replaces (its parent's,
+    after a vfork) into ``ru_maxrss``, so every contender would show at least the harness's own peak."""
+    try:
+        with open(f'/proc/{pid}/status') as handle:
+            return next((int(line.split()[1]) * 1024 for line in handle if line.startswith('VmHWM:')), 0)
+    except OSError:
+        return 0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -170,16 +215,19 @@ class Measured:
     returncode: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
-    peak_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0  # the largest single process: max of main_rss_mb and worker_rss_mb
     peak_tree_rss_mb: float = 0.0
+    main_rss_mb: float = 0.0  # the contender's own process
+    worker_rss_mb: float = 0.0  # its largest descendant (dask worker), 0 without any
     child: dict = field(default_factory=dict)
     quality: dict = field(default_factory=dict)
     error: str = ''
     load_before: float = 0.0
 
 
-def _tree_rss(process) -> int:
-    """Sum of RSS over a psutil process and its live descendants (processes vanishing meanwhile count 0)."""
+def _sample_tree(process, peaks: dict[int, int]) -> int:
+    """Sum of RSS over a psutil process and its live descendants (processes vanishing meanwhile count 0); records
+    each member's own peak RSS so far in ``peaks`` (by pid)."""
     import psutil
 
     total = 0
@@ -191,7 +239,8 @@ def _tree_rss(process) -> int:
         try:
             total += member.memory_info().rss
         except psutil.Error:
-            pass
+            continue
+        peaks[member.pid] = max(peaks.get(member.pid, 0), own_peak_rss(member.pid))
     return total
 
 
@@ -202,12 +251,12 @@ def measure(name: str, command: list[str], result_path: Path, env: dict) -> Meas
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     watched = psutil.Process(proc.pid)
-    peak = [0]
+    tree_peak, peaks = [0], {}
     stop = threading.Event()
 
     def poll() -> None:
         while not stop.wait(POLL_S):
-            peak[0] = max(peak[0], _tree_rss(watched))
+            tree_peak[0] = max(tree_peak[0], _sample_tree(watched, peaks))
 
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
@@ -220,12 +269,15 @@ def measure(name: str, command: list[str], result_path: Path, env: dict) -> Meas
     poller.join()
     reader.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    measured = Measured(name, proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                        peak[0] / 2 ** 20)
+    measured = Measured(name, proc.returncode, wall, usage.ru_utime + usage.ru_stime,
+                        peak_tree_rss_mb=tree_peak[0] / 2 ** 20)
     if proc.returncode == 0 and result_path.exists():
         measured.child = json.loads(result_path.read_text())
     else:
         measured.error = ''.join(output)[-3000:]
+    measured.main_rss_mb = max(peaks.pop(proc.pid, 0) / 2 ** 20, measured.child.get('own_peak_rss_mb', 0))
+    measured.worker_rss_mb = max(peaks.values(), default=0) / 2 ** 20
+    measured.peak_rss_mb = max(measured.main_rss_mb, measured.worker_rss_mb)
     return measured
 
 
@@ -292,28 +344,45 @@ def load_raster(path: Path) -> np.ndarray | None:
     return rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
 
 
-def _commands(args: argparse.Namespace, work: Path) -> list[tuple[str, str, dict, Path]]:
-    """(name, child kind, config, raster path) of every contender, in running order."""
-    common = dict(slide=str(args.slide), magnification=args.magnification, radius=args.radius,
+@dataclass
+class Run:
+    """One contender's child process on one slide: which child, its JSON config, the raster it writes."""
+
+    name: str
+    kind: str
+    cfg: dict
+    raster: Path
+
+
+def superpixel_size(args: argparse.Namespace) -> int:
+    """HistomicsTK's ``superpixelSize`` for our radius: it asks for (pixels) / s² superpixels, ours for
+    (tissue pixels) / (2 r)², so the same superpixel size is s = 2 r."""
+    return int(round(2 * args.radius))
+
+
+def histomicstk_argv(slide: Path, out: Path, args: argparse.Namespace) -> list[str]:
+    """HistomicsTK's CLI arguments: plain SLIC (not SLIC0) with our compactness, as ours runs it; no boundary
+    marks, so its raster holds plain ids; ``--overlap`` unless asked otherwise, seam-free like ours."""
+    return [str(slide), str(out), '--magnification', f'{args.magnification:g}',
+            '--superpixelSize', str(superpixel_size(args)), '--tileSize', str(args.histomicstk_tile_size),
+            '--overlap', 'false' if args.histomicstk_no_overlap else 'true', '--slic_zero', 'false',
+            '--compactness', f'{args.compactness:g}', '--boundaries', 'false']
+
+
+def contender_runs(slide: Path, names: list[str], args: argparse.Namespace, work: Path) -> list[Run]:
+    """The runs of the contenders ``names`` on ``slide``, in that order, with their files under ``work``."""
+    common = dict(slide=str(slide), magnification=args.magnification, radius=args.radius,
                   compactness=args.compactness)
-    runs = [('ours', 'ours', dict(common, workers=args.workers, tile_size=args.tile_size), work / 'ours.h5')]
-    if not args.quick:
-        runs.append(('ours-inline', 'ours', dict(common, workers=0, tile_size=args.tile_size),
-                     work / 'ours-inline.h5'))
-    htk_out = work / 'histomicstk.tiff'
-    # HistomicsTK asks SLIC for (pixels) / superpixelSize² superpixels and ours for (tissue pixels) / (2 r)², so the
-    # same superpixel size is superpixelSize = 2 r. Plain SLIC (not SLIC0) with our compactness, as ours runs it;
-    # no boundary marks, so its raster holds plain ids; --overlap unless asked otherwise, seam-free like ours.
-    htk_argv = [str(args.slide), str(htk_out), '--magnification', f'{args.magnification:g}',
-                '--superpixelSize', str(int(round(2 * args.radius))), '--tileSize', str(args.histomicstk_tile_size),
-                '--overlap', 'false' if args.histomicstk_no_overlap else 'true', '--slic_zero', 'false',
-                '--compactness', f'{args.compactness:g}', '--boundaries', 'false']
-    runs.append(('histomicstk', 'histomicstk', dict(argv=htk_argv), htk_out))
-    if not args.no_slic and _one_shot_fits(args):
-        runs.append(('slic', 'slic', common, work / 'slic.npy'))
-    for name, _kind, cfg, raster in runs:
-        cfg['raster'] = str(raster)
-        cfg['result'] = str(work / f'{name}.result.json')
+    configs = {'ours': ('ours', dict(common, workers=args.workers, tile_size=args.tile_size), 'ours.h5'),
+               'ours-inline': ('ours', dict(common, workers=0, tile_size=args.tile_size), 'ours-inline.h5'),
+               'histomicstk': ('histomicstk', dict(argv=histomicstk_argv(slide, work / 'histomicstk.tiff', args)),
+                               'histomicstk.tiff'),
+               'slic': ('slic', dict(common), 'slic.npy')}
+    runs = []
+    for name in names:
+        kind, cfg, raster = configs[name]
+        runs.append(Run(name, kind, dict(cfg, raster=str(work / raster), result=str(work / f'{name}.result.json')),
+                        work / raster))
     return runs
 
 
@@ -322,62 +391,73 @@ def _child_env(args: argparse.Namespace) -> dict:
                 PYTHONUNBUFFERED='1')
 
 
-def run_one(name: str, kind: str, cfg: dict, work: Path, env: dict) -> Measured:
+def run_one(run: Run, label: str, work: Path, env: dict) -> Measured:
     """Run one contender's child process and measure it, telling stderr how it went."""
-    config_path = work / f'{name}.config.json'
-    config_path.write_text(json.dumps(cfg))
+    config_path = work / f'{run.name}.config.json'
+    config_path.write_text(json.dumps(run.cfg))
     load = os.getloadavg()[0]
-    print(f'running {name} (load average {load:.2f}) ...', file=sys.stderr, flush=True)
-    result = measure(name, [sys.executable, __file__, '--child', kind, str(config_path)], Path(cfg['result']), env)
+    print(f'running {label} (load average {load:.2f}) ...', file=sys.stderr, flush=True)
+    result = measure(run.name, [sys.executable, __file__, '--child', run.kind, str(config_path)],
+                     Path(run.cfg['result']), env)
     result.load_before = load
     state = f'{result.wall_s:.1f} s' if not result.error else f'FAILED (exit {result.returncode})'
-    print(f'  {name}: {state}', file=sys.stderr, flush=True)
+    print(f'  {label}: {state}', file=sys.stderr, flush=True)
     if result.error:
         print(result.error, file=sys.stderr)
     return result
 
 
-def _one_shot_fits(args: argparse.Namespace) -> bool:
-    """Whether one-shot SLIC of the whole slide should fit in the memory available now (else it is skipped)."""
+def one_shot_fits(slide: Path, args: argparse.Namespace) -> tuple[bool, str]:
+    """Whether one-shot SLIC of the whole slide should fit in half the memory available now, and why not (the
+    machine may be shared: a contender that takes most of its memory would push other work into swap or OOM)."""
     import psutil
 
     from histomics_label.core.slide import SlideReader
 
-    slide = SlideReader(str(args.slide), args.magnification)
-    need = slide.width * slide.height * ONE_SHOT_BYTES_PER_PIXEL
+    reader = SlideReader(str(slide), args.magnification)
+    need = reader.width * reader.height * ONE_SHOT_BYTES_PER_PIXEL
     available = psutil.virtual_memory().available
-    if need > 0.7 * available:
-        print(f'skipping one-shot slic: it would need about {need / 2 ** 30:.1f} GiB, '
-              f'{available / 2 ** 30:.1f} GiB are available', file=sys.stderr)
-        return False
-    return True
+    if need > ONE_SHOT_MEMORY_SHARE * available:
+        return False, (f'it would need about {need / 2 ** 30:.1f} GiB ({ONE_SHOT_BYTES_PER_PIXEL} B per pixel), more '
+                       f'than {ONE_SHOT_MEMORY_SHARE:.0%} of the {available / 2 ** 30:.1f} GiB available')
+    return True, ''
 
 
-def run_all(args: argparse.Namespace, work: Path) -> tuple[list[Measured], dict | None]:
-    """Run every contender ``--repeat`` times (rounds, one contender after another, each in a fresh subprocess);
-    keep each contender's fastest run; score boundaries. Returns the runs and the chance-level boundary scores."""
+def compare(slide: Path, names: list[str], label: str, args: argparse.Namespace,
+            work: Path) -> tuple[list[Measured], dict | None]:
+    """Run ``names`` on ``slide`` ``--repeat`` times (rounds, one contender after another, each a fresh
+    subprocess), keep each contender's fastest run and score boundaries against the one-shot slic when it ran.
+    Returns the runs and the chance-level boundary scores."""
+    work.mkdir(parents=True, exist_ok=True)
     env = _child_env(args)
-    runs = _commands(args, work)
+    runs = contender_runs(slide, names, args, work)
     best: dict[str, Measured] = {}
     for _ in range(args.repeat):
-        for name, kind, cfg, _raster in runs:
-            result = run_one(name, kind, cfg, work, env)
-            if name not in best or (not result.error and (best[name].error or result.wall_s < best[name].wall_s)):
-                best[name] = result
-    measured = [best[name] for name, *_ in runs]
-    rasters = {name: raster for name, _kind, _cfg, raster in runs}
-    reference = load_raster(rasters['slic']) if 'slic' in rasters and not best['slic'].error else None
-    chance = None
-    if reference is not None:
-        for result in measured:
-            if result.name != 'slic' and not result.error:
-                candidate = load_raster(rasters[result.name])
-                if candidate is not None:
-                    result.quality = boundary_scores(reference, candidate, args.tolerance)
-        # what two unrelated superpixel grids of this size score: the reference against itself moved by (r, r)
-        shift = int(round(args.radius))
-        chance = boundary_scores(reference, np.roll(reference, (shift, shift), axis=(0, 1)), args.tolerance)
-    return measured, chance
+        for run in runs:
+            result = run_one(run, f'{run.name} on {label}', work, env)
+            kept = best.get(run.name)
+            if kept is None or (not result.error and (kept.error or result.wall_s < kept.wall_s)):
+                best[run.name] = result
+    measured = [best[run.name] for run in runs]
+    return measured, score_boundaries(measured, {run.name: run.raster for run in runs}, args)
+
+
+def score_boundaries(measured: list[Measured], rasters: dict[str, Path], args: argparse.Namespace) -> dict | None:
+    """Boundary recall / precision of every contender against the one-shot slic (into ``quality``), and what two
+    unrelated superpixel grids of this size score (the reference against itself moved by one radius)."""
+    by_name = {m.name: m for m in measured}
+    if 'slic' not in by_name or by_name['slic'].error:
+        return None
+    reference = load_raster(rasters['slic'])
+    if reference is None:
+        return None
+    for result in measured:
+        if result.name != 'slic' and not result.error:
+            candidate = load_raster(rasters[result.name])
+            if candidate is not None:
+                result.quality = boundary_scores(reference, candidate, args.tolerance)
+    shift = int(round(args.radius))
+    return boundary_scores(reference, np.roll(reference, (shift, shift), axis=(0, 1)), args.tolerance)
 
 
 def profile_ours(args: argparse.Namespace, work: Path, top: int = 15) -> str:
@@ -385,11 +465,10 @@ def profile_ours(args: argparse.Namespace, work: Path, top: int = 15) -> str:
     import io
     import pstats
 
-    common = dict(slide=str(args.slide), magnification=args.magnification, radius=args.radius,
-                  compactness=args.compactness, workers=0, tile_size=args.tile_size,
-                  raster=str(work / 'profile.h5'), result=str(work / 'profile.result.json'),
-                  profile=str(args.profile.resolve()))
-    result = run_one('ours-profile', 'ours', common, work, _child_env(args))
+    run = contender_runs(args.slide, ['ours-inline'], args, work)[0]
+    run.cfg.update(raster=str(work / 'profile.h5'), result=str(work / 'profile.result.json'),
+                   profile=str(args.profile.resolve()))
+    result = run_one(run, 'ours inline under cProfile', work, _child_env(args))
     if result.error:
         return ''
     text = io.StringIO()
@@ -398,10 +477,107 @@ def profile_ours(args: argparse.Namespace, work: Path, top: int = 15) -> str:
     return text.getvalue()
 
 
-def figures(args: argparse.Namespace, measured: list[Measured], chance: dict | None) -> dict:
-    """Everything the run found, as JSON-ready figures, with ours / peer ratios."""
-    import psutil
+# --------------------------------------------------------------------------------------------------------------
+# The scaling series: generated slides of growing size; peers where they are predicted to fit.
+# --------------------------------------------------------------------------------------------------------------
 
+@dataclass
+class Rate:
+    """Seconds per megapixel of work of one contender's latest successful run, to predict the next one's time
+    (linear: fixed costs included, so a prediction for a larger slide errs high). HistomicsTK's work is the
+    pixels its tiles cover, overlaps counted every time (``histomicstk_pixels``); the others' the slide's pixels."""
+
+    seconds_per_mp: float
+    basis: str  # where it was measured, e.g. '25 MP'
+
+
+def histomicstk_pixels(slide: Path, args: argparse.Namespace) -> int:
+    """Pixels HistomicsTK's CLI segments on ``slide``: its tiles at the analysis magnification (``tileSize`` plus,
+    with ``--overlap``, 8 × superpixelSize on the far sides, as its code sets them), each overlap as often as it is
+    segmented. large_image's tile iterator is lazy, so counting reads no pixels."""
+    import large_image
+
+    overlap = 0 if args.histomicstk_no_overlap else 8 * superpixel_size(args)
+    size = args.histomicstk_tile_size + overlap
+    tiles = large_image.open(str(slide)).tileIterator(
+        format=large_image.constants.TILE_FORMAT_NUMPY, tile_size=dict(width=size, height=size),
+        tile_overlap=dict(x=overlap, y=overlap), scale={'magnification': args.magnification})
+    return sum(tile['width'] * tile['height'] for tile in tiles)
+
+
+def work_mp(name: str, megapixels: float, htk_mp: float) -> float:
+    """A contender's megapixels of work on a slide (see ``Rate``)."""
+    return htk_mp if name == 'histomicstk' else megapixels
+
+
+def update_rates(rates: dict[str, Rate], measured: list[Measured], megapixels: float, htk_mp: float,
+                 basis: str) -> None:
+    """Remember each successful contender's seconds per megapixel of work, for the next size's predictions."""
+    for m in measured:
+        if not m.error:
+            rates[m.name] = Rate(m.wall_s / work_mp(m.name, megapixels, htk_mp), basis)
+
+
+def plan_size(size: float, slide: Path, megapixels: float, htk_mp: float, must_run_htk: bool,
+              rates: dict[str, Rate], args: argparse.Namespace) -> tuple[list[str], dict, dict]:
+    """Which contenders run on this generated slide: ours always; HistomicsTK where ``must_run_htk`` (the
+    smallest size and the goal's size) or predicted within ``--limit``; one-shot slic where it fits in memory and
+    is predicted within ``--limit``. Returns (names, predicted seconds, reasons for the skipped)."""
+    predicted = {name: rates[name].seconds_per_mp * work_mp(name, megapixels, htk_mp)
+                 for name in ('ours', 'histomicstk', 'slic') if name in rates}
+    names, skipped = ['ours'], {}
+    for name in ('histomicstk', 'slic'):
+        if name == 'slic' and args.no_slic:
+            continue
+        fits, why = one_shot_fits(slide, args) if name == 'slic' else (True, '')
+        if not fits:
+            skipped[name] = why
+        elif name in predicted and predicted[name] > args.limit and not (name == 'histomicstk' and must_run_htk):
+            rate = rates[name]
+            skipped[name] = (f'predicted {predicted[name]:.0f} s ({rate.seconds_per_mp:.2f} s per MP of work at '
+                             f'{rate.basis} × {work_mp(name, megapixels, htk_mp):.1f} MP) > --limit {args.limit:g} s')
+        else:
+            names.append(name)
+    for name, why in skipped.items():
+        print(f'skipping {name} at {size:g} MP: {why}', file=sys.stderr, flush=True)
+    shown = ', '.join(f'{name} {seconds:.0f} s' for name, seconds in predicted.items() if name in names)
+    if shown:
+        print(f'{size:g} MP: predicted {shown}', file=sys.stderr, flush=True)
+    return names, predicted, skipped
+
+
+def goal_size(sizes: list[float]) -> float:
+    """The series size the ≥ GOAL_MEGAPIXELS throughput goal is judged at: the smallest that large, else the
+    largest (a run whose sizes are all smaller, e.g. ``--quick``)."""
+    return min((s for s in sizes if s >= GOAL_MEGAPIXELS), default=max(sizes))
+
+
+def run_series(args: argparse.Namespace, work: Path, rates: dict[str, Rate]) -> list[dict]:
+    """Every ``--sizes`` slide (generated, cached), smallest first, with the contenders ``plan_size`` picks."""
+    from generated_slide import generated_slide, slide_info
+
+    sizes = sorted(args.sizes)
+    points = []
+    for size in sizes:
+        slide = generated_slide(size, args.magnification)
+        info = slide_info(slide)
+        htk_mp = histomicstk_pixels(slide, args) / 1e6
+        names, predicted, skipped = plan_size(size, slide, info['megapixels'], htk_mp,
+                                              size in (sizes[0], goal_size(sizes)), rates, args)
+        measured, chance = compare(slide, names, f'{size:g} MP', args, work / f'series-{size:g}mp')
+        update_rates(rates, measured, info['megapixels'], htk_mp, f'{size:g} MP')
+        point = comparison(slide, measured, chance, info['tissue_fraction'])
+        points.append(dict(point, size_mp=size, histomicstk_work_mp=htk_mp, predicted_s=predicted, skipped=skipped,
+                           slide_seconds_to_make=info['seconds_to_make']))
+    return points
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Figures, goals, tables, report.
+# --------------------------------------------------------------------------------------------------------------
+
+def comparison(slide: Path, measured: list[Measured], chance: dict | None, tissue: float | None) -> dict:
+    """One slide's figures: its size, every contender's measurements with throughputs, ours / peer ratios."""
     size = next((m.child for m in measured if m.child.get('width')), {})
     megapixels = size.get('width', 0) * size.get('height', 0) / 1e6
     contenders = {}
@@ -414,25 +590,14 @@ def figures(args: argparse.Namespace, measured: list[Measured], chance: dict | N
         entry['mp_per_s_segment'] = megapixels / segment_s if ok and segment_s else None
         entry['mp_per_cpu_s'] = megapixels / m.cpu_s if ok and m.cpu_s else None
         contenders[m.name] = entry
-    ratios = {}
-    for ours in ('ours', 'ours-inline'):
-        for peer in ('histomicstk', 'slic'):
-            if ours in contenders and peer in contenders:
-                ratios[f'{ours}/{peer}'] = _ratios(contenders[ours], contenders[peer])
-    tissue = next((m.child.get('tissue_fraction') for m in measured if 'tissue_fraction' in m.child), None)
-    return dict(
-        date=datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
-        machine=dict(cpus=os.cpu_count(), memory_gib=round(psutil.virtual_memory().total / 2 ** 30, 1),
-                     processor=platform.processor() or platform.machine(), python=platform.python_version(),
-                     load_average_end=os.getloadavg()[0]),
-        slide=dict(path=str(args.slide), width=size.get('width'), height=size.get('height'),
-                   megapixels=megapixels, tissue_fraction=tissue),
-        params=dict(magnification=args.magnification, radius=args.radius, histomicstk_superpixel_size=2 * args.radius,
-                    compactness=args.compactness, tile_size=args.tile_size, workers=args.workers,
-                    histomicstk_tile_size=args.histomicstk_tile_size,
-                    histomicstk_overlap=not args.histomicstk_no_overlap, tolerance_px=args.tolerance,
-                    repeat=args.repeat),
-        contenders=contenders, ratios=ratios, boundary_chance=chance)
+    ratios = {f'{ours}/{peer}': _ratios(contenders[ours], contenders[peer])
+              for ours in ('ours', 'ours-inline') for peer in ('histomicstk', 'slic')
+              if ours in contenders and peer in contenders}
+    if tissue is None:
+        tissue = next((m.child['tissue_fraction'] for m in measured if 'tissue_fraction' in m.child), None)
+    return dict(slide=dict(path=str(slide), width=size.get('width'), height=size.get('height'),
+                           megapixels=megapixels, tissue_fraction=tissue),
+                contenders=contenders, ratios=ratios, boundary_chance=chance)
 
 
 def _ratios(ours: dict, peer: dict) -> dict:
@@ -444,6 +609,103 @@ def _ratios(ours: dict, peer: dict) -> dict:
                 peak_tree_rss=ratio('peak_tree_rss_mb'))
 
 
+def growth(points: list[dict]) -> dict:
+    """Per contender, how wall time, CPU time and memory grow from its smallest to its largest measured slide:
+    the ratios, and the exponent b of a power law (figure ∝ MP^b) through those two points."""
+    out = {}
+    for name in ('ours', 'histomicstk', 'slic'):
+        ran = [p for p in points if name in p['contenders'] and not p['contenders'][name]['error']]
+        if len(ran) < 2:
+            continue
+        first, last = ran[0], ran[-1]
+        mp_ratio = last['slide']['megapixels'] / first['slide']['megapixels']
+        entry = dict(from_mp=first['slide']['megapixels'], to_mp=last['slide']['megapixels'], mp_ratio=mp_ratio)
+        for key in ('wall_s', 'cpu_s', 'peak_rss_mb', 'peak_tree_rss_mb'):
+            ratio = last['contenders'][name][key] / first['contenders'][name][key]
+            entry[key] = dict(ratio=ratio, exponent=math.log(ratio) / math.log(mp_ratio))
+        out[name] = entry
+    return out
+
+
+def figures(args: argparse.Namespace, sample: dict, points: list[dict]) -> dict:
+    """Everything the run found, as JSON-ready figures."""
+    from report import machine
+
+    return dict(
+        date=datetime.datetime.now().astimezone().isoformat(timespec='seconds'), machine=machine(),
+        params=dict(magnification=args.magnification, radius=args.radius,
+                    histomicstk_superpixel_size=superpixel_size(args), compactness=args.compactness,
+                    tile_size=args.tile_size, workers=args.workers, histomicstk_tile_size=args.histomicstk_tile_size,
+                    histomicstk_overlap=not args.histomicstk_no_overlap, tolerance_px=args.tolerance,
+                    repeat=args.repeat, sizes=sorted(args.sizes), limit_s=args.limit, quick=args.quick),
+        sample=sample, series=points, growth=growth(points))
+
+
+def _throughput_goal(point: dict, where: str, at_goal_size: bool, workers: int) -> Goal:
+    """The throughput goal on one slide, with what limits it when it is not met (from this run's figures)."""
+    goal = f'tiled SLIC throughput ≥ {GOAL_THROUGHPUT:g}× HistomicsTK\'s, {where}'
+    ours, htk = point['contenders'].get('ours'), point['contenders'].get('histomicstk')
+    if not ours or not htk or ours['error'] or htk['error']:
+        return Goal(goal, 'not measured (a contender did not run or failed)', False,
+                    'see the section for which run is missing')
+    ratio = point['ratios']['ours/histomicstk']
+    wall = ratio['throughput_wall']
+    measured = (f'{wall:.2f}× ({ours["wall_s"]:.1f} s against {htk["wall_s"]:.1f} s wall, '
+                f'{point["slide"]["megapixels"]:.1f} MP)')
+    met = wall >= GOAL_THROUGHPUT and at_goal_size
+    if met:
+        return Goal(goal, measured, True)
+    fixed, htk_fixed = ours['wall_s'] - ours['child']['segment_s'], htk['wall_s'] - htk['child']['segment_s']
+    cores = ours['cpu_s'] / ours['wall_s']
+    note = (f'{"below the goal size; " if not at_goal_size else ""}{wall / GOAL_THROUGHPUT:.0%} of the goal. '
+            f'Ours\' fixed cost (interpreter, imports, dask start-up and shutdown) was {fixed:.1f} s of '
+            f'{ours["wall_s"]:.1f} s (HistomicsTK\'s {htk_fixed:.1f} s); the segmentation call alone is '
+            f'{ratio["throughput_segment"]:.2f}×. Per CPU second ours is {ratio["throughput_cpu"]:.2f}×, and it kept '
+            f'{cores:.2f} of its {workers} worker cores busy (1-minute load average {ours["load_before"]:.1f} when it '
+            f'started; HistomicsTK runs on one core)')
+    return Goal(goal, measured, False, note)
+
+
+def _memory_goal(report: dict) -> Goal:
+    """Ours' peak memory from the smallest to the largest generated slide (criterion in ``goal``)."""
+    goal = (f'memory flat with slide size: ours\' peak RSS (largest process, and the process tree) grows '
+            f'< {GOAL_MEMORY_GROWTH:g}× from the smallest to the largest generated slide')
+    grown = report['growth'].get('ours')
+    if not grown:
+        return Goal(goal, 'not measured (ours ran on fewer than two sizes)', False, 'run with two or more --sizes')
+    rss, tree = grown['peak_rss_mb']['ratio'], grown['peak_tree_rss_mb']['ratio']
+    points = [p for p in report['series'] if 'ours' in p['contenders'] and not p['contenders']['ours']['error']]
+    first, last = points[0]['contenders']['ours'], points[-1]['contenders']['ours']
+    measured = (f'{rss:.2f}× ({first["peak_rss_mb"]:.0f} → {last["peak_rss_mb"]:.0f} MB), tree {tree:.2f}× '
+                f'({first["peak_tree_rss_mb"]:.0f} → {last["peak_tree_rss_mb"]:.0f} MB) while the slide grew '
+                f'{grown["mp_ratio"]:.0f}× ({grown["from_mp"]:.1f} → {grown["to_mp"]:.1f} MP)')
+    met = rss < GOAL_MEMORY_GROWTH and tree < GOAL_MEMORY_GROWTH
+    if met:
+        return Goal(goal, measured, True)
+    side, window = min(points[0]['slide']['width'], points[0]['slide']['height']), first['child']['window_px']
+    small = (f'; the smallest slide ({side:,} px a side) is smaller than one of ours\' windows ({window:,} px: a '
+             'tile and its overlaps), so its workers held less there' if side < window else '')
+    note = (f'{max(rss, tree) / GOAL_MEMORY_GROWTH:.2f}× the allowed growth: ours\' own process '
+            f'{first["main_rss_mb"]:.0f} → {last["main_rss_mb"]:.0f} MB, its largest worker '
+            f'{first["worker_rss_mb"]:.0f} → {last["worker_rss_mb"]:.0f} MB; segments '
+            f'{first["child"]["segments"]} → {last["child"]["segments"]}{small}')
+    return Goal(goal, measured, met, note)
+
+
+def goals(report: dict) -> list[Goal]:
+    """The issue's two segment goals, judged on this run's figures."""
+    sample, workers = report['sample'], report['params']['workers']
+    verdicts = [_throughput_goal(sample, f'sample pyramid ({sample["slide"]["megapixels"]:.1f} MP at '
+                                         f'{report["params"]["magnification"]:g}×)', True, workers)]
+    if report['series']:
+        target = goal_size(report['params']['sizes'])
+        point = next(p for p in report['series'] if p['size_mp'] == target)
+        verdicts.append(_throughput_goal(point, f'generated {target:g} MP slide (goal: ≥ {GOAL_MEGAPIXELS:g} MP)',
+                                         target >= GOAL_MEGAPIXELS, workers))
+        verdicts.append(_memory_goal(report))
+    return verdicts
+
+
 def _fmt(value, spec: str) -> str:
     """``format(value, spec)``, or a dash as wide as ``spec`` asks when there is no value."""
     if value is None:
@@ -452,48 +714,225 @@ def _fmt(value, spec: str) -> str:
     return format(value, spec)
 
 
-def print_table(report: dict) -> None:
-    """The figures as plain-text tables on stdout."""
-    slide, params, machine = report['slide'], report['params'], report['machine']
-    print(f"\nslide {slide['path']}\n  {slide['width']} x {slide['height']} px = {slide['megapixels']:.1f} MP at "
-          f"{params['magnification']:g}x, tissue {_fmt(slide['tissue_fraction'], '.0%')}; radius {params['radius']:g}"
-          f" (histomicstk superpixelSize {params['histomicstk_superpixel_size']:g}), compactness "
-          f"{params['compactness']:g}, our tiles {params['tile_size']} on {params['workers']} workers, histomicstk "
-          f"tiles {params['histomicstk_tile_size']}{'' if params['histomicstk_overlap'] else ' without overlap'}; "
-          f"{machine['cpus']} CPUs, best of {params['repeat']}\n")
-    head = (f"{'contender':<12} {'wall s':>6} {'MP/s':>5} {'seg s':>6} {'MP/s':>5} {'import':>6} {'setup':>5} "
-            f"{'cpu s':>6} {'MP/cpu-s':>8} {'RSS MB':>6} {'tree MB':>7} {'segments':>8} {'recall':>6} {'prec.':>5} "
-            f"{'load':>4}")
-    print(head)
-    print('-' * len(head))
-    for name, c in report['contenders'].items():
+def contender_rows(point: dict) -> list[list[str]]:
+    """One row per contender of a slide: the columns of ``CONTENDER_COLUMNS``."""
+    rows = []
+    for name, c in point['contenders'].items():
         if c['error']:
-            print(f'{name:<12} FAILED (exit {c["returncode"]})')
+            rows.append([name, f'FAILED (exit {c["returncode"]})'] + [''] * (len(CONTENDER_COLUMNS) - 2))
             continue
         child, quality = c['child'], c['quality']
-        print(f"{name:<12} {c['wall_s']:6.1f} {_fmt(c['mp_per_s_wall'], '5.2f')} "
-              f"{_fmt(child.get('segment_s'), '6.1f')} {_fmt(c['mp_per_s_segment'], '5.2f')} "
-              f"{_fmt(child.get('import_s'), '6.1f')} {_fmt(child.get('setup_s'), '5.1f')} {c['cpu_s']:6.1f} "
-              f"{_fmt(c['mp_per_cpu_s'], '8.2f')} {c['peak_rss_mb']:6.0f} {c['peak_tree_rss_mb']:7.0f} "
-              f"{_fmt(child.get('segments'), '8d')} {_fmt(quality.get('boundary_recall'), '6.3f')} "
-              f"{_fmt(quality.get('boundary_precision'), '5.3f')} {c['load_before']:4.1f}")
-    chance = report['boundary_chance']
+        rows.append([name, f"{c['wall_s']:.1f}", _fmt(c['mp_per_s_wall'], '.2f'), _fmt(child.get('segment_s'), '.1f'),
+                     _fmt(c['mp_per_s_segment'], '.2f'), _fmt(child.get('import_s'), '.1f'),
+                     _fmt(child.get('setup_s'), '.1f'), f"{c['cpu_s']:.1f}", _fmt(c['mp_per_cpu_s'], '.2f'),
+                     f"{c['peak_rss_mb']:.0f}", f"{c['peak_tree_rss_mb']:.0f}", _fmt(child.get('segments'), 'd'),
+                     _fmt(quality.get('boundary_recall'), '.3f'), _fmt(quality.get('boundary_precision'), '.3f'),
+                     f"{c['load_before']:.1f}"])
+    chance = point['boundary_chance']
     if chance:
-        label = '(chance)'.ljust(head.index(' recall'))
-        print(f"{label} {chance['boundary_recall']:6.3f} {chance['boundary_precision']:5.3f}")
+        rows.append(['(chance)'] + [''] * 11 + [f"{chance['boundary_recall']:.3f}",
+                                                f"{chance['boundary_precision']:.3f}", ''])
+    return rows
+
+
+CONTENDER_COLUMNS = ['contender', 'wall s', 'MP/s', 'seg s', 'seg MP/s', 'import s', 'setup s', 'cpu s', 'MP/cpu-s',
+                     'RSS MB', 'tree MB', 'segments', 'recall', 'prec.', 'load']
+RATIO_COLUMNS = ['ours ÷ peer', 'MP/s wall', 'MP/s seg', 'MP/cpu-s', 'RSS', 'tree RSS']
+SERIES_COLUMNS = ['MP', 'contender', 'wall s', 'MP/s', 'cpu s', 'MP/cpu-s', 'RSS MB', 'tree MB', 'segments', 'recall',
+                  'load']
+
+
+def ratio_rows(point: dict) -> list[list[str]]:
+    """One row per ours / peer pair: throughput ratios (> 1: ours faster) and memory ratios (< 1: ours leaner)."""
+    return [[pair, _fmt(r['throughput_wall'], '.2f'), _fmt(r['throughput_segment'], '.2f'),
+             _fmt(r['throughput_cpu'], '.2f'), _fmt(r['peak_rss'], '.2f'), _fmt(r['peak_tree_rss'], '.2f')]
+            for pair, r in point['ratios'].items()]
+
+
+def series_rows(points: list[dict]) -> list[list[str]]:
+    """One row per size and contender that ran; a skipped contender's row says why."""
+    rows = []
+    for point in points:
+        size = f"{point['size_mp']:g}"
+        for name, c in point['contenders'].items():
+            if c['error']:
+                rows.append([size, name, f'FAILED (exit {c["returncode"]})'] + [''] * (len(SERIES_COLUMNS) - 3))
+                continue
+            rows.append([size, name, f"{c['wall_s']:.1f}", _fmt(c['mp_per_s_wall'], '.2f'), f"{c['cpu_s']:.1f}",
+                         _fmt(c['mp_per_cpu_s'], '.2f'), f"{c['peak_rss_mb']:.0f}", f"{c['peak_tree_rss_mb']:.0f}",
+                         _fmt(c['child'].get('segments'), 'd'), _fmt(c['quality'].get('boundary_recall'), '.3f'),
+                         f"{c['load_before']:.1f}"])
+        rows += [[size, name, f'skipped: {why}'] + [''] * (len(SERIES_COLUMNS) - 3)
+                 for name, why in point['skipped'].items()]
+    return rows
+
+
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table for the terminal: first column left-aligned, the rest right-aligned; a cell too long for
+    its column (a skip reason) runs on to the end of the line."""
+    short = [row for row in rows if all(len(cell) < 24 for cell in row)]
+    widths = [max([len(h)] + [len(row[i]) for row in short if i < len(row)]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            if len(cell) >= 24:
+                out.append(cell)
+                break
+            out.append(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]))
+        return ' '.join(out).rstrip()
+
+    head = line(headers)
+    return '\n'.join([head, '-' * len(head)] + [line(row) for row in rows])
+
+
+def setup_text(report: dict) -> str:
+    """One paragraph: the settings every contender shared, and the machine."""
+    p, m, s = report['params'], report['machine'], report['sample']['slide']
+    overlap = '' if p['histomicstk_overlap'] else ' without overlap'
+    return (f"Radius {p['radius']:g} px (HistomicsTK superpixelSize {p['histomicstk_superpixel_size']}), compactness "
+            f"{p['compactness']:g}, analysis magnification {p['magnification']:g}×; ours: tiles {p['tile_size']} on "
+            f"{p['workers']} dask workers; HistomicsTK: tiles {p['histomicstk_tile_size']}{overlap}. Sample pyramid "
+            f"{s['width']:,} × {s['height']:,} px = {s['megapixels']:.1f} MP, tissue "
+            f"{_fmt(s['tissue_fraction'], '.0%')}. {m['cpus']} CPUs ({m.get('cpu', m['machine'])}), "
+            f"{m.get('memory_gib', '?')} GiB, Python {m['python']}; best of {p['repeat']}; 1-minute load average at "
+            f"the end {m.get('load_average', ['?'])[0]}.")
+
+
+def growth_lines(report: dict) -> list[str]:
+    """One sentence per contender: how its time and memory grew over the series."""
+    names = {'ours': 'Ours', 'histomicstk': 'HistomicsTK', 'slic': 'One-shot slic'}
+    lines = []
+    for name, g in report['growth'].items():
+        lines.append(f"{names[name]}, {g['from_mp']:.1f} → {g['to_mp']:.1f} MP ({g['mp_ratio']:.0f}×): wall "
+                     f"{g['wall_s']['ratio']:.1f}× (∝ MP^{g['wall_s']['exponent']:.2f}), CPU "
+                     f"{g['cpu_s']['ratio']:.1f}×, peak RSS {g['peak_rss_mb']['ratio']:.2f}× "
+                     f"(∝ MP^{g['peak_rss_mb']['exponent']:.2f}), tree RSS {g['peak_tree_rss_mb']['ratio']:.2f}×.")
+    return lines
+
+
+def print_report(report: dict, verdicts: list[Goal]) -> None:
+    """The figures as plain-text tables on stdout."""
+    print(f"\n{setup_text(report)}\n\nsample pyramid {report['sample']['slide']['path']}\n")
+    print(text_table(CONTENDER_COLUMNS, contender_rows(report['sample'])))
     print('\nratios: throughput ours / peer (> 1: ours faster), memory ours / peer (< 1: ours leaner)')
-    head = f"{'':<24} {'MP/s wall':>9} {'MP/s seg':>9} {'MP/cpu-s':>9} {'RSS':>6} {'tree RSS':>8}"
-    print(head)
-    for pair, r in report['ratios'].items():
-        print(f"{pair:<24} {_fmt(r['throughput_wall'], '9.2f')} {_fmt(r['throughput_segment'], '9.2f')} "
-              f"{_fmt(r['throughput_cpu'], '9.2f')} {_fmt(r['peak_rss'], '6.2f')} {_fmt(r['peak_tree_rss'], '8.2f')}")
+    print(text_table(RATIO_COLUMNS, ratio_rows(report['sample'])))
+    if report['series']:
+        print(f"\nscaling series: generated slides at {report['params']['magnification']:g}×, --limit "
+              f"{report['params']['limit_s']:g} s\n")
+        print(text_table(SERIES_COLUMNS, series_rows(report['series'])))
+        print('\n' + '\n'.join(growth_lines(report)))
+    print('\ngoals:')
+    for goal in verdicts:
+        note = f'; {goal.note}' if goal.note else ''
+        print(f"  {'met' if goal.met else 'NOT met'}: {goal.goal}: {goal.measured}{note}")
     print(f"""
 wall: the whole subprocess (interpreter, imports, dask start, slide reading, segmentation, output writing).
 seg: the segmentation call alone (slide reading and output writing included; imports and dask start excluded).
-cpu s: user + system CPU of the whole process tree. RSS: largest single process (wait4). tree: largest sum over
+cpu s: user + system CPU of the whole process tree. RSS: largest single process (own VmHWM). tree: largest sum over
 the process tree (psutil, every {POLL_S * 1000:.0f} ms). recall / prec.: boundaries against one-shot slic within
-{params['tolerance_px']} px; (chance): the one-shot slic against itself shifted by one radius. load: 1-minute load
-average when the contender started; other work on the machine slows wall times (cpu s suffers least).""")
+{report['params']['tolerance_px']} px; (chance): the one-shot slic against itself shifted by one radius. load:
+1-minute load average when the contender started; other work on the machine slows wall times (cpu s suffers least).""")
+
+
+def plot_scaling(report: dict, directory: Path) -> str:
+    """Seconds and peak RSS against slide megapixels (log–log), ours and peers; returns the plot's file name."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from report import figure, save_plot
+
+    fig, _ = figure(10, 4)
+    fig.clf()
+    seconds_axes, memory_axes = fig.subplots(1, 2)
+    styles = {'ours': ('tab:blue', 'o'), 'histomicstk': ('tab:red', 's'), 'slic': ('tab:gray', '^')}
+    for name, (color, marker) in styles.items():
+        ran = [p for p in report['series'] if name in p['contenders'] and not p['contenders'][name]['error']]
+        if not ran:
+            continue
+        mp = [p['slide']['megapixels'] for p in ran]
+        seconds_axes.plot(mp, [p['contenders'][name]['wall_s'] for p in ran], marker=marker, color=color, label=name)
+        memory_axes.plot(mp, [p['contenders'][name]['peak_rss_mb'] for p in ran], marker=marker, color=color,
+                         label=f'{name}, largest process')
+        memory_axes.plot(mp, [p['contenders'][name]['peak_tree_rss_mb'] for p in ran], marker=marker, color=color,
+                         linestyle=':', fillstyle='none', label=f'{name}, process tree')
+    sizes = [p['slide']['megapixels'] for p in report['series']]
+    plain = FuncFormatter(lambda value, _: f'{value:g}')
+    for axes, ylabel in ((seconds_axes, 'wall seconds'), (memory_axes, 'peak RSS (MB)')):
+        axes.set_xscale('log')
+        axes.set_yscale('log')
+        axes.set_xticks(sizes, [f'{size:.3g}' for size in sizes])
+        axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        axes.yaxis.set_major_formatter(plain)
+        axes.yaxis.set_minor_formatter(NullFormatter())
+        axes.set_xlabel(f"slide megapixels at {report['params']['magnification']:g}×")
+        axes.set_ylabel(ylabel)
+        axes.grid(True, which='both', alpha=0.3)
+        axes.legend(fontsize=7)
+    seconds_axes.set_title('time')
+    memory_axes.set_title('memory')
+    return save_plot(fig, directory, 'segments', 'scaling')
+
+
+def section(report: dict, verdicts: list[Goal], plot: str) -> str:
+    """The benchmarks page's section: what ran, the tables, the plot, the goals and how to read them."""
+    from report import table
+
+    p, sample = report['params'], report['sample']
+    series = ''
+    if report['series']:
+        slides = report['series']
+        made = ', '.join(f"{pt['slide']['width']:,}² px ({_fmt(pt['slide']['tissue_fraction'], '.0%')} tissue)"
+                         for pt in slides)
+        series = f"""
+### Scaling: generated slides of {', '.join(f"{pt['size_mp']:g}" for pt in slides)} MP
+
+`bench/generated_slide.py` mosaics the sample pyramid's real tissue (read at {p['magnification']:g}×, copies
+mirrored so tissue continues across seams) into square pyramidal TIFFs whose base is {p['magnification']:g}×:
+{made}. Ours runs at every size; HistomicsTK at the smallest and at the goal's size, elsewhere only when its time,
+predicted from its seconds per megapixel of work at the previous size (its tiles with their overlaps), is within
+{p['limit_s']:g} s; one-shot slic only where it fits in memory and is predicted within that limit (boundary recall
+there).
+
+{table(SERIES_COLUMNS, series_rows(slides), align='lr' + 'r' * (len(SERIES_COLUMNS) - 2))}
+
+![Seconds and peak RSS against slide megapixels]({plot})
+
+{chr(10).join('* ' + line for line in growth_lines(report))}
+"""
+    goal_rows = [[g.goal, g.measured, 'yes' if g.met else '**no**', g.note] for g in verdicts]
+    return f"""## Segments: tiled SLIC against HistomicsTK and one-shot SLIC
+
+`bench/bench_segments.py`: Histomics Label's tiled SLIC (`ours`, on a local dask cluster), HistomicsTK 1.4.0's
+`SuperpixelSegmentation` CLI (`histomicstk`, one process: it has no scheduler) and one-shot
+`skimage.segmentation.slic` of the whole slide in memory (`slic`) segment the same slide at the same magnification
+and superpixel size, each in its own subprocess, one after another. {setup_text(report)}
+
+### The sample pyramid
+
+{table(CONTENDER_COLUMNS, contender_rows(sample))}
+
+{table(RATIO_COLUMNS, ratio_rows(sample))}
+{series}
+### Goals
+
+{table(['goal', 'measured', 'met', 'shortfall and what limits it'], goal_rows, align='llll')}
+
+How to read: *wall* is the whole subprocess (interpreter, imports, dask start-up, slide reading, segmentation,
+output writing) and MP/s divides the slide's megapixels (glass included, the same numerator for all) by it; *seg*
+is the segmentation call alone; *cpu s* is user + system CPU of the process tree, the figure least disturbed by
+other work on the machine (*load*: 1-minute load average when the contender started). *RSS* is the largest single
+process, *tree* the largest sum over the process tree (sampled every {POLL_S * 1000:.0f} ms). *recall* / *prec.*:
+boundary agreement with the one-shot slic within {p['tolerance_px']} px; *(chance)* is what two unrelated grids of
+this superpixel size score. Ratios are ours ÷ peer (throughput > 1: ours faster; memory < 1: ours leaner).
+"""
+
+
+def write_section(report: dict, verdicts: list[Goal], directory: Path) -> None:
+    """``--report``: the section, its plot, its figures and its goal verdicts (bench/report.py)."""
+    from report import write_report
+
+    plot = plot_scaling(report, directory) if report['series'] else ''
+    write_report(directory, 'segments', section(report, verdicts, plot), report, verdicts)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -502,7 +941,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--slide', type=Path, help="slide file (default: the project's sample slide)")
     parser.add_argument('--magnification', type=float,
                         help=f'analysis magnification (default {DEFAULT_MAGNIFICATION:g}, {QUICK_MAGNIFICATION:g} '
-                             'with --quick)')
+                             'with --quick); the generated slides are made at it')
+    parser.add_argument('--sizes', type=float, nargs='*',
+                        help='generated slide sizes in megapixels at the analysis magnification (default '
+                             f'{" ".join(f"{s:g}" for s in DEFAULT_SIZES)}; with --quick '
+                             f'{" ".join(f"{s:g}" for s in QUICK_SIZES)}; none: no scaling series)')
+    parser.add_argument('--limit', type=float,
+                        help='skip a peer whose predicted time on a generated slide exceeds this many seconds '
+                             f'(default {DEFAULT_LIMIT_S:g}, {QUICK_LIMIT_S:g} with --quick; HistomicsTK always runs '
+                             'at the smallest and the goal size)')
     parser.add_argument('--radius', type=float, default=DEFAULT_RADIUS,
                         help='superpixel radius in analysis pixels (histomicstk superpixelSize = 2 x radius)')
     parser.add_argument('--compactness', type=float, default=DEFAULT_COMPACTNESS, help='SLIC compactness, all')
@@ -513,16 +960,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run histomicstk without --overlap (its default: faster, but seams at its tile edges)")
     parser.add_argument('--workers', type=int, default=2, help='dask worker processes for ours')
     parser.add_argument('--tolerance', type=int, default=2, help='boundary match tolerance in pixels')
-    parser.add_argument('--quick', action='store_true', help='lower magnification, skip the inline run')
+    parser.add_argument('--quick', action='store_true',
+                        help='lower magnification, smaller sizes and limit, no inline run (about 2 minutes)')
     parser.add_argument('--no-slic', action='store_true', help='skip the one-shot slic (and boundary scores)')
     parser.add_argument('--repeat', type=int, default=1, help='rounds to run; each contender keeps its fastest')
     parser.add_argument('--profile', type=Path,
                         help='also run ours inline under cProfile, save the stats here and print the hot spots')
     parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')
+    parser.add_argument('--report', type=Path, help="write the benchmarks page's section here (bench/report.py)")
     parser.add_argument('--keep', type=Path, help='keep the rasters and logs in this folder (default: temp)')
     args = parser.parse_args(argv)
     if args.magnification is None:
         args.magnification = QUICK_MAGNIFICATION if args.quick else DEFAULT_MAGNIFICATION
+    if args.sizes is None:
+        args.sizes = list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    if args.limit is None:
+        args.limit = QUICK_LIMIT_S if args.quick else DEFAULT_LIMIT_S
     if args.slide is None:
         from histomics_label.sample_data import sample_slide
 
@@ -531,20 +984,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def sample_names(args: argparse.Namespace) -> list[str]:
+    """The contenders on the sample pyramid: ours (and inline, unless ``--quick``), HistomicsTK, and one-shot slic
+    unless skipped or too large for the memory available."""
+    names = ['ours'] + ([] if args.quick else ['ours-inline']) + ['histomicstk']
+    if not args.no_slic:
+        fits, why = one_shot_fits(args.slide, args)
+        if fits:
+            names.append('slic')
+        else:
+            print(f'skipping one-shot slic on the sample pyramid: {why}', file=sys.stderr)
+    return names
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print the tables; return (and optionally write) the figures."""
     args = parse_args(argv)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='bench-segments-') as temp:
         work = args.keep or Path(temp)
         work.mkdir(parents=True, exist_ok=True)
-        report = figures(args, *run_all(args, work))
+        measured, chance = compare(args.slide, sample_names(args), 'the sample pyramid', args, work / 'sample')
+        sample = comparison(args.slide, measured, chance, None)
+        rates: dict[str, Rate] = {}
+        megapixels = sample['slide']['megapixels']
+        update_rates(rates, measured, megapixels, histomicstk_pixels(args.slide, args) / 1e6, 'the sample pyramid')
+        points = run_series(args, work, rates) if args.sizes else []
         hot_spots = profile_ours(args, work) if args.profile else ''
-    print_table(report)
+    report = figures(args, sample, points)
+    report['seconds'] = time.perf_counter() - started
+    verdicts = goals(report)
+    print_report(report, verdicts)
+    print(f"\ntotal {report['seconds']:.0f} s")
     if hot_spots:
         print(f'\nours inline under cProfile (stats in {args.profile}), by own time:\n{hot_spots}')
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
+    if args.report:
+        write_section(report, verdicts, args.report)
     return report
 
 
