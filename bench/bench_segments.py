@@ -767,16 +767,19 @@ def series_rows(points: list[dict]) -> list[list[str]]:
     return rows
 
 
+LONG_CELL = 24  # a plain-text cell this long (a skip reason) runs on to the end of its line
+
+
 def text_table(headers: list[str], rows: list[list[str]]) -> str:
     """A plain-text table for the terminal: first column left-aligned, the rest right-aligned; a cell too long for
     its column (a skip reason) runs on to the end of the line."""
-    short = [row for row in rows if all(len(cell) < 24 for cell in row)]
+    short = [row for row in rows if all(len(cell) < LONG_CELL for cell in row)]
     widths = [max([len(h)] + [len(row[i]) for row in short if i < len(row)]) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
         out = []
         for i, cell in enumerate(cells):
-            if len(cell) >= 24:
+            if len(cell) >= LONG_CELL:
                 out.append(cell)
                 break
             out.append(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]))
