@@ -104,18 +104,19 @@ def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float)
     verdicts = table(['benchmark', 'goal', 'measured', 'met', 'shortfall and what limits it'],
                      [[g['benchmark'], g['goal'], g['measured'], 'yes' if g['met'] else '**no**', g.get('note', '')]
                       for g in goals], align='lllll') if goals else 'No goal verdicts were written.'
-    mode = ('`--quick`: smaller sizes and fewer seeds than the full run; the figures show the method works, the '
-            'full run (`python bench/run_all.py`) is the one to quote') if quick else 'full run'
+    mode = ('\n\n**This is a `--quick` run**: smaller sizes, fewer seeds and smaller budgets than the full run, so '
+            'several goals cannot be judged here (they say why); the full run, `python bench/run_all.py`, is the one '
+            'to quote.') if quick else ''
     return f"""# Benchmarks
 
-Every figure on this page comes from one run of `python bench/run_all.py{' --quick' if quick else ''}` ({mode}),
-which ran each benchmark below as its own process, one after another, and wrote this page. Peers were measured in
-the same run on the same machine, so the ratios hold better than the absolute times (this machine is shared and
-noisy). `tox -e bench` installs the peers (HistomicsTK, batchbald-redux) and runs it; each script also runs alone
-(see `bench/README.md`).
+Every figure on this page comes from one run of `python bench/run_all.py{' --quick' if quick else ''}`, which ran
+each benchmark below as its own process, one after another, and wrote this page. Peers were measured in the same
+run on the same machine, so the ratios hold better than the absolute times (this machine is shared and noisy).
+`tox -e bench` installs the peers (HistomicsTK, batchbald-redux) and runs it; each script also runs alone (see
+`bench/README.md`).{mode}
 
-Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('memory_gib', '?')} GiB,
-{info['machine']}, Python {info['python']}, numpy {info['numpy']}; 1-minute load average at the end
+Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('memory_gib', '?')} GiB, \
+{info['machine']}, Python {info['python']}, numpy {info['numpy']}; 1-minute load average at the end \
 {info.get('load_average', ['?'])[0]}. Total {total / 60:.1f} minutes.
 
 {runs}
