@@ -121,13 +121,13 @@ await run({
   const relabelTo = await otherChoice(relabelId);
   await page.locator(`.hl-review-card[data-label-id="${relabelId}"] .hl-review-choice`).selectOption(relabelTo);
   await page.locator(`.hl-review-card[data-label-id="${relabelId}"] .hl-review-relabel`).click();
-  await page.locator('.hl-review-message.alert-success').waitFor();
+  await page.locator('.hl-message.alert-success').waitFor();
   await idle();
   result.actions = {
     approve: { labelId: approveId, state: await cardState(approveId) },
     override: { labelId: overrideId, category: overrideTo, state: await cardState(overrideId) },
     relabel: { labelId: relabelId, item: relabelCard.item, segment: relabelCard.segment, category: relabelTo,
-      message: await text('.hl-review-message.alert-success') },
+      message: await text('.hl-message.alert-success') },
   };
   await page.screenshot({ path: `${input.artifacts}/review_actions.png`, fullPage: true });
 
@@ -162,10 +162,10 @@ await run({
     status: 400, contentType: 'application/json',
     body: JSON.stringify({ message: 'Injected failure', type: 'validation' }) }));
   await page.locator(`.hl-review-card[data-label-id="${failId}"] .hl-review-approve`).click();
-  await page.locator('.hl-review-message.alert-danger').waitFor();
+  await page.locator('.hl-message.alert-danger').waitFor();
   await idle();
   result.failedReview = {
-    labelId: failId, message: await text('.hl-review-message.alert-danger'), state: await cardState(failId),
+    labelId: failId, message: await text('.hl-message.alert-danger'), state: await cardState(failId),
   };
   await page.screenshot({ path: `${input.artifacts}/review_failed.png`, fullPage: true });
   await page.unroute('**/histomics_label/project/*/labels/*/review**');

@@ -7,11 +7,10 @@
 import { apiUrl, getJson, projectRoute, request } from '../api.js';
 import SegmentOverlay from './slide/SegmentOverlay.js';
 import SlideViewer from './slide/SlideViewer.js';
+import { dismissibleMessages, esc } from './project/common.js';
 
-const { $, _ } = girder;
+const { $ } = girder;
 const { View } = girder.views;
-
-const esc = _.escape;
 
 /** How often the rounds are polled while a retrain runs (ms). */
 const POLL_MS = 1500;
@@ -25,6 +24,8 @@ function percent(value) {
 }
 
 const GuidedView = View.extend({
+  ...dismissibleMessages,
+
   className: 'hl-guided-view',
 
   initialize(settings) {
@@ -40,7 +41,6 @@ const GuidedView = View.extend({
     this.labelCount = null;
     this.training = false;
     this.loadingRow = false;
-    this.messageId = 0;
     this._onKey = (event) => this._key(event);
     document.addEventListener('keydown', this._onKey);
     this.render();
@@ -80,24 +80,6 @@ const GuidedView = View.extend({
       this._retrain();
     });
     return this;
-  },
-
-  // ---- messages ----------------------------------------------------------------------------------------------
-
-  /** Show a message (an error unless `kind` says otherwise) that the user can dismiss. */
-  _message(text, kind = 'danger') {
-    this.messageId += 1;
-    const box = $(`<div class="hl-message alert alert-${kind} alert-dismissible" role="alert">
-        <button type="button" class="close" aria-label="Dismiss">&times;</button>
-        <span class="hl-message-text"></span>
-      </div>`);
-    box.find('.hl-message-text').text(text);
-    box.find('.close').on('click', () => box.remove());
-    this.$('.hl-messages').append(box);
-  },
-
-  _failed(what, error) {
-    this._message(`${what}: ${error.message}`);
   },
 
   // ---- loading -----------------------------------------------------------------------------------------------

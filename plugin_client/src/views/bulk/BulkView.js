@@ -8,12 +8,11 @@
 import { getJson, projectRoute, request } from '../../api.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
 import SlideViewer from '../slide/SlideViewer.js';
+import { dismissibleMessages, esc } from '../project/common.js';
 import './bulk.css';
 
-const { $, _ } = girder;
+const { $ } = girder;
 const { View } = girder.views;
-
-const esc = _.escape;
 
 const FILL_BUTTONS = [
   { id: 'predictions', name: 'Predictions', title: 'Colour unlabeled segments by the model\'s prediction' },
@@ -33,6 +32,8 @@ export function paintRoute(folderId, itemId) {
 }
 
 const BulkView = View.extend({
+  ...dismissibleMessages,
+
   className: 'hl-bulk-view',
 
   initialize(settings) {
@@ -136,22 +137,6 @@ const BulkView = View.extend({
     overlay.addEventListener('contextmenu', (event) => event.preventDefault());
     this._setMode(this.mode);
     return this;
-  },
-
-  // ---- messages ----------------------------------------------------------------------------------------------
-
-  _message(text, kind = 'danger') {
-    const box = $(`<div class="hl-message alert alert-${kind} alert-dismissible" role="alert">
-        <button type="button" class="close" aria-label="Dismiss">&times;</button>
-        <span class="hl-message-text"></span>
-      </div>`);
-    box.find('.hl-message-text').text(text);
-    box.find('.close').on('click', () => box.remove());
-    this.$('.hl-messages').append(box);
-  },
-
-  _failed(what, error) {
-    this._message(`${what}: ${error.message}`);
   },
 
   _status(text) {

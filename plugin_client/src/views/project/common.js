@@ -1,5 +1,5 @@
-// Small helpers shared by the project page's sections: messages of failed requests and colours for colour inputs.
-const { _ } = girder;
+// Small helpers shared by the views: messages of failed requests, dismissible messages and colours for colour inputs.
+const { $, _ } = girder;
 
 export const esc = _.escape;
 
@@ -55,3 +55,23 @@ export function toHex(color) {
   }
   return `#${match.slice(1, 4).map((n) => Number(n).toString(16).padStart(2, '0')).join('')}`;
 }
+
+/**
+ * Methods a view mixes in to show messages the user can dismiss, in its `.hl-messages` box: `_message(text, kind)`
+ * (an error unless `kind` says otherwise) and `_failed(what, error)` for a failed request.
+ */
+export const dismissibleMessages = {
+  _message(text, kind = 'danger') {
+    const box = $(`<div class="hl-message alert alert-${kind} alert-dismissible" role="alert">
+        <button type="button" class="close" aria-label="Dismiss">&times;</button>
+        <span class="hl-message-text"></span>
+      </div>`);
+    box.find('.hl-message-text').text(text);
+    box.find('.close').on('click', () => box.remove());
+    this.$('.hl-messages').append(box);
+  },
+
+  _failed(what, error) {
+    this._message(`${what}: ${error.message}`);
+  },
+};

@@ -7,12 +7,11 @@
 // Every failed request is shown in the page's messages area with what was asked and Girder's answer.
 import { apiUrl, getJson, labelRoute, projectRoute, request } from '../../api.js';
 import { learningCurveSvg } from './learningCurve.js';
+import { dismissibleMessages, esc } from '../project/common.js';
 import './review.css';
 
-const { $, _ } = girder;
+const { $ } = girder;
 const { View } = girder.views;
-
-const esc = _.escape;
 
 export const PAGE_SIZES = [24, 48, 96];
 
@@ -78,6 +77,8 @@ function confusionTable(matrix, names, rowsTitle, columnsTitle) {
 }
 
 const ReviewView = View.extend({
+  ...dismissibleMessages,
+
   className: 'hl-review-view',
 
   events: {
@@ -119,26 +120,10 @@ const ReviewView = View.extend({
           <a class="hl-review-label-link" href="#${esc(labelRoute(this.folderId))}">Label</a>
           <span class="hl-review-access"></span>
         </div>
-        <div class="hl-review-messages" aria-live="polite"></div>
+        <div class="hl-messages" aria-live="polite"></div>
         <div class="hl-review-body hl-loading">Loading the project…</div>
       </div>`);
     return this;
-  },
-
-  // ---- messages ----------------------------------------------------------------------------------------------
-
-  _message(text, kind = 'danger') {
-    const box = $(`<div class="hl-review-message alert alert-${kind} alert-dismissible" role="alert">
-        <button type="button" class="close" aria-label="Dismiss">&times;</button>
-        <span class="hl-review-message-text"></span>
-      </div>`);
-    box.find('.hl-review-message-text').text(text);
-    box.find('.close').on('click', () => box.remove());
-    this.$('.hl-review-messages').append(box);
-  },
-
-  _failed(what, error) {
-    this._message(`${what}: ${error.message}`);
   },
 
   // ---- loading -----------------------------------------------------------------------------------------------
