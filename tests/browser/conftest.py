@@ -1,6 +1,11 @@
 """Browser tests: Debian Chromium driven by npm ``playwright-core`` against the live stack serving the built web
 client. The set-up builds what is missing (the client, this folder's npm packages, Chromium) instead of skipping."""
 
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,11 +23,36 @@ def chromium() -> str:
     return ensure_chromium()
 
 
+@dataclass(frozen=True)
+class BrowserDriver:
+    """Runs this folder's Node driver scripts (``driver.mjs`` and one script per view) in Chromium."""
+
+    chromium: str
+    artifacts: Path
+
+    def run(self, script: str, stack, request: dict, timeout: int) -> dict:
+        """Run ``script`` against ``stack`` as its admin with ``request`` (the script's own inputs) and return the
+        JSON it prints, saved as ``<script>.json`` beside its screenshots with the seconds it took. A driver that
+        crashes or reports a ``failure`` fails the test, with what it saw so far."""
+        info = stack.info()
+        request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
+                   'artifacts': str(self.artifacts), 'chromium': self.chromium, **request}
+        started = time.monotonic()
+        run = subprocess.run(['node', script], cwd=HERE, capture_output=True, text=True, timeout=timeout,
+                             env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, check=False)
+        assert run.returncode == 0, f'driver failed: {run.stderr}'
+        result = json.loads(run.stdout)
+        result['driverSeconds'] = round(time.monotonic() - started, 1)
+        (self.artifacts / f'{Path(script).stem}.json').write_text(json.dumps(result, indent=1))
+        assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
+        return result
+
+
 @pytest.fixture(scope='session')
-def browser_driver(chromium) -> dict:
-    """What the Node driver scripts need: playwright-core installed from this folder's lock file, and Chromium."""
+def browser_driver(chromium, artifacts) -> BrowserDriver:
+    """The Node drivers' runner: playwright-core installed from this folder's lock file, and Chromium."""
     npm_ci(HERE)
-    return {'chromium': chromium, 'cwd': HERE}
+    return BrowserDriver(chromium, artifacts)
 
 
 @pytest.fixture(scope='session')

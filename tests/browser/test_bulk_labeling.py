@@ -6,9 +6,6 @@ and the segment borders switched on. What the page shows is checked against what
 overlays by what the map draws."""
 
 import json
-import os
-import subprocess
-import time
 
 import pytest
 from live_stack import make_segments, slide_project
@@ -40,22 +37,11 @@ def project(stack, cmu_svs):
 
 
 @pytest.fixture(scope='module')
-def observed(stack, project, browser_driver, artifacts) -> dict:
+def observed(stack, project, browser_driver) -> dict:
     """What the driver script saw in Chromium (see bulk_labeling.mjs), and the server's labels after the stroke."""
-    info = stack.info()
-    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
-               'projectId': project['folder']['_id'], 'itemId': project['item']['_id'], 'key': KEY,
-               'otherKey': OTHER_KEY, 'reader': project['reader'],
-               'artifacts': str(artifacts), 'chromium': browser_driver['chromium']}
-    started = time.monotonic()
-    run = subprocess.run(['node', 'bulk_labeling.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
-                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=600, check=False)
-    assert run.returncode == 0, f'driver failed: {run.stderr}'
-    result = json.loads(run.stdout)
-    result['driverSeconds'] = round(time.monotonic() - started, 1)
-    (artifacts / 'bulk_labeling.json').write_text(json.dumps(result, indent=1))
-    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
-    return result
+    request = {'projectId': project['folder']['_id'], 'itemId': project['item']['_id'], 'key': KEY,
+               'otherKey': OTHER_KEY, 'reader': project['reader']}
+    return browser_driver.run('bulk_labeling.mjs', stack, request, timeout=600)
 
 
 def test_slide_is_drawn(observed, project):

@@ -4,8 +4,6 @@ browser by keyboard, one label undone, retrained from the button, and one save (
 made to fail; what the page shows is checked against what the server stored."""
 
 import json
-import os
-import subprocess
 
 import pytest
 from live_stack import make_segments, slide_project, store_path
@@ -46,19 +44,10 @@ def project(stack, cmu_svs):
 
 
 @pytest.fixture(scope='module')
-def observed(stack, project, browser_driver, artifacts) -> dict:
+def observed(stack, project, browser_driver) -> dict:
     """What the driver script saw in Chromium (see guided_labeling.mjs)."""
-    info = stack.info()
-    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
-               'reader': project['reader'], 'projectId': project['folder']['_id'], 'keys': KEYS,
-               'artifacts': str(artifacts), 'chromium': browser_driver['chromium']}
-    run = subprocess.run(['node', 'guided_labeling.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
-                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=600, check=False)
-    assert run.returncode == 0, f'driver failed: {run.stderr}'
-    result = json.loads(run.stdout)
-    (artifacts / 'guided_labeling.json').write_text(json.dumps(result, indent=1))
-    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
-    return result
+    request = {'reader': project['reader'], 'projectId': project['folder']['_id'], 'keys': KEYS}
+    return browser_driver.run('guided_labeling.mjs', stack, request, timeout=600)
 
 
 def expected_category(step: dict) -> str:

@@ -2,9 +2,6 @@
 real H&E sample, opened from its route and from the folder page's button, next to a folder that is not a project
 and a request that fails."""
 
-import json
-import os
-import subprocess
 
 import pytest
 
@@ -30,19 +27,11 @@ def folders(stack, cmu_svs):
 
 
 @pytest.fixture(scope='module')
-def observed(stack, folders, browser_driver, artifacts) -> dict:
+def observed(stack, folders, browser_driver) -> dict:
     """What the driver script saw in Chromium (see project_page.mjs)."""
-    info = stack.info()
-    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
-               'projectId': folders['project']['_id'], 'plainFolderId': folders['plain']['_id'],
-               'missingId': '0123456789abcdef01234567', 'artifacts': str(artifacts),
-               'chromium': browser_driver['chromium']}
-    run = subprocess.run(['node', 'project_page.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
-                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=300, check=False)
-    assert run.returncode == 0, f'driver failed: {run.stderr}'
-    result = json.loads(run.stdout)
-    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
-    return result
+    request = {'projectId': folders['project']['_id'], 'plainFolderId': folders['plain']['_id'],
+               'missingId': '0123456789abcdef01234567'}
+    return browser_driver.run('project_page.mjs', stack, request, timeout=300)
 
 
 def test_project_page_shows_project(observed, stack, folders):

@@ -5,8 +5,6 @@ requests the server refuses shown on the page; then a user with read access sees
 control. What the page shows is checked against what the server stored."""
 
 import json
-import os
-import subprocess
 
 import pytest
 
@@ -39,19 +37,10 @@ def project(stack, cmu_svs):
 
 
 @pytest.fixture(scope='module')
-def observed(stack, project, browser_driver, artifacts) -> dict:
+def observed(stack, project, browser_driver) -> dict:
     """What the driver script saw in Chromium (see project_setup.mjs)."""
-    info = stack.info()
-    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
-               'reader': READER, 'projectId': project['folder']['_id'], 'radius': NEW_RADIUS,
-               'artifacts': str(artifacts), 'chromium': browser_driver['chromium']}
-    run = subprocess.run(['node', 'project_setup.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
-                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=900, check=False)
-    assert run.returncode == 0, f'driver failed: {run.stderr}'
-    result = json.loads(run.stdout)
-    (artifacts / 'project_setup.json').write_text(json.dumps(result, indent=1))
-    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
-    return result
+    request = {'reader': READER, 'projectId': project['folder']['_id'], 'radius': NEW_RADIUS}
+    return browser_driver.run('project_setup.mjs', stack, request, timeout=900)
 
 
 def test_categories_are_edited_in_the_page(observed):

@@ -6,9 +6,6 @@ and one relabeled; the agreement table and the learning curve checked against th
 the page; and a reader's view without actions."""
 
 import json
-import os
-import subprocess
-import time
 
 import girder_client
 import pytest
@@ -82,21 +79,10 @@ def project(stack, cmu_svs):
 
 
 @pytest.fixture(scope='module')
-def observed(stack, project, browser_driver, artifacts) -> dict:
+def observed(stack, project, browser_driver) -> dict:
     """What the driver script saw in Chromium (see review.mjs)."""
-    info = stack.info()
-    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
-               'reader': READER, 'projectId': project['folder']['_id'], 'secondId': project['second']['_id'],
-               'artifacts': str(artifacts), 'chromium': browser_driver['chromium']}
-    started = time.monotonic()
-    run = subprocess.run(['node', 'review.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
-                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=600, check=False)
-    assert run.returncode == 0, f'driver failed: {run.stderr}'
-    result = json.loads(run.stdout)
-    result['seconds'] = time.monotonic() - started
-    (artifacts / 'review.json').write_text(json.dumps(result, indent=1))
-    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
-    return result
+    request = {'reader': READER, 'projectId': project['folder']['_id'], 'secondId': project['second']['_id']}
+    return browser_driver.run('review.mjs', stack, request, timeout=600)
 
 
 def labels(stack, project, **filters) -> tuple[list[dict], int]:

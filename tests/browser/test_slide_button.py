@@ -3,9 +3,6 @@ lists the projects of a slide and nothing for a slide in none; the HistomicsUI a
 without HistomicsUI and, with a test-only stand-in of HistomicsUI's interface (slide_button.mjs), links the open
 image to its project whether HistomicsUI's script loads before or after the plugin's."""
 
-import json
-import os
-import subprocess
 
 import pytest
 from live_stack import slide_project
@@ -31,19 +28,11 @@ def slides(stack, cmu_svs):
 
 
 @pytest.fixture(scope='module')
-def observed(stack, slides, browser_driver, artifacts) -> dict:
+def observed(stack, slides, browser_driver) -> dict:
     """What the driver script saw in Chromium (see slide_button.mjs)."""
-    info = stack.info()
-    request = {'url': info.url.rstrip('/'), 'login': info.admin_login, 'password': info.admin_password,
-               'projectId': slides['project']['_id'], 'slideId': slides['slide']['_id'],
-               'plainSlideId': slides['plainSlide']['_id'], 'artifacts': str(artifacts),
-               'chromium': browser_driver['chromium']}
-    run = subprocess.run(['node', 'slide_button.mjs'], cwd=browser_driver['cwd'], capture_output=True, text=True,
-                         env={**os.environ, 'HL_BROWSER_INPUT': json.dumps(request)}, timeout=300, check=False)
-    assert run.returncode == 0, f'driver failed: {run.stderr}'
-    result = json.loads(run.stdout)
-    assert 'failure' not in result, f'{result["failure"]}; seen so far: {result}'
-    return result
+    request = {'projectId': slides['project']['_id'], 'slideId': slides['slide']['_id'],
+               'plainSlideId': slides['plainSlide']['_id']}
+    return browser_driver.run('slide_button.mjs', stack, request, timeout=300)
 
 
 def test_slide_item_page_links_its_project(observed, slides):
