@@ -488,7 +488,7 @@ def summarise(runs: dict[str, list[dict]], target: float) -> dict:
     return summary
 
 
-def goal_figures(summary: dict, runs: dict[str, list[dict]], initial_labels: int) -> dict | None:
+def goal_figures(summary: dict, runs: dict[str, list[dict]], initial_labels: int, pool_labels: int) -> dict | None:
     """The issue's goal on one dataset: the acquisition function needing the fewest labels to target (random and the
     oracle stratified baseline excluded) against random, as the ratio of their mean labels with a paired seed
     bootstrap interval. ``bound`` says which way censored seeds move the ratio. None without random or a rival."""
@@ -511,7 +511,8 @@ def goal_figures(summary: dict, runs: dict[str, list[dict]], initial_labels: int
     return dict(best=best, best_labels=float(ours.mean()), random_labels=float(theirs.mean()), ratio=ratio,
                 interval=interval, bound=bound,
                 met=met, best_reached=summary[best]['seeds_reached'], random_reached=summary['random']['seeds_reached'],
-                seeds=len(ours), rivals=len(rivals), initial_labels=initial_labels, random_start=random_start,
+                seeds=len(ours), rivals=len(rivals), initial_labels=initial_labels, pool_labels=pool_labels,
+                random_start=random_start,
                 budget=int(max(run['labels'][-1] for run in runs['random'])),
                 above_random=[name for name, gap in gaps.items() if gap and gap[0] > 0],
                 below_random=[name for name, gap in gaps.items() if gap and gap[1] < 0])
@@ -558,6 +559,11 @@ def goal_note(goal: dict, target: float) -> str:
     notes.append(f"by AULC, {len(goal['above_random'])} of {goal['rivals']} functions beat random beyond their 95 % "
                  f"interval ({', '.join(goal['above_random']) or 'none'}) and {len(goal['below_random'])} fall below "
                  f"it ({', '.join(goal['below_random']) or 'none'})")
+    share = goal['random_labels'] / goal['pool_labels']
+    if goal['ratio'] > GOAL_RATIO and share > 0.2:
+        notes.append(f"the pool is small: random reaches the target after labeling {share:.0%} of it "
+                     f"({goal['random_labels']:.0f} of {goal['pool_labels']:,} segments), which leaves active "
+                     "learning little to choose from; a larger pool (more images) would tell whether it needs fewer")
     if goal['interval'] and goal['interval'][0] <= GOAL_RATIO <= goal['interval'][1]:
         notes.append(f"the interval includes {GOAL_RATIO}: {goal['seeds']} seeds do not settle it")
     notes.append(f"the best of {goal['rivals']} functions is chosen on this run's own figures, which flatters it")
@@ -792,7 +798,7 @@ def run_dataset(task: Task, args: argparse.Namespace, seeds: list[int]) -> dict:
         for run in seed_runs:
             notes.extend(f'{name} seed {run["seed"]}: {note}' for note in dict.fromkeys(run['notes']))
     summary = summarise(runs, target)
-    goal = goal_figures(summary, runs, args.initial * task.n_classes)
+    goal = goal_figures(summary, runs, args.initial * task.n_classes, ref['pool_labels'])
     return dict(task=dict(name=task.name, description=task.description, why=task.why, class_names=task.class_names,
                           split=task.split, segments=task.segments),
                 params=dict(seeds=len(seeds), initial_labels=args.initial * task.n_classes, budget=args.budget,
@@ -866,12 +872,8 @@ def main(argv: list[str] | None = None) -> dict:
         print_result(result)
     print(f"\n{LEGEND}\n\ntotal {results['seconds']:.0f} s on {os.cpu_count()} CPUs (1-minute load average "
           f"{load_start:.1f} at the start, {results['load_average_end']:.1f} at the end)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1))
-    if args.report:
-        goals = [report.Goal(**result['goal']) for result in datasets.values()]
-        report.write_report(args.report, NAME, markdown(results, args.report), results, goals)
+    goals = [report.Goal(**result['goal']) for result in datasets.values()]
+    report.publish(results, args.json, args.report, NAME, lambda directory: markdown(results, directory), goals)
     return results
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
@@ -47,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from report import print_total, publish
 
 os.environ.setdefault('TQDM_DISABLE', '1')  # redux draws progress bars on every call; they would time too
 
@@ -518,13 +518,6 @@ thread(s) on {report['machine']['cpus']} CPUs. Samples: {report['source']}. Ours
 """
 
 
-def write_section(report: dict, directory: Path) -> None:
-    """``DIR/batchbald.md``, ``.json`` and ``.goals.json`` (bench/report.py)."""
-    from report import write_report
-
-    write_report(directory, NAME, markdown(report), report, goals(report))
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see ``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -567,14 +560,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     report = run(args)
     print_table(report)
-    print(f"\ntotal {report['seconds']:.0f} s (load average at the end {os.getloadavg()[0]:.1f})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.report:
-        write_section(report, args.report)
-        for goal in goals(report):
-            print(f"goal: {goal.goal}: {'met' if goal.met else 'NOT met'} ({goal.measured})")
+    print_total(report['seconds'])
+    publish(report, args.json, args.report, NAME, lambda directory: markdown(report), goals(report))
     return report
 
 

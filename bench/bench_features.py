@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from report import print_total, publish
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's start-up chatter (cnn_keras) is not a figure
 
@@ -445,16 +445,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     report = run(args)
     print_tables(report)
-    print(f"\ntotal {report['seconds']:.0f} s (load average at the end {os.getloadavg()[0]:.1f})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.report:
-        from report import write_report
-
-        write_report(args.report, NAME, markdown(report), report, goals(report))
-        for goal in goals(report):
-            print(f"goal: {goal.goal}: {'met' if goal.met else 'NOT met'} ({goal.measured})")
+    print_total(report['seconds'])
+    publish(report, args.json, args.report, NAME, lambda directory: markdown(report), goals(report))
     return report
 
 

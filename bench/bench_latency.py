@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
+from report import publish  # noqa: E402
+
 DIM = 1280  # the default extractor's embedding width: the store must be current for the project's representation
 CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
               {'name': 'necrosis', 'color': '#4363d8'}]
@@ -209,9 +211,9 @@ def goals(results: list[dict]) -> list:
     ]
 
 
-def write_report(directory: Path, results: list[dict], rounds: int) -> None:
-    """The benchmarks page's section (bench/report.py)."""
-    from report import figure, save_plot, table, write_report
+def section(directory: Path, results: list[dict], rounds: int) -> str:
+    """The benchmarks page's section (bench/report.py), its plot saved in ``directory``."""
+    from report import figure, save_plot, table
 
     rows = [[f'{r["segments"]:,}', f'{r["first_round_s"]:.2f}', f'{r["label_to_suggestions_s"]:.2f}',
              f'{r["train_s"]:.2f}', f'{r["suggest_s"]:.2f}', f'{r["pixelmap_fetch_s"]:.2f}',
@@ -228,7 +230,7 @@ def write_report(directory: Path, results: list[dict], rounds: int) -> None:
     ax.set_ylabel('seconds')
     ax.legend(fontsize=8)
     plot = save_plot(fig, directory, 'latency', 'seconds')
-    markdown = f"""## Interactive latency on the live stack
+    return f"""## Interactive latency on the live stack
 
 `bench/bench_latency.py`: Girder 5 with the plugin on the local live stack; one project per size whose slide store
 holds that many synthetic segments (1280-d embeddings in three clusters). Through the REST API as the browser
@@ -245,7 +247,6 @@ predictions (`GET .../overlay`, one byte per segment).
 Goals: label → fresh suggestions ≤ {GOAL_SECONDS:g} s, pixelmap fetch ≤ {GOAL_FETCH_S:g} s and ≤ {GOAL_FETCH_MB:g} MB.
 The annotation's values are JSON (Girder sends it uncompressed); the web client uses the binary overlay instead.
 """
-    write_report(directory, 'latency', markdown, {'rounds': rounds, 'results': results}, goals(results))
 
 
 def report(results: list[dict]) -> str:
@@ -297,10 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results)
     print(f'\n{datetime.date.today()}, {os.cpu_count()} CPUs, {platform.machine()}, Python '
           f'{platform.python_version()}\n{text}')
-    if args.json:
-        args.json.write_text(json.dumps({'date': str(datetime.date.today()), 'results': results}, indent=2))
-    if args.report:
-        write_report(args.report, results, args.rounds)
+    figures = {'date': str(datetime.date.today()), 'rounds': args.rounds, 'results': results}
+    publish(figures, args.json, args.report, 'latency', lambda directory: section(directory, results, args.rounds),
+            goals(results))
     return 0
 
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
 from bench_latency import CATEGORIES, make_project, truth  # noqa: E402
+from report import publish  # noqa: E402
 
 BROWSER_DIR = ROOT / 'tests' / 'browser'
 RASTER_SIDE = 8000
@@ -89,12 +90,23 @@ SMOOTH_RATIO = 0.8
 """Panning at the largest size counts as smooth when its frame rate is at least this share of the peer's."""
 
 
-def write_report(directory: Path, results: list[dict], seconds: float) -> None:
-    """The benchmarks page's section (bench/report.py)."""
-    from report import Goal, figure, save_plot, table, write_report
+def goal(results: list[dict]):
+    """The issue's smoothness goal: the largest size against the first (the peer)."""
+    from report import Goal
 
     peer, largest = results[0], results[-1]
     ratio = largest['fps'] / peer['fps']
+    return Goal(f'the painting view pans as smoothly with {largest["segments"]:,} segments as with '
+                f'{peer["segments"]:,} (frame rate ≥ {SMOOTH_RATIO:g}× the peer\'s)',
+                f'{largest["fps"]:.1f} against {peer["fps"]:.1f} frames/s ({ratio:.2f}×)', ratio >= SMOOTH_RATIO,
+                '' if ratio >= SMOOTH_RATIO else f'{ratio:.2f}× the peer\'s frame rate: see the frame times')
+
+
+def section(directory: Path, results: list[dict], seconds: float) -> str:
+    """The benchmarks page's section (bench/report.py), its plot saved in ``directory``."""
+    from report import figure, save_plot, table
+
+    peer = results[0]
     rows = [[f'{r["segments"]:,}', f'{r["open_s"]:.2f}', f'{r["predictions_s"]:.2f}', f'{r["fps"]:.1f}',
              f'{r["frame_ms_median"]:.1f}', f'{r["frame_ms_p95"]:.1f}', f'{r["fps"] / peer["fps"]:.2f}']
             for r in results]
@@ -103,11 +115,7 @@ def write_report(directory: Path, results: list[dict], seconds: float) -> None:
     ax.set_xlabel('segments drawn')
     ax.set_ylabel('frames per second while panning')
     plot = save_plot(fig, directory, 'overlay', 'fps')
-    goal = Goal(f'the painting view pans as smoothly with {largest["segments"]:,} segments as with '
-                f'{peer["segments"]:,} (frame rate ≥ {SMOOTH_RATIO:g}× the peer\'s)',
-                f'{largest["fps"]:.1f} against {peer["fps"]:.1f} frames/s ({ratio:.2f}×)', ratio >= SMOOTH_RATIO,
-                '' if ratio >= SMOOTH_RATIO else f'{ratio:.2f}× the peer\'s frame rate: see the frame times')
-    markdown = f"""## The painting view with a million segments
+    return f"""## The painting view with a million segments
 
 `bench/bench_overlay.py`: the same synthetic projects as the latency benchmark, with the segment grid 8,000 pixels
 square at every size so that sizes differ only in their number of segments; Debian Chromium (WebGL through
@@ -124,7 +132,6 @@ The colour of every segment is a lookup on the GPU side (geojs' pixelmap layer o
 number of segments changes only the one-off cost of building the colour table (the *predictions on* column), not
 the cost of a frame. The 95th-percentile frames are tile loads while dragging with software rendering.
 """
-    write_report(directory, 'overlay', markdown, {'seconds': seconds, 'results': results}, [goal])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -173,11 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results)
     print(f'\n{datetime.date.today()}, {os.cpu_count()} CPUs, {platform.machine()}, Python '
           f'{platform.python_version()}\n{text}')
-    if args.json:
-        args.json.write_text(json.dumps({'date': str(datetime.date.today()), 'categories': len(CATEGORIES),
-                                         'results': results}, indent=2))
-    if args.report:
-        write_report(args.report, results, args.seconds)
+    figures = {'date': str(datetime.date.today()), 'categories': len(CATEGORIES), 'seconds': args.seconds,
+               'results': results}
+    publish(figures, args.json, args.report, 'overlay',
+            lambda directory: section(directory, results, args.seconds), [goal(results)])
     return 0
 
 

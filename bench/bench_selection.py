@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
@@ -49,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from report import print_total, publish
 
 BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
@@ -499,16 +499,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     report = run(args)
     print_table(report)
-    print(f"\ntotal {report['seconds']:.0f} s (load average at the end {os.getloadavg()[0]:.1f})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-    if args.report:
-        from report import write_report
-
-        write_report(args.report, NAME, markdown(report, args.report), report, goals(report))
-        for goal in goals(report):
-            print(f"goal: {goal.goal}: {'met' if goal.met else 'NOT met'} ({goal.measured})")
+    print_total(report['seconds'])
+    publish(report, args.json, args.report, NAME, lambda directory: markdown(report, directory), goals(report))
     return report
 
 

@@ -19,7 +19,7 @@ import datetime
 import json
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -96,3 +96,22 @@ def write_report(directory: Path, name: str, markdown: str, figures: dict, goals
     (directory / f'{name}.md').write_text(markdown.strip() + '\n')
     (directory / f'{name}.json').write_text(json.dumps({'machine': machine(), **figures}, indent=1, default=str))
     (directory / f'{name}.goals.json').write_text(json.dumps([asdict(goal) for goal in goals], indent=1))
+
+
+def print_total(seconds: float) -> None:
+    """The run's last line: how long it took and how busy the machine was at the end."""
+    print(f'\ntotal {seconds:.0f} s (load average at the end {os.getloadavg()[0]:.1f})')
+
+
+def publish(figures: dict, json_path: Path | None, directory: Path | None, name: str,
+            section: Callable[[Path], str], goals: Sequence[Goal]) -> None:
+    """What a script does with its figures once it has printed them: ``--json`` writes them all to ``json_path``;
+    ``--report`` writes its section into ``directory`` (``section(directory)`` returns the markdown, saving its
+    plots there) with ``write_report``, and prints each goal's verdict."""
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(figures, indent=2, default=str))
+    if directory:
+        write_report(directory, name, section(directory), figures, goals)
+        for goal in goals:
+            print(f"goal: {goal.goal}: {'met' if goal.met else 'NOT met'} ({goal.measured})")
