@@ -56,6 +56,9 @@ setup(
     install_requires=GIRDER_5_STACK + ENGINE,
     extras_require={
         'tensorflow': ['tensorflow>=2.16'],
+        # the timm and uni extractors; timm imports torchvision, which must be the release built for the torch
+        # installed (docs/learning-engine.md)
+        'timm': ['timm>=1.0'],
         'test': [
             'pytest>=8',
             'pytest-girder==5.0.21',
