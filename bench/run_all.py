@@ -6,8 +6,8 @@ this script then puts the page together: how it was run and on what machine, eve
 sections in order. Plots go to ``docs/benchmarks/``, beside each section's figures as JSON. A benchmark that fails
 gets a section saying so with the end of its log, and the others still run.
 
-``python bench/run_all.py`` (about 30 minutes on 2 cores) or ``--quick`` (a few minutes: smaller sizes, fewer
-seeds; the page says so). ``tox -e bench`` installs the peers first and runs this.
+``python bench/run_all.py`` (28 minutes on 2 idle cores the last time) or ``--quick`` (a few minutes: smaller
+sizes, fewer seeds; the page says so). ``tox -e bench`` installs the peers first and runs this.
 """
 
 from __future__ import annotations
