@@ -1,5 +1,6 @@
 """The live stack for tests that need real processes (``tests/live``, ``tests/browser``)."""
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -50,6 +51,16 @@ def slide_project(client, slide: Path, name: str, config: dict) -> tuple[dict, d
     base = f'histomics_label/project/{folder["_id"]}'
     client.put(base, json=config)
     return folder, item, base
+
+
+def add_user(client, folder_id: str, user: dict, level: int) -> dict:
+    """A new user (``user``: its login and password) with ``level`` access (0 read, 1 write) on the folder."""
+    created = client.post('user', parameters={**user, 'email': f'{user["login"]}@example.com', 'firstName': 'A',
+                                              'lastName': 'User'})
+    access = client.get(f'folder/{folder_id}/access')
+    access['users'].append({'id': created['_id'], 'level': level})
+    client.put(f'folder/{folder_id}/access', parameters={'access': json.dumps(access)})
+    return created
 
 
 def make_segments(client, base: str) -> None:

@@ -5,10 +5,9 @@ painted with a category chosen by key, undone, painted and erased; then a round 
 and the segment borders switched on. What the page shows is checked against what the server stored, and the
 overlays by what the map draws."""
 
-import json
 
 import pytest
-from live_stack import make_segments, slide_project
+from live_stack import add_user, make_segments, slide_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -28,11 +27,7 @@ def project(stack, cmu_svs):
     folder, item, base = slide_project(client, cmu_svs, 'Bulk project', CONFIG)
     make_segments(client, base)
     reader = {'login': 'reader', 'password': 'password1'}
-    user = client.post('user', parameters={**reader, 'email': 'reader@example.com', 'firstName': 'R',
-                                           'lastName': 'Eader'})
-    access = client.get(f'folder/{folder["_id"]}/access')
-    access['users'].append({'id': user['_id'], 'level': 0})
-    client.put(f'folder/{folder["_id"]}/access', parameters={'access': json.dumps(access)})
+    add_user(client, folder['_id'], reader, 0)
     return {'folder': folder, 'item': item, 'base': base, 'reader': reader}
 
 

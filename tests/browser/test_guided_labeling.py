@@ -3,10 +3,9 @@ sample (segments made by the segment job, seed labels and a first round through 
 browser by keyboard, one label undone, retrained from the button, and one save (a click on a category button)
 made to fail; what the page shows is checked against what the server stored."""
 
-import json
 
 import pytest
-from live_stack import make_segments, slide_project, store_path
+from live_stack import add_user, make_segments, slide_project, store_path
 
 from histomics_label.demo import seed_labels
 
@@ -35,11 +34,7 @@ def project(stack, cmu_svs):
     client.put(f'{base}/labels', json={'labels': labels, 'view': 'api'})
     first = client.post(f'{base}/train', parameters={'wait': 'true'})['round']
     reader = {'login': 'reader', 'password': 'password1'}
-    user = client.post('user', parameters={**reader, 'email': 'reader@example.com', 'firstName': 'R',
-                                           'lastName': 'Eader'})
-    access = client.get(f'folder/{folder["_id"]}/access')
-    access['users'].append({'id': user['_id'], 'level': 0})
-    client.put(f'folder/{folder["_id"]}/access', parameters={'access': json.dumps(access)})
+    add_user(client, folder['_id'], reader, 0)
     return {'folder': folder, 'item': item, 'base': base, 'seeds': len(labels), 'first': first, 'reader': reader}
 
 

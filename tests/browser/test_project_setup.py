@@ -4,9 +4,9 @@ after a confirmation; the radius changed; segments made from the button with the
 requests the server refuses shown on the page; then a user with read access sees the same page without any edit
 control. What the page shows is checked against what the server stored."""
 
-import json
 
 import pytest
+from live_stack import add_user, slide_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -20,19 +20,8 @@ READER = {'login': 'setupreader', 'password': 'password1'}
 def project(stack, cmu_svs):
     """A project folder with the sample slide (not segmented), and a user with read access on it."""
     client = stack.client()
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    folder = client.createFolder(private['_id'], 'Setup project')
-    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(cmu_svs))['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
-    base = f'histomics_label/project/{folder["_id"]}'
-    client.put(base, json=CONFIG)
-    user = client.post('user', parameters={**READER, 'email': 'setupreader@example.com', 'firstName': 'S',
-                                           'lastName': 'Reader'})
-    access = client.get(f'folder/{folder["_id"]}/access')
-    access['users'].append({'id': user['_id'], 'level': 0})
-    client.put(f'folder/{folder["_id"]}/access', parameters={'access': json.dumps(access)})
+    folder, item, base = slide_project(client, cmu_svs, 'Setup project', CONFIG)
+    add_user(client, folder['_id'], READER, 0)
     return {'folder': folder, 'item': item, 'base': base}
 
 

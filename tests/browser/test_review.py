@@ -5,11 +5,10 @@ model's certainty, filtered by disagreement and by labeler, grouped by category,
 and one relabeled; the agreement table and the learning curve checked against the server; a failed review shown on
 the page; and a reader's view without actions."""
 
-import json
 
 import girder_client
 import pytest
-from live_stack import make_segments, slide_project, store_path
+from live_stack import add_user, make_segments, slide_project, store_path
 
 from histomics_label.demo import seed_labels
 
@@ -25,16 +24,6 @@ OTHER = {'tumor': 'stroma', 'stroma': 'tumor', 'background': 'tumor'}
 SECOND = {'login': 'second', 'password': 'password2'}
 READER = {'login': 'reviewreader', 'password': 'password1'}
 SHARED_SAME, SHARED_DIFFERENT = 6, 4
-
-
-def add_user(client, folder_id: str, user: dict, level: int) -> dict:
-    """A new user with ``level`` access (0 read, 1 write) on the folder."""
-    created = client.post('user', parameters={**user, 'email': f'{user["login"]}@example.com', 'firstName': 'A',
-                                              'lastName': 'User'})
-    access = client.get(f'folder/{folder_id}/access')
-    access['users'].append({'id': created['_id'], 'level': level})
-    client.put(f'folder/{folder_id}/access', parameters={'access': json.dumps(access)})
-    return created
 
 
 def first_page(client, base: str, **params) -> list[dict]:
