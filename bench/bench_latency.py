@@ -23,6 +23,7 @@ and ≤ 10 MB. Run ``python bench/bench_latency.py --help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gzip
 import json
@@ -32,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -278,23 +280,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
+@contextlib.contextmanager
+def benchmark_stack(data: Path, port: int = 0, keep: bool = False) -> Iterator[tuple]:
+    """A live stack for a benchmark, with its data in ``data`` on ``port`` (0: a free one), stopped at the end
+    unless ``keep``. Yields its info, an admin client, the plugin's data folder (where the synthetic projects'
+    stores go) and the sample slide those projects point at."""
     from histomics_label import sample_data
     from histomics_label.stack.launcher import Stack, _free_port
 
-    args = parse_args(argv)
-    stack = Stack(args.data, port=args.port or _free_port())
+    stack = Stack(data, port=port or _free_port())
     started = time.perf_counter()
     info = stack.start()
     print(f'live stack at {info.url} ({time.perf_counter() - started:.0f} s to start)', flush=True)
     try:
         client = info.client()
         data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
-        slide = Path(sample_data.cmu_small_region())
-        results = [measure(client, size, data_dir, slide, args.rounds) for size in args.sizes]
+        yield info, client, data_dir, Path(sample_data.cmu_small_region())
     finally:
-        if not args.keep:
+        if not keep:
             stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with benchmark_stack(args.data, args.port, args.keep) as (_, client, data_dir, slide):
+        results = [measure(client, size, data_dir, slide, args.rounds) for size in args.sizes]
     text = report(results)
     print(f'\n{datetime.date.today()}, {os.cpu_count()} CPUs, {platform.machine()}, Python '
           f'{platform.python_version()}\n{text}')

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
-from bench_latency import CATEGORIES, make_project, truth  # noqa: E402
+from bench_latency import CATEGORIES, benchmark_stack, make_project, truth  # noqa: E402
 from report import publish  # noqa: E402
 
 BROWSER_DIR = ROOT / 'tests' / 'browser'
@@ -151,22 +151,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from histomics_label import sample_data
     from histomics_label.client_build import build_client, ensure_chromium, npm_ci
-    from histomics_label.stack.launcher import Stack, _free_port
 
     args = parse_args(argv)
     build_client()
     npm_ci(BROWSER_DIR)
     chromium = ensure_chromium()
-    stack = Stack(args.data, port=_free_port())
-    info = stack.start()
-    print(f'live stack at {info.url}', flush=True)
     results = []
-    try:
-        client = info.client()
-        data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
-        slide = Path(sample_data.cmu_small_region())
+    with benchmark_stack(args.data) as (info, client, data_dir, slide):
         for size in args.sizes:
             started = time.perf_counter()
             folder, item = prepare(client, size, data_dir, slide)
@@ -175,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
             results.append({'segments': size, **figures})
             print(f'  open {figures["open_s"]:.2f} s, predictions {figures["predictions_s"]:.2f} s, '
                   f'panning {figures["fps"]:.1f} fps', flush=True)
-    finally:
-        stack.stop()
     text = report(results)
     print(f'\n{datetime.date.today()}, {os.cpu_count()} CPUs, {platform.machine()}, Python '
           f'{platform.python_version()}\n{text}')
