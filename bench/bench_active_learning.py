@@ -47,6 +47,7 @@ from pathlib import Path
 import he_task
 import numpy as np
 import report
+from registered_functions import runnable_functions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = ROOT / 'bench-output'
@@ -257,22 +258,9 @@ CONTEXT_NEEDS = MODEL_FREE_NEEDS | {'samples'}
 
 def strategies(only: list[str] | None) -> tuple[list[Strategy], list[str]]:
     """Every registered acquisition function we can feed, plus stratified random; and notes on those skipped."""
-    from histomics_label.core.acquisition import acquisition_functions
-
-    found, notes = [], []
-    for name in acquisition_functions.names():
-        if only and name not in only:
-            continue
-        try:
-            function = acquisition_functions.create(name)
-        except Exception as exc:  # a constructor that needs options we do not know
-            notes.append(f'{name}: skipped, cannot be created without options ({exc})')
-            continue
-        needs = tuple(getattr(function, 'needs', ()) or ())
-        missing = [need for need in needs if need not in CONTEXT_NEEDS]
-        if missing:
-            notes.append(f'{name}: skipped, needs {", ".join(missing)} which this harness cannot provide')
-            continue
+    runnable, notes = runnable_functions(CONTEXT_NEEDS, only)
+    found = []
+    for name, function, needs in runnable:
         # A cold start has no model yet, so it can only use the model-free inputs.
         cold = bool(getattr(function, 'cold_start', False)) and set(needs) <= MODEL_FREE_NEEDS
         found.append(Strategy(name, function, needs, cold))

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from registered_functions import runnable_functions
 from report import print_total, publish
 
 BENCH = Path(__file__).resolve().parent
@@ -173,20 +174,9 @@ class Row:
 
 def contenders(batch: int) -> tuple[list[Row], list[str]]:
     """A row per registered function at ``batch`` (plus ``EXTRA_BATCHES``), and notes on functions skipped."""
-    from histomics_label.core.acquisition import acquisition_functions
-
-    rows, notes = [], []
-    for name in acquisition_functions.names():
-        try:
-            function = acquisition_functions.create(name)
-        except Exception as exc:  # a constructor that needs options this harness does not know
-            notes.append(f'{name}: skipped, cannot be created without options ({exc})')
-            continue
-        needs = tuple(getattr(function, 'needs', ()) or ())
-        unknown = [need for need in needs if need not in KNOWN_NEEDS]
-        if unknown:
-            notes.append(f'{name}: skipped, needs {", ".join(unknown)}, which this harness cannot provide')
-            continue
+    found, notes = runnable_functions(KNOWN_NEEDS)
+    rows = []
+    for name, function, needs in found:
         uses_model = bool(getattr(function, 'uses_model', True))
         rows.append(Row(name, function, batch, needs, uses_model, False))
         if name in EXTRA_BATCHES and EXTRA_BATCHES[name] != batch:
