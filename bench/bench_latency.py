@@ -1,7 +1,7 @@
 """Interactive latency on the live stack: label → fresh suggestions, and fetching a slide's pixelmap annotation.
 
-One run starts the local live stack (``histomics_label.stack``: Girder 5 with the plugin on a Mongo-wire server and
-Redis) in ``bench-output/latency-stack`` (or uses a running Girder given by ``--api-url``), and for each size
+One run starts the local live stack (``histomics_label.devtools.stack``: Girder 5 with the plugin on a Mongo-wire server
+and Redis) in ``bench-output/latency-stack`` (or uses a running Girder given by ``--api-url``), and for each size
 (100,000 and 1,000,000 segments; ``--quick``: 10,000 and 100,000) makes a project whose one slide has that many
 segments: the sample slide's item, with a slide store written directly in the server's data folder holding a grid
 of square segments and synthetic 1280-d embeddings (three Gaussian clusters, one per category; the size of the
@@ -285,8 +285,8 @@ def benchmark_stack(data: Path, port: int = 0, keep: bool = False) -> Iterator[t
     """A live stack for a benchmark, with its data in ``data`` on ``port`` (0: a free one), stopped at the end
     unless ``keep``. Yields its info, an admin client, the plugin's data folder (where the synthetic projects'
     stores go) and the sample slide those projects point at."""
-    from histomics_label import sample_data
-    from histomics_label.stack.launcher import Stack, _free_port
+    from histomics_label.devtools import sample_data
+    from histomics_label.devtools.stack.launcher import Stack, _free_port
 
     stack = Stack(data, port=port or _free_port())
     started = time.perf_counter()

@@ -151,7 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from histomics_label.client_build import build_client, ensure_chromium, npm_ci
+    from histomics_label.devtools.client_build import build_client, ensure_chromium, npm_ci
 
     args = parse_args(argv)
     build_client()

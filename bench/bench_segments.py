@@ -972,7 +972,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.limit is None:
         args.limit = QUICK_LIMIT_S if args.quick else DEFAULT_LIMIT_S
     if args.slide is None:
-        from histomics_label.sample_data import sample_slide
+        from histomics_label.devtools.sample_data import sample_slide
 
         args.slide = sample_slide()
     args.slide = args.slide.resolve()

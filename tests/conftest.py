@@ -2,7 +2,7 @@
 
 import pytest
 
-from histomics_label import sample_data
+from histomics_label.devtools import sample_data
 
 
 @pytest.fixture(scope='session')

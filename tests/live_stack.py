@@ -18,7 +18,7 @@ def free_port() -> int:
 @contextmanager
 def running_stack(folder: Path) -> Iterator:
     """A live stack with its data in ``folder`` on a free port, stopped at the end whatever happened."""
-    from histomics_label.stack import Stack
+    from histomics_label.devtools.stack import Stack
 
     stack = Stack(folder, port=free_port(), timeout=120)
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from histomics_label.core.acquisition import acquisition_functions
 from histomics_label.core.store import SlideStore
-from histomics_label.demo import seed_labels
+from histomics_label.devtools.cli_demo import seed_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DIR = ROOT / 'slicer_cli'

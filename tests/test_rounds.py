@@ -10,7 +10,7 @@ from histomics_label.core.pipeline import PipelineConfig, model_options, represe
 from histomics_label.core.rounds import merge_categories, round_model, train_slides_round
 from histomics_label.core.store import SlideStore
 from histomics_label.core.suggestions import suggest, suggest_across
-from histomics_label.demo import seed_labels
+from histomics_label.devtools.cli_demo import seed_labels
 
 FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_size': 256}
 

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from skimage.transform import downscale_local_mean
 
-from histomics_label import sample_data
+from histomics_label.devtools import sample_data
 
 
 @pytest.fixture(scope='module')

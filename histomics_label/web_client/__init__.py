@@ -1,5 +1,5 @@
-"""The built web client (``dist/``, made from ``plugin_client/`` by ``python -m histomics_label.client_build``) and
-its registration with Girder 5, whose own client loads a plugin's script and stylesheet through
+"""The built web client (``dist/``, made from ``plugin_client/`` by ``python -m histomics_label.devtools.client_build``)
+and its registration with Girder 5, whose own client loads a plugin's script and stylesheet through
 ``GET /system/plugin_static_files``.
 
 ``dist/`` is a build output, not in git; without it the server and its REST API work as before and the log says the
@@ -28,7 +28,7 @@ def register_client(info: dict) -> bool:
 
     if not client_built():
         logger.warning('Histomics Label web client is not built (%s is missing): the REST API works, the web views '
-                       'do not; build it with: python -m histomics_label.client_build', DIST_DIR / SCRIPT)
+                       'do not; build it with: python -m histomics_label.devtools.client_build', DIST_DIR / SCRIPT)
         return False
     registerPluginStaticContent(plugin='histomics_label', css=[f'/{STYLESHEET}'], js=[f'/{SCRIPT}'],
                                 staticDir=DIST_DIR, tree=info['serverRoot'])

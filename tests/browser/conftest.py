@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from live_stack import running_stack
 
-from histomics_label.client_build import build_client, ensure_chromium, npm_ci
+from histomics_label.devtools.client_build import build_client, ensure_chromium, npm_ci
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE.parents[1] / 'test-artifacts' / 'browser'

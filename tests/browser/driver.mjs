@@ -18,7 +18,7 @@ export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic',
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader',
   '--use-angle=swiftshader'];
 
-/** Headless Chromium from `executablePath` (Debian's, see histomics_label.client_build) with CHROMIUM_ARGS. */
+/** Headless Chromium from `executablePath` (Debian's, see histomics_label.devtools.client_build) with CHROMIUM_ARGS. */
 export function launchChromium(executablePath) {
   return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
 }

@@ -10,7 +10,7 @@ import girder_client
 import pytest
 from live_stack import add_user, make_segments, slide_project, store_path
 
-from histomics_label.demo import seed_labels
+from histomics_label.devtools.cli_demo import seed_labels
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 

@@ -1,4 +1,4 @@
-"""Tests against the live stack (``histomics_label.stack``): real processes, a real HTTP server."""
+"""Tests against the live stack (``histomics_label.devtools.stack``): real processes, a real HTTP server."""
 
 import pytest
 from live_stack import running_stack

@@ -19,7 +19,7 @@ import girder_client
 import pytest
 from live_stack import make_segments, slide_project, store_path
 
-from histomics_label.demo import seed_labels
+from histomics_label.devtools.cli_demo import seed_labels
 
 pytestmark = pytest.mark.live
 CONFIG = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
@@ -153,7 +153,7 @@ def test_kill_9_mid_write_loses_no_committed_label(stack, project):
 
 
 def test_cli_specs_registered_for_the_job_panel(stack):
-    from histomics_label.stack.demo import CLI_IMAGE, register_cli_specs
+    from histomics_label.devtools.stack.demo import CLI_IMAGE, register_cli_specs
 
     client = stack.client()
     assert register_cli_specs(client) == ['SuperpixelClassification', 'SimilarSegments']

@@ -50,7 +50,7 @@ def _add_slide(folder, admin, cmu_svs, embedded_cmu):
 def trained(server, project, admin, embedded_cmu, cmu_svs):
     """The seed segments of the first slide labeled and a round trained on them; then a second slide, in no round,
     with three labels. Returns the second slide and its labeled segments."""
-    from histomics_label.demo import seed_labels
+    from histomics_label.devtools.cli_demo import seed_labels
 
     names = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
     seeds = {int(s): names[c] for s, c in seed_labels(str(embedded_cmu), str(cmu_svs), 5)['labels'].items()}

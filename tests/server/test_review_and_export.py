@@ -29,7 +29,7 @@ def trained(server, project, admin, user, embedded_cmu, cmu_svs):
     from girder.constants import AccessType
     from girder.models.folder import Folder
 
-    from histomics_label.demo import seed_labels
+    from histomics_label.devtools.cli_demo import seed_labels
 
     Folder().setUserAccess(project['folder'], user, AccessType.WRITE, save=True)
     names = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}

@@ -52,7 +52,7 @@ def test_a_failing_segment_job_says_why(server, bare_project, admin):
 
 def test_labels_and_predictions_become_pixelmap_annotations(server, project, admin, embedded_cmu, cmu_svs):
     from histomics_label import segmenting
-    from histomics_label.demo import seed_labels
+    from histomics_label.devtools.cli_demo import seed_labels
 
     segmenting.publish_segment_image(project['folder'], project['item'])
     names = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}

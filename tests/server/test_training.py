@@ -24,7 +24,7 @@ def _label(server, project, user, labels):
 @pytest.fixture
 def seeded(project, admin, embedded_cmu, cmu_svs):
     """The project with the demo's stain-based seed labels (5 per category) written by admin."""
-    from histomics_label.demo import seed_labels
+    from histomics_label.devtools.cli_demo import seed_labels
 
     document = seed_labels(str(embedded_cmu), str(cmu_svs), 5)
     names = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}

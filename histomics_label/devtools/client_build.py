@@ -1,8 +1,8 @@
 """Build the web client (``plugin_client/`` → ``histomics_label/web_client/dist/``) when it is missing or older than
 its sources, and install Debian's Chromium for the browser tests.
 
-The install and test set-up call ``python -m histomics_label.client_build`` (add ``--chromium`` where browser tests
-run). It needs node and npm; without them it says so and what to install instead of failing inside npm.
+The install and test set-up call ``python -m histomics_label.devtools.client_build`` (add ``--chromium`` where browser
+tests run). It needs node and npm; without them it says so and what to install instead of failing inside npm.
 """
 
 import argparse
@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from .web_client import DIST_DIR, SCRIPT
+from ..web_client import DIST_DIR, SCRIPT
+from . import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CLIENT_DIR = REPO_ROOT / 'plugin_client'
 CHROMIUM = '/usr/bin/chromium'
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-CLI = Path(__file__).resolve().parent.parent / 'slicer_cli' / 'SuperpixelClassification' / \
-    'SuperpixelClassification.py'
+from . import REPO_ROOT
+
+CLI = REPO_ROOT / 'slicer_cli' / 'SuperpixelClassification' / 'SuperpixelClassification.py'
 SEEDS_PER_CATEGORY = 4
 CATEGORIES = [
     {'name': 'cellular', 'color': '#7b2cbf'},
@@ -33,8 +34,8 @@ def seed_labels(store_path: str, slide_path: str, magnification: float) -> dict:
     """Pick seed labels from the mean stain of each segment (see the module docstring)."""
     from skimage.color import rgb2hed
 
-    from .core.slide import SlideReader
-    from .core.store import SlideStore
+    from ..core.slide import SlideReader
+    from ..core.store import SlideStore
 
     with SlideStore(store_path) as store:
         table = store.segments()
@@ -63,9 +64,9 @@ def render(store_path: str, slide_path: str, magnification: float, suggestions: 
     from PIL import Image, ImageDraw
     from skimage.segmentation import find_boundaries
 
-    from .core.outputs import predicted_values
-    from .core.slide import SlideReader
-    from .core.store import SlideStore
+    from ..core.outputs import predicted_values
+    from ..core.slide import SlideReader
+    from ..core.store import SlideStore
 
     slide = SlideReader(slide_path, magnification)
     step = max(1, int(np.ceil(max(slide.width, slide.height) / max_size)))

@@ -1,11 +1,11 @@
 """The live demo: the local stack with a demo project on the bundled H&E sample slide, ready to label in a browser.
 
-``python -m histomics_label.stack.demo [--data live-data] [--port 8080]`` (what ``tox -e demo`` runs) starts the
-live stack (or finds it running), and through the REST API, as a user would: makes the collection "Histomics Label
+``python -m histomics_label.devtools.stack.demo [--data live-data] [--port 8080]`` (what ``tox -e demo`` runs) starts
+the live stack (or finds it running), and through the REST API, as a user would: makes the collection "Histomics Label
 demo" with a project folder holding the sample slide, configures its categories, starts segment generation and
 follows its job to the end, labels a few segments picked by stain (``demo.seed_labels``: enough to show a model,
 not a pathologist's work), trains a round, and prints the URL, the login and what to open. Run again, it reuses
-everything it made; stop the stack with ``python -m histomics_label.stack stop --data live-data``.
+everything it made; stop the stack with ``python -m histomics_label.devtools.stack stop --data live-data``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .. import REPO_ROOT
 from .launcher import Stack, StackError
 
 COLLECTION = 'Histomics Label demo'
@@ -80,7 +81,7 @@ def follow_jobs(client, started: list[dict]) -> None:
 
 def seed(client, folder: dict, item: dict, data_dir: Path) -> int:
     """Label the stain-picked seed segments (once) and train a round; returns how many labels the project has."""
-    from ..demo import seed_labels
+    from ..cli_demo import seed_labels
     from ..sample_data import sample_slide
 
     base = f'histomics_label/project/{folder["_id"]}'
@@ -109,7 +110,7 @@ def register_cli_specs(client) -> list[str]:
     import base64
     import json
 
-    root = Path(__file__).resolve().parents[2] / 'slicer_cli'
+    root = REPO_ROOT / 'slicer_cli'
     listing = root / 'slicer_cli_list.json'
     if not listing.exists():
         return []
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
           f'  demo project: {info.url}#folder/{folder["_id"]} ({slides[0]["segments"]} segments, {count} labels)\n'
           f'  REST API: {info.api_url} (docs/rest.md)\n'
           f'  Slicer CLI tasks registered for {CLI_IMAGE}: {", ".join(tasks) or "none (no slicer_cli folder)"}\n'
-          f'  stop: {sys.executable} -m histomics_label.stack stop --data {args.data}')
+          f'  stop: {sys.executable} -m histomics_label.devtools.stack stop --data {args.data}')
     return 0
 
 

@@ -8,7 +8,7 @@ extracted with ``zipfile``; neither package is ever imported or installed.
 Because a region of 2220 × 2967 px is too small to exercise whole-slide code paths, ``sample_slide`` mirrors it
 into a pyramidal tiled TIFF of about 8900 × 8900 px that large_image opens at 20× like a scanner's file.
 
-Run ``python -m histomics_label.sample_data`` to make everything and print the paths.
+Run ``python -m histomics_label.devtools.sample_data`` to make everything and print the paths.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m histomics_label.stack start|stop|status``: run the local live stack in the background."""
+"""``python -m histomics_label.devtools.stack start|stop|status``: run the local live stack in the background."""
 
 import argparse
 import sys
@@ -8,7 +8,7 @@ from .launcher import Stack, StackError
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command on the stack of ``--data``; return the exit status (1 when it failed or does not run)."""
-    parser = argparse.ArgumentParser(prog='python -m histomics_label.stack', description=__doc__)
+    parser = argparse.ArgumentParser(prog='python -m histomics_label.devtools.stack', description=__doc__)
     parser.add_argument('command', choices=('start', 'stop', 'status'))
     parser.add_argument('--data', default='./live-data', help='data directory (default: %(default)s)')
     parser.add_argument('--port', type=int, default=8080, help="Girder's port (default: %(default)s)")
