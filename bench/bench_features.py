@@ -76,7 +76,7 @@ def segment_sample(radius: int) -> Segments:
     from histomics_label.core.slic import TiledSLIC
     from histomics_label.core.slide import SlideReader
     from histomics_label.devtools import sample_data
-    from histomics_label.project_config import DEFAULTS
+    from histomics_label.projects.config import DEFAULTS
 
     started = time.perf_counter()
     slide = SlideReader(str(sample_data.sample_slide()), DEFAULTS['magnification'])
@@ -253,7 +253,7 @@ def measure_model(name: str, patches: dict[int, np.ndarray], threads: list[int])
 
 def patch_sizes(args: argparse.Namespace, input_sizes: list[int]) -> list[int]:
     """The sizes to cut: ``--sizes``, or the others, the project default and the extractors' input sizes."""
-    from histomics_label.project_config import DEFAULTS
+    from histomics_label.projects.config import DEFAULTS
 
     if args.sizes:
         return sorted(set(args.sizes))
@@ -373,7 +373,7 @@ def goals(report: dict) -> list:
 
 def reading(report: dict) -> str:
     """A few computed sentences on this run: where our time goes at the project's default patch size."""
-    from histomics_label.project_config import DEFAULTS
+    from histomics_label.projects.config import DEFAULTS
 
     lines = []
     for row in report['extractors']:

@@ -103,7 +103,7 @@ def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) 
     item id)."""
     from histomics_label.core.label_tiff import write_segment_tiff
     from histomics_label.core.store import SlideStore
-    from histomics_label.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY
+    from histomics_label.projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY
 
     me = client.get('user/me')
     private = next(client.listFolder(me['_id'], 'user', name='Private'))

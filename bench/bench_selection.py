@@ -1,7 +1,7 @@
 """Selection speed: one batch chosen by every registered acquisition function from 10k, 100k and 1M candidates.
 
 Every name in ``histomics_label.core.acquisition.acquisition_functions`` (whatever is registered when it runs)
-chooses one batch of the project's default size (``batchSize`` of ``project_config.DEFAULTS``, 8) as the
+chooses one batch of the project's default size (``batchSize`` of ``projects.config.DEFAULTS``, 8) as the
 application does (``suggestions.suggest_across``): ``function.select(probabilities, candidates, n, seed=,
 labeled=, **needs)``, with ``probabilities`` ``None`` for functions that do not use a model. BatchBALD also
 chooses a batch of 32, the size of the issue's comparison with batchbald-redux (``bench_batchbald.py``).
@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> dict:
     from threadpoolctl import threadpool_limits
 
     from histomics_label.core.suggestions import MC_SAMPLES
-    from histomics_label.project_config import DEFAULTS
+    from histomics_label.projects.config import DEFAULTS
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)  # numpy's BLAS (coreset, k-means): on a busy machine 1 thread was 2x faster

@@ -19,9 +19,10 @@ class HistomicsLabelPlugin(GirderPlugin):
             getPlugin(name).load(info)
         from . import settings  # noqa: F401  (registers the settings' defaults and validators)
         from .models.label import Label, LabelEvent
+        from .models.round import Round
+        from .models.training_state import TrainingState
         from .rest import item_projects
         from .rest.project import ProjectResource
-        from .training import Round, TrainingState
 
         ModelImporter.registerModel('label', Label, 'histomics_label')
         ModelImporter.registerModel('label_event', LabelEvent, 'histomics_label')
@@ -30,7 +31,7 @@ class HistomicsLabelPlugin(GirderPlugin):
         TrainingState().reset_interrupted()
         info['apiRoot'].histomics_label = ProjectResource()
         item_projects.add_routes(info['apiRoot'].histomics_label)
-        from .segment_images import on_folder_saved
+        from .projects.segment_images import on_folder_saved
 
         events.bind('model.folder.save.after', 'histomics_label', on_folder_saved)  # access reaches segment images
         from .web_client import register_client

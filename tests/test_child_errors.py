@@ -1,6 +1,6 @@
 """The reason shown for a failed worker child: its own ``Error:`` line, else its last line, else its exit code."""
 
-from histomics_label.child_errors import child_error
+from histomics_label.jobs.workers.errors import child_error
 
 
 def test_the_workers_error_line_wins_over_later_logging():

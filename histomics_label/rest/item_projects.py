@@ -16,7 +16,7 @@ from girder.constants import AccessType, TokenScope
 from girder.models.folder import Folder
 from girder.models.item import Item
 
-from ..project_config import META_KEY
+from ..projects.config import META_KEY
 
 
 def add_routes(resource: Resource) -> None:

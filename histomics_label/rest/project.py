@@ -20,12 +20,16 @@ from girder.exceptions import ValidationException
 from girder.models.folder import Folder
 from girder.models.user import User
 
-from .. import agreement, export, overlays, projects, publishing, segmenting, training
 from ..core.errors import HistomicsLabelError
 from ..core.store import SlideStore
+from ..jobs import rounds as round_jobs
+from ..jobs import segments as segment_jobs
 from ..models.label import VIEWS, Label
-from ..project_config import DEFAULTS, META_KEY
-from ..segment_images import segment_image_of
+from ..models.round import Round
+from ..models.training_state import TrainingState
+from ..projects import agreement, export, folders, overlays, publishing
+from ..projects.config import DEFAULTS, META_KEY
+from ..projects.segment_images import segment_image_of
 
 MAX_BATCH = 100_000
 """Most labels one request may write: a painted region of a slide, not a whole cohort."""
@@ -68,10 +72,10 @@ class ProjectResource(Resource):
         .errorResponse('The folder is not a project.')
         .errorResponse('Read access was denied on the folder.', 403))
     def get_project(self, folder: dict) -> dict:
-        config = projects.config_of(folder)
+        config = folders.config_of(folder)
         user = self.getCurrentUser()
         return {'_id': str(folder['_id']), 'name': folder['name'], 'config': config,
-                'slides': len(projects.slides(folder)),
+                'slides': len(folders.slides(folder)),
                 'access': {'write': Folder().hasAccess(folder, user, AccessType.WRITE),
                            'admin': Folder().hasAccess(folder, user, AccessType.ADMIN)}}
 
@@ -94,7 +98,7 @@ class ProjectResource(Resource):
             if used:
                 raise ValidationException(f'Categories {", ".join(used)} have labels: rename or merge them instead '
                                           'of leaving them out', 'categories')
-        return {'_id': str(folder['_id']), 'config': projects.save_config(folder, config)}
+        return {'_id': str(folder['_id']), 'config': folders.save_config(folder, config)}
 
     @access.public(scope=TokenScope.DATA_READ)
     @autoDescribeRoute(
@@ -102,10 +106,10 @@ class ProjectResource(Resource):
         .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
         .errorResponse('Read access was denied on the folder.', 403))
     def get_slides(self, folder: dict) -> list[dict]:
-        projects.config_of(folder)
-        return [{'_id': str(item['_id']), 'name': item['name'], 'segments': projects.segment_count(folder, item),
+        folders.config_of(folder)
+        return [{'_id': str(item['_id']), 'name': item['name'], 'segments': folders.segment_count(folder, item),
                  'segmentImage': _segment_image_json(folder, item)}
-                for item in projects.slides(folder)]
+                for item in folders.slides(folder)]
 
     # -- labels ----------------------------------------------------------------------------------------------------
 
@@ -121,7 +125,7 @@ class ProjectResource(Resource):
         .errorResponse('Write access was denied on the folder.', 403))
     def put_labels(self, folder: dict, body) -> dict:
         body = _json_object(body, 'body')
-        config = projects.config_of(folder)
+        config = folders.config_of(folder)
         entries = self._entries(folder, body, with_category=True)
         names = {c['name'] for c in config['categories']}
         unknown = sorted({e['category'] for e in entries} - names)
@@ -133,7 +137,7 @@ class ProjectResource(Resource):
             raise ValidationException(f'view must be one of {", ".join(VIEWS)}', 'view')
         user = self.getCurrentUser()
         result = Label().upsert(folder, user, entries, view)
-        result['training'] = training.labels_changed(folder, config, user, result['changed'])
+        result['training'] = round_jobs.labels_changed(folder, config, user, result['changed'])
         return result
 
     @access.user(scope=TokenScope.DATA_WRITE)
@@ -145,7 +149,7 @@ class ProjectResource(Resource):
         .errorResponse('Write access was denied on the folder.', 403))
     def delete_labels(self, folder: dict, body) -> dict:
         body = _json_object(body, 'body')
-        projects.config_of(folder)
+        folders.config_of(folder)
         return Label().remove_labels(folder, self.getCurrentUser(), self._entries(folder, body, with_category=False))
 
     @access.user(scope=TokenScope.DATA_WRITE)
@@ -162,9 +166,9 @@ class ProjectResource(Resource):
         from ..core.strokes import segments_under_stroke
 
         body = _json_object(body, 'body')
-        config = projects.config_of(folder)
-        slide = projects.slide_of(folder, str(body.get('item')))
-        path = projects.store_path(folder, slide)
+        config = folders.config_of(folder)
+        slide = folders.slide_of(folder, str(body.get('item')))
+        path = folders.store_path(folder, slide)
         if not path.exists():
             raise ValidationException(f'Slide {slide["name"]} has no segments yet; generate them first', 'item')
         erase = bool(body.get('erase', False))
@@ -187,7 +191,7 @@ class ProjectResource(Resource):
             result = Label().remove_labels(folder, user, entries)
             return {**result, 'segments': segments.tolist(), 'labeled': 0, 'training': None}
         result = Label().upsert(folder, user, [{**e, 'category': category} for e in entries], 'bulk')
-        result['training'] = training.labels_changed(folder, config, user, result['changed'])
+        result['training'] = round_jobs.labels_changed(folder, config, user, result['changed'])
         return {**result, 'segments': segments.tolist(), 'deleted': 0}
 
     @access.user(scope=TokenScope.DATA_WRITE)
@@ -198,7 +202,7 @@ class ProjectResource(Resource):
         .errorResponse('No such batch of yours.')
         .errorResponse('Write access was denied on the folder.', 403))
     def undo_labels(self, folder: dict, batch: str) -> dict:
-        projects.config_of(folder)
+        folders.config_of(folder)
         return Label().undo(folder, self.getCurrentUser(), batch)
 
     @access.public(scope=TokenScope.DATA_READ)
@@ -223,10 +227,10 @@ class ProjectResource(Resource):
         .errorResponse('Read access was denied on the folder.', 403))
     def get_labels(self, folder: dict, item, category, labeler, since, until, reviewed, disagree, limit, offset,
                    sort):
-        projects.config_of(folder)
+        folders.config_of(folder)
         query: dict = {'project': folder['_id']}
         if item:
-            query['item'] = projects.slide_of(folder, item)['_id']
+            query['item'] = folders.slide_of(folder, item)['_id']
         if category:
             query['category'] = category
         if labeler:
@@ -269,7 +273,7 @@ class ProjectResource(Resource):
         .errorResponse('No such label or category.')
         .errorResponse('Write access was denied on the folder.', 403))
     def review_label(self, folder: dict, labelId: str, category: str | None) -> dict:
-        config = projects.config_of(folder)
+        config = folders.config_of(folder)
         if category is not None and category not in {c['name'] for c in config['categories']}:
             raise ValidationException(f'Unknown category {category!r}', 'category')
         label = Label().review(folder, self.getCurrentUser(), _object_id(labelId, 'labelId'), category)
@@ -286,14 +290,14 @@ class ProjectResource(Resource):
         .errorResponse('No such category, or the new name is taken.')
         .errorResponse('Admin access was denied on the folder.', 403))
     def rename_category(self, folder: dict, old: str, new: str) -> dict:
-        config = projects.config_of(folder)
+        config = folders.config_of(folder)
         names = [c['name'] for c in config['categories']]
         if old not in names:
             raise ValidationException(f'No category {old!r}', 'old')
         if new.strip() in names:
             raise ValidationException(f'A category {new.strip()!r} exists already; merge instead', 'new')
         categories = [{**c, 'name': new.strip() if c['name'] == old else c['name']} for c in config['categories']]
-        saved = projects.save_config(folder, {'categories': categories})
+        saved = folders.save_config(folder, {'categories': categories})
         relabeled = Label().rename_category(folder['_id'], old, new.strip())
         return {'config': saved, 'relabeled': relabeled}
 
@@ -306,7 +310,7 @@ class ProjectResource(Resource):
         .errorResponse('No such categories, or they are the same.')
         .errorResponse('Admin access was denied on the folder.', 403))
     def merge_categories(self, folder: dict, source: str, target: str) -> dict:
-        config = projects.config_of(folder)
+        config = folders.config_of(folder)
         names = [c['name'] for c in config['categories']]
         for name, field in ((source, 'source'), (target, 'target')):
             if name not in names:
@@ -314,7 +318,7 @@ class ProjectResource(Resource):
         if source == target:
             raise ValidationException('Cannot merge a category into itself', 'target')
         relabeled = Label().rename_category(folder['_id'], source, target)
-        saved = projects.save_config(folder, {'categories': [c for c in config['categories']
+        saved = folders.save_config(folder, {'categories': [c for c in config['categories']
                                                               if c['name'] != source]})
         return {'config': saved, 'relabeled': relabeled}
 
@@ -331,12 +335,12 @@ class ProjectResource(Resource):
         .errorResponse('The project cannot rank yet (no trained round for a model-based metric).')
         .errorResponse('Read access was denied on the folder.', 403))
     def get_suggestions(self, folder: dict, limit: int | None) -> list[dict]:
-        config = projects.config_of(folder)
+        config = folders.config_of(folder)
         limit = config['batchSize'] if limit is None else limit
         if not 1 <= limit <= 1000:
             raise ValidationException('limit must be between 1 and 1000', 'limit')
         try:
-            return training.project_suggestions(folder, limit)
+            return round_jobs.project_suggestions(folder, limit)
         except HistomicsLabelError as exc:
             raise ValidationException(str(exc)) from exc
 
@@ -348,12 +352,12 @@ class ProjectResource(Resource):
                dataType='boolean', default=False)
         .errorResponse('Write access was denied on the folder.', 403))
     def train(self, folder: dict, wait: bool) -> dict:
-        projects.config_of(folder)
-        result = training.request_round(folder, self.getCurrentUser(), 'asked for')
+        folders.config_of(folder)
+        result = round_jobs.request_round(folder, self.getCurrentUser(), 'asked for')
         if wait:
-            training.wait_for_rounds(folder['_id'])
+            round_jobs.wait_for_rounds(folder['_id'])
             result['round'] = self._latest_round(folder)
-        result['state'] = training.TrainingState().state(folder['_id'])
+        result['state'] = TrainingState().state(folder['_id'])
         return result
 
     @access.public(scope=TokenScope.DATA_READ)
@@ -362,10 +366,10 @@ class ProjectResource(Resource):
         .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
         .errorResponse('Read access was denied on the folder.', 403))
     def get_rounds(self, folder: dict) -> dict:
-        projects.config_of(folder)
-        rounds = [_round_json(doc) for doc in training.Round().find({'project': folder['_id']},
+        folders.config_of(folder)
+        rounds = [_round_json(doc) for doc in Round().find({'project': folder['_id']},
                                                                    sort=[('number', 1)])]
-        return {'rounds': rounds, 'state': training.TrainingState().state(folder['_id'])}
+        return {'rounds': rounds, 'state': TrainingState().state(folder['_id'])}
 
     @access.user(scope=TokenScope.DATA_WRITE)
     @autoDescribeRoute(
@@ -376,8 +380,8 @@ class ProjectResource(Resource):
         .param('force', 'Remake them for every slide.', required=False, dataType='boolean', default=False)
         .errorResponse('Admin access was denied on the folder.', 403))
     def make_segments(self, folder: dict, force: bool) -> list[dict]:
-        projects.config_of(folder)
-        return segmenting.start_segment_jobs(folder, self.getCurrentUser(), force)
+        folders.config_of(folder)
+        return segment_jobs.start_segment_jobs(folder, self.getCurrentUser(), force)
 
     @access.user(scope=TokenScope.DATA_WRITE)
     @autoDescribeRoute(
@@ -386,7 +390,7 @@ class ProjectResource(Resource):
         .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
         .errorResponse('Write access was denied on the folder.', 403))
     def publish_annotations(self, folder: dict) -> list[dict]:
-        projects.config_of(folder)
+        folders.config_of(folder)
         return publishing.publish_project(folder, self.getCurrentUser())
 
     # -- review figures and exports --------------------------------------------------------------------------------
@@ -416,7 +420,7 @@ class ProjectResource(Resource):
         .errorResponse('The slide has no segments, no round or no embedding map yet.', 404)
         .errorResponse('Read access was denied on the folder.', 403))
     def get_overlay(self, folder: dict, item: str, kind: str):
-        body = overlays.overlay_bytes(folder, projects.slide_of(folder, item), kind)
+        body = overlays.overlay_bytes(folder, folders.slide_of(folder, item), kind)
         setResponseHeader('Content-Type', 'application/octet-stream')
         setRawResponse()
         return body
@@ -434,8 +438,8 @@ class ProjectResource(Resource):
         .errorResponse('Nothing to export, or too much for GeoJSON.')
         .errorResponse('Read access was denied on the folder.', 403))
     def export(self, folder: dict, format: str, item: str | None, predictions: bool):
-        projects.config_of(folder)
-        slide = projects.slide_of(folder, item) if item else None
+        folders.config_of(folder)
+        slide = folders.slide_of(folder, item) if item else None
         stem = folder['name'].replace('"', '') + (f'-{slide["name"]}' if slide else '')
         try:
             if format == 'hdf5':
@@ -477,13 +481,13 @@ class ProjectResource(Resource):
                     cnfp: bool) -> list[dict]:
         from ..core.similar import similar_segments
 
-        config = projects.config_of(folder)
-        slide = projects.slide_of(folder, item)
+        config = folders.config_of(folder)
+        slide = folders.slide_of(folder, item)
         if not 1 <= limit <= 1000:
             raise ValidationException('limit must be between 1 and 1000', 'limit')
-        slides = [slide] + [s for s in projects.slides(folder) if s['_id'] != slide['_id']
-                            and projects.store_path(folder, s).exists()]
-        paths = [str(projects.store_path(folder, s)) for s in slides]
+        slides = [slide] + [s for s in folders.slides(folder) if s['_id'] != slide['_id']
+                            and folders.store_path(folder, s).exists()]
+        paths = [str(folders.store_path(folder, s)) for s in slides]
         if not Path(paths[0]).exists():
             raise ValidationException(f'Slide {slide["name"]} has no segments yet', 'item')
         labeled = [segment for (item_id, segment) in Label().effective(folder['_id'], slide['_id'])]
@@ -505,12 +509,12 @@ class ProjectResource(Resource):
         .errorResponse('Nothing to import in this folder.')
         .errorResponse('Admin access was denied on the folder.', 403))
     def import_published(self, folder: dict) -> dict:
-        from ..migration import import_histomicsui_project
+        from ..projects.migration import import_histomicsui_project
 
         return import_histomicsui_project(folder, self.getCurrentUser())
 
     def _latest_round(self, folder: dict) -> dict | None:
-        doc = training.Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)])
+        doc = Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)])
         return None if doc is None else _round_json(doc)
 
     # -- helpers ---------------------------------------------------------------------------------------------------
@@ -528,8 +532,8 @@ class ProjectResource(Resource):
                 raise ValidationException(f'Label {index + 1} needs an item and a segment', 'labels')
             item_id = str(entry['item'])
             if item_id not in slides:
-                item = projects.slide_of(folder, item_id)
-                slides[item_id] = (item, projects.segment_count(folder, item))
+                item = folders.slide_of(folder, item_id)
+                slides[item_id] = (item, folders.segment_count(folder, item))
             item, count = slides[item_id]
             segment = entry['segment']
             if isinstance(segment, bool) or not isinstance(segment, int):
@@ -563,7 +567,7 @@ class ProjectResource(Resource):
         if calls is None:
             calls = agreement.model_calls(folder, _label_keys(labels))
         for item_id, segments in by_item.items():
-            boxes = projects.segment_boxes(folder, item_id, np.array(segments))
+            boxes = folders.segment_boxes(folder, item_id, np.array(segments))
             if boxes is not None:
                 regions.update({(item_id, s): [int(v) for v in box] for s, box in zip(segments, boxes, strict=True)})
         result = []
@@ -579,7 +583,7 @@ class ProjectResource(Resource):
                 'category': label['category'], 'labeler': str(label['labeler']),
                 'labelerLogin': logins[label['labeler']], 'created': label['created'], 'updated': label['updated'],
                 'view': label.get('view'), 'region': regions.get((label['item'], label['segment'])),
-                'thumbnail': projects.thumbnail_url(label['item'], regions.get((label['item'], label['segment']))),
+                'thumbnail': folders.thumbnail_url(label['item'], regions.get((label['item'], label['segment']))),
                 'predicted': None if call is None else call.category,
                 'certainty': None if call is None else call.certainty,
                 'review': None if review is None else {
@@ -658,10 +662,10 @@ def _segment_image_json(folder: dict, item: dict) -> dict | None:
     """The slide's segment image, its scale (slide base pixels per segment-image pixel) and which overlays it has
     (predictions once a round exists, the embedding map once made), for viewers."""
     image = segment_image_of(item)
-    path = projects.store_path(folder, item)
+    path = folders.store_path(folder, item)
     if image is None or not path.exists():
         return None
     with SlideStore(path) as store:
         facts = {'scale': store.slide_info.scale, 'predictions': bool(store.rounds()),
-                 'embeddingMap': projects.config_of(folder)['extractor'] in store.embedding_map_names()}
+                 'embeddingMap': folders.config_of(folder)['extractor'] in store.embedding_map_names()}
     return {**image.to_json(), **facts}

@@ -45,9 +45,9 @@ def data_dir(db, tmp_path):
 def project(bare_project, embedded_cmu):
     """A project folder owned by admin, which ``user`` may read, with three categories (one excluded) and one real
     slide already segmented and embedded (a copy of the session's H&E store)."""
-    from histomics_label import projects
+    from histomics_label.projects import folders
 
-    shutil.copyfile(embedded_cmu, projects.store_path(bare_project['folder'], bare_project['item']))
+    shutil.copyfile(embedded_cmu, folders.store_path(bare_project['folder'], bare_project['item']))
     return bare_project
 
 
@@ -60,7 +60,7 @@ def bare_project(server, admin, user, fsAssetstore, data_dir, cmu_svs):
     from girder.models.upload import Upload
     from girder_large_image.models.image_item import ImageItem
 
-    from histomics_label import projects
+    from histomics_label.projects import folders
 
     home = Folder().createFolder(admin, 'Private', parentType='user', reuseExisting=True)
     folder = Folder().createFolder(home, 'Project', creator=admin)
@@ -72,7 +72,7 @@ def bare_project(server, admin, user, fsAssetstore, data_dir, cmu_svs):
     if not item.get('largeImage'):  # large_image sets it on upload where its auto-set setting is on
         ImageItem().createImageItem(item, file, user=admin, createJob=False)
         item = Item().load(file['itemId'], force=True)
-    projects.save_config(folder, {'categories': CATEGORIES, **STORE_SETTINGS})
+    folders.save_config(folder, {'categories': CATEGORIES, **STORE_SETTINGS})
     return {'folder': Folder().load(folder['_id'], force=True), 'item': item}
 
 

@@ -14,12 +14,12 @@ def _folder(admin, name, categories=None):
     """A folder in admin's private folder; a project when ``categories`` are given."""
     from girder.models.folder import Folder
 
-    from histomics_label import projects
+    from histomics_label.projects import folders
 
     home = Folder().createFolder(admin, 'Private', parentType='user', reuseExisting=True)
     folder = Folder().createFolder(home, name, creator=admin)
     if categories is not None:
-        projects.save_config(folder, {'categories': categories})
+        folders.save_config(folder, {'categories': categories})
     return Folder().load(folder['_id'], force=True)
 
 

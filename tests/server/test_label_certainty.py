@@ -33,7 +33,7 @@ def _add_slide(folder, admin, cmu_svs, embedded_cmu):
     from girder.models.upload import Upload
     from girder_large_image.models.image_item import ImageItem
 
-    from histomics_label import projects
+    from histomics_label.projects import folders
 
     with open(cmu_svs, 'rb') as handle:
         file = Upload().uploadFromFile(handle, cmu_svs.stat().st_size, 'second.svs', parentType='folder',
@@ -42,7 +42,7 @@ def _add_slide(folder, admin, cmu_svs, embedded_cmu):
     if not item.get('largeImage'):
         ImageItem().createImageItem(item, file, user=admin, createJob=False)
         item = Item().load(file['itemId'], force=True)
-    shutil.copyfile(embedded_cmu, projects.store_path(folder, item))
+    shutil.copyfile(embedded_cmu, folders.store_path(folder, item))
     return item
 
 
@@ -63,10 +63,10 @@ def trained(server, project, admin, embedded_cmu, cmu_svs):
 
 
 def _latest_round(project):
-    from histomics_label import projects
     from histomics_label.core.store import SlideStore
+    from histomics_label.projects import folders
 
-    with SlideStore(projects.store_path(project['folder'], project['item'])) as store:
+    with SlideStore(folders.store_path(project['folder'], project['item'])) as store:
         return store.latest_round()
 
 

@@ -210,12 +210,12 @@ def test_concurrent_labelers_lose_nothing(server, project, admin):
 
 
 def test_paint_and_erase_a_stroke(server, project, labeler):
-    from histomics_label import projects
     from histomics_label.core.store import SlideStore
     from histomics_label.core.strokes import segments_under_stroke
+    from histomics_label.projects import folders
 
     item = str(project['item']['_id'])
-    with SlideStore(projects.store_path(project['folder'], project['item'])) as store:
+    with SlideStore(folders.store_path(project['folder'], project['item'])) as store:
         x0, y0, x1, y1 = store.segments(np.array([20])).bbox[0] * store.slide_info.scale
         points = [[float(x0), float(y0)], [float(x1), float(y1)]]
         expected = segments_under_stroke(store, points, 30).tolist()

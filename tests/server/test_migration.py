@@ -203,9 +203,9 @@ def test_import_brings_categories_settings_segmentation_and_labels(published, ad
     from girder.models.folder import Folder
     from girder.models.item import Item
 
-    from histomics_label.migration import SEGMENTATION_KEY, import_histomicsui_project
-    from histomics_label.project_config import META_KEY
-    from histomics_label.segmenting import SEGMENT_IMAGE_KEY
+    from histomics_label.jobs.segments import SEGMENT_IMAGE_KEY
+    from histomics_label.projects.config import META_KEY
+    from histomics_label.projects.migration import SEGMENTATION_KEY, import_histomicsui_project
 
     summary = import_histomicsui_project(published['folder'], admin)
 
@@ -259,7 +259,7 @@ def test_segment_ids_name_the_superpixels_of_their_image(published, admin, user,
 
     from histomics_label.core.label_tiff import read_segment_ids
     from histomics_label.core.store import SlideStore
-    from histomics_label.migration import SEGMENTATION_KEY, import_histomicsui_project
+    from histomics_label.projects.migration import SEGMENTATION_KEY, import_histomicsui_project
 
     import_histomicsui_project(published['folder'], admin)
     item = Item().load(published['slides']['a']['_id'], force=True)
@@ -276,8 +276,8 @@ def test_segment_ids_name_the_superpixels_of_their_image(published, admin, user,
 
 
 def test_importing_again_changes_nothing_and_keeps_work_done_here(published, admin, user):
-    from histomics_label.migration import import_histomicsui_project
     from histomics_label.models.label import Label, LabelEvent
+    from histomics_label.projects.migration import import_histomicsui_project
 
     import_histomicsui_project(published['folder'], admin)
     before = _labels(published['folder'])
@@ -300,15 +300,15 @@ def test_importing_again_changes_nothing_and_keeps_work_done_here(published, adm
 
 
 def test_existing_project_keeps_its_categories_and_settings(published, admin, user):
-    from histomics_label import projects
-    from histomics_label.migration import import_histomicsui_project
+    from histomics_label.projects import folders
+    from histomics_label.projects.migration import import_histomicsui_project
 
-    projects.save_config(published['folder'], {'categories': [{'name': 'Tumor', 'color': '#000000',
+    folders.save_config(published['folder'], {'categories': [{'name': 'Tumor', 'color': '#000000',
                                                                 'hotkey': 's'}], 'radius': 12})
 
     summary = import_histomicsui_project(published['folder'], admin)
 
-    config = projects.config_of(published['folder'])
+    config = folders.config_of(published['folder'])
     assert [(c['name'], c['color'], c['hotkey']) for c in config['categories']] == [
         ('Tumor', '#000000', 's'), ('Stroma', '#f28e2c', None), ('Marker', '#e15759', None),
         ('Necrosis', 'rgba(118, 183, 178, 0.25)', None)]
@@ -322,9 +322,9 @@ def test_a_folder_without_anything_to_import_is_a_400(server, admin, fsAssetstor
     from girder.models.folder import Folder
     from girder_large_image import yamlConfigFileWrite
 
-    from histomics_label.migration import import_histomicsui_project
     from histomics_label.models.label import Label
-    from histomics_label.project_config import META_KEY
+    from histomics_label.projects.config import META_KEY
+    from histomics_label.projects.migration import import_histomicsui_project
 
     home = Folder().createFolder(admin, 'Private', parentType='user', reuseExisting=True)
     plain = Folder().createFolder(home, 'Plain slides', creator=admin)
@@ -346,8 +346,9 @@ def test_imported_slides_train_on_their_own_superpixels(server, admin, user, pub
     from girder.models.folder import Folder
     from girder_jobs.models.job import Job
 
-    from histomics_label import projects, segmenting
     from histomics_label.core.store import SlideStore
+    from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.projects import folders
 
     folder = published['folder']
     Folder().setUserAccess(folder, user, AccessType.WRITE, save=True)
@@ -357,7 +358,7 @@ def test_imported_slides_train_on_their_own_superpixels(server, admin, user, pub
     assert response.status == '200 OK', response.json
     started = server.request(f'{path}/segments', method='POST', user=admin).json
     assert {entry['status'] for entry in started} == {'started'}
-    segmenting.wait_for_segment_jobs()
+    segment_jobs.wait_for_segment_jobs()
     for entry in started:
         job = Job().load(entry['job'], force=True, includeLog=True)
         assert job['status'] == 3, job['log']
@@ -365,7 +366,7 @@ def test_imported_slides_train_on_their_own_superpixels(server, admin, user, pub
     with SlideStore(embedded_cmu) as store:
         theirs = store.label_raster[()].astype('int64')
     slide_a = published['slides']['a']
-    with SlideStore(projects.store_path(folder, slide_a)) as store:
+    with SlideStore(folders.store_path(folder, slide_a)) as store:
         ours = store.label_raster[()]
         assert store.n_segments == published['count']
     assert (ours == theirs + 1).all()

@@ -36,20 +36,21 @@ def test_segment_image_carries_outlines_and_is_described(server, project, admin,
     from girder.models.item import Item
     from girder_large_image.models.image_item import ImageItem
 
-    from histomics_label import projects, segmenting
     from histomics_label.core.label_tiff import decode_rgb
     from histomics_label.core.store import SlideStore
+    from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.projects import folders
 
     assert server.request(_path(project, '/slides'), user=user).json[0]['segmentImage'] is None
     assertStatus(_overlay(server, project, user, 'labels'), 404)
-    image = segmenting.publish_segment_image(project['folder'], project['item'])
+    image = segment_jobs.publish_segment_image(project['folder'], project['item'])
     slide = server.request(_path(project, '/slides'), user=user).json[0]
     assert slide['segmentImage'] == {'id': str(image['_id']), 'boundaries': True, 'offset': 0, 'scale': 4.0,
                                      'predictions': False, 'embeddingMap': False}
     tile, _ = ImageItem().getRegion(Item().load(image['_id'], force=True), format='numpy',
                                     region={'left': 0, 'top': 0, 'width': 256, 'height': 256})
     encoded = decode_rgb(tile[..., :3])
-    with SlideStore(projects.store_path(project['folder'], project['item'])) as store:
+    with SlideStore(folders.store_path(project['folder'], project['item'])) as store:
         ids = np.asarray(store.label_raster[:encoded.shape[0], :encoded.shape[1]])
     assert np.array_equal(encoded >> 1, ids)  # 2·id inside, 2·id + 1 on the outline
     outline = (encoded & 1).astype(bool)
@@ -61,9 +62,9 @@ def test_whoever_may_read_the_project_may_read_its_segment_images(server, projec
     from girder.models.folder import Folder
     from girder.models.user import User
 
-    from histomics_label import segmenting
+    from histomics_label.jobs import segments as segment_jobs
 
-    image = segmenting.publish_segment_image(project['folder'], project['item'])
+    image = segment_jobs.publish_segment_image(project['folder'], project['item'])
     late = User().createUser('latecomer', 'password1', 'Late', 'Comer', 'late@example.com')
     assertStatus(server.request(f'/item/{image["_id"]}/tiles', user=late), 403)
     Folder().setUserAccess(project['folder'], late, AccessType.READ, save=True)  # given access after segmenting
@@ -73,11 +74,11 @@ def test_whoever_may_read_the_project_may_read_its_segment_images(server, projec
 
 
 def test_labels_overlay_follows_labels_and_reviews(server, project, admin, user):
-    from histomics_label import segmenting
     from histomics_label.core.store import SlideStore
-    from histomics_label.projects import store_path
+    from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.projects.folders import store_path
 
-    segmenting.publish_segment_image(project['folder'], project['item'])
+    segment_jobs.publish_segment_image(project['folder'], project['item'])
     with SlideStore(store_path(project['folder'], project['item'])) as store:
         n = store.n_segments
     assert not _bytes(_overlay(server, project, user, 'labels')).any()
@@ -93,11 +94,11 @@ def test_labels_overlay_follows_labels_and_reviews(server, project, admin, user)
 
 
 def test_prediction_and_certainty_overlays_match_the_round(server, project, admin, user):
-    from histomics_label import segmenting
     from histomics_label.core.store import SlideStore
-    from histomics_label.projects import store_path
+    from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.projects.folders import store_path
 
-    segmenting.publish_segment_image(project['folder'], project['item'])
+    segment_jobs.publish_segment_image(project['folder'], project['item'])
     response = _overlay(server, project, user, 'predictions')
     assertStatus(response, 404)
     assert 'train a first round' in b''.join(response.body).decode()
@@ -121,11 +122,11 @@ def test_prediction_and_certainty_overlays_match_the_round(server, project, admi
 
 
 def test_embedding_overlay_needs_the_map_and_returns_its_colours(server, project, user):
-    from histomics_label import segmenting
     from histomics_label.core.store import SlideStore
-    from histomics_label.projects import store_path
+    from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.projects.folders import store_path
 
-    segmenting.publish_segment_image(project['folder'], project['item'])
+    segment_jobs.publish_segment_image(project['folder'], project['item'])
     response = _overlay(server, project, user, 'embedding')
     assertStatus(response, 404)
     assert 'embeddingMap' in b''.join(response.body).decode()
@@ -149,7 +150,7 @@ def test_bad_overlay_requests_are_refused_clearly(server, project, user):
 
 
 def test_an_imported_superpixel_image_is_read_with_its_offset():
-    from histomics_label.segment_images import SegmentImage
+    from histomics_label.projects.segment_images import SegmentImage
 
     imported = SegmentImage('a' * 24, boundaries=True, offset=1)  # superpixel k is segment k + 1
     assert imported.per_index(np.array([0, 5, 6, 7])).tolist() == [5, 6, 7]

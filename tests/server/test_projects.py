@@ -3,7 +3,7 @@
 import pytest
 from pytest_girder.assertions import assertStatus, assertStatusOk
 
-from histomics_label.project_config import DEFAULTS
+from histomics_label.projects.config import DEFAULTS
 
 pytestmark = pytest.mark.plugin('histomics_label')
 

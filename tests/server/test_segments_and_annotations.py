@@ -16,7 +16,7 @@ def test_segment_jobs_make_segments_features_and_the_segment_image(server, bare_
     from girder.models.item import Item
     from girder_jobs.models.job import Job
 
-    from histomics_label import segmenting
+    from histomics_label.jobs import segments as segment_jobs
 
     project = bare_project
     assert server.request(_path(project, '/slides'), user=admin).json[0]['segments'] is None
@@ -24,14 +24,14 @@ def test_segment_jobs_make_segments_features_and_the_segment_image(server, bare_
     started = server.request(_path(project, '/segments'), method='POST', user=admin)
     assertStatusOk(started)
     assert [s['status'] for s in started.json] == ['started']
-    segmenting.wait_for_segment_jobs()
+    segment_jobs.wait_for_segment_jobs()
     job = Job().load(started.json[0]['job'], force=True, includeLog=True)
     assert job['status'] == 3, job['log']
     assert job['progress']['current'] == 1000 and 'segments with features' in job['log'][-1]
     count = server.request(_path(project, '/slides'), user=admin).json[0]['segments']
     assert count > 100
     item = Item().load(project['item']['_id'], force=True)
-    image = Item().load(item['meta'][segmenting.SEGMENT_IMAGE_KEY], force=True)
+    image = Item().load(item['meta'][segment_jobs.SEGMENT_IMAGE_KEY], force=True)
     assert image['largeImage'] and image['name'] == 'cmu_small_region.segments.tiff'
     again = server.request(_path(project, '/segments'), method='POST', user=admin)
     assert [s['status'] for s in again.json] == ['current']
@@ -40,21 +40,22 @@ def test_segment_jobs_make_segments_features_and_the_segment_image(server, bare_
 def test_a_failing_segment_job_says_why(server, bare_project, admin):
     from girder_jobs.models.job import Job
 
-    from histomics_label import projects, segmenting
+    from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.projects import folders
 
-    projects.save_config(bare_project['folder'], {'radius': 5000})
+    folders.save_config(bare_project['folder'], {'radius': 5000})
     started = server.request(_path(bare_project, '/segments'), method='POST', user=admin).json
-    segmenting.wait_for_segment_jobs()
+    segment_jobs.wait_for_segment_jobs()
     job = Job().load(started[0]['job'], force=True, includeLog=True)
     assert job['status'] == 4 and 'superpixel' in job['log'][-1]
-    assert not projects.store_path(bare_project['folder'], bare_project['item']).exists()
+    assert not folders.store_path(bare_project['folder'], bare_project['item']).exists()
 
 
 def test_labels_and_predictions_become_pixelmap_annotations(server, project, admin, embedded_cmu, cmu_svs):
-    from histomics_label import segmenting
     from histomics_label.devtools.cli_demo import seed_labels
+    from histomics_label.jobs import segments as segment_jobs
 
-    segmenting.publish_segment_image(project['folder'], project['item'])
+    segment_jobs.publish_segment_image(project['folder'], project['item'])
     names = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
     seeds = seed_labels(str(embedded_cmu), str(cmu_svs), 5)['labels']
     item = str(project['item']['_id'])
@@ -65,7 +66,7 @@ def test_labels_and_predictions_become_pixelmap_annotations(server, project, adm
     assertStatusOk(published)
     assert [p['kind'] for p in published.json] == ['labels']  # no round yet: no predictions
     server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
-    from histomics_label.publishing import wait_for_publishing
+    from histomics_label.projects.publishing import wait_for_publishing
 
     wait_for_publishing(project['folder']['_id'])  # rounds publish in the background
     listed = server.request('/annotation', user=admin, params={'itemId': item})

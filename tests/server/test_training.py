@@ -62,31 +62,33 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
 
 
 def test_labels_retrain_automatically_every_k(server, project, admin, seeded):
-    from histomics_label import projects, training
+    from histomics_label.jobs import rounds as round_jobs
+    from histomics_label.models.round import Round
+    from histomics_label.projects import folders
 
-    projects.save_config(project['folder'], {'retrainEvery': 5})
+    folders.save_config(project['folder'], {'retrainEvery': 5})
     response = _label(server, project, admin, seeded)
     assert response['training']['status'] == 'started'
-    training.wait_for_rounds(project['folder']['_id'])
-    assert training.Round().collection.count_documents({'project': project['folder']['_id']}) == 1
+    round_jobs.wait_for_rounds(project['folder']['_id'])
+    assert Round().collection.count_documents({'project': project['folder']['_id']}) == 1
     assert _label(server, project, admin, [(200, 'tumor')])['training'] is None  # 1 < 5 new labels
 
 
 def test_a_round_asked_for_while_one_runs_is_queued_not_doubled(server, project, admin, seeded):
-    from histomics_label import training
+    from histomics_label.models.training_state import TrainingState
 
     _label(server, project, admin, seeded)
-    assert training.TrainingState().acquire(project['folder']['_id'])  # as if a round were running
+    assert TrainingState().acquire(project['folder']['_id'])  # as if a round were running
     queued = server.request(_path(project, '/train'), method='POST', user=admin)
     assert queued.json['status'] == 'queued' and queued.json['state']['pending'] is True
-    assert training.TrainingState().next_or_release(project['folder']['_id']) is True  # the worker runs one more
-    assert training.TrainingState().next_or_release(project['folder']['_id']) is False
-    assert training.TrainingState().state(project['folder']['_id'])['running'] is False
+    assert TrainingState().next_or_release(project['folder']['_id']) is True  # the worker runs one more
+    assert TrainingState().next_or_release(project['folder']['_id']) is False
+    assert TrainingState().state(project['folder']['_id'])['running'] is False
 
 
 def test_a_failed_round_leaves_the_previous_one(server, project, admin, seeded):
-    from histomics_label import training
     from histomics_label.core.store import SlideStore
+    from histomics_label.projects import folders
 
     _label(server, project, admin, seeded)
     server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
@@ -99,7 +101,7 @@ def test_a_failed_round_leaves_the_previous_one(server, project, admin, seeded):
 
     job = Job().load(failed.json['job'], force=True, includeLog=True)
     assert job['status'] == 4 and 'at least two categories' in job['log'][-1]
-    with SlideStore(training.projects.store_path(project['folder'], project['item'])) as store:
+    with SlideStore(folders.store_path(project['folder'], project['item'])) as store:
         assert store.rounds() == [1]
     assertStatusOk(server.request(_path(project, '/suggestions'), user=admin))
 
@@ -111,14 +113,14 @@ def test_read_access_sees_but_cannot_train(server, project, user):
 
 
 def test_a_cnn_round_trains_in_a_child_process(server, project, admin, seeded, cmu_svs):
-    from histomics_label import projects
     from histomics_label.core.pipeline import PipelineConfig, run_pipeline
     from histomics_label.core.store import SlideStore
+    from histomics_label.projects import folders
 
-    store = projects.store_path(project['folder'], project['item'])
+    store = folders.store_path(project['folder'], project['item'])
     run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), magnification=5, radius=10, tile_size=256,
                                 workers=1, feature='image', model='cnn_torch', patch_size=48))  # the patches
-    projects.save_config(project['folder'], {'feature': 'image', 'model': 'cnn_torch', 'epochs': 2})
+    folders.save_config(project['folder'], {'feature': 'image', 'model': 'cnn_torch', 'epochs': 2})
     _label(server, project, admin, seeded)
     trained = server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}).json
     assert trained['round']['model'] == 'cnn_torch' and trained['round']['labelsUsed'] == 8

@@ -44,12 +44,12 @@ from girder_large_image.models.image_item import ImageItem
 from girder_large_image_annotation.models.annotation import Annotation
 from large_image.exceptions import TileGeneralError
 
-from . import projects
-from .core.annotation import DEFAULT_FILL_OPACITY, parse_color, rgba
-from .core.errors import HistomicsLabelError
-from .models.label import Label
-from .project_config import MAX_NAME_LENGTH, META_KEY, validate_config
-from .projects import IMPORTED_SEGMENTATION_KEY
+from ..core.annotation import DEFAULT_FILL_OPACITY, parse_color, rgba
+from ..core.errors import HistomicsLabelError
+from ..models.label import Label
+from . import folders
+from .config import MAX_NAME_LENGTH, META_KEY, validate_config
+from .folders import IMPORTED_SEGMENTATION_KEY
 from .segment_images import SEGMENT_IMAGE_KEY
 
 SOURCE = 'wsi-superpixel-guided-labeling'
@@ -94,7 +94,7 @@ class _Import:
         config = yamlConfigFile(self.folder, CONFIG_FILE, self.user)
         config = config if isinstance(config, dict) else {}
         annotated, unannotated = [], []
-        for item in projects.slides(self.folder):
+        for item in folders.slides(self.folder):
             annotation = _label_annotation(item)
             (annotated if annotation else unannotated).append((item, annotation))
         marked = bool(config.get('activeLearning') or (self.folder.get('meta') or {}).get('active_learning'))
@@ -186,7 +186,7 @@ class _Import:
             else:
                 self._skip(None, f'hotkey {hotkey!r} of category {new["name"]!r}: here a hotkey is one letter or 0, '
                                  'unique, and keys 1–9 choose categories by position', 0)
-        return projects.save_config(self.folder, {'categories': merged, **settings}), added
+        return folders.save_config(self.folder, {'categories': merged, **settings}), added
 
     def _settings(self, items: list[dict], annotations: list[dict]) -> dict:
         """The settings their annotations record, as ours; each is kept only where our validator accepts it."""
@@ -225,7 +225,7 @@ class _Import:
                              'its superpixel ids name no segments', _labeled(element))
             return None
         current = (item.get('meta') or {}).get(SEGMENT_IMAGE_KEY)
-        if current != str(image['_id']) and projects.store_path(self.folder, item).exists():
+        if current != str(image['_id']) and folders.store_path(self.folder, item).exists():
             self._skip(item, 'segments were already made here for this slide; their superpixel ids do not name '
                              'these segments', _labeled(element))
             return None

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .core.acquisition import acquisition_functions
-from .core.annotation import parse_color
-from .core.errors import ConfigurationError
-from .core.extractors import extractors
-from .core.models import models
-from .core.representations import check_model_fits, representations
+from ..core.acquisition import acquisition_functions
+from ..core.annotation import parse_color
+from ..core.errors import ConfigurationError
+from ..core.extractors import extractors
+from ..core.models import models
+from ..core.representations import check_model_fits, representations
 
 META_KEY = 'histomicsLabel'
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from girder.exceptions import RestException, ValidationException
 
-from . import projects
-from .core.store import SlideStore
-from .models.label import Label
+from ..core.store import SlideStore
+from ..models.label import Label
+from . import folders
 from .publishing import label_values
 from .segment_images import segment_image_of
 
@@ -31,10 +31,10 @@ def overlay_bytes(folder: dict, item: dict, kind: str) -> bytes:
     if kind not in KINDS:
         raise ValidationException(f'kind must be one of {", ".join(KINDS)}, not {kind!r}', 'kind')
     image = segment_image_of(item)
-    path = projects.store_path(folder, item)
+    path = folders.store_path(folder, item)
     if image is None or not path.exists():
         raise RestException(f'Slide {item["name"]} has no segments yet: make segments first', 404)
-    config = projects.config_of(folder)
+    config = folders.config_of(folder)
     categories = config['categories']
     if len(categories) > MAX_CATEGORIES:
         raise RestException(f'Overlays can show at most {MAX_CATEGORIES} categories, this project has '

@@ -17,9 +17,9 @@ from bson.objectid import ObjectId
 from girder.models.user import User
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-from . import projects
-from .core.store import SlideStore
-from .models.label import Label
+from ..core.store import SlideStore
+from ..models.label import Label
+from . import folders
 
 
 class ModelCall(NamedTuple):
@@ -39,7 +39,7 @@ def model_calls(folder: dict, keys: list[tuple[ObjectId, int]]) -> dict[tuple[Ob
         by_item[item_id].append(segment)
     calls = {}
     for item_id, segments in by_item.items():
-        path = projects.store_path(folder, item_id)
+        path = folders.store_path(folder, item_id)
         if not path.exists():
             continue
         with SlideStore(path) as store:
@@ -65,7 +65,7 @@ def model_predictions(folder: dict, keys: list[tuple[ObjectId, int]]) -> dict[tu
 
 def project_agreement(folder: dict) -> dict:
     """Kappa, raw agreement, counts and confusion for labeler pairs, labelers vs model, and labels vs model."""
-    config = projects.config_of(folder)
+    config = folders.config_of(folder)
     names = [c['name'] for c in config['categories']]
     by_labeler: dict[ObjectId, dict[tuple[ObjectId, int], str]] = defaultdict(dict)
     for doc in Label().collection.find({'project': folder['_id']}, {'item': 1, 'segment': 1, 'labeler': 1,

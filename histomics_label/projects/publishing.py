@@ -22,11 +22,11 @@ from girder.models.item import Item
 from girder.models.user import User
 from girder_large_image_annotation.models.annotation import Annotation
 
-from . import projects
-from .core.annotation import pixelmap_annotation
-from .core.outputs import UNLABELED_CATEGORY, prediction_annotation
-from .core.store import SlideStore
-from .models.label import Label
+from ..core.annotation import pixelmap_annotation
+from ..core.outputs import UNLABELED_CATEGORY, prediction_annotation
+from ..core.store import SlideStore
+from ..models.label import Label
+from . import folders
 from .segment_images import SegmentImage, segment_image_of
 
 KINDS = ('labels', 'predictions')
@@ -77,12 +77,12 @@ def _publish_until_done(folder_id: ObjectId) -> None:
 
 def publish_project(folder: dict, user: dict | None = None) -> list[dict]:
     """Publish every segmented slide's labels (and predictions, once a round exists); returns what was published."""
-    config = projects.config_of(folder)
+    config = folders.config_of(folder)
     effective = Label().effective_by_slide(folder['_id'])
     published = []
-    for item in projects.slides(folder):
+    for item in folders.slides(folder):
         image = segment_image_of(item)
-        path = projects.store_path(folder, item)
+        path = folders.store_path(folder, item)
         if image is None or not path.exists():
             continue
         labels = effective.get(item['_id'], {})

@@ -28,10 +28,10 @@ from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 from girder_large_image.models.image_item import ImageItem
 
-from . import projects
-from .child_errors import child_error
-from .core.store import SlideStore
-from .segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
+from ..core.store import SlideStore
+from ..projects import folders
+from ..projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
+from .workers.errors import child_error
 
 logger = logging.getLogger(__name__)
 JOB_TYPE = 'histomics_label.segments'
@@ -44,11 +44,11 @@ _running_lock = threading.Lock()
 
 def slide_is_current(folder: dict, item: dict, config: dict) -> bool:
     """Whether the slide's store has segments and features made with the project's current settings."""
-    path = projects.store_path(folder, item)
+    path = folders.store_path(folder, item)
     if not path.exists():
         return False
-    pipeline = projects.pipeline_config(folder, item, config)
-    from .core.pipeline import representation
+    pipeline = folders.pipeline_config(folder, item, config)
+    from ..core.pipeline import representation
 
     with SlideStore(path) as store:
         slide = pipeline.slide_reader()
@@ -58,9 +58,9 @@ def slide_is_current(folder: dict, item: dict, config: dict) -> bool:
 
 def start_segment_jobs(folder: dict, user: dict, force: bool = False) -> list[dict]:
     """A job for every slide that lacks current segments (every slide with ``force``); returns what happened."""
-    config = projects.config_of(folder)
+    config = folders.config_of(folder)
     result = []
-    for item in projects.slides(folder):
+    for item in folders.slides(folder):
         key = str(item['_id'])
         if not force and slide_is_current(folder, item, config):
             result.append({'item': key, 'name': item['name'], 'status': 'current'})
@@ -101,7 +101,7 @@ def run_job(job: dict) -> None:
     job = Job().updateJob(job, status=JobStatus.RUNNING, progressTotal=1000, progressCurrent=0,
                           progressMessage='starting')
     try:
-        pipeline = projects.pipeline_config(folder, item, projects.config_of(folder))
+        pipeline = folders.pipeline_config(folder, item, folders.config_of(folder))
         _run_pipeline_child(job, pipeline)
         image = publish_segment_image(folder, item, job)
         with SlideStore(pipeline.store) as store:
@@ -118,7 +118,7 @@ def _run_pipeline_child(job: dict, pipeline) -> None:
     """Run the pipeline in a child interpreter, relaying its progress into the job; raise with its error."""
     from dataclasses import asdict
 
-    command = [sys.executable, '-m', 'histomics_label.segment_worker', json.dumps(asdict(pipeline))]
+    command = [sys.executable, '-m', 'histomics_label.jobs.workers.segments', json.dumps(asdict(pipeline))]
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as child:
         errors: list[str] = []
@@ -145,7 +145,7 @@ def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> 
     The image carries every segment's outline (the doubled encoding) so that viewers can draw segment borders,
     unless there are too many segments for three 8-bit channels to hold twice over.
     """
-    from .core.label_tiff import MAX_PIXEL_VALUE, write_segment_tiff
+    from ..core.label_tiff import MAX_PIXEL_VALUE, write_segment_tiff
 
     owner = User().load(folder['creatorId'], force=True) if folder.get('creatorId') else None
     target = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
@@ -154,7 +154,7 @@ def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> 
     name = f'{Path(item["name"]).stem}.segments.tiff'
     with tempfile.TemporaryDirectory() as work:
         path = Path(work) / name
-        with SlideStore(projects.store_path(folder, item)) as store:
+        with SlideStore(folders.store_path(folder, item)) as store:
             boundaries = 2 * store.n_segments + 1 <= MAX_PIXEL_VALUE
             write_segment_tiff(store.label_raster, path, boundaries=boundaries)
         previous = Item().findOne({'folderId': target['_id'], 'name': name})

@@ -15,11 +15,11 @@ from girder.models.file import File
 from girder.models.folder import Folder
 from girder.models.item import Item
 
-from .core.errors import HistomicsLabelError
-from .core.pipeline import PipelineConfig
-from .core.store import SlideStore
-from .project_config import META_KEY, validate_config
-from .settings import data_dir
+from ..core.errors import HistomicsLabelError
+from ..core.pipeline import PipelineConfig
+from ..core.store import SlideStore
+from ..settings import data_dir
+from .config import META_KEY, validate_config
 
 IMPORTED_SEGMENTATION_KEY = 'histomicsLabelImportedSegmentation'
 """Item metadata key on a slide imported from the published Histomics Label (``migration``): which superpixel

@@ -1,6 +1,6 @@
 """Where a slide's segment-id image is and how its pixels name segments, for everything that colours segments.
 
-Two kinds of segment image exist: the one segment generation uploads (``segmenting.publish_segment_image``: pixel
+Two kinds of segment image exist: the one segment generation uploads (``jobs.segments.publish_segment_image``: pixel
 value ``2·id`` inside segment ``id`` and ``2·id + 1`` on its outline, background 0), and the superpixel image of a
 slide imported from the published Histomics Label (HistomicsTK's, where superpixel ``k`` is segment ``k + 1`` and
 the outline encoding is whatever that image recorded). Pixelmap annotations and the web client's overlays both
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from girder.models.folder import Folder
 
-from .project_config import META_KEY
-from .projects import IMPORTED_SEGMENTATION_KEY
+from .config import META_KEY
+from .folders import IMPORTED_SEGMENTATION_KEY
 
 SEGMENTS_FOLDER = 'Histomics Label segments'
 """The subfolder of a project holding its segment-id images (pixelmap annotations refer to them by id)."""

@@ -1,6 +1,6 @@
 """The child process of a segment job: segments and features of one slide, progress as Slicer tags on stdout.
 
-Run as ``python -m histomics_label.segment_worker '<PipelineConfig as JSON>'``; an engine error is one
+Run as ``python -m histomics_label.jobs.workers.segments '<PipelineConfig as JSON>'``; an engine error is one
 ``Error: ...`` line on stderr and exit code 2, as the Slicer CLI does.
 """
 
@@ -11,9 +11,9 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    from .core.errors import HistomicsLabelError
-    from .core.pipeline import PipelineConfig, run_pipeline
-    from .core.progress import SlicerProgress
+    from ...core.errors import HistomicsLabelError
+    from ...core.pipeline import PipelineConfig, run_pipeline
+    from ...core.progress import SlicerProgress
 
     if len(argv) != 2:
         print('Error: give the pipeline configuration as one JSON argument', file=sys.stderr)

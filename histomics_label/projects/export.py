@@ -21,10 +21,10 @@ from bson.objectid import ObjectId
 from girder.models.user import User
 from skimage.measure import find_contours
 
-from . import projects
-from .core.errors import ConfigurationError
-from .core.store import SlideStore
-from .models.label import Label
+from ..core.errors import ConfigurationError
+from ..core.store import SlideStore
+from ..models.label import Label
+from . import folders
 
 FORMATS = ('csv', 'geojson', 'hdf5')
 MAX_GEOJSON_SEGMENTS = 200_000
@@ -43,8 +43,8 @@ def export_rows(folder: dict, item: dict | None, predictions: bool) -> Iterator[
         if doc['labeler'] not in logins:
             logins[doc['labeler']] = (User().load(doc['labeler'], force=True) or {}).get('login', '')
         labelers[(doc['item'], doc['segment'])].add(logins[doc['labeler']])
-    for slide in [item] if item else projects.slides(folder):
-        path = projects.store_path(folder, slide)
+    for slide in [item] if item else folders.slides(folder):
+        path = folders.store_path(folder, slide)
         if not path.exists():
             continue
         with SlideStore(path) as store:
@@ -91,7 +91,7 @@ def to_geojson(folder: dict, rows: Iterator[dict]) -> dict:
                 raise ConfigurationError(f'More than {MAX_GEOJSON_SEGMENTS} segments to trace: export one slide '
                                          'at a time (item=...) or as CSV')
             if row['item'] not in stores:
-                stores[row['item']] = SlideStore(projects.store_path(folder, ObjectId(row['item'])))
+                stores[row['item']] = SlideStore(folders.store_path(folder, ObjectId(row['item'])))
             store = stores[row['item']]
             features.append({
                 'type': 'Feature',
@@ -110,12 +110,12 @@ def to_hdf5(folder: dict, item: dict | None) -> Path:
     Datasets: ``features`` (N, D) float32, ``label`` (N,) index into the ``categories`` attribute, ``item`` and
     ``segment`` (which segment each row is). Excluded categories are included: the user decides what trains.
     """
-    config = projects.config_of(folder)
+    config = folders.config_of(folder)
     names = [c['name'] for c in config['categories']]
     effective = Label().effective(folder['_id'], item['_id'] if item else None)
     features, labels, items, segments = [], [], [], []
-    for slide in [item] if item else projects.slides(folder):
-        path = projects.store_path(folder, slide)
+    for slide in [item] if item else folders.slides(folder):
+        path = folders.store_path(folder, slide)
         if not path.exists():
             continue
         with SlideStore(path) as store:

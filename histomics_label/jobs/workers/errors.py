@@ -1,4 +1,4 @@
-"""The reason a worker child process (``segment_worker``, ``round_worker``) gave for failing.
+"""The reason a worker child process (``workers.segments``, ``workers.rounds``) gave for failing.
 
 Both workers print ``Error: <why>`` on stderr when the engine refuses its input (the same line the Slicer CLI prints),
 after whatever libraries logged; a crash prints a traceback instead. The job or round shows the worker's own reason

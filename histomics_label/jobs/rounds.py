@@ -2,7 +2,7 @@
 
 A round trains the project's model on the effective labels of every segmented slide and predicts every segment
 (``core.rounds.train_slides_round``), in a background thread of the server, shown in the job list: the linear
-head on stored embeddings in the thread itself (seconds), a CNN on patches in a child process (``round_worker``)
+head on stored embeddings in the thread itself (seconds), a CNN on patches in a child process (``workers.rounds``)
 so minutes of training cannot slow or crash Girder. Rounds of a
 project never run twice at once: a request while one runs marks the project *pending*, and the running worker
 starts one more round when it finishes, so a burst of requests costs at most one extra round and no label is left
@@ -24,23 +24,22 @@ import threading
 
 from bson.objectid import ObjectId
 from girder.models.folder import Folder
-from girder.models.model_base import Model
 from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
-from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
-from . import projects
-from .child_errors import child_error
-from .core.errors import HistomicsLabelError
-from .core.labels import Category, LabelSet
-from .core.models import models
-from .core.pipeline import model_options, representation
-from .core.rounds import train_slides_round
-from .core.store import SlideStore
-from .core.suggestions import suggest_across
-from .models.label import Label
+from ..core.errors import HistomicsLabelError
+from ..core.labels import Category, LabelSet
+from ..core.models import models
+from ..core.pipeline import model_options, representation
+from ..core.rounds import train_slides_round
+from ..core.store import SlideStore
+from ..core.suggestions import suggest_across
+from ..models.label import Label
+from ..models.round import Round
+from ..models.training_state import TrainingState
+from ..projects import folders
+from .workers.errors import child_error
 
 logger = logging.getLogger(__name__)
 JOB_TYPE = 'histomics_label.train'
@@ -50,65 +49,6 @@ _workers_lock = threading.Lock()
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-class TrainingState(Model):
-    """Per project: whether a round runs, whether another is wanted, and labels changed since the last one."""
-
-    def initialize(self) -> None:
-        self.name = 'histomics_label_training'
-        self.ensureIndices([([('project', ASCENDING)], {'unique': True})])
-
-    def validate(self, doc: dict) -> dict:
-        return doc
-
-    def count_labels(self, project_id: ObjectId, changed: int) -> int:
-        """Add ``changed`` labels to the count since the last round started; returns the new count."""
-        doc = self.collection.find_one_and_update({'project': project_id}, {'$inc': {'labelsSince': changed}},
-                                                  upsert=True, return_document=ReturnDocument.AFTER)
-        return doc['labelsSince']
-
-    def acquire(self, project_id: ObjectId) -> bool:
-        """Mark a round running; False (and the project marked pending) when one already runs."""
-        try:
-            doc = self.collection.find_one_and_update(
-                {'project': project_id, 'running': {'$ne': True}},
-                {'$set': {'running': True, 'pending': False, 'started': _now(), 'labelsSince': 0}},
-                upsert=True, return_document=ReturnDocument.AFTER)
-        except DuplicateKeyError:
-            doc = None
-        if doc is None:
-            self.collection.update_one({'project': project_id}, {'$set': {'pending': True}})
-            return False
-        return True
-
-    def next_or_release(self, project_id: ObjectId) -> bool:
-        """After a round: True to run another (one was asked for meanwhile), else release the project."""
-        if self.collection.find_one_and_update({'project': project_id, 'pending': True},
-                                               {'$set': {'pending': False, 'labelsSince': 0}}) is not None:
-            return True
-        released = self.collection.update_one({'project': project_id, 'pending': {'$ne': True}},
-                                              {'$set': {'running': False}})
-        return released.modified_count == 0
-
-    def state(self, project_id: ObjectId) -> dict:
-        doc = self.collection.find_one({'project': project_id}) or {}
-        return {'running': bool(doc.get('running')), 'pending': bool(doc.get('pending')),
-                'labelsSince': int(doc.get('labelsSince', 0))}
-
-    def reset_interrupted(self) -> None:
-        self.collection.update_many({'running': True}, {'$set': {'running': False, 'pending': False}})
-
-
-class Round(Model):
-    """One finished round of a project: what it learnt from and how well it did (the learning curve's points)."""
-
-    def initialize(self) -> None:
-        self.name = 'histomics_label_round'
-        self.ensureIndices([([('project', ASCENDING), ('number', ASCENDING)], {'unique': True})])
-
-    def validate(self, doc: dict) -> dict:
-        return doc
 
 
 def request_round(folder: dict, user: dict | None, reason: str) -> dict:
@@ -145,11 +85,11 @@ def labels_changed(folder: dict, config: dict, user: dict, changed: int) -> dict
 
 def run_round(folder: dict) -> dict:
     """Train one round now, in this thread; returns the recorded round. Raises on failure, changing nothing."""
-    config = projects.config_of(folder)
+    config = folders.config_of(folder)
     slides = segmented_slides(folder, config)
     if not slides:
         raise HistomicsLabelError('No slide of the project has segments and features yet; generate them first')
-    pipeline = projects.pipeline_config(folder, slides[0][0], config)
+    pipeline = folders.pipeline_config(folder, slides[0][0], config)
     stores = [(str(path), labels) for _, path, labels in slides]
     if models.get(config['model']).representation == 'image':
         numbers, metrics = _train_in_child(stores, pipeline, config['model'])
@@ -168,14 +108,14 @@ def run_round(folder: dict) -> dict:
 
 
 def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str) -> tuple[list[int], dict]:
-    """Train a CNN round in a child interpreter (``round_worker``); raise with its error when it fails."""
+    """Train a CNN round in a child interpreter (``workers.rounds``); raise with its error when it fails."""
     from dataclasses import asdict
 
     request = {'pipeline': asdict(pipeline), 'model': model, 'slides': [
         {'store': path, 'categories': [c.as_dict() for c in labels.categories],
          'segment_ids': labels.segment_ids.tolist(), 'category_index': labels.category_index.tolist()}
         for path, labels in stores]}
-    result = subprocess.run([sys.executable, '-m', 'histomics_label.round_worker'], input=json.dumps(request),
+    result = subprocess.run([sys.executable, '-m', 'histomics_label.jobs.workers.rounds'], input=json.dumps(request),
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise HistomicsLabelError(child_error(result.stderr.splitlines(), result.returncode, 'the round'))
@@ -189,11 +129,11 @@ def segmented_slides(folder: dict, config: dict) -> list[tuple[dict, object, Lab
     index = {c.name: i for i, c in enumerate(categories)}
     effective = Label().effective_by_slide(folder['_id'])
     result = []
-    for item in projects.slides(folder):
-        path = projects.store_path(folder, item)
+    for item in folders.slides(folder):
+        path = folders.store_path(folder, item)
         if not path.exists():
             continue
-        rep = representation(projects.pipeline_config(folder, item, config))
+        rep = representation(folders.pipeline_config(folder, item, config))
         with SlideStore(path) as store:
             if not rep.is_current(store):
                 continue
@@ -246,7 +186,7 @@ def run_job(job: dict) -> None:
         logger.info('Round of project %s failed: %s', folder_id, exc)
         Job().updateJob(job, status=JobStatus.ERROR, log=f'Error: {exc}\nThe previous round stays in place.\n')
         return
-    from .publishing import publish_soon
+    from ..projects.publishing import publish_soon
 
     publish_soon(folder_id)
     Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done',
@@ -256,11 +196,11 @@ def run_job(job: dict) -> None:
 
 def project_suggestions(folder: dict, limit: int) -> list[dict]:
     """The next ``limit`` unlabeled segments across the project's slides, by the project's certainty metric."""
-    config = projects.config_of(folder)
+    config = folders.config_of(folder)
     slides = segmented_slides(folder, config)
     if not slides:
         return []
-    rep = representation(projects.pipeline_config(folder, slides[0][0], config))
+    rep = representation(folders.pipeline_config(folder, slides[0][0], config))
     found = suggest_across([(str(path), labels) for _, path, labels in slides], config['certainty'], limit,
                            config['seed'], rep=rep, embedding_key=config['extractor'])
     result = []
@@ -268,5 +208,5 @@ def project_suggestions(folder: dict, limit: int) -> list[dict]:
         item = slides[suggestion.pop('slide')][0]
         result.append({'item': str(item['_id']), 'itemName': item['name'], **suggestion,
                        'region': suggestion['bbox_base'],
-                       'thumbnail': projects.thumbnail_url(item['_id'], suggestion['bbox_base'])})
+                       'thumbnail': folders.thumbnail_url(item['_id'], suggestion['bbox_base'])})
     return result
