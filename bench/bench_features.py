@@ -73,8 +73,8 @@ class Segments:
 
 def segment_sample(radius: int) -> Segments:
     """The sample H&E slide segmented by the pipeline's tiled SLIC, inline, at the project's magnification."""
+    from histomics_label.core.io.slide import SlideReader
     from histomics_label.core.slic import TiledSLIC
-    from histomics_label.core.slide import SlideReader
     from histomics_label.devtools import sample_data
     from histomics_label.projects.config import DEFAULTS
 

@@ -53,10 +53,10 @@ ROW_BLOCK = 65_536
 def synthetic_store(path: Path, n: int, config: dict, seed: int = 0, cell: int = 8) -> None:
     """A slide store with ``n`` square segments of ``cell`` pixels (at most 256) on a grid and clustered
     embeddings, current for ``config``."""
+    from histomics_label.core.io.slide import SlideInfo
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.core.pipeline import PipelineConfig, representation
     from histomics_label.core.segments import SegmentTable
-    from histomics_label.core.slide import SlideInfo
-    from histomics_label.core.store import SlideStore
 
     side = int(np.ceil(np.sqrt(n)))
     height = width = side * cell
@@ -101,8 +101,8 @@ def timed(call):
 def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) -> tuple[str, str]:
     """A project folder with one slide whose store has ``size`` segments of ``cell`` pixels; returns (folder id,
     item id)."""
-    from histomics_label.core.label_tiff import write_segment_tiff
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.label_tiff import write_segment_tiff
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY
 
     me = client.get('user/me')

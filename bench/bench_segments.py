@@ -104,9 +104,9 @@ def _child_ours(cfg: dict) -> dict:
 
     import histomics_label.core.slic  # noqa: F401  (registers 'slic')
     from histomics_label.core.distributed import dask_client
+    from histomics_label.core.io.slide import SlideReader
+    from histomics_label.core.io.store import RASTER_COMPRESSION
     from histomics_label.core.segments import segment_sources
-    from histomics_label.core.slide import SlideReader
-    from histomics_label.core.store import RASTER_COMPRESSION
 
     imported = time.perf_counter()
     slide = SlideReader(cfg['slide'], cfg['magnification'])
@@ -138,8 +138,8 @@ def _child_slic(cfg: dict) -> dict:
     start = time.perf_counter()
     from skimage.segmentation import slic
 
+    from histomics_label.core.io.slide import SlideReader
     from histomics_label.core.slic import TiledSLIC
-    from histomics_label.core.slide import SlideReader
     from histomics_label.core.tissue import tissue_mask, tissue_threshold
 
     imported = time.perf_counter()
@@ -412,7 +412,7 @@ def one_shot_fits(slide: Path, args: argparse.Namespace) -> tuple[bool, str]:
     machine may be shared: a contender that takes most of its memory would push other work into swap or OOM)."""
     import psutil
 
-    from histomics_label.core.slide import SlideReader
+    from histomics_label.core.io.slide import SlideReader
 
     reader = SlideReader(str(slide), args.magnification)
     need = reader.width * reader.height * ONE_SHOT_BYTES_PER_PIXEL

@@ -78,7 +78,7 @@ def microns_per_pixel(magnification: float) -> float:
 
 def sample_unit(magnification: float) -> np.ndarray:
     """The whole sample slide as RGB at ``magnification`` (the mosaic's unit), read through our SlideReader."""
-    from histomics_label.core.slide import SlideReader
+    from histomics_label.core.io.slide import SlideReader
     from histomics_label.devtools.sample_data import sample_slide
 
     reader = SlideReader(str(sample_slide()), magnification)

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from girder_large_image_annotation.models.annotation import AnnotationSchema
 
-from histomics_label.core.annotation import (
+from histomics_label.core.errors import ConfigurationError
+from histomics_label.core.io.annotation import (
     EXCLUDED_DESCRIPTION,
     parse_color,
     pixelmap_annotation,
     pixelmap_category,
     rgba,
 )
-from histomics_label.core.errors import ConfigurationError
 
 GIRDER_ID = '0123456789abcdef01234567'
 CATEGORIES = [

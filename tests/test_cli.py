@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from histomics_label.core.acquisition import acquisition_functions
-from histomics_label.core.store import SlideStore
+from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools.cli_demo import seed_labels
 
 ROOT = Path(__file__).resolve().parent.parent

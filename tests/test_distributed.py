@@ -11,7 +11,7 @@ def test_local_workers_keep_a_bounded_tile_cache(sample_slide, monkeypatch):
     def read_everything(path: str) -> tuple[int, int, int]:
         from large_image.cache_util.cache import getTileCache
 
-        from histomics_label.core.slide import SlideReader
+        from histomics_label.core.io.slide import SlideReader
 
         reader = SlideReader(path, magnification=20)
         for y in range(0, reader.height, 2048):

@@ -19,11 +19,11 @@ from skimage.segmentation import relabel_sequential
 from histomics_label.core.errors import ConfigurationError, FeaturesError
 from histomics_label.core.extractors import extractors
 from histomics_label.core.hub_extractors import IMAGENET_MEAN, IMAGENET_STD, read_state_dict
+from histomics_label.core.io.slide import SlideInfo
+from histomics_label.core.io.store import SlideStore
 from histomics_label.core.patches import ArraySlide, iter_patches
 from histomics_label.core.representations import VectorRepresentation
 from histomics_label.core.segments import SegmentTable
-from histomics_label.core.slide import SlideInfo
-from histomics_label.core.store import SlideStore
 
 
 def timm_imports() -> bool:

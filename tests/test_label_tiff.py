@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.segmentation import find_boundaries, slic
 
 from histomics_label.core.errors import ConfigurationError
-from histomics_label.core.label_tiff import (
+from histomics_label.core.io.label_tiff import (
     decode_rgb,
     encode_rgb,
     level_shapes,

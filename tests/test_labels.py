@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from histomics_label.core.errors import LabelsError
-from histomics_label.core.labels import Category, LabelSet, read_labels
+from histomics_label.core.io.labels import Category, LabelSet, read_labels
 
 
 def test_json_labels_keep_category_order_and_flags(tmp_path):

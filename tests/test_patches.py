@@ -8,9 +8,9 @@ from skimage.measure import regionprops
 from skimage.segmentation import slic
 
 from histomics_label.core.errors import SegmentsError
+from histomics_label.core.io.slide import SlideReader
 from histomics_label.core.patches import FILL_VALUE, READ_MARGIN, ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
-from histomics_label.core.slide import SlideReader
 
 
 def segment_table(raster: np.ndarray) -> SegmentTable:

@@ -9,10 +9,10 @@ import tifffile
 from skimage.measure import find_contours, regionprops
 
 from histomics_label.core.errors import SegmentsError
+from histomics_label.core.io.slide import SlideInfo, SlideReader
+from histomics_label.core.io.store import SlideStore
 from histomics_label.core.polygons import PolygonSegments
 from histomics_label.core.segments import segment_sources
-from histomics_label.core.slide import SlideInfo, SlideReader
-from histomics_label.core.store import SlideStore
 
 
 @pytest.fixture(scope='module')

@@ -10,6 +10,8 @@ import pytest
 from histomics_label.core import slic  # noqa: F401  (registers the slic segment source)
 from histomics_label.core.errors import ConfigurationError, FeaturesError
 from histomics_label.core.extractors import FeatureExtractor, extract_features, extractors
+from histomics_label.core.io.slide import SlideReader
+from histomics_label.core.io.store import SlideStore
 from histomics_label.core.models import Model
 from histomics_label.core.patches import FILL_VALUE, iter_patches
 from histomics_label.core.representations import (
@@ -20,8 +22,6 @@ from histomics_label.core.representations import (
     representations,
 )
 from histomics_label.core.segments import segment_sources
-from histomics_label.core.slide import SlideReader
-from histomics_label.core.store import SlideStore
 
 
 class Pixels(FeatureExtractor):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError
+from histomics_label.core.io.store import SlideStore
 from histomics_label.core.similar import similar_segments
-from histomics_label.core.store import SlideStore
 
 CLI_DIR = Path(__file__).resolve().parent.parent / 'slicer_cli'
 spec = importlib.util.spec_from_file_location('SimilarSegments', CLI_DIR / 'SimilarSegments' / 'SimilarSegments.py')

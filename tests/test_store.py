@@ -11,10 +11,10 @@ from skimage.measure import regionprops
 from skimage.segmentation import slic
 
 from histomics_label.core.errors import FeaturesError, LabelsError, StoreError
+from histomics_label.core.io.slide import SlideInfo
+from histomics_label.core.io.store import FORMAT_NAME, SCHEMA_VERSION, SlideStore
 from histomics_label.core.patches import FILL_VALUE, ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
-from histomics_label.core.slide import SlideInfo
-from histomics_label.core.store import FORMAT_NAME, SCHEMA_VERSION, SlideStore
 
 CATEGORIES = [{'name': 'tumor', 'color': '#ff0000', 'excluded': False},
               {'name': 'stroma', 'color': '#00ff00', 'excluded': False},
@@ -366,7 +366,7 @@ def _round_fields(n, seed):
 def test_appended_rounds_are_files_of_their_own(store_path, segmentation):
     import threading
 
-    from histomics_label.core.store import append_round, rounds_folder
+    from histomics_label.core.io.store import append_round, rounds_folder
 
     _, labels, table, colour = segmentation
     first, _ = add_labeled_round(store_path, len(table))  # a round inside the store

@@ -5,7 +5,7 @@ import pytest
 
 from histomics_label.core import strokes
 from histomics_label.core.errors import ConfigurationError
-from histomics_label.core.store import SlideStore
+from histomics_label.core.io.store import SlideStore
 from histomics_label.core.strokes import segments_under_stroke
 
 

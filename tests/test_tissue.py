@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.filters import threshold_otsu
 
-from histomics_label.core.slide import SlideReader
+from histomics_label.core.io.slide import SlideReader
 from histomics_label.core.tissue import (
     MAX_THRESHOLD,
     MIN_THRESHOLD,

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from .errors import SegmentsError
-from .label_tiff import read_segment_ids, segment_image_shape
+from .io.label_tiff import read_segment_ids, segment_image_shape
 from .progress import Progress
 from .segments import SegmentSource, SegmentTable, segment_sources
 

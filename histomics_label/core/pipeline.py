@@ -17,14 +17,14 @@ from .distributed import dask_client
 from .embedding_map import embedding_colours
 from .errors import ConfigurationError
 from .extractors import extractors as extractor_registry
-from .labels import LabelSet
+from .io.labels import LabelSet
+from .io.slide import SlideReader
+from .io.store import SlideStore
 from .models import models as model_registry
 from .progress import Progress, StagedProgress, no_progress
 from .representations import Representation, check_model_fits, representations
 from .rounds import train_round
 from .segments import segment_sources
-from .slide import SlideReader
-from .store import SlideStore
 from .suggestions import suggest
 
 
@@ -101,7 +101,7 @@ class PipelineConfig:
         image, that image's own scale (its grid is the analysis grid)."""
         if self.segments != 'label_image':
             return SlideReader(self.slide, self.magnification)
-        from .label_tiff import segment_image_shape
+        from .io.label_tiff import segment_image_shape
 
         base = SlideReader(self.slide, None, 1.0)
         _, image_width = segment_image_shape(self.label_image)

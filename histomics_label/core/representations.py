@@ -23,10 +23,10 @@ import numpy as np
 from . import hub_extractors  # noqa: F401  (register the timm and UNI extractors)
 from .errors import ConfigurationError, FeaturesError
 from .extractors import FeatureExtractor, extractors, iter_features
+from .io.store import Rows, SlideStore, StoreWriter
 from .patches import FILL_VALUE, PixelSource, iter_patches
 from .progress import Progress, no_progress
 from .registry import Registry
-from .store import Rows, SlideStore, StoreWriter
 
 DEFAULT_EXTRACTOR = 'efficientnet_lite0'
 

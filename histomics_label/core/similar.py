@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import ConfigurationError, FeaturesError
+from .io.store import SlideStore
 from .retrieval import NeighbourIndex, cnfp
-from .store import SlideStore
 
 
 def similar_segments(stores: Sequence[str], query: Sequence[int], count: int = 20,

@@ -48,9 +48,9 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from .errors import ConfigurationError, SlideError
+from .io.slide import SlideReader
 from .progress import Progress, no_progress
 from .segments import SegmentSource, SegmentTable, segment_sources
-from .slide import SlideReader
 from .tissue import tissue_context, tissue_mask, tissue_threshold
 
 SLIVER_FRACTION = 0.5

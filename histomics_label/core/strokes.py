@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 
 from .errors import ConfigurationError
-from .store import SlideStore
+from .io.store import SlideStore
 
 MAX_STROKE_PIXELS = 4096 * 4096
 """Largest bounding box (analysis pixels) one stroke may cover: a long stroke is several requests."""

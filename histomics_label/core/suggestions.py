@@ -15,10 +15,10 @@ import numpy as np
 
 from .acquisition import AcquisitionFunction, acquisition_functions
 from .errors import ConfigurationError
-from .labels import LabelSet
+from .io.labels import LabelSet
+from .io.store import RoundRecord, SlideStore
 from .representations import Representation
 from .rounds import round_model, sample_all
-from .store import RoundRecord, SlideStore
 
 MC_SAMPLES = 20
 """Posterior samples drawn for BatchBALD (as in the BatchBALD paper's experiments)."""

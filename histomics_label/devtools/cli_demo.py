@@ -34,8 +34,8 @@ def seed_labels(store_path: str, slide_path: str, magnification: float) -> dict:
     """Pick seed labels from the mean stain of each segment (see the module docstring)."""
     from skimage.color import rgb2hed
 
-    from ..core.slide import SlideReader
-    from ..core.store import SlideStore
+    from ..core.io.slide import SlideReader
+    from ..core.io.store import SlideStore
 
     with SlideStore(store_path) as store:
         table = store.segments()
@@ -64,9 +64,9 @@ def render(store_path: str, slide_path: str, magnification: float, suggestions: 
     from PIL import Image, ImageDraw
     from skimage.segmentation import find_boundaries
 
-    from ..core.outputs import predicted_values
-    from ..core.slide import SlideReader
-    from ..core.store import SlideStore
+    from ..core.io.outputs import predicted_values
+    from ..core.io.slide import SlideReader
+    from ..core.io.store import SlideStore
 
     slide = SlideReader(slide_path, magnification)
     step = max(1, int(np.ceil(max(slide.width, slide.height) / max_size)))

@@ -29,11 +29,11 @@ from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 
 from ..core.errors import HistomicsLabelError
-from ..core.labels import Category, LabelSet
+from ..core.io.labels import Category, LabelSet
+from ..core.io.store import SlideStore
 from ..core.models import models
 from ..core.pipeline import model_options, representation
 from ..core.rounds import train_slides_round
-from ..core.store import SlideStore
 from ..core.suggestions import suggest_across
 from ..models.label import Label
 from ..models.round import Round

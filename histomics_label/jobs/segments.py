@@ -28,7 +28,7 @@ from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 from girder_large_image.models.image_item import ImageItem
 
-from ..core.store import SlideStore
+from ..core.io.store import SlideStore
 from ..projects import folders
 from ..projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
 from .workers.errors import child_error
@@ -145,7 +145,7 @@ def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> 
     The image carries every segment's outline (the doubled encoding) so that viewers can draw segment borders,
     unless there are too many segments for three 8-bit channels to hold twice over.
     """
-    from ..core.label_tiff import MAX_PIXEL_VALUE, write_segment_tiff
+    from ..core.io.label_tiff import MAX_PIXEL_VALUE, write_segment_tiff
 
     owner = User().load(folder['creatorId'], force=True) if folder.get('creatorId') else None
     target = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,

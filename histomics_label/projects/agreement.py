@@ -17,7 +17,7 @@ from bson.objectid import ObjectId
 from girder.models.user import User
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-from ..core.store import SlideStore
+from ..core.io.store import SlideStore
 from ..models.label import Label
 from . import folders
 

@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from ..core.acquisition import acquisition_functions
-from ..core.annotation import parse_color
 from ..core.errors import ConfigurationError
 from ..core.extractors import extractors
+from ..core.io.annotation import parse_color
 from ..core.models import models
 from ..core.representations import check_model_fits, representations
 

@@ -22,7 +22,7 @@ from girder.models.user import User
 from skimage.measure import find_contours
 
 from ..core.errors import ConfigurationError
-from ..core.store import SlideStore
+from ..core.io.store import SlideStore
 from ..models.label import Label
 from . import folders
 

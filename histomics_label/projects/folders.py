@@ -16,8 +16,8 @@ from girder.models.folder import Folder
 from girder.models.item import Item
 
 from ..core.errors import HistomicsLabelError
+from ..core.io.store import SlideStore
 from ..core.pipeline import PipelineConfig
-from ..core.store import SlideStore
 from ..settings import data_dir
 from .config import META_KEY, validate_config
 

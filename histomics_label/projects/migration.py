@@ -44,8 +44,8 @@ from girder_large_image.models.image_item import ImageItem
 from girder_large_image_annotation.models.annotation import Annotation
 from large_image.exceptions import TileGeneralError
 
-from ..core.annotation import DEFAULT_FILL_OPACITY, parse_color, rgba
 from ..core.errors import HistomicsLabelError
+from ..core.io.annotation import DEFAULT_FILL_OPACITY, parse_color, rgba
 from ..models.label import Label
 from . import folders
 from .config import MAX_NAME_LENGTH, META_KEY, validate_config

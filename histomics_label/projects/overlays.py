@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from girder.exceptions import RestException, ValidationException
 
-from ..core.store import SlideStore
+from ..core.io.store import SlideStore
 from ..models.label import Label
 from . import folders
 from .publishing import label_values

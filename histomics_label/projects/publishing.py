@@ -22,9 +22,9 @@ from girder.models.item import Item
 from girder.models.user import User
 from girder_large_image_annotation.models.annotation import Annotation
 
-from ..core.annotation import pixelmap_annotation
-from ..core.outputs import UNLABELED_CATEGORY, prediction_annotation
-from ..core.store import SlideStore
+from ..core.io.annotation import pixelmap_annotation
+from ..core.io.outputs import UNLABELED_CATEGORY, prediction_annotation
+from ..core.io.store import SlideStore
 from ..models.label import Label
 from . import folders
 from .segment_images import SegmentImage, segment_image_of

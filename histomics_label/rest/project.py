@@ -21,7 +21,7 @@ from girder.models.folder import Folder
 from girder.models.user import User
 
 from ..core.errors import HistomicsLabelError
-from ..core.store import SlideStore
+from ..core.io.store import SlideStore
 from ..jobs import rounds as round_jobs
 from ..jobs import segments as segment_jobs
 from ..models.label import VIEWS, Label

@@ -32,7 +32,7 @@ def _ids(values) -> list[int]:
 def run(args) -> list[dict]:
     """Find the similar segments for parsed arguments and write them to ``--output``."""
     from histomics_label.core.errors import ConfigurationError
-    from histomics_label.core.outputs import write_json_atomic
+    from histomics_label.core.io.outputs import write_json_atomic
     from histomics_label.core.similar import similar_segments
 
     if not args.output:

@@ -54,12 +54,12 @@ def _explain_unlabeled_outputs(args) -> None:
 
 def run(args) -> dict:
     """Run the pipeline for parsed arguments and write the requested outputs; returns a short summary."""
-    from histomics_label.core import outputs
     from histomics_label.core.errors import ConfigurationError
-    from histomics_label.core.label_tiff import write_segment_tiff
-    from histomics_label.core.labels import read_labels
+    from histomics_label.core.io import outputs
+    from histomics_label.core.io.label_tiff import write_segment_tiff
+    from histomics_label.core.io.labels import read_labels
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.core.pipeline import PipelineConfig, run_pipeline
-    from histomics_label.core.store import SlideStore
 
     if not args.store:
         raise ConfigurationError('An output store path (--store) is required')

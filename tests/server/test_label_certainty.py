@@ -63,7 +63,7 @@ def trained(server, project, admin, embedded_cmu, cmu_svs):
 
 
 def _latest_round(project):
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.projects import folders
 
     with SlideStore(folders.store_path(project['folder'], project['item'])) as store:

@@ -80,7 +80,7 @@ def _superpixel_image(raster, path, params):
 
     import tifftools
 
-    from histomics_label.core.label_tiff import write_segment_tiff
+    from histomics_label.core.io.label_tiff import write_segment_tiff
 
     write_segment_tiff(raster, path, boundaries=True)
     info = tifftools.read_tiff(str(path))
@@ -115,7 +115,7 @@ def published(server, admin, user, fsAssetstore, data_dir, cmu_svs, embedded_cmu
     from girder.models.user import User
     from girder_large_image import yamlConfigFileWrite
 
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.store import SlideStore
 
     second = User().createUser('labeler2', 'password', 'Second', 'Labeler', 'labeler2@example.com')
     home = Folder().createFolder(admin, 'Private', parentType='user', reuseExisting=True)
@@ -257,8 +257,8 @@ def test_segment_ids_name_the_superpixels_of_their_image(published, admin, user,
     from girder.models.file import File
     from girder.models.item import Item
 
-    from histomics_label.core.label_tiff import read_segment_ids
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.label_tiff import read_segment_ids
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.projects.migration import SEGMENTATION_KEY, import_histomicsui_project
 
     import_histomicsui_project(published['folder'], admin)
@@ -346,7 +346,7 @@ def test_imported_slides_train_on_their_own_superpixels(server, admin, user, pub
     from girder.models.folder import Folder
     from girder_jobs.models.job import Job
 
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.jobs import segments as segment_jobs
     from histomics_label.projects import folders
 

@@ -36,8 +36,8 @@ def test_segment_image_carries_outlines_and_is_described(server, project, admin,
     from girder.models.item import Item
     from girder_large_image.models.image_item import ImageItem
 
-    from histomics_label.core.label_tiff import decode_rgb
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.label_tiff import decode_rgb
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.jobs import segments as segment_jobs
     from histomics_label.projects import folders
 
@@ -74,7 +74,7 @@ def test_whoever_may_read_the_project_may_read_its_segment_images(server, projec
 
 
 def test_labels_overlay_follows_labels_and_reviews(server, project, admin, user):
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.jobs import segments as segment_jobs
     from histomics_label.projects.folders import store_path
 
@@ -94,7 +94,7 @@ def test_labels_overlay_follows_labels_and_reviews(server, project, admin, user)
 
 
 def test_prediction_and_certainty_overlays_match_the_round(server, project, admin, user):
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.jobs import segments as segment_jobs
     from histomics_label.projects.folders import store_path
 
@@ -122,7 +122,7 @@ def test_prediction_and_certainty_overlays_match_the_round(server, project, admi
 
 
 def test_embedding_overlay_needs_the_map_and_returns_its_colours(server, project, user):
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.jobs import segments as segment_jobs
     from histomics_label.projects.folders import store_path
 

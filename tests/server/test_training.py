@@ -87,7 +87,7 @@ def test_a_round_asked_for_while_one_runs_is_queued_not_doubled(server, project,
 
 
 def test_a_failed_round_leaves_the_previous_one(server, project, admin, seeded):
-    from histomics_label.core.store import SlideStore
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.projects import folders
 
     _label(server, project, admin, seeded)
@@ -113,8 +113,8 @@ def test_read_access_sees_but_cannot_train(server, project, user):
 
 
 def test_a_cnn_round_trains_in_a_child_process(server, project, admin, seeded, cmu_svs):
+    from histomics_label.core.io.store import SlideStore
     from histomics_label.core.pipeline import PipelineConfig, run_pipeline
-    from histomics_label.core.store import SlideStore
     from histomics_label.projects import folders
 
     store = folders.store_path(project['folder'], project['item'])

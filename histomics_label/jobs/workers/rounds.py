@@ -14,7 +14,7 @@ import sys
 
 def main() -> int:
     from ...core.errors import HistomicsLabelError
-    from ...core.labels import Category, LabelSet
+    from ...core.io.labels import Category, LabelSet
     from ...core.pipeline import PipelineConfig, model_options, representation
     from ...core.rounds import train_slides_round
 

@@ -57,9 +57,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import FeaturesError, LabelsError, StoreError
-from .patches import FILL_VALUE
-from .segments import SegmentTable
+from ..errors import FeaturesError, LabelsError, StoreError
+from ..patches import FILL_VALUE
+from ..segments import SegmentTable
 from .slide import SlideInfo
 
 SCHEMA_VERSION = 1

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 MAX_PIXEL_VALUE = 2**24 - 1  # largest index three 8-bit channels can hold
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigurationError, LabelsError
 from .annotation import EXCLUDED_DESCRIPTION, parse_color
-from .errors import ConfigurationError, LabelsError
 
 UNLABELED = 'unlabeled'
 DEFAULT_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45',

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 DEFAULT_FILL_OPACITY = 0.5
 EXCLUDED_DESCRIPTION = 'Excluded from training'

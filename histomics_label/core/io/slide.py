@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SlideError
+from ..errors import SlideError
 
 
 @dataclass(frozen=True)
