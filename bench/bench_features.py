@@ -74,7 +74,7 @@ class Segments:
 def segment_sample(radius: int) -> Segments:
     """The sample H&E slide segmented by the pipeline's tiled SLIC, inline, at the project's magnification."""
     from histomics_label.core.io.slide import SlideReader
-    from histomics_label.core.slic import TiledSLIC
+    from histomics_label.core.segments.slic import TiledSLIC
     from histomics_label.devtools import sample_data
     from histomics_label.projects.config import DEFAULTS
 

@@ -102,7 +102,6 @@ def _child_ours(cfg: dict) -> dict:
 
     import h5py
 
-    import histomics_label.core.slic  # noqa: F401  (registers 'slic')
     from histomics_label.core.distributed import dask_client
     from histomics_label.core.io.slide import SlideReader
     from histomics_label.core.io.store import RASTER_COMPRESSION
@@ -139,8 +138,8 @@ def _child_slic(cfg: dict) -> dict:
     from skimage.segmentation import slic
 
     from histomics_label.core.io.slide import SlideReader
-    from histomics_label.core.slic import TiledSLIC
-    from histomics_label.core.tissue import tissue_mask, tissue_threshold
+    from histomics_label.core.segments.slic import TiledSLIC
+    from histomics_label.core.segments.tissue import tissue_mask, tissue_threshold
 
     imported = time.perf_counter()
     slide = SlideReader(cfg['slide'], cfg['magnification'])

@@ -147,7 +147,7 @@ def _description(width: int, height: int, magnification: float, factor: int) -> 
 def mosaic_tissue_fraction(unit: np.ndarray, width: int, height: int) -> float:
     """Tissue fraction of the mosaic by our tissue detector (one threshold from the unit), computed on the unit:
     each unit pixel weighs as many times as the mosaic repeats it, so the mosaic itself is never made."""
-    from histomics_label.core.tissue import tissue_mask, tissue_threshold
+    from histomics_label.core.segments.tissue import tissue_mask, tissue_threshold
 
     mask = tissue_mask(unit, tissue_threshold(unit)).astype(np.float64)
     row_weights = np.bincount(source_index(height, unit.shape[0], 0), minlength=unit.shape[0])

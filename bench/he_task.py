@@ -105,9 +105,11 @@ SOURCES = (
 
 def segment(source: Source, path: Path) -> tuple[np.ndarray, np.ndarray, object]:
     """RGB pixels, segment-id raster and ``SegmentTable`` of one image, from the pipeline's ``'slic'`` source."""
-    from histomics_label.core import slic  # noqa: F401  (registers 'slic')
     from histomics_label.core.io.slide import SlideReader
-    from histomics_label.core.segments import segment_sources
+    from histomics_label.core.segments import (
+        segment_sources,
+        slic,  # noqa: F401  (registers 'slic')
+    )
 
     reader = SlideReader(str(path), source.magnification, source.scale)
     raster = np.zeros((reader.height, reader.width), np.uint32)

@@ -6,8 +6,8 @@ import pytest
 from histomics_label.core.errors import SegmentsError
 from histomics_label.core.io.label_tiff import write_segment_tiff
 from histomics_label.core.io.store import SlideStore
-from histomics_label.core.label_image import LabelImageSegments
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
+from histomics_label.core.segments.label_image import LabelImageSegments
 
 
 @pytest.fixture(scope='module')

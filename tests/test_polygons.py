@@ -11,8 +11,8 @@ from skimage.measure import find_contours, regionprops
 from histomics_label.core.errors import SegmentsError
 from histomics_label.core.io.slide import SlideInfo, SlideReader
 from histomics_label.core.io.store import SlideStore
-from histomics_label.core.polygons import PolygonSegments
 from histomics_label.core.segments import segment_sources
+from histomics_label.core.segments.polygons import PolygonSegments
 
 
 @pytest.fixture(scope='module')
@@ -132,7 +132,7 @@ def test_overlaps_go_to_the_smaller_polygon(nuclei, caplog):
     whole = {'type': 'rectangle', 'center': [20, 10, 0], 'width': 20, 'height': 10}
     elements = [region] + [polyline(xy) for xy in outlines] + [whole] + halves
     _, nuclei_alone, _ = run(geojson(outlines), slide_path)
-    with caplog.at_level(logging.WARNING, logger='histomics_label.core.polygons'):
+    with caplog.at_level(logging.WARNING, logger='histomics_label.core.segments.polygons'):
         segments, raster, table = run({'elements': elements}, slide_path)
     whole_index = len(outlines) + 1
     assert whole_index not in segments.source_index  # every pixel of it belongs to its two halves

@@ -7,7 +7,6 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from histomics_label.core import slic  # noqa: F401  (registers the slic segment source)
 from histomics_label.core.errors import ConfigurationError, FeaturesError
 from histomics_label.core.extractors import FeatureExtractor, extract_features, extractors
 from histomics_label.core.io.slide import SlideReader

@@ -19,8 +19,8 @@ from histomics_label.core.distributed import dask_client
 from histomics_label.core.errors import ConfigurationError, SchedulerError, SlideError
 from histomics_label.core.io.slide import SlideReader
 from histomics_label.core.segments import segment_sources
-from histomics_label.core.slic import TiledSLIC
-from histomics_label.core.tissue import tissue_mask, tissue_threshold
+from histomics_label.core.segments.slic import TiledSLIC
+from histomics_label.core.segments.tissue import tissue_mask, tissue_threshold
 
 RADIUS = 12
 COMPACTNESS = 10

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from histomics_label.core import strokes
 from histomics_label.core.errors import ConfigurationError
 from histomics_label.core.io.store import SlideStore
-from histomics_label.core.strokes import segments_under_stroke
+from histomics_label.core.segments import strokes
+from histomics_label.core.segments.strokes import segments_under_stroke
 
 
 @pytest.fixture(scope='module')

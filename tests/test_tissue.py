@@ -5,7 +5,7 @@ import pytest
 from skimage.filters import threshold_otsu
 
 from histomics_label.core.io.slide import SlideReader
-from histomics_label.core.tissue import (
+from histomics_label.core.segments.tissue import (
     MAX_THRESHOLD,
     MIN_THRESHOLD,
     tissue_context,

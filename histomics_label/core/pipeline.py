@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import acquisition, extractors, label_image, models, polygons, slic  # noqa: F401  (register variants)
 from .acquisition import acquisition_functions
 from .distributed import dask_client
 from .embedding_map import embedding_colours

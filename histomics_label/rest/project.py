@@ -163,7 +163,7 @@ class ProjectResource(Resource):
         .errorResponse('Invalid stroke, slide or category.')
         .errorResponse('Write access was denied on the folder.', 403))
     def paint_labels(self, folder: dict, body) -> dict:
-        from ..core.strokes import segments_under_stroke
+        from ..core.segments.strokes import segments_under_stroke
 
         body = _json_object(body, 'body')
         config = folders.config_of(folder)

@@ -211,7 +211,7 @@ def test_concurrent_labelers_lose_nothing(server, project, admin):
 
 def test_paint_and_erase_a_stroke(server, project, labeler):
     from histomics_label.core.io.store import SlideStore
-    from histomics_label.core.strokes import segments_under_stroke
+    from histomics_label.core.segments.strokes import segments_under_stroke
     from histomics_label.projects import folders
 
     item = str(project['item']['_id'])

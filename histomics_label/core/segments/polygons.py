@@ -26,9 +26,9 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from .errors import SegmentsError
-from .progress import Progress, no_progress
-from .segments import SegmentSource, SegmentTable, segment_sources
+from ..errors import SegmentsError
+from ..progress import Progress, no_progress
+from .base import SegmentSource, SegmentTable, segment_sources
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import os
 
 import numpy as np
 
-from .errors import SegmentsError
-from .io.label_tiff import read_segment_ids, segment_image_shape
-from .progress import Progress
-from .segments import SegmentSource, SegmentTable, segment_sources
+from ..errors import SegmentsError
+from ..io.label_tiff import read_segment_ids, segment_image_shape
+from ..progress import Progress
+from .base import SegmentSource, SegmentTable, segment_sources
 
 ROUNDING = 2
 """Pixels by which the image and the slide's analysis grid may differ (each tool rounds the scaled size its way);

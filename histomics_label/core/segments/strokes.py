@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import shapely
 
-from .errors import ConfigurationError
-from .io.store import SlideStore
+from ..errors import ConfigurationError
+from ..io.store import SlideStore
 
 MAX_STROKE_PIXELS = 4096 * 4096
 """Largest bounding box (analysis pixels) one stroke may cover: a long stroke is several requests."""

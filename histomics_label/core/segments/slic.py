@@ -47,10 +47,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 
-from .errors import ConfigurationError, SlideError
-from .io.slide import SlideReader
-from .progress import Progress, no_progress
-from .segments import SegmentSource, SegmentTable, segment_sources
+from ..errors import ConfigurationError, SlideError
+from ..io.slide import SlideReader
+from ..progress import Progress, no_progress
+from .base import SegmentSource, SegmentTable, segment_sources
 from .tissue import tissue_context, tissue_mask, tissue_threshold
 
 SLIVER_FRACTION = 0.5

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .registry import Registry
+from ..registry import Registry
 
 
 @dataclass
