@@ -123,9 +123,9 @@ def embed(image: np.ndarray, raster: np.ndarray, table, cache_dir: Path, patch_s
     parameters (its weights' SHA-256 included), so any change of data or network recomputes.
     Returns ``(features, info)``.
     """
-    from histomics_label.core.extractors import extract_features, extractors
-    from histomics_label.core.patches import ArraySlide, iter_patches
-    from histomics_label.core.representations import DEFAULT_EXTRACTOR
+    from histomics_label.core.features.extractors import extract_features, extractors
+    from histomics_label.core.features.patches import ArraySlide, iter_patches
+    from histomics_label.core.features.representations import DEFAULT_EXTRACTOR
 
     extractor = extractors.create(DEFAULT_EXTRACTOR, batch_size=64)
     digest = hashlib.sha256()

@@ -8,7 +8,7 @@ slide and the segment-id raster, pixels of other segments masked grey), in batch
 ``feature_batch_size``), at each patch size of ``--sizes``: 48 (bench_active_learning's nuclei), 64 (the demo
 project's), the project default ``patchSize`` (100) and each extractor's own input size (224).
 
-For every extractor in ``histomics_label.core.extractors`` (whatever is registered when it runs), at each patch
+For every extractor in ``histomics_label.core.features.extractors`` (whatever is registered when it runs), at each patch
 size and torch thread count (all cores, and 1):
 
 * ``ours``: the pipeline's path, end to end: cutting the patches (slide reading and masking included) and
@@ -91,7 +91,7 @@ def segment_sample(radius: int) -> Segments:
 
 def cut(segments: Segments, size: int, count: int):
     """``iter_patches`` over the first ``count`` segments at ``size`` px, batches of ``BATCH``, as the pipeline."""
-    from histomics_label.core.patches import iter_patches
+    from histomics_label.core.features.patches import iter_patches
 
     ids = segments.table.ids[:count]
     return iter_patches(segments.slide, segments.raster, segments.table, size, ids=ids, batch_size=BATCH,
@@ -104,7 +104,7 @@ def cut(segments: Segments, size: int, count: int):
 
 def load_extractor(name: str):
     """``(extractor, None)`` ready to run (weights found and loaded), or ``(None, why not)`` with the error."""
-    from histomics_label.core.extractors import extractors
+    from histomics_label.core.features.extractors import extractors
 
     try:
         extractor = extractors.create(name, batch_size=BATCH, **OPTIONS.get(name, {}))
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from histomics_label.core import pipeline  # noqa: F401  (registers every variant, as the application does)
-    from histomics_label.core.extractors import extractors
+    from histomics_label.core.features.extractors import extractors
 
     started = time.perf_counter()
     threads = sorted({os.cpu_count() or 1, 1}, reverse=True) if not args.threads else args.threads

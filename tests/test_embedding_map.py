@@ -6,8 +6,8 @@ from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 from sklearn.datasets import load_digits
 
-from histomics_label.core.embedding_map import embedding_colours
 from histomics_label.core.errors import FeaturesError
+from histomics_label.core.features.embedding_map import embedding_colours
 
 
 @pytest.fixture(scope='module')

@@ -9,9 +9,9 @@ from dsb2018_segments import nuclei_and_background
 from skimage.measure import regionprops
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError
-from histomics_label.core.extractors import extract_features, extractors, iter_features
+from histomics_label.core.features.extractors import extract_features, extractors, iter_features
+from histomics_label.core.features.patches import ArraySlide, iter_patches
 from histomics_label.core.models import models
-from histomics_label.core.patches import ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
 
 PATCH = 40

@@ -17,12 +17,12 @@ from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError
-from histomics_label.core.extractors import extractors
-from histomics_label.core.hub_extractors import IMAGENET_MEAN, IMAGENET_STD, read_state_dict
+from histomics_label.core.features.extractors import extractors
+from histomics_label.core.features.extractors.hub import IMAGENET_MEAN, IMAGENET_STD, read_state_dict
+from histomics_label.core.features.patches import ArraySlide, iter_patches
+from histomics_label.core.features.representations import VectorRepresentation
 from histomics_label.core.io.slide import SlideInfo
 from histomics_label.core.io.store import SlideStore
-from histomics_label.core.patches import ArraySlide, iter_patches
-from histomics_label.core.representations import VectorRepresentation
 from histomics_label.core.segments import SegmentTable
 
 
@@ -222,8 +222,7 @@ def test_uni_is_vit_large_with_its_configuration_and_needs_its_weights(checkpoin
 @needs_timm
 def test_hf_hub_offline_is_honoured(tmp_path):
     """With HF_HUB_OFFLINE=1 a missing hub file fails at once, without trying (and retrying) the network."""
-    code = ('from histomics_label.core import hub_extractors  # noqa: F401\n'
-            'from histomics_label.core.extractors import extractors\n'
+    code = ('from histomics_label.core.features.extractors import extractors\n'
             'from histomics_label.core.errors import FeaturesError\n'
             'try:\n    extractors.create("uni")\nexcept FeaturesError as exc:\n    print(exc)\n')
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_HUB_CACHE': str(tmp_path)}

@@ -8,8 +8,8 @@ from skimage.measure import regionprops
 from skimage.segmentation import slic
 
 from histomics_label.core.errors import SegmentsError
+from histomics_label.core.features.patches import FILL_VALUE, READ_MARGIN, ArraySlide, iter_patches
 from histomics_label.core.io.slide import SlideReader
-from histomics_label.core.patches import FILL_VALUE, READ_MARGIN, ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
 
 

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError
-from histomics_label.core.extractors import FeatureExtractor, extract_features, extractors
-from histomics_label.core.io.slide import SlideReader
-from histomics_label.core.io.store import SlideStore
-from histomics_label.core.models import Model
-from histomics_label.core.patches import FILL_VALUE, iter_patches
-from histomics_label.core.representations import (
+from histomics_label.core.features.extractors import FeatureExtractor, extract_features, extractors
+from histomics_label.core.features.patches import FILL_VALUE, iter_patches
+from histomics_label.core.features.representations import (
     ImageRepresentation,
     VectorRepresentation,
     check_model_fits,
     model_fits,
     representations,
 )
+from histomics_label.core.io.slide import SlideReader
+from histomics_label.core.io.store import SlideStore
+from histomics_label.core.models import Model
 from histomics_label.core.segments import segment_sources
 
 

@@ -6,9 +6,9 @@ import pytest
 from dsb2018_segments import nuclei_and_background
 from skimage.measure import regionprops
 
-from histomics_label.core.extractors import extract_features, extractors
-from histomics_label.core.patches import ArraySlide, iter_patches
-from histomics_label.core.retrieval import NeighbourIndex, Suggestion, cnfp
+from histomics_label.core.features.extractors import extract_features, extractors
+from histomics_label.core.features.patches import ArraySlide, iter_patches
+from histomics_label.core.retrieval.index import NeighbourIndex, Suggestion, cnfp
 from histomics_label.core.segments import SegmentTable
 
 BLOCK = 32
@@ -109,7 +109,7 @@ def test_auto_falls_back_to_scikit_learn_where_faiss_cannot_be_imported():
 
     code = ('import sys; sys.modules["faiss"] = None\n'  # what "import faiss" meets when faiss is not installed
             'import numpy as np\n'
-            'from histomics_label.core.retrieval import NeighbourIndex, faiss_available\n'
+            'from histomics_label.core.retrieval.index import NeighbourIndex, faiss_available\n'
             'index = NeighbourIndex.build({"a": np.eye(3), "b": np.ones((1, 3))})\n'
             'print(faiss_available(), index.backend, index.query(("b", 0), 2)[0])\n')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)

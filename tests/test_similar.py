@@ -11,7 +11,7 @@ import pytest
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError
 from histomics_label.core.io.store import SlideStore
-from histomics_label.core.similar import similar_segments
+from histomics_label.core.retrieval.similar import similar_segments
 
 CLI_DIR = Path(__file__).resolve().parent.parent / 'slicer_cli'
 spec = importlib.util.spec_from_file_location('SimilarSegments', CLI_DIR / 'SimilarSegments' / 'SimilarSegments.py')

@@ -11,9 +11,9 @@ from skimage.measure import regionprops
 from skimage.segmentation import slic
 
 from histomics_label.core.errors import FeaturesError, LabelsError, StoreError
+from histomics_label.core.features.patches import FILL_VALUE, ArraySlide, iter_patches
 from histomics_label.core.io.slide import SlideInfo
 from histomics_label.core.io.store import FORMAT_NAME, SCHEMA_VERSION, SlideStore
-from histomics_label.core.patches import FILL_VALUE, ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
 
 CATEGORIES = [{'name': 'tumor', 'color': '#ff0000', 'excluded': False},

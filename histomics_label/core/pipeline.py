@@ -13,15 +13,15 @@ from pathlib import Path
 
 from .acquisition import acquisition_functions
 from .distributed import dask_client
-from .embedding_map import embedding_colours
 from .errors import ConfigurationError
-from .extractors import extractors as extractor_registry
+from .features.embedding_map import embedding_colours
+from .features.extractors import extractors as extractor_registry
+from .features.representations import Representation, check_model_fits, representations
 from .io.labels import LabelSet
 from .io.slide import SlideReader
 from .io.store import SlideStore
 from .models import models as model_registry
 from .progress import Progress, StagedProgress, no_progress
-from .representations import Representation, check_model_fits, representations
 from .rounds import train_round
 from .segments import segment_sources
 from .suggestions import suggest

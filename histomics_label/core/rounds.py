@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import ConfigurationError, StoreError
+from .features.representations import Representation
 from .io.labels import Category, LabelSet
 from .io.store import RoundRecord, SlideStore, append_round
 from .models import Model
 from .models import models as model_registry
 from .progress import Progress, no_progress
-from .representations import Representation
 
 PREDICT_CHUNK = 4096
 """Segments predicted at a time: bounds memory for image patches (4096 × 100² × 3 bytes ≈ 120 MB)."""

@@ -15,9 +15,9 @@ import numpy as np
 
 from .acquisition import AcquisitionFunction, acquisition_functions
 from .errors import ConfigurationError
+from .features.representations import Representation
 from .io.labels import LabelSet
 from .io.store import RoundRecord, SlideStore
-from .representations import Representation
 from .rounds import round_model, sample_all
 
 MC_SAMPLES = 20

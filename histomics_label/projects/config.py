@@ -13,10 +13,10 @@ from typing import Any
 
 from ..core.acquisition import acquisition_functions
 from ..core.errors import ConfigurationError
-from ..core.extractors import extractors
+from ..core.features.extractors import extractors
+from ..core.features.representations import check_model_fits, representations
 from ..core.io.annotation import parse_color
 from ..core.models import models
-from ..core.representations import check_model_fits, representations
 
 META_KEY = 'histomicsLabel'
 

