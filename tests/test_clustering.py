@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from histomics_label.core.clustering import SeededKMeans, lloyd
 from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
 from histomics_label.core.models import models
+from histomics_label.core.models.clustering import SeededKMeans, lloyd
 
 
 @pytest.fixture(scope='module')

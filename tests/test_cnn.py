@@ -15,13 +15,13 @@ from posterior_checks import assert_sound_posterior_samples
 from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential, slic
 
-from histomics_label.core.cnn_keras import KerasCNN
-from histomics_label.core.cnn_torch import TorchCNN
 from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
 from histomics_label.core.features.patches import ArraySlide, iter_patches
 from histomics_label.core.models import models
+from histomics_label.core.models.cnn_keras import KerasCNN
+from histomics_label.core.models.cnn_torch import TorchCNN
+from histomics_label.core.models.training import balanced_accuracy
 from histomics_label.core.segments import SegmentTable
-from histomics_label.core.training import balanced_accuracy
 
 PATCH = 32
 EPOCHS = 15

@@ -10,7 +10,7 @@ from skimage.segmentation import slic
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
 from histomics_label.core.models import LinearModel, class_weights, models
-from histomics_label.core.training import validation_split
+from histomics_label.core.models.training import validation_split
 
 
 @pytest.fixture(scope='module')

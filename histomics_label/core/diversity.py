@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .clustering import distances_to, kmeans_plus_plus, lloyd, nearest_centres
+from .models.clustering import distances_to, kmeans_plus_plus, lloyd, nearest_centres
 
 
 @dataclass(frozen=True)

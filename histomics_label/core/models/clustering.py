@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigurationError, FeaturesError, LabelsError
-from .models import Model, check_feature_width, check_training_set, models
-from .training import summary
+from ..errors import ConfigurationError, FeaturesError, LabelsError
+from .base import Model, check_feature_width, models
+from .training import check_training_set, summary
 
 CHUNK = 8192  # rows per block of a distance computation: bounded memory for a slide's worth of segments
 

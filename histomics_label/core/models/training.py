@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ConfigurationError, FeaturesError, LabelsError
+from ..errors import ConfigurationError, FeaturesError, LabelsError
 
 
 def check_training_set(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import ConfigurationError
-from .models import Model, models
+from ..errors import ConfigurationError
+from .base import Model, models
 from .training import PatchClassifier
 
 
