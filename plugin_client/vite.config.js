@@ -2,9 +2,29 @@
 // plugin's static files after it has defined the global `girder`, which is all the plugin code imports from.
 import { fileURLToPath } from 'node:url';
 
+import { compileClient } from 'pug';
 import { defineConfig } from 'vite';
 
+/**
+ * `import template from './x.pug'` gives the template as a function of its locals that returns HTML (pug escapes
+ * `#{}`, `=` and attribute values). The same small transform Girder's own plugins (large_image, slicer_cli_web)
+ * use; `vite-plugin-pug` only renders HTML entry pages and `rollup-plugin-pug` still needs pug 2.
+ */
+function pugTemplates() {
+  return {
+    name: 'histomics-label-pug',
+    transform(source, id) {
+      if (!id.endsWith('.pug')) {
+        return null;
+      }
+      const code = compileClient(source, { filename: id, doctype: 'html', compileDebug: false });
+      return { code: `${code}\nexport default template;\n`, map: { mappings: '' } };
+    },
+  };
+}
+
 export default defineConfig({
+  plugins: [pugTemplates()],
   build: {
     outDir: fileURLToPath(new URL('../histomics_label/web_client/dist', import.meta.url)),
     emptyOutDir: true,

@@ -53,6 +53,16 @@ export function labelRoute(folderId) {
   return `${projectRoute(folderId)}/label`;
 }
 
+/** The client route of a project's review view. */
+export function reviewRoute(folderId) {
+  return `${projectRoute(folderId)}/review`;
+}
+
+/** The client route of painting one slide of a project (the bulk labeling view). */
+export function paintRoute(folderId, itemId) {
+  return `${projectRoute(folderId)}/paint/${itemId}`;
+}
+
 /** The URL of an API path (such as a suggestion's `thumbnail`) for an `<img src>`; the login cookie authorizes it. */
 export function apiUrl(path) {
   const root = girder.rest.getApiRoot().replace(/\/$/, '');

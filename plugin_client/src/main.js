@@ -7,9 +7,9 @@ import './folderButton.js';
 import './slideButton.js';
 import './histomicsui.js';
 import * as api from './api.js';
-import GuidedView from './views/GuidedView.js';
-import ProjectView from './views/ProjectView.js';
+import GuidedView from './views/guided/GuidedView.js';
+import ProjectView from './views/project/ProjectView.js';
 import ReviewView from './views/review/ReviewView.js';
-import BulkView from './views/bulk/BulkView.js';
+import BulkView from './views/paint/BulkView.js';
 
 girder.pluginUtils.registerPluginNamespace('histomics_label', { api, BulkView, GuidedView, ProjectView, ReviewView });

@@ -1,8 +1,8 @@
 // The plugin's client routes. Backbone gives routes added later precedence, so these sit beside Girder's own.
-import GuidedView from './views/GuidedView.js';
-import ProjectView from './views/ProjectView.js';
+import GuidedView from './views/guided/GuidedView.js';
+import ProjectView from './views/project/ProjectView.js';
 import ReviewView from './views/review/ReviewView.js';
-import BulkView from './views/bulk/BulkView.js';
+import BulkView from './views/paint/BulkView.js';
 
 const { events, router } = girder;
 

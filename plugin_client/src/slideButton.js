@@ -1,16 +1,11 @@
 // A "Histomics Label" action on Girder's item page of a slide: a menu of the projects the slide belongs to, each
 // with links to the project page and to painting this slide there. An item that is no large image asks nothing; a
 // slide in no project the user may read gets no action. The menu is shared with the HistomicsUI adapter.
-import { getJson, projectRoute } from './api.js';
+import { getJson, paintRoute, projectRoute } from './api.js';
 
 const { $ } = girder;
 const { wrap } = girder.utilities.PluginUtils;
 const { ItemView } = girder.views.body;
-
-/** The client route of painting one slide of a project (routes.js). */
-export function paintRoute(projectId, itemId) {
-  return `${projectRoute(projectId)}/paint/${itemId}`;
-}
 
 /** The projects a slide belongs to that the user may read: `[{_id, name, access: {write}}]` (docs/rest.md). */
 export function slideProjects(itemId) {

@@ -1,0 +1,35 @@
+// The current card in focus: the slide viewer around its segment (FocusViewer), where it is and what is predicted
+// and chosen, and the category buttons (CategoryButtons, whose `choose` events the page listens to as `buttons`).
+import { categoryColor } from '../common.js';
+import CategoryButtons from './CategoryButtons.js';
+import FocusViewer from './FocusViewer.js';
+import infoTemplate from './focusInfo.pug';
+import template from './focusPanel.pug';
+
+const { View } = girder.views;
+
+const FocusPanel = View.extend({
+  className: 'hl-focus',
+
+  /** `base`, `slides`, `categories` and `messages` as FocusViewer takes them. */
+  initialize({ base, slides, categories, messages }) {
+    this.categories = categories;
+    this.$el.html(template());
+    this.viewer = new FocusViewer({
+      el: this.$('.hl-focus-map'), parentView: this, base, slides, categories, messages,
+    });
+    this.buttons = new CategoryButtons({ el: this.$('.hl-choices'), parentView: this, categories });
+  },
+
+  /** Show `card`, the `position`-th (from 0) of `count` in the row. */
+  show(card, position, count) {
+    this.viewer.focus(card);
+    const label = card.labels[card.labels.length - 1];
+    this.$('.hl-focus-info').html(infoTemplate({
+      card, label, position: position + 1, count, color: (name) => categoryColor(this.categories, name),
+    }));
+    this.buttons.setActive(label);
+  },
+});
+
+export default FocusPanel;

@@ -1,0 +1,103 @@
+// The slide around the current card in a geojs viewer: large_image's tiles, the card's segment outlined in yellow and
+// the labeled segments tinted (SegmentOverlay over the slide's segment image). The viewer is kept while the cards
+// are of the same slide; the map node gets `data-item`, `data-segment` and, once drawn, the class hl-map-idle.
+import { getJson } from '../../api.js';
+import SegmentOverlay from '../slide/SegmentOverlay.js';
+import SlideViewer from '../slide/SlideViewer.js';
+
+const { View } = girder.views;
+
+/** The viewer shows this many segment sizes around the current segment. */
+const FOCUS_CONTEXT = 4;
+/** Labeled segments are tinted this much in the viewer (the current one is outlined whatever its label). */
+const FOCUS_OPACITY = 0.3;
+
+const FocusViewer = View.extend({
+  /**
+   * `base` is the project's API path, `slides` its slides by id (their segment images), `categories` its
+   * categories, `messages` the page's MessagesView.
+   */
+  initialize({ base, slides, categories, messages }) {
+    Object.assign(this, { base, slides, categories, messages });
+    this.tileCache = {};
+  },
+
+  destroy(...args) {
+    this._destroyed = true;
+    this._close();
+    return View.prototype.destroy.apply(this, args);
+  },
+
+  /** Show the card's segment: open its slide (when another slide's card was shown), pan, outline. */
+  async focus(card) {
+    const token = {};
+    this._focusToken = token;
+    const node = this.$el;
+    if (!this.viewer || this.viewer.itemId !== card.item) {
+      this._close();
+      node.removeClass('hl-map-idle');
+      let tiles;
+      try {
+        tiles = await this._tiles(card.item);
+      } catch (error) {
+        this.messages.failed(`Could not open the slide ${card.itemName || card.item}`, error);
+        return;
+      }
+      if (this._focusToken !== token || this._destroyed) {
+        return;
+      }
+      this.viewer = new SlideViewer(this.el, card.item, tiles);
+      const slide = this.slides[card.item];
+      if (slide && slide.segmentImage) {
+        const overlay = new SegmentOverlay(this.viewer, this.base, card.item, slide.segmentImage);
+        this.overlayLoading = overlay.load().then(() => {
+          overlay.set({ categories: this.categories, opacity: FOCUS_OPACITY });
+          this.overlay = overlay;
+        }, (error) => this.messages.failed('Could not draw the segments in the viewer', error));
+      }
+    }
+    this.viewer.showRegion(card.region, FOCUS_CONTEXT);
+    await this.overlayLoading;
+    if (this._focusToken !== token || !this.viewer) {
+      return;
+    }
+    if (this.overlay) {
+      this.overlay.highlight(card.segment);
+    }
+    node.attr({ 'data-item': card.item, 'data-segment': String(card.segment) });
+    this.viewer.onIdle(() => {
+      if (this._focusToken === token) {
+        node.addClass('hl-map-idle');
+      }
+    });
+  },
+
+  /** Tint a segment with its new label (none: untinted) when its slide is the one shown. */
+  showLabel(card, name) {
+    if (this.overlay && this.viewer && this.viewer.itemId === card.item) {
+      const index = this.categories.findIndex((category) => category.name === name);
+      this.overlay.setLabels(new Map([[card.segment, index + 1]]));
+    }
+  },
+
+  _tiles(itemId) {
+    if (!this.tileCache[itemId]) {
+      this.tileCache[itemId] = getJson(`item/${itemId}/tiles`).catch((error) => {
+        delete this.tileCache[itemId];
+        throw error;
+      });
+    }
+    return this.tileCache[itemId];
+  },
+
+  _close() {
+    if (this.viewer) {
+      this.viewer.exit();
+    }
+    this.viewer = null;
+    this.overlay = null;
+    this.overlayLoading = null;
+  },
+});
+
+export default FocusViewer;

@@ -1,0 +1,297 @@
+// The guided labeling view (`#histomics_label/project/<folderId>/label`): a row of the next suggestions as cards
+// (CardStrip), the current card in focus (FocusPanel: the slide around it in a geojs viewer, with the segment
+// outlined in yellow and the labeled segments tinted, and the categories as buttons) and the label count, latest
+// round and Retrain button (StatsBar). This view holds the row and the keys: each choice is saved at once (PUT
+// .../labels, view "guided"); Backspace undoes the newest choice with the batch id its PUT returned. When the row is
+// done, or a retrain has finished, the next row is fetched in place. Every failed request is shown on the page, in
+// the messages area (MessagesView), with what was asked and Girder's answer.
+import { getJson, projectRoute, request } from '../../api.js';
+import { MessagesView } from '../common.js';
+import bodyNotice from './bodyNotice.pug';
+import CardStrip from './CardStrip.js';
+import FocusPanel from './FocusPanel.js';
+import template from './guided.pug';
+import StatsBar from './StatsBar.js';
+import './guided.css';
+
+const { View } = girder.views;
+
+const GuidedView = View.extend({
+  className: 'hl-guided-view',
+
+  initialize(settings) {
+    this.folderId = settings.folderId;
+    this.base = `histomics_label/project/${this.folderId}`;
+    this.project = null;
+    this.categories = [];
+    this.cards = [];
+    this.current = 0;
+    this.history = []; // newest last: {card, saved: Promise of the PUT's batch id}
+    this.pending = new Set(); // the saves in flight, awaited before the next row is fetched
+    this.loadingRow = false;
+    this._onKey = (event) => this._key(event);
+    document.addEventListener('keydown', this._onKey);
+    this.render();
+    this._load();
+  },
+
+  destroy(...args) {
+    document.removeEventListener('keydown', this._onKey);
+    this._destroyed = true;
+    return View.prototype.destroy.apply(this, args);
+  },
+
+  render() {
+    this.$el.html(template({ projectRoute: projectRoute(this.folderId) }));
+    this.messages = new MessagesView({ el: this.$('.hl-messages'), parentView: this });
+    this.stats = new StatsBar({
+      el: this.$('.hl-guided-stats'), parentView: this, base: this.base, messages: this.messages,
+      saved: () => Promise.allSettled([...this.pending]), newRound: () => this._nextRow(),
+    });
+    return this;
+  },
+
+  // ---- loading -----------------------------------------------------------------------------------------------
+
+  async _load() {
+    try {
+      this.project = await getJson(this.base);
+    } catch (error) {
+      this._notice('failed', error.message);
+      return;
+    }
+    if (this._destroyed) {
+      return;
+    }
+    this.categories = this.project.config.categories || [];
+    this.$('.hl-guided-title').text(`Label: ${this.project.name}`);
+    if (!(this.project.access && this.project.access.write)) {
+      this._notice('readOnly');
+      return;
+    }
+    this.stats.enable();
+    try {
+      this.slides = Object.fromEntries((await getJson(`${this.base}/slides`)).map((slide) => [slide._id, slide]));
+    } catch (error) {
+      this.slides = {};
+      this.messages.failed('Could not read the slides of the project (the viewer cannot show segments)', error);
+    }
+    this.cardStrip = new CardStrip({
+      el: this.$('.hl-cards'), parentView: this, categories: this.categories,
+      certainty: this.project.config.certainty || '',
+    });
+    this.listenTo(this.cardStrip, 'select', (index) => {
+      this.current = index;
+      this._update();
+    });
+    this.stats.refreshCount();
+    await this.stats.refreshRounds();
+    await this._nextRow();
+  },
+
+  /** Wait for the saves in flight, then fetch and show a new row of suggestions. */
+  async _nextRow() {
+    if (this.loadingRow) {
+      return;
+    }
+    this.loadingRow = true;
+    this.$('.hl-guided-body').addClass('hl-loading');
+    await Promise.allSettled([...this.pending]);
+    try {
+      const limit = this.project.config.batchSize || 8;
+      const suggestions = await getJson(`${this.base}/suggestions?limit=${limit}`);
+      if (this._destroyed) {
+        return;
+      }
+      this.cards = suggestions.map((s) => ({ ...s, labels: [], saving: 0 }));
+      this.current = 0;
+      this._renderRow();
+    } catch (error) {
+      this._notice('noSuggestions');
+      this.messages.failed('Could not fetch the next suggestions', error);
+    } finally {
+      this.loadingRow = false;
+    }
+  },
+
+  // ---- rendering ---------------------------------------------------------------------------------------------
+
+  /** Say `notice` (bodyNotice.pug) in the body instead of the focus panel. */
+  _notice(notice, detail) {
+    if (this.focusPanel) {
+      this.focusPanel.destroy();
+      this.focusPanel = null;
+    }
+    this.$('.hl-guided-body').removeClass('hl-loading').html(bodyNotice({ notice, detail }));
+  },
+
+  /** The card row and the focus panel, drawn anew for each row (the panel and its viewer are kept). */
+  _renderRow() {
+    if (!this.cards.length) {
+      this._notice('done');
+      this.cardStrip.render();
+      return;
+    }
+    const body = this.$('.hl-guided-body').removeClass('hl-loading');
+    if (!this.focusPanel) {
+      this.focusPanel = new FocusPanel({
+        parentView: this, base: this.base, slides: this.slides, categories: this.categories,
+        messages: this.messages,
+      });
+      this.listenTo(this.focusPanel.buttons, 'choose', this._choose);
+      body.empty().append(this.focusPanel.el);
+    }
+    this.cardStrip.render(this.cards);
+    this._update();
+  },
+
+  /** Reflect the cards' labels and the current card without redrawing the images of the row. */
+  _update() {
+    this.cardStrip.update(this.cards, this.current);
+    const card = this.cards[this.current];
+    if (card && this.focusPanel) {
+      this.focusPanel.show(card, this.current, this.cards.length);
+    }
+  },
+
+  /** Tint a segment in the viewer with its new label (none: untinted). */
+  _showLabel(card, name) {
+    if (this.focusPanel) {
+      this.focusPanel.viewer.showLabel(card, name);
+    }
+  },
+
+  // ---- keys and choices --------------------------------------------------------------------------------------
+
+  _key(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || !this.cards.length || this.loadingRow) {
+      return;
+    }
+    const target = event.target;
+    if (target && (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName))) {
+      return;
+    }
+    const key = event.key;
+    let handled = true;
+    if (/^[1-9]$/.test(key) && this.categories[Number(key) - 1]) {
+      this._choose(this.categories[Number(key) - 1].name);
+    } else if (key === 'Enter' || key === ' ') {
+      this._choose(this.cards[this.current].predicted);
+    } else if (key === 'ArrowLeft') {
+      this._move(-1);
+    } else if (key === 'ArrowRight') {
+      this._move(1);
+    } else if (key === 'Backspace') {
+      this._undo();
+    } else {
+      const category = key.length === 1 &&
+        this.categories.find((c) => c.hotkey && c.hotkey.toLowerCase() === key.toLowerCase());
+      if (category) {
+        this._choose(category.name);
+      } else {
+        handled = false;
+      }
+    }
+    if (handled) {
+      event.preventDefault();
+    }
+  },
+
+  _move(step) {
+    this.current = Math.min(this.cards.length - 1, Math.max(0, this.current + step));
+    this._update();
+  },
+
+  /** Label the current card, save it, and go on to the next unlabeled card (or the next row when none is left). */
+  _choose(name) {
+    const card = this.cards[this.current];
+    if (!card || !name) {
+      return;
+    }
+    card.labels.push(name);
+    card.saving += 1;
+    this._showLabel(card, name);
+    const saved = request('PUT', `${this.base}/labels`, {
+      json: { labels: [{ item: card.item, segment: card.segment, category: name }], view: 'guided' },
+    }).then(({ data }) => data.batch);
+    const entry = { card, saved, name };
+    this.history.push(entry);
+    this.pending.add(saved);
+    saved.then(
+      () => this.stats.refreshCount(),
+      (error) => {
+        // the label was not stored: take it back from the card and from the undo history
+        const at = card.labels.lastIndexOf(name);
+        if (at >= 0) {
+          card.labels.splice(at, 1);
+        }
+        this._showLabel(card, card.labels[card.labels.length - 1]);
+        this.history = this.history.filter((h) => h !== entry);
+        this.messages.failed(`Could not save the label "${name}" of segment ${card.segment}`, error);
+      },
+    ).finally(() => {
+      card.saving -= 1;
+      this.pending.delete(saved);
+      this._update();
+    });
+    const next = this._nextUnlabeled();
+    if (next === null) {
+      this._update();
+      this._nextRow();
+      return;
+    }
+    this.current = next;
+    this._update();
+  },
+
+  /** The index of the next card without a label after the current one (wrapping round), or null. */
+  _nextUnlabeled() {
+    for (let step = 1; step <= this.cards.length; step += 1) {
+      const index = (this.current + step) % this.cards.length;
+      if (!this.cards[index].labels.length) {
+        return index;
+      }
+    }
+    return null;
+  },
+
+  /** Undo the newest label: its card (back in the row if the row changed since) becomes the current card. */
+  async _undo() {
+    const entry = this.history.pop();
+    if (!entry) {
+      this.messages.add('Nothing to undo.', 'info');
+      return;
+    }
+    let batch;
+    try {
+      batch = await entry.saved;
+    } catch (error) {
+      return; // its save failed and was reported: nothing was stored
+    }
+    try {
+      await request('POST', `${this.base}/labels/undo`, { params: { batch } });
+    } catch (error) {
+      this.history.push(entry);
+      this.messages.failed(`Could not undo the label of segment ${entry.card.segment}`, error);
+      return;
+    }
+    const { card } = entry;
+    const at = card.labels.lastIndexOf(entry.name);
+    if (at >= 0) {
+      card.labels.splice(at, 1);
+    }
+    this._showLabel(card, card.labels[card.labels.length - 1]);
+    let index = this.cards.indexOf(card);
+    if (index < 0) {
+      this.cards.unshift(card);
+      index = 0;
+      this.current = 0;
+      this._renderRow();
+    }
+    this.current = index;
+    this._update();
+    this.stats.refreshCount();
+  },
+});
+
+export default GuidedView;

@@ -1,0 +1,133 @@
+// The guided page's stats bar: how many labels the project has, the latest round and its held-out balanced accuracy,
+// and the Retrain button, which saves what is in flight, asks for a round (POST .../train) and polls the rounds until
+// a newer one appears or training stops without one.
+import { getJson, request } from '../../api.js';
+import { percent } from '../common.js';
+import template from './statsBar.pug';
+
+const { View } = girder.views;
+
+/** How often the rounds are polled while a retrain runs (ms). */
+const POLL_MS = 1500;
+
+const StatsBar = View.extend({
+  events: {
+    'click .hl-retrain': '_retrainClicked',
+  },
+
+  /**
+   * `base` is the project's API path, `messages` the page's MessagesView; before a retrain `saved()` resolves once
+   * the labels in flight are saved, and after one `newRound()` shows the next row (both Promises).
+   */
+  initialize({ base, messages, saved, newRound }) {
+    Object.assign(this, { base, messages, saved, newRound });
+    this.rounds = [];
+    this.training = false;
+    this.render();
+  },
+
+  destroy(...args) {
+    this._destroyed = true;
+    clearTimeout(this._pollTimer);
+    return View.prototype.destroy.apply(this, args);
+  },
+
+  render() {
+    this.$el.html(template());
+    return this;
+  },
+
+  enable() {
+    this.$('.hl-retrain').prop('disabled', false);
+  },
+
+  async refreshCount() {
+    try {
+      const { xhr } = await request('GET', `${this.base}/labels`, { params: { limit: 1 } });
+      this.$('.hl-label-count').text(Number(xhr.getResponseHeader('Girder-Total-Count')).toLocaleString());
+    } catch (error) {
+      this.$('.hl-label-count').text('?');
+      this.messages.failed('Could not count the labels', error);
+    }
+  },
+
+  /** Fetch the rounds and show the latest; returns the rounds document or null when the request failed. */
+  async refreshRounds() {
+    try {
+      const result = await getJson(`${this.base}/rounds`);
+      this.rounds = result.rounds;
+      const latest = this.rounds[this.rounds.length - 1];
+      this.$('.hl-round-number').text(latest ? latest.number : 'none yet');
+      this.$('.hl-accuracy').text(latest ? percent(latest.heldOutBalancedAccuracy) : 'n/a');
+      return result;
+    } catch (error) {
+      this.messages.failed('Could not read the training rounds', error);
+      return null;
+    }
+  },
+
+  _retrainClicked(event) {
+    event.currentTarget.blur(); // Enter and Space stay the page's keys
+    this._retrain();
+  },
+
+  async _retrain() {
+    if (this.training) {
+      return;
+    }
+    this.training = true;
+    const button = this.$('.hl-retrain').prop('disabled', true);
+    const status = this.$('.hl-train-status').text('Saving labels…');
+    await this.saved();
+    const before = this.rounds.length ? this.rounds[this.rounds.length - 1].number : 0;
+    try {
+      status.text('Training…');
+      await request('POST', `${this.base}/train`);
+      const round = await this._waitForRound(before);
+      if (round) {
+        status.text(`Round ${round.number} done.`);
+        await this.newRound();
+      } else {
+        status.text('');
+        this.messages.add('Training finished without a new round (for instance, fewer than two trainable ' +
+          'categories have labels); the previous model is kept. The job list has its log.', 'warning');
+      }
+    } catch (error) {
+      status.text('');
+      this.messages.failed('Could not retrain', error);
+    } finally {
+      this.training = false;
+      if (!this._destroyed) {
+        button.prop('disabled', false);
+      }
+    }
+  },
+
+  /** Poll the rounds until one newer than `before` appears (returned) or training stops without one (null). */
+  _waitForRound(before) {
+    return new Promise((resolve, reject) => {
+      const poll = async () => {
+        if (this._destroyed) {
+          resolve(null);
+          return;
+        }
+        const result = await this.refreshRounds();
+        if (!result) {
+          reject(new Error('the training rounds could not be read'));
+          return;
+        }
+        const latest = result.rounds[result.rounds.length - 1];
+        if (latest && latest.number > before && !result.state.running && !result.state.pending) {
+          resolve(latest);
+        } else if (!result.state.running && !result.state.pending) {
+          resolve(latest && latest.number > before ? latest : null);
+        } else {
+          this._pollTimer = setTimeout(poll, POLL_MS);
+        }
+      };
+      this._pollTimer = setTimeout(poll, POLL_MS);
+    });
+  },
+});
+
+export default StatsBar;

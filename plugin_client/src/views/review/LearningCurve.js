@@ -1,0 +1,98 @@
+// The learning curve section of the review page (GET .../rounds) as a small inline SVG line chart: each finished
+// round's held-out balanced accuracy (y, 0 to 1) against the labels it used (x). Rounds without a held-out accuracy
+// are left out of the line and counted below it.
+import { getJson } from '../../api.js';
+import template from './learningCurve.pug';
+
+const { View } = girder.views;
+
+const WIDTH = 460;
+const HEIGHT = 240;
+const MARGIN = { left: 56, right: 16, top: 14, bottom: 44 };
+
+function niceTicks(min, max, count = 5) {
+  if (min === max) {
+    return [min];
+  }
+  const raw = (max - min) / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const ticks = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + 1e-9; v += step) {
+    ticks.push(Math.round(v * 1e6) / 1e6);
+  }
+  return ticks;
+}
+
+/** The chart's geometry for learningCurve.pug from GET .../rounds' `rounds` (oldest first); null without points. */
+function chartOf(rounds) {
+  const points = rounds.filter((r) => typeof r.heldOutBalancedAccuracy === 'number' &&
+    typeof r.labelsUsed === 'number');
+  if (!points.length) {
+    return null;
+  }
+  const xs = points.map((r) => r.labelsUsed);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  if (x0 === x1) {
+    [x0, x1] = [Math.max(0, x0 - 1), x1 + 1];
+  }
+  const plotW = WIDTH - MARGIN.left - MARGIN.right;
+  const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const sx = (v) => MARGIN.left + ((v - x0) / (x1 - x0)) * plotW;
+  const sy = (v) => MARGIN.top + (1 - v) * plotH;
+  const skipped = rounds.length - points.length;
+  return {
+    width: WIDTH,
+    height: HEIGHT,
+    left: MARGIN.left,
+    right: MARGIN.left + plotW,
+    top: MARGIN.top,
+    bottom: MARGIN.top + plotH,
+    middleX: MARGIN.left + plotW / 2,
+    middleY: MARGIN.top + plotH / 2,
+    xTicks: niceTicks(x0, x1).map((v) => ({ x: sx(v), label: v })),
+    yTicks: [0, 0.25, 0.5, 0.75, 1].map((v) => ({ y: sy(v), label: v.toFixed(2), grid: Boolean(v) })),
+    path: points.map((r, i) => `${i ? 'L' : 'M'}${sx(r.labelsUsed).toFixed(1)},` +
+      `${sy(r.heldOutBalancedAccuracy).toFixed(1)}`).join(' '),
+    points: points.map((r) => ({
+      cx: sx(r.labelsUsed).toFixed(1), cy: sy(r.heldOutBalancedAccuracy).toFixed(1), number: r.number,
+      labels: r.labelsUsed, accuracy: r.heldOutBalancedAccuracy, percent: (r.heldOutBalancedAccuracy * 100).toFixed(1),
+    })),
+    note: `${points.length} round${points.length === 1 ? '' : 's'}${skipped
+      ? `; ${skipped} without a held-out accuracy left out` : ''}.`,
+  };
+}
+
+const LearningCurve = View.extend({
+  /** `base` is the project's API path, `messages` the page's MessagesView. */
+  initialize({ base, messages }) {
+    this.base = base;
+    this.messages = messages;
+    this.render('loading');
+  },
+
+  destroy(...args) {
+    this._destroyed = true;
+    return View.prototype.destroy.apply(this, args);
+  },
+
+  render(state, chart = null) {
+    this.$el.html(template({ state, chart }));
+    return this;
+  },
+
+  async load() {
+    try {
+      const result = await getJson(`${this.base}/rounds`);
+      if (this._destroyed) {
+        return;
+      }
+      this.render('ready', chartOf(result.rounds));
+    } catch (error) {
+      this.render('failed');
+      this.messages.failed('Could not read the training rounds', error);
+    }
+  },
+});
+
+export default LearningCurve;
