@@ -3,8 +3,8 @@
 Both choose a batch of ``--batch`` (32) candidates greedily maximising the joint mutual information between the
 batch's labels and the model parameters, from the same ``(S, N, C)`` samples (``--mc-samples`` 20):
 
-* ``ours``   -- the ``'batchbald'`` acquisition function of ``histomics_label.core.acquisition`` (its ``rank``
-  with ``samples=``), or ``histomics_label.core.batchbald.batchbald`` when the registry has none yet;
+* ``ours``   -- the ``'batchbald'`` acquisition function of ``histomics_label.core.acquisition.base`` (its ``rank``
+  with ``samples=``), or ``histomics_label.core.acquisition.batchbald.batchbald`` when the registry has none yet;
 * ``theirs`` -- ``batchbald_redux.batchbald.get_batchbald_batch(log_probs_N_K_C, batch_size, num_samples,
   dtype=torch.double, device='cpu')``, given the same samples as an ``(N, S, C)`` double tensor of log
   probabilities (the transposition and logarithm are done before timing).
@@ -147,11 +147,12 @@ def make_ours(configurations: int) -> tuple[Ours, str]:
             return np.asarray(function.rank(samples.mean(axis=0), everything, batch, seed=seed, samples=samples))
         return ours, how
 
-    from histomics_label.core.batchbald import batchbald
+    from histomics_label.core.acquisition.batchbald import batchbald
 
     def ours_core(samples: np.ndarray, batch: int, seed: int) -> np.ndarray:
         return batchbald(samples, batch, num_configurations=configurations, seed=seed).rows
-    return ours_core, f'histomics_label.core.batchbald.batchbald(num_configurations={configurations}) (not registered)'
+    return ours_core, (f'histomics_label.core.acquisition.batchbald.batchbald(num_configurations={configurations}) '
+                       '(not registered)')
 
 
 def theirs(log_probs, batch: int, configurations: int, seed: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Selection speed: one batch chosen by every registered acquisition function from 10k, 100k and 1M candidates.
 
-Every name in ``histomics_label.core.acquisition.acquisition_functions`` (whatever is registered when it runs)
+Every name in ``histomics_label.core.acquisition.base.acquisition_functions`` (whatever is registered when it runs)
 chooses one batch of the project's default size (``batchSize`` of ``projects.config.DEFAULTS``, 8) as the
 application does (``suggestions.suggest_across``): ``function.select(probabilities, candidates, n, seed=,
 labeled=, **needs)``, with ``probabilities`` ``None`` for functions that do not use a model. BatchBALD also
@@ -264,7 +264,7 @@ def run(args: argparse.Namespace) -> dict:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from histomics_label.core.suggestions import MC_SAMPLES
+    from histomics_label.core.acquisition.suggestions import MC_SAMPLES
     from histomics_label.projects.config import DEFAULTS
 
     torch.set_num_threads(args.threads)

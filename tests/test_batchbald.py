@@ -7,7 +7,7 @@ import pytest
 import torch
 from batchbald_redux.batchbald import get_batchbald_batch
 
-from histomics_label.core.batchbald import _GreedySelector, bald, batchbald, expected_entropy
+from histomics_label.core.acquisition.batchbald import _GreedySelector, bald, batchbald, expected_entropy
 
 
 def mc_samples(n_samples: int, n_rows: int, n_classes: int, seed: int = 0) -> np.ndarray:

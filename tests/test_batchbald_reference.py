@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from histomics_label.core.batchbald import bald, batchbald
+from histomics_label.core.acquisition.batchbald import bald, batchbald
 
 redux = pytest.importorskip('batchbald_redux.batchbald', reason='batchbald-redux is a test dependency')
 

@@ -102,7 +102,7 @@ def blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_posterior_samples_disagree_between_clusters_not_inside_them():
-    from histomics_label.core.batchbald import bald
+    from histomics_label.core.acquisition.batchbald import bald
 
     points, truth = blobs()
     labeled = np.array([0, 1, 50, 51, 100, 101])

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from histomics_label.core.diversity import covering_radius, k_center_greedy, kmeans_cold_start, uncertain_and_diverse
+from histomics_label.core.acquisition.diversity import (
+    covering_radius,
+    k_center_greedy,
+    kmeans_cold_start,
+    uncertain_and_diverse,
+)
 
 
 @pytest.fixture(scope='module')

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from histomics_label.core.acquisition import acquisition_functions
+from histomics_label.core.acquisition.suggestions import suggest, suggest_across
 from histomics_label.core.errors import ConfigurationError
 from histomics_label.core.io.labels import LabelSet, labels_from_document
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, model_options, representation, run_pipeline
 from histomics_label.core.rounds import merge_categories, round_model, train_slides_round
-from histomics_label.core.suggestions import suggest, suggest_across
 from histomics_label.devtools.cli_demo import seed_labels
 
 FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_size': 256}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .acquisition import acquisition_functions
+from .acquisition.suggestions import suggest
 from .distributed import dask_client
 from .errors import ConfigurationError
 from .features.embedding_map import embedding_colours
@@ -24,7 +25,6 @@ from .models import models as model_registry
 from .progress import Progress, StagedProgress, no_progress
 from .rounds import train_round
 from .segments import segment_sources
-from .suggestions import suggest
 
 
 @dataclass

@@ -28,13 +28,13 @@ from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 
+from ..core.acquisition.suggestions import suggest_across
 from ..core.errors import HistomicsLabelError
 from ..core.io.labels import Category, LabelSet
 from ..core.io.store import SlideStore
 from ..core.models import models
 from ..core.pipeline import model_options, representation
 from ..core.rounds import train_slides_round
-from ..core.suggestions import suggest_across
 from ..models.label import Label
 from ..models.round import Round
 from ..models.training_state import TrainingState

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .acquisition import AcquisitionFunction, acquisition_functions
-from .errors import ConfigurationError
-from .features.representations import Representation
-from .io.labels import LabelSet
-from .io.store import RoundRecord, SlideStore
-from .rounds import round_model, sample_all
+from ..errors import ConfigurationError
+from ..features.representations import Representation
+from ..io.labels import LabelSet
+from ..io.store import RoundRecord, SlideStore
+from ..rounds import round_model, sample_all
+from .base import AcquisitionFunction, acquisition_functions
 
 MC_SAMPLES = 20
 """Posterior samples drawn for BatchBALD (as in the BatchBALD paper's experiments)."""

@@ -34,7 +34,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from .base import (
+    JointAcquisition,
+    Selection,
+    acquisition_functions,
+    candidate_rows,
+    check_samples,
+    empty_selection,
+    row_count,
+)
 
 MEMORY_BUDGET = 1 << 27  # bytes for the (M, chunk, C) block of one evaluation
 
@@ -48,18 +57,6 @@ class BatchSelection:
 
     rows: np.ndarray
     gains: np.ndarray
-
-
-def check_samples(samples: np.ndarray) -> np.ndarray:
-    """``samples`` as an ``(S, N, C)`` float array of finite probabilities, or a ``ValueError`` saying why not."""
-    samples = np.asarray(samples)
-    if samples.ndim != 3 or min(samples.shape[0], samples.shape[2]) < 1:
-        raise ValueError(f'MC samples must be an (S, N, C) array of class probabilities, not shape {samples.shape}')
-    if not np.issubdtype(samples.dtype, np.floating):
-        samples = samples.astype(np.float64)
-    if not np.all(np.isfinite(samples)):
-        raise ValueError('MC samples must be finite probabilities')
-    return samples
 
 
 def entropy(probabilities: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -290,3 +287,33 @@ def _xlogx_sum(probabilities):
 
     return torch.special.xlogy(probabilities, probabilities).sum(dim=-1)
 
+
+@acquisition_functions.register('batchbald')
+class BatchBALD(JointAcquisition):
+    """BatchBALD (Kirsch et al. 2019): the batch whose labels jointly say most about the model's parameters.
+
+    Needs ``samples`` ``(S, N, C)``, the class probabilities of ``S`` Monte-Carlo posterior samples (MC dropout, an
+    ensemble). Exact joint entropies while the batch's labels have at most ``num_configurations`` configurations,
+    sampled (seeded) configurations beyond; see ``batchbald.py``. Scores are each pick's information gain in nats.
+    """
+
+    needs = ('samples',)
+
+    def __init__(self, num_configurations: int = 10_000, device: str = 'cpu') -> None:
+        if num_configurations < 1:
+            raise ConfigurationError(f'num_configurations must be positive, not {num_configurations}')
+        self.num_configurations = int(num_configurations)
+        self.device = device
+
+    def params(self) -> dict:
+        return {**super().params(), 'num_configurations': self.num_configurations}
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        values, n_rows = self.inputs(context, row_count(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return empty_selection()
+        chosen = batchbald(values['samples'], n, rows, num_configurations=self.num_configurations, seed=seed,
+                           device=self.device)
+        return Selection(chosen.rows, chosen.gains)

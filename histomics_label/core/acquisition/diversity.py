@@ -12,7 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .models.clustering import distances_to, kmeans_plus_plus, lloyd, nearest_centres
+from ..errors import ConfigurationError
+from ..models.clustering import distances_to, kmeans_plus_plus, lloyd, nearest_centres
+from .base import (
+    JointAcquisition,
+    Selection,
+    acquisition_functions,
+    candidate_rows,
+    check_probabilities,
+    empty_selection,
+    row_count,
+)
+from .uncertainty import MaximumEntropy
 
 
 @dataclass(frozen=True)
@@ -121,3 +132,84 @@ def kmeans_cold_start(embeddings: np.ndarray, candidates: np.ndarray, n: int, la
         rows.append(candidates[position])
         shares.append(sizes[cluster] / len(points))
     return DiverseBatch(np.array(rows, np.int64), np.array(shares, np.float64))
+
+
+@acquisition_functions.register('coreset')
+class Coreset(JointAcquisition):
+    """Coreset by k-center greedy (Sener & Savarese 2018): the batch that, with the labeled segments as centres,
+    best covers the unlabeled pool in embedding space. Ignores the model; scores are each pick's distance to its
+    nearest centre when it was picked (the covering radius it removes).
+    """
+
+    needs = ('embeddings', 'labeled')
+    uses_model = False
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        values, n_rows = self.inputs(context, row_count(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return empty_selection()
+        batch = k_center_greedy(values['embeddings'], rows, n, centres=values['labeled'])
+        return Selection(batch.rows, batch.scores)
+
+
+@acquisition_functions.register('entropy_diverse')
+class EntropyDiverse(JointAcquisition):
+    """Uncertain but not alike: shortlist the ``shortlist_factor · n`` candidates of highest entropy, then pick
+    farthest-first in embedding space within the shortlist, so a batch holds no near-duplicates. Scores are the
+    picks' entropies.
+    """
+
+    needs = ('embeddings',)
+
+    def __init__(self, shortlist_factor: float = 10.0) -> None:
+        if shortlist_factor < 1:
+            raise ConfigurationError(f'shortlist_factor must be at least 1, not {shortlist_factor}')
+        self.shortlist_factor = float(shortlist_factor)
+
+    def params(self) -> dict:
+        return {**super().params(), 'shortlist_factor': self.shortlist_factor}
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        if probabilities is None:
+            raise ConfigurationError(f'The {self.name!r} acquisition function needs the model\'s probabilities')
+        probabilities = check_probabilities(probabilities)
+        values, n_rows = self.inputs(context, len(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return empty_selection()
+        batch = uncertain_and_diverse(values['embeddings'], MaximumEntropy().scores(probabilities), rows, n,
+                                      self.shortlist_factor)
+        return Selection(batch.rows, batch.scores)
+
+
+@acquisition_functions.register('kmeans_cold_start')
+class KMeansColdStart(JointAcquisition):
+    """The first batch, before any model: seeded k-means in embedding space with the labeled segments as fixed
+    centres, and the candidate nearest each new centre. Picks come largest cluster first, scored by the share of
+    segments in their cluster. ``probabilities`` may be ``None``.
+    """
+
+    needs = ('embeddings', 'labeled')
+    uses_model = False
+
+    def __init__(self, iterations: int = 50, max_points: int = 20_000) -> None:
+        if iterations < 1 or max_points < 1:
+            raise ConfigurationError('iterations and max_points must be positive')
+        self.iterations = int(iterations)
+        self.max_points = int(max_points)
+
+    def params(self) -> dict:
+        return {**super().params(), 'iterations': self.iterations, 'max_points': self.max_points}
+
+    def select(self, probabilities: np.ndarray | None, candidates: np.ndarray, n: int, seed: int = 0,
+               **context) -> Selection:
+        values, n_rows = self.inputs(context, row_count(probabilities))
+        rows = candidate_rows(candidates, n_rows)
+        if n <= 0 or rows.size == 0:
+            return empty_selection()
+        batch = kmeans_cold_start(values['embeddings'], rows, n, values['labeled'], seed=seed,
+                                  iterations=self.iterations, max_points=self.max_points)
+        return Selection(batch.rows, batch.scores)
