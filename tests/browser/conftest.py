@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from live_stack import running_stack
+from helpers.live_stack import running_stack
 
 from histomics_label.devtools.client_build import build_client, ensure_chromium, npm_ci
 

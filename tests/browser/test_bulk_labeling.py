@@ -7,7 +7,7 @@ overlays by what the map draws."""
 
 
 import pytest
-from live_stack import add_user, make_segments, slide_project
+from helpers.live_stack import add_user, make_segments, slide_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 

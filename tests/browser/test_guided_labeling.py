@@ -5,7 +5,7 @@ made to fail; what the page shows is checked against what the server stored."""
 
 
 import pytest
-from live_stack import add_user, make_segments, slide_project, store_path
+from helpers.live_stack import add_user, make_segments, slide_project, store_path
 
 from histomics_label.devtools.cli_demo import seed_labels
 

@@ -6,7 +6,7 @@ control. What the page shows is checked against what the server stored."""
 
 
 import pytest
-from live_stack import add_user, slide_project
+from helpers.live_stack import add_user, slide_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 

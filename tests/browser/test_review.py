@@ -8,7 +8,7 @@ the page; and a reader's view without actions."""
 
 import girder_client
 import pytest
-from live_stack import add_user, make_segments, slide_project, store_path
+from helpers.live_stack import add_user, make_segments, slide_project, store_path
 
 from histomics_label.devtools.cli_demo import seed_labels
 

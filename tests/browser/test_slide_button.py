@@ -5,7 +5,7 @@ image to its project whether HistomicsUI's script loads before or after the plug
 
 
 import pytest
-from live_stack import slide_project
+from helpers.live_stack import slide_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 

@@ -1,7 +1,7 @@
 """Tests against the live stack (``histomics_label.devtools.stack``): real processes, a real HTTP server."""
 
 import pytest
-from live_stack import running_stack
+from helpers.live_stack import running_stack
 
 
 @pytest.fixture(scope='module')

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import girder_client
 import pytest
-from live_stack import make_segments, slide_project, store_path
+from helpers.live_stack import make_segments, slide_project, store_path
 
 from histomics_label.devtools.cli_demo import seed_labels
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from posterior_checks import assert_sound_posterior_samples
+from helpers.posterior_checks import assert_sound_posterior_samples
 from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential, slic
 

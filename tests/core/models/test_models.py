@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import skimage.data
-from posterior_checks import assert_sound_posterior_samples
+from helpers.posterior_checks import assert_sound_posterior_samples
 from skimage.color import rgb2hed
 from skimage.measure import regionprops
 from skimage.segmentation import slic

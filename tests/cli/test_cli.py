@@ -15,7 +15,7 @@ from histomics_label.core.acquisition import acquisition_functions
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools.cli_demo import seed_labels
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI_DIR = ROOT / 'slicer_cli'
 CLI_PATH = CLI_DIR / 'SuperpixelClassification' / 'SuperpixelClassification.py'
 FAST = ['--magnification', '5', '--radius', '10', '--patchsize', '48', '--workers', '1', '--tilesize', '256']

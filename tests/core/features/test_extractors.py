@@ -5,7 +5,7 @@ import pytest
 import skimage.data
 import skimage.transform
 import torch
-from dsb2018_segments import nuclei_and_background
+from helpers.dsb2018_segments import nuclei_and_background
 from skimage.measure import regionprops
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError

@@ -13,7 +13,7 @@ from histomics_label.core.errors import ConfigurationError, FeaturesError
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.retrieval.similar import similar_segments
 
-CLI_DIR = Path(__file__).resolve().parent.parent / 'slicer_cli'
+CLI_DIR = Path(__file__).resolve().parents[2] / 'slicer_cli'
 spec = importlib.util.spec_from_file_location('SimilarSegments', CLI_DIR / 'SimilarSegments' / 'SimilarSegments.py')
 cli = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cli)

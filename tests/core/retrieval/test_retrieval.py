@@ -3,7 +3,7 @@ two "slides" (the left and right halves of the image)."""
 
 import numpy as np
 import pytest
-from dsb2018_segments import nuclei_and_background
+from helpers.dsb2018_segments import nuclei_and_background
 from skimage.measure import regionprops
 
 from histomics_label.core.features.extractors import extract_features, extractors
