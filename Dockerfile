@@ -15,7 +15,7 @@ COPY histomics_label ./histomics_label
 # The CPU build of torch; install it first so no CUDA build is pulled in.
 RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install --no-cache-dir . \
- && python -c "import histomics_label.core.features.extractors.base"
+ && python -c "import histomics_label.core.features.extractors"
 
 FROM base AS server
 # Girder 5 with Histomics Label and the plugins it loads; MongoDB and Redis come from docker-compose.yml.
