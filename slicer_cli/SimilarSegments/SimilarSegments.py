@@ -9,24 +9,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# cli_utils sits in the folder above, which is not a package: put it on the path (script, slicer_cli_web, Docker).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cli_utils  # noqa: E402
+
 XML_PATH = Path(__file__).with_suffix('.xml')
 
 
 def parse_args(argv: list[str] | None = None):
-    import logging
-
-    from ctk_cli import CLIArgumentParser
-
-    logging.getLogger('ctk_cli.module').setLevel(logging.ERROR)
-    return CLIArgumentParser(str(XML_PATH)).parse_args(argv)
-
-
-def _ids(values) -> list[int]:
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [v for v in values.split(',') if v.strip()]
-    return [int(v) for v in values]
+    return cli_utils.parse_args(XML_PATH, argv)
 
 
 def run(args) -> list[dict]:
@@ -37,26 +28,18 @@ def run(args) -> list[dict]:
 
     if not args.output:
         raise ConfigurationError('An output file (--output) is required')
-    stores = [args.store, *[s.strip() for s in (args.alsoSearch or []) if s and s.strip()]]
-    found = similar_segments(stores, _ids(args.query), args.count, args.extractor, negatives=_ids(args.negatives),
-                             cnfp_mix=args.cnfp, metric=args.metric, exclude=_ids(args.exclude))
-    write_json_atomic(args.output, {'query': {'store': str(Path(args.store).resolve()), 'segments': _ids(args.query),
-                                              'negatives': _ids(args.negatives)},
+    stores = [args.store, *cli_utils.strings(args.alsoSearch)]
+    query, negatives = cli_utils.integers(args.query), cli_utils.integers(args.negatives)
+    found = similar_segments(stores, query, args.count, args.extractor, negatives=negatives, cnfp_mix=args.cnfp,
+                             metric=args.metric, exclude=cli_utils.integers(args.exclude))
+    write_json_atomic(args.output, {'query': {'store': str(Path(args.store).resolve()), 'segments': query,
+                                              'negatives': negatives},
                                     'extractor': args.extractor, 'metric': args.metric, 'similar': found})
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
-    from histomics_label.core.errors import HistomicsLabelError
-
-    args = parse_args(argv)
-    try:
-        found = run(args)
-    except HistomicsLabelError as exc:
-        print(f'Error: {exc}', file=sys.stderr)
-        return 2
-    print(f'Finished: {len(found)} similar segments', file=sys.stderr)
-    return 0
+    return cli_utils.main(XML_PATH, run, lambda found: f'{len(found)} similar segments', argv)
 
 
 if __name__ == '__main__':

@@ -11,33 +11,15 @@ import os
 import sys
 from pathlib import Path
 
+# cli_utils sits in the folder above, which is not a package: put it on the path (script, slicer_cli_web, Docker).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cli_utils  # noqa: E402
+
 XML_PATH = Path(__file__).with_suffix('.xml')
 
 
 def parse_args(argv: list[str] | None = None):
-    import logging
-
-    from ctk_cli import CLIArgumentParser
-
-    # ctk_cli warns about slicer_cli_web's own XML attributes (``reference``) that it does not use.
-    logging.getLogger('ctk_cli.module').setLevel(logging.ERROR)
-    return CLIArgumentParser(str(XML_PATH)).parse_args(argv)
-
-
-def _progress_reporter(args):
-    from histomics_label.core.progress import SlicerProgress, TerminalProgress
-
-    if args.progress or not sys.stdout.isatty():
-        return SlicerProgress()
-    return TerminalProgress()
-
-
-def _vector(values) -> list[str]:
-    if not values:
-        return []
-    if isinstance(values, str):
-        values = values.split(',')
-    return [v.strip() for v in values if v and v.strip()]
+    return cli_utils.parse_args(XML_PATH, argv)
 
 
 def _explain_unlabeled_outputs(args) -> None:
@@ -69,9 +51,9 @@ def run(args) -> dict:
                                  '--embeddingmap')
     labels = None
     if args.labelFile:
-        labels = read_labels(args.labelFile, _vector(args.labels))
-        if _vector(args.exclude):
-            labels = labels.exclude(_vector(args.exclude))
+        labels = read_labels(args.labelFile, cli_utils.strings(args.labels))
+        if cli_utils.strings(args.exclude):
+            labels = labels.exclude(cli_utils.strings(args.exclude))
     else:
         _explain_unlabeled_outputs(args)
     config = PipelineConfig(
@@ -83,7 +65,7 @@ def run(args) -> dict:
         feature_batch_size=args.batchSize, model=args.model, epochs=args.epochs, split=args.split, seed=args.seed,
         certainty=args.certainty, suggestions=args.suggestionCount, scheduler=args.scheduler or None,
         workers=args.numWorkers or None, embedding_map=bool(args.embeddingMap))
-    report = _progress_reporter(args)
+    report = cli_utils.progress_reporter(args)
     guard = outputs.OutputFiles([args.store, args.segmentImage, args.annotation, args.embeddingMap,
                                  args.suggestions])
     with guard.guard():
@@ -108,18 +90,13 @@ def run(args) -> dict:
             'reused': result.reused}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from histomics_label.core.errors import HistomicsLabelError
+def _finished(summary: dict) -> str:
+    return (f'{summary["segments"]} segments, round {summary["round"]}, '
+            f'held-out balanced accuracy {summary["metrics"].get("held_out_balanced_accuracy")}')
 
-    args = parse_args(argv)
-    try:
-        summary = run(args)
-    except HistomicsLabelError as exc:
-        print(f'Error: {exc}', file=sys.stderr)
-        return 2
-    print(f'Finished: {summary["segments"]} segments, round {summary["round"]}, '
-          f'held-out balanced accuracy {summary["metrics"].get("held_out_balanced_accuracy")}', file=sys.stderr)
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_utils.main(XML_PATH, run, _finished, argv)
 
 
 if __name__ == '__main__':
