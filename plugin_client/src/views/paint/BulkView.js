@@ -167,12 +167,12 @@ const BulkView = View.extend({
   },
 
   _resize() {
-    if (!this.map) {
+    if (!this.viewer) {
       return;
     }
-    const node = this.$('.hl-bulk-map')[0];
+    const node = this.viewer.node;
     this.brush.resize(node.clientWidth, node.clientHeight);
-    this.map.size({ width: node.clientWidth, height: node.clientHeight });
+    this.viewer.resize();
     this.brush.draw();
   },
 

@@ -17,8 +17,6 @@ const CERTAINTY_STOPS = [[0.843, 0.098, 0.11], [1, 1, 0.749], [0.173, 0.482, 0.7
 /** Predictions are drawn paler than labels, so that the two read apart when both are shown. */
 const PREDICTION_ALPHA = 0.55;
 
-export const FILLS = ['predictions', 'certainty', 'embedding'];
-
 function parseColor(color) {
   const match = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(color || '');
   if (!match) {

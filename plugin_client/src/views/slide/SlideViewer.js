@@ -12,7 +12,6 @@ export default class SlideViewer {
   constructor(node, itemId, tiles) {
     this.node = node;
     this.itemId = itemId;
-    this.tiles = tiles;
     const { sizeX, sizeY, tileWidth, tileHeight } = tiles;
     const params = geo.util.pixelCoordinateParams(node, sizeX, sizeY, tileWidth, tileHeight);
     params.map.max += ZOOM_PAST_BASE;
@@ -20,7 +19,7 @@ export default class SlideViewer {
     this.map = geo.map(params.map);
     params.layer.url = apiUrl(`item/${itemId}/tiles/zxy/{z}/{x}/{y}`);
     params.layer.crossDomain = 'use-credentials';
-    this.tileLayer = this.map.createLayer('osm', params.layer);
+    this.map.createLayer('osm', params.layer);
   }
 
   /** Resize the map to its node (after the page layout changed). */
