@@ -21,16 +21,14 @@ class HistomicsLabelPlugin(GirderPlugin):
         from .models.label import Label, LabelEvent
         from .models.round import Round
         from .models.training_state import TrainingState
-        from .rest import item_projects
-        from .rest.project import ProjectResource
+        from .rest import HistomicsLabelResource
 
         ModelImporter.registerModel('label', Label, 'histomics_label')
         ModelImporter.registerModel('label_event', LabelEvent, 'histomics_label')
         ModelImporter.registerModel('round', Round, 'histomics_label')
         ModelImporter.registerModel('training_state', TrainingState, 'histomics_label')
         TrainingState().reset_interrupted()
-        info['apiRoot'].histomics_label = ProjectResource()
-        item_projects.add_routes(info['apiRoot'].histomics_label)
+        info['apiRoot'].histomics_label = HistomicsLabelResource()
         from .projects.segment_images import on_folder_saved
 
         events.bind('model.folder.save.after', 'histomics_label', on_folder_saved)  # access reaches segment images

@@ -23,6 +23,7 @@ import sys
 import threading
 
 from bson.objectid import ObjectId
+from girder.exceptions import ValidationException
 from girder.models.folder import Folder
 from girder.models.user import User
 from girder_jobs.constants import JobStatus
@@ -43,6 +44,8 @@ from .workers.errors import child_error
 
 logger = logging.getLogger(__name__)
 JOB_TYPE = 'histomics_label.train'
+MAX_SUGGESTIONS = 1000
+"""Most suggestions one request returns."""
 _workers: dict[str, threading.Thread] = {}
 _workers_lock = threading.Lock()
 
@@ -62,6 +65,23 @@ def request_round(folder: dict, user: dict | None, reason: str) -> dict:
         _workers[str(folder['_id'])] = thread
     thread.start()
     return {'status': 'started', 'job': str(job['_id'])}
+
+
+def retrain(folder: dict, user: dict, wait: bool = False) -> dict:
+    """Start a round at ``user``'s request (or queue one behind the running round); with ``wait``, return once the
+    rounds are done, with the latest ``round``. Either way with the training ``state``."""
+    folders.config_of(folder)
+    result = request_round(folder, user, 'asked for')
+    if wait:
+        wait_for_rounds(folder['_id'])
+        result['round'] = Round().latest(folder['_id'])
+    return {**result, 'state': TrainingState().state(folder['_id'])}
+
+
+def learning_curve(folder: dict) -> dict:
+    """Every finished round of the project, oldest first, and the training ``state``."""
+    folders.config_of(folder)
+    return {'rounds': Round().learning_curve(folder['_id']), 'state': TrainingState().state(folder['_id'])}
 
 
 def wait_for_rounds(folder_id: ObjectId, timeout: float | None = None) -> None:
@@ -194,15 +214,22 @@ def run_job(job: dict) -> None:
                         f'{document["heldOutBalancedAccuracy"]}; publishing the annotations\n')
 
 
-def project_suggestions(folder: dict, limit: int) -> list[dict]:
-    """The next ``limit`` unlabeled segments across the project's slides, by the project's certainty metric."""
+def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
+    """The next ``limit`` (default: the project's ``batchSize``) unlabeled segments across the project's slides, by
+    its certainty metric; a 400 while the metric cannot rank yet (no trained round for a model-based one)."""
     config = folders.config_of(folder)
-    slides = segmented_slides(folder, config)
-    if not slides:
-        return []
-    rep = representation(folders.pipeline_config(folder, slides[0][0], config))
-    found = suggest_across([(str(path), labels) for _, path, labels in slides], config['certainty'], limit,
-                           config['seed'], rep=rep, embedding_key=config['extractor'])
+    limit = config['batchSize'] if limit is None else limit
+    if not 1 <= limit <= MAX_SUGGESTIONS:
+        raise ValidationException(f'limit must be between 1 and {MAX_SUGGESTIONS}', 'limit')
+    try:
+        slides = segmented_slides(folder, config)
+        if not slides:
+            return []
+        rep = representation(folders.pipeline_config(folder, slides[0][0], config))
+        found = suggest_across([(str(path), labels) for _, path, labels in slides], config['certainty'], limit,
+                               config['seed'], rep=rep, embedding_key=config['extractor'])
+    except HistomicsLabelError as exc:
+        raise ValidationException(str(exc)) from exc
     result = []
     for suggestion in found:
         item = slides[suggestion.pop('slide')][0]

@@ -137,6 +137,26 @@ class Label(Model):
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def query(project_id: ObjectId, item_id: ObjectId | None = None, category: str | None = None,
+              labeler_id: ObjectId | None = None, since: datetime.datetime | None = None,
+              until: datetime.datetime | None = None, reviewed: bool | None = None) -> dict:
+        """The Mongo query for a project's labels, narrowed by each filter given: slide, category, labeler, last
+        change at or after ``since`` and before ``until``, reviewed or not."""
+        query: dict = {'project': project_id}
+        if item_id is not None:
+            query['item'] = item_id
+        if category:
+            query['category'] = category
+        if labeler_id is not None:
+            query['labeler'] = labeler_id
+        times = {**({'$gte': since} if since else {}), **({'$lt': until} if until else {})}
+        if times:
+            query['updated'] = times
+        if reviewed is not None:
+            query['review'] = {'$exists': reviewed}
+        return query
+
     def effective(self, project_id: ObjectId, item_id: ObjectId | None = None) -> dict[tuple[ObjectId, int], str]:
         """``{(item, segment): category}``: an override where reviewed, else the most recent label."""
         query = {'project': project_id}

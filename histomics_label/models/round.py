@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bson.objectid import ObjectId
 from girder.models.model_base import Model
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 
 
 class Round(Model):
@@ -15,3 +16,17 @@ class Round(Model):
 
     def validate(self, doc: dict) -> dict:
         return doc
+
+    def learning_curve(self, project_id: ObjectId) -> list[dict]:
+        """Every finished round of the project as JSON, oldest first."""
+        return [as_json(doc) for doc in self.find({'project': project_id}, sort=[('number', ASCENDING)])]
+
+    def latest(self, project_id: ObjectId) -> dict | None:
+        """The project's newest round as JSON, or None before its first."""
+        doc = self.collection.find_one({'project': project_id}, sort=[('number', DESCENDING)])
+        return None if doc is None else as_json(doc)
+
+
+def as_json(doc: dict) -> dict:
+    """A round document with its ids as strings."""
+    return {key: (str(value) if isinstance(value, ObjectId) else value) for key, value in doc.items()}

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 from bson.objectid import ObjectId
+from girder.exceptions import ValidationException
 from girder.models.user import User
 from skimage.measure import find_contours
 
-from ..core.errors import ConfigurationError
+from ..core.errors import ConfigurationError, HistomicsLabelError
 from ..core.io.store import SlideStore
 from ..models.label import Label
 from . import folders
@@ -31,6 +34,35 @@ MAX_GEOJSON_SEGMENTS = 200_000
 """Most segments one GeoJSON export traces; beyond that, export one slide at a time or as CSV."""
 CSV_FIELDS = ('item', 'slide', 'segment', 'label', 'labelers', 'predicted', 'probability', 'x', 'y', 'x0', 'y0', 'x1',
               'y1')
+
+
+
+@dataclass(frozen=True)
+class Download:
+    """An export as a download: its file name, media type and body (bytes, or a function yielding chunks)."""
+
+    filename: str
+    content_type: str
+    body: bytes | Callable[[], Iterator[bytes]]
+
+
+def download(folder: dict, format: str, item: str | None, predictions: bool) -> Download:
+    """The project's (or one slide's) labels as ``format`` (one of ``FORMATS``), named after the project and slide;
+    a 400 naming why when there is nothing to export or too much for GeoJSON."""
+    folders.config_of(folder)
+    slide = folders.slide_of(folder, item) if item else None
+    stem = folder['name'].replace('"', '') + (f'-{slide["name"]}' if slide else '')
+    try:
+        if format == 'hdf5':
+            return Download(f'{stem}-training-set.h5', 'application/x-hdf5',
+                            _stream_and_remove(to_hdf5(folder, slide)))
+        rows = export_rows(folder, slide, predictions)
+        if format == 'csv':
+            return Download(f'{stem}-labels.csv', 'text/csv', to_csv(rows).encode('utf8'))
+        return Download(f'{stem}-labels.geojson', 'application/geo+json',
+                        json.dumps(to_geojson(folder, rows)).encode('utf8'))
+    except HistomicsLabelError as exc:
+        raise ValidationException(str(exc)) from exc
 
 
 def export_rows(folder: dict, item: dict | None, predictions: bool) -> Iterator[dict]:
@@ -156,3 +188,15 @@ def _outline(store: SlideStore, segment: int) -> list[list[float]]:
     if points[0] != points[-1]:
         points.append(points[0])
     return points
+
+
+def _stream_and_remove(path: Path) -> Callable[[], Iterator[bytes]]:
+    """Stream a temporary file in chunks, removing it once sent (or abandoned)."""
+    def stream() -> Iterator[bytes]:
+        try:
+            with open(path, 'rb') as handle:
+                while chunk := handle.read(1 << 20):
+                    yield chunk
+        finally:
+            path.unlink(missing_ok=True)
+    return stream

@@ -1,0 +1,56 @@
+"""A project's categories once labels use them: renames and merges relabel server-side, and a category that has
+labels is never dropped from the configuration silently (its labels would point at nothing)."""
+
+from __future__ import annotations
+
+from girder.exceptions import ValidationException
+
+from ..models.label import Label
+from . import folders
+from .config import META_KEY
+
+
+def configure(folder: dict, changes: dict) -> dict:
+    """Make ``folder`` a project or change its configuration (fields not given are kept); returns the new one.
+
+    A category that has labels cannot be left out of ``categories``: rename or merge it instead.
+    """
+    current = (folder.get('meta') or {}).get(META_KEY)
+    if current is not None and isinstance(changes.get('categories'), list):
+        kept = {c.get('name') for c in changes['categories'] if isinstance(c, dict)}
+        dropped = [c['name'] for c in current['categories'] if c['name'] not in kept]
+        used = [name for name in dropped if Label().findOne({'project': folder['_id'], 'category': name})]
+        if used:
+            raise ValidationException(f'Categories {", ".join(used)} have labels: rename or merge them instead '
+                                      'of leaving them out', 'categories')
+    return folders.save_config(folder, changes)
+
+
+def rename(folder: dict, old: str, new: str) -> dict:
+    """Rename category ``old`` to ``new`` (trimmed) and relabel its labels; returns the configuration and how many
+    labels changed."""
+    config = folders.config_of(folder)
+    names = [c['name'] for c in config['categories']]
+    new = new.strip()
+    if old not in names:
+        raise ValidationException(f'No category {old!r}', 'old')
+    if new in names:
+        raise ValidationException(f'A category {new!r} exists already; merge instead', 'new')
+    categories = [{**c, 'name': new if c['name'] == old else c['name']} for c in config['categories']]
+    saved = folders.save_config(folder, {'categories': categories})
+    return {'config': saved, 'relabeled': Label().rename_category(folder['_id'], old, new)}
+
+
+def merge(folder: dict, source: str, target: str) -> dict:
+    """Make every label of ``source`` one of ``target`` and drop ``source``; returns the configuration and how many
+    labels changed."""
+    config = folders.config_of(folder)
+    names = [c['name'] for c in config['categories']]
+    for name, field in ((source, 'source'), (target, 'target')):
+        if name not in names:
+            raise ValidationException(f'No category {name!r}', field)
+    if source == target:
+        raise ValidationException('Cannot merge a category into itself', 'target')
+    relabeled = Label().rename_category(folder['_id'], source, target)
+    saved = folders.save_config(folder, {'categories': [c for c in config['categories'] if c['name'] != source]})
+    return {'config': saved, 'relabeled': relabeled}
