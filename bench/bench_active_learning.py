@@ -40,13 +40,13 @@ import hashlib
 import json
 import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import he_task
 import numpy as np
 import report
+from measure import Timer, stopwatch
 from registered_functions import runnable_functions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,15 +140,14 @@ def embed(image: np.ndarray, raster: np.ndarray, table, cache_dir: Path, patch_s
             features = stored['features']
         if features.shape == (len(table), extractor.dim):
             return features, dict(info, cached=True, seconds=0.0)
-    started = time.perf_counter()
-    batches = iter_patches(ArraySlide(image), raster, table, patch_size, batch_size=64, tile_size=256)
-    features = extract_features(extractor, batches, len(table))
-    seconds = time.perf_counter() - started
+    with Timer() as extracting:
+        batches = iter_patches(ArraySlide(image), raster, table, patch_size, batch_size=64, tile_size=256)
+        features = extract_features(extractor, batches, len(table))
     cache_dir.mkdir(parents=True, exist_ok=True)
     temp = path.with_suffix('.tmp.npz')
     np.savez_compressed(temp, features=features)
     os.replace(temp, path)
-    return features, dict(info, cached=False, seconds=seconds)
+    return features, dict(info, cached=False, seconds=extracting.seconds)
 
 
 def halves(table, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -335,22 +334,19 @@ def run_one(strategy: Strategy, task: Task, seed: int, args: argparse.Namespace)
     rng = np.random.default_rng([seed, 2])
     chance = 1.0 / task.n_classes
     notes: list[str] = []
-    acquire_s = 0.0
+    acquiring, fitting = Timer(), Timer()
     if strategy.cold_start:
-        started = time.perf_counter()
-        context = context_for(strategy, None, X, labeled, args.mc_samples, seed)
-        uniform = np.full((len(y), task.n_classes), chance)
-        labeled[strategy.function.rank(uniform, ~labeled, n_initial, seed=seed, **context)] = True
-        acquire_s += time.perf_counter() - started
+        with acquiring:
+            context = context_for(strategy, None, X, labeled, args.mc_samples, seed)
+            uniform = np.full((len(y), task.n_classes), chance)
+            labeled[strategy.function.rank(uniform, ~labeled, n_initial, seed=seed, **context)] = True
     else:
         labeled[initial_set(y, task.n_classes, args.initial, seed)] = True
     counts, scores = [], []
     step = 0
-    fit_s = 0.0
     while True:
-        started = time.perf_counter()
-        model = fit(X[labeled], y[labeled], task.n_classes, seed)
-        fit_s += time.perf_counter() - started
+        with fitting:
+            model = fit(X[labeled], y[labeled], task.n_classes, seed)
         score = chance if model is None else balanced_accuracy(model.predict_proba(X_test).argmax(axis=1), y_test)
         counts.append(int(labeled.sum()))
         scores.append(score)
@@ -358,25 +354,25 @@ def run_one(strategy: Strategy, task: Task, seed: int, args: argparse.Namespace)
             break
         n = min(args.batch, args.budget - int(labeled.sum()), int((~labeled).sum()))
         step += 1
-        started = time.perf_counter()
-        if strategy.function is None:
-            picks = stratified_picks(y, labeled, n, rng)
-        elif model is None and strategy.needs and set(strategy.needs) <= MODEL_FREE_NEEDS:
-            uniform = np.full((len(y), task.n_classes), chance)  # model-free functions still choose
-            context = context_for(strategy, None, X, labeled, args.mc_samples, seed)
-            picks = strategy.function.rank(uniform, ~labeled, n, seed=seed * 1000 + step, **context)
-        elif model is None:
-            picks = rng.choice(np.flatnonzero(~labeled), size=n, replace=False)
-            notes.append(f'{counts[-1]} labels hold one class: random picks')
-        else:
-            context = context_for(strategy, model, X, labeled, args.mc_samples, seed * 1000 + step)
-            picks = strategy.function.rank(model.predict_proba(X), ~labeled, n, seed=seed * 1000 + step, **context)
-        acquire_s += time.perf_counter() - started
+        with acquiring:
+            if strategy.function is None:
+                picks = stratified_picks(y, labeled, n, rng)
+            elif model is None and strategy.needs and set(strategy.needs) <= MODEL_FREE_NEEDS:
+                uniform = np.full((len(y), task.n_classes), chance)  # model-free functions still choose
+                context = context_for(strategy, None, X, labeled, args.mc_samples, seed)
+                picks = strategy.function.rank(uniform, ~labeled, n, seed=seed * 1000 + step, **context)
+            elif model is None:
+                picks = rng.choice(np.flatnonzero(~labeled), size=n, replace=False)
+                notes.append(f'{counts[-1]} labels hold one class: random picks')
+            else:
+                context = context_for(strategy, model, X, labeled, args.mc_samples, seed * 1000 + step)
+                picks = strategy.function.rank(model.predict_proba(X), ~labeled, n, seed=seed * 1000 + step,
+                                               **context)
         picks = np.asarray(picks, np.int64)
         if len(picks) == 0 or labeled[picks].any():
             raise RuntimeError(f'{strategy.name} picked {len(picks)} rows, some already labeled')
         labeled[picks] = True
-    return dict(seed=seed, labels=counts, balanced_accuracy=scores, fit_s=fit_s, acquire_s=acquire_s,
+    return dict(seed=seed, labels=counts, balanced_accuracy=scores, fit_s=fitting.seconds, acquire_s=acquiring.seconds,
                 pool_class_counts=np.bincount(y[labeled], minlength=task.n_classes).tolist(), notes=notes)
 
 
@@ -777,7 +773,7 @@ def loop_settings(args: argparse.Namespace, dataset: str) -> argparse.Namespace:
 def run_dataset(task: Task, args: argparse.Namespace, seeds: list[int]) -> dict:
     """Every strategy on one task for every seed (``args`` holds its budget and batch); the curves, figures and goal
     verdict."""
-    started = time.perf_counter()
+    elapsed = stopwatch()
     ref = reference(task, seeds)
     target = TARGET_FRACTION * ref['mean']
     contenders, notes = strategies(args.functions)
@@ -794,7 +790,7 @@ def run_dataset(task: Task, args: argparse.Namespace, seeds: list[int]) -> dict:
                 reference=ref, target=target, notes=notes,
                 functions={s.name: dict(needs=list(s.needs), cold_start=s.cold_start) for s in contenders},
                 summary=summary, goal_figures=goal, goal=asdict(goal_verdict(task.name, goal, target)),
-                runs=runs, seconds=time.perf_counter() - started)
+                runs=runs, seconds=elapsed())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -837,7 +833,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     """Build the tasks, run every strategy for every seed, print the tables; return (and write) the figures."""
     args = parse_args(argv)
-    started = time.perf_counter()
+    elapsed = stopwatch()
     load_start = os.getloadavg()[0]
     seeds = list(range(args.seeds))
     tasks = build_tasks(args)
@@ -854,7 +850,7 @@ def main(argv: list[str] | None = None) -> dict:
                                mc_samples=args.mc_samples, model='linear', background_segments=args.background_segments,
                                dsb2018_task=args.task, quick=args.quick, threads=args.threads,
                                confidence=CONFIDENCE, bootstrap_resamples=BOOTSTRAP_RESAMPLES),
-                   datasets=datasets, seconds=time.perf_counter() - started, load_average_start=load_start,
+                   datasets=datasets, seconds=elapsed(), load_average_start=load_start,
                    load_average_end=os.getloadavg()[0])
     for result in datasets.values():
         print_result(result)

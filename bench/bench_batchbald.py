@@ -41,11 +41,11 @@ import math
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from measure import Timer, best_of, stopwatch
 from report import print_total, publish
 
 os.environ.setdefault('TQDM_DISABLE', '1')  # redux draws progress bars on every call; they would time too
@@ -196,13 +196,6 @@ def exact_picks(n_classes: int, configurations: int, batch: int) -> int:
     return count
 
 
-def timed(function, *args) -> tuple[float, np.ndarray]:
-    """``(seconds, result)`` of one call."""
-    started = time.perf_counter()
-    result = function(*args)
-    return time.perf_counter() - started, result
-
-
 def overlap(a: np.ndarray, b: np.ndarray, batch: int) -> float:
     """``|a ∩ b| / batch``."""
     return len(set(a.tolist()) & set(b.tolist())) / batch
@@ -212,13 +205,10 @@ def run_theirs(samples: np.ndarray, args: argparse.Namespace, row: dict) -> np.n
     """Redux on ``samples`` (log and transpose done untimed), its best time of ``--repeat`` in ``row``; its picks."""
     import torch
 
-    started = time.perf_counter()
-    log_probs = torch.from_numpy(np.ascontiguousarray(np.log(samples).transpose(1, 0, 2)))
-    row['theirs_prepare_s'] = time.perf_counter() - started
-    row['theirs_s'], picks = timed(theirs, log_probs, args.batch, args.configurations, args.seed)
-    for _ in range(args.repeat - 1):
-        row['theirs_s'] = min(row['theirs_s'], timed(theirs, log_probs, args.batch, args.configurations,
-                                                     args.seed)[0])
+    with Timer() as prepare:
+        log_probs = torch.from_numpy(np.ascontiguousarray(np.log(samples).transpose(1, 0, 2)))
+    row['theirs_prepare_s'] = prepare.seconds
+    row['theirs_s'], picks = best_of(args.repeat, theirs, log_probs, args.batch, args.configurations, args.seed)
     return picks
 
 
@@ -249,9 +239,7 @@ def run_size(n: int, base: np.ndarray, args: argparse.Namespace, ours: Ours, pre
     if predicted.get('ours', 0) > args.limit:
         row['ours_skipped_predicted_s'] = predicted['ours']
     else:
-        row['ours_s'], picks['ours'] = timed(ours, samples, args.batch, args.seed)
-        for _ in range(args.repeat - 1):
-            row['ours_s'] = min(row['ours_s'], timed(ours, samples, args.batch, args.seed)[0])
+        row['ours_s'], picks['ours'] = best_of(args.repeat, ours, samples, args.batch, args.seed)
     if predicted.get('theirs', 0) > args.limit:
         row['theirs_skipped_predicted_s'] = predicted['theirs']
     else:
@@ -313,7 +301,7 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    elapsed = stopwatch()
     if args.source == 'real':
         _, base, source = real_inputs(args.labels, args.mc_samples, args.cache, args.seed)
     else:
@@ -341,7 +329,7 @@ def run(args: argparse.Namespace) -> dict:
                     limit=args.limit, repeat=args.repeat, draws=args.draws, seed=args.seed, labels=args.labels,
                     noise_seeds=args.noise_seeds, pilot=args.pilot, quick=args.quick, full=args.full),
         source=source, ours=how, theirs_version=importlib.metadata.version('batchbald-redux'), sizes=rows,
-        notes=notes, seconds=time.perf_counter() - started)
+        notes=notes, seconds=elapsed())
 
 
 def _seconds(row: dict, name: str) -> str:

@@ -35,11 +35,11 @@ import datetime
 import os
 import platform
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from measure import Timer, stopwatch, timed
 from report import print_total, publish
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's start-up chatter (cnn_keras) is not a figure
@@ -78,7 +78,7 @@ def segment_sample(radius: int) -> Segments:
     from histomics_label.devtools import sample_data
     from histomics_label.projects.config import DEFAULTS
 
-    started = time.perf_counter()
+    elapsed = stopwatch()
     slide = SlideReader(str(sample_data.sample_slide()), DEFAULTS['magnification'])
     raster = np.zeros((slide.height, slide.width), np.uint32)
     table = TiledSLIC(radius=radius, compactness=DEFAULTS['compactness']).segment(slide, raster)
@@ -86,7 +86,7 @@ def segment_sample(radius: int) -> Segments:
                    f"{slide.base_magnification:g}×) at {DEFAULTS['magnification']:g}× ({slide.width:,} × "
                    f"{slide.height:,} px), tiled SLIC radius {radius}, compactness {DEFAULTS['compactness']:g}: "
                    f"{len(table):,} segments")
-    return Segments(slide, raster, table, description, time.perf_counter() - started)
+    return Segments(slide, raster, table, description, elapsed())
 
 
 def cut(segments: Segments, size: int, count: int):
@@ -120,22 +120,20 @@ def load_extractor(name: str):
 class Capture:
     """Wraps an extractor's ``embed`` to keep a reference to every input tensor it receives (no copy), so the raw
     forward can be timed on the very same tensors afterwards, and to time the forward pass inside ``extract``
-    (``forward_s``), which splits our time into cutting, preprocessing and network within the same calls.
+    (``forward_time``), which splits our time into cutting, preprocessing and network within the same calls.
     ``embed`` is the extractor's own, unwrapped."""
 
     def __init__(self, extractor) -> None:
         self.extractor = extractor
         self.embed = extractor.embed
         self.tensors: list = []
-        self.forward_s = 0.0
+        self.forward_time = Timer()
 
     def __enter__(self) -> Capture:
         def embed(network, images):
             self.tensors.append(images)
-            started = time.perf_counter()
-            result = self.embed(network, images)
-            self.forward_s += time.perf_counter() - started
-            return result
+            with self.forward_time:
+                return self.embed(network, images)
 
         self.extractor.embed = embed  # an instance attribute shadows the method while capturing
         return self
@@ -149,11 +147,10 @@ def forward(embed, network, tensors: list) -> float:
     mode as ``extract`` runs it."""
     import torch
 
-    started = time.perf_counter()
-    with torch.inference_mode():
+    with Timer() as timer, torch.inference_mode():
         for images in tensors:
             embed(network, images)
-    return time.perf_counter() - started
+    return timer.seconds
 
 
 def ours_and_raw(extractor, segments: Segments, size: int, count: int) -> tuple[dict, list[np.ndarray]]:
@@ -162,23 +159,21 @@ def ours_and_raw(extractor, segments: Segments, size: int, count: int) -> tuple[
     ``extract``, of the forward pass inside it and of the raw forward, the patch count, and the patches (for the
     image models)."""
     batches = cut(segments, size, count)
-    timing = dict(cut_s=0.0, extract_s=0.0, raw_s=0.0, patches=0)
-    patches = []
+    cutting, extracting = Timer(), Timer()
+    raw_s, patches = 0.0, []
     with Capture(extractor) as capture:
         while True:
-            started = time.perf_counter()
-            batch = next(batches, None)
-            timing['cut_s'] += time.perf_counter() - started
+            with cutting:
+                batch = next(batches, None)
             if batch is None:
                 break
-            started = time.perf_counter()
-            extractor.extract(batch[1])
-            timing['extract_s'] += time.perf_counter() - started
-            timing['raw_s'] += forward(capture.embed, extractor.load(), capture.tensors)
-            timing['patches'] += len(batch[1])
+            with extracting:
+                extractor.extract(batch[1])
+            raw_s += forward(capture.embed, extractor.load(), capture.tensors)
             patches.append(batch[1])
             capture.tensors.clear()  # the next batch's tensors only
-    timing['network_s'] = capture.forward_s
+    timing = dict(cut_s=cutting.seconds, extract_s=extracting.seconds, raw_s=raw_s,
+                  patches=sum(len(batch) for batch in patches), network_s=capture.forward_time.seconds)
     return timing, patches
 
 
@@ -238,9 +233,7 @@ def measure_model(name: str, patches: dict[int, np.ndarray], threads: list[int])
                 if n_threads is not None:
                     torch.set_num_threads(n_threads)
                 model.predict_proba(images[:BATCH])
-                started = time.perf_counter()
-                model.predict_proba(images)
-                seconds = time.perf_counter() - started
+                seconds = timed(model.predict_proba, images)[0]
                 rows.append(dict(model=name, patch=size, threads=n_threads, patches=len(images), seconds=seconds))
     except Exception as exc:
         return rows, f'{type(exc).__name__}: {exc}'
@@ -268,7 +261,7 @@ def run(args: argparse.Namespace) -> dict:
     from histomics_label.core import pipeline  # noqa: F401  (registers every variant, as the application does)
     from histomics_label.core.features.extractors import extractors
 
-    started = time.perf_counter()
+    elapsed = stopwatch()
     threads = sorted({os.cpu_count() or 1, 1}, reverse=True) if not args.threads else args.threads
     loaded, not_measured = {}, {}
     for name in extractors.names():
@@ -301,7 +294,7 @@ def run(args: argparse.Namespace) -> dict:
                     quick=args.quick),
         slide=dict(description=segments.description, segmentation_s=segments.seconds),
         extractors=rows, not_measured=not_measured, models=model_rows, model_errors=model_errors,
-        seconds=time.perf_counter() - started)
+        seconds=elapsed())
 
 
 EXTRACTOR_HEADERS = ('extractor', 'patch px', 'input px', 'threads', 'patches', 'ours patches/s', 'raw patches/s',

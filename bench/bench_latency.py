@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
+from measure import best_of, timed  # noqa: E402
 from report import publish  # noqa: E402
 
 DIM = 1280  # the default extractor's embedding width: the store must be current for the project's representation
@@ -92,12 +93,6 @@ def truth(segment: int) -> str:
     return CATEGORIES[((segment - 1) * 7919) % 3]['name']
 
 
-def timed(call):
-    start = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - start
-
-
 def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) -> tuple[str, str]:
     """A project folder with one slide whose store has ``size`` segments of ``cell`` pixels; returns (folder id,
     item id)."""
@@ -116,9 +111,8 @@ def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) 
         'categories': CATEGORIES, 'retrainEvery': 0, 'batchSize': 8, 'certainty': 'margin'})['config']
     store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
     store.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    synthetic_store(store, size, config, cell=cell)
-    print(f'  store of {size:,} segments written in {time.perf_counter() - started:.1f} s '
+    writing, _ = timed(synthetic_store, store, size, config, cell=cell)
+    print(f'  store of {size:,} segments written in {writing:.1f} s '
           f'({store.stat().st_size / 1e6:.0f} MB)', flush=True)
     segments = client.createFolder(folder['_id'], 'Histomics Label segments')
     with tempfile.TemporaryDirectory() as work:
@@ -144,7 +138,7 @@ def measure(client, size: int, data_dir: Path, slide: Path, rounds: int) -> dict
     base = f'histomics_label/project/{folder}'
     first = [{'item': item, 'segment': s, 'category': truth(s)} for s in range(1, 31)]
     client.put(f'{base}/labels', json={'labels': first, 'view': 'guided'})
-    trained, first_round = timed(lambda: client.post(f'{base}/train', parameters={'wait': 'true'}))
+    first_round, trained = timed(client.post, f'{base}/train', parameters={'wait': 'true'})
     if trained.get('round') is None:
         raise RuntimeError(f'The first round failed: {trained}')
     suggestions = client.get(f'{base}/suggestions', parameters={'limit': 8})
@@ -152,37 +146,30 @@ def measure(client, size: int, data_dir: Path, slide: Path, rounds: int) -> dict
     for _ in range(rounds):
         labels = [{'item': s['item'], 'segment': s['segment'], 'category': truth(s['segment'])}
                   for s in suggestions[:5]]
-        _, put = timed(lambda labels=labels: client.put(f'{base}/labels', json={'labels': labels,
-                                                                                 'view': 'guided'}))
-        result, train = timed(lambda: client.post(f'{base}/train', parameters={'wait': 'true'}))
-        suggestions, suggest = timed(lambda: client.get(f'{base}/suggestions', parameters={'limit': 8}))
+        put, _ = timed(client.put, f'{base}/labels', json={'labels': labels, 'view': 'guided'})
+        train, result = timed(client.post, f'{base}/train', parameters={'wait': 'true'})
+        suggest, suggestions = timed(client.get, f'{base}/suggestions', parameters={'limit': 8})
         loops.append({'label': put, 'train': train, 'suggest': suggest, 'total': put + train + suggest,
                       'round': result['round']['number'], 'accuracy': result['round']['heldOutBalancedAccuracy']})
         print(f'  round {result["round"]["number"]}: label {put:.2f} s + train {train:.2f} s + suggest '
               f'{suggest:.2f} s = {put + train + suggest:.2f} s', flush=True)
     annotations = client.get('annotation', parameters={'itemId': item, 'limit': 0})
     predictions = next(a for a in annotations if a['annotation']['name'] == 'Histomics Label predictions')
-    fetch_times, body = [], b''
-    for _ in range(3):
-        start = time.perf_counter()
-        response = client.sendRestRequest('GET', f'annotation/{predictions["_id"]}', jsonResp=False)
-        fetch_times.append(time.perf_counter() - start)
-        body = response.content
+    pixelmap_fetch_s, response = best_of(3, client.sendRestRequest, 'GET', f'annotation/{predictions["_id"]}',
+                                         jsonResp=False)
+    body = response.content
     values = json.loads(body)['annotation']['elements'][0]['values']
     assert len(values) == size + 1
-    overlay_times, overlay = [], b''
-    for _ in range(3):
-        start = time.perf_counter()
-        overlay = client.sendRestRequest('GET', f'{base}/overlay', parameters={'item': item, 'kind': 'predictions'},
-                                         jsonResp=False).content
-        overlay_times.append(time.perf_counter() - start)
+    overlay_fetch_s, response = best_of(3, client.sendRestRequest, 'GET', f'{base}/overlay',
+                                        parameters={'item': item, 'kind': 'predictions'}, jsonResp=False)
+    overlay = response.content
     assert len(overlay) == size + 1
     return {'segments': size, 'first_round_s': first_round, 'loops': loops,
-            'overlay_fetch_s': min(overlay_times), 'overlay_bytes': len(overlay),
+            'overlay_fetch_s': overlay_fetch_s, 'overlay_bytes': len(overlay),
             'label_to_suggestions_s': statistics.median(loop['total'] for loop in loops),
             'train_s': statistics.median(loop['train'] for loop in loops),
             'suggest_s': statistics.median(loop['suggest'] for loop in loops),
-            'pixelmap_fetch_s': min(fetch_times), 'pixelmap_bytes': len(body),
+            'pixelmap_fetch_s': pixelmap_fetch_s, 'pixelmap_bytes': len(body),
             'pixelmap_gzip_bytes': len(gzip.compress(body, 6))}
 
 
@@ -289,9 +276,8 @@ def benchmark_stack(data: Path, port: int = 0, keep: bool = False) -> Iterator[t
     from histomics_label.devtools.stack.launcher import Stack, _free_port
 
     stack = Stack(data, port=port or _free_port())
-    started = time.perf_counter()
-    info = stack.start()
-    print(f'live stack at {info.url} ({time.perf_counter() - started:.0f} s to start)', flush=True)
+    starting, info = timed(stack.start)
+    print(f'live stack at {info.url} ({starting:.0f} s to start)', flush=True)
     try:
         client = info.client()
         data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))

@@ -30,7 +30,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
 from bench_latency import CATEGORIES, benchmark_stack, make_project, truth  # noqa: E402
+from measure import timed  # noqa: E402
 from report import publish  # noqa: E402
 
 BROWSER_DIR = ROOT / 'tests' / 'browser'
@@ -160,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with benchmark_stack(args.data) as (info, client, data_dir, slide):
         for size in args.sizes:
-            started = time.perf_counter()
-            folder, item = prepare(client, size, data_dir, slide)
-            print(f'{size:,} segments: project ready in {time.perf_counter() - started:.0f} s', flush=True)
+            preparing, (folder, item) = timed(prepare, client, size, data_dir, slide)
+            print(f'{size:,} segments: project ready in {preparing:.0f} s', flush=True)
             figures = drive(info, folder, item, chromium, args.seconds)
             results.append({'segments': size, **figures})
             print(f'  open {figures["open_s"]:.2f} s, predictions {figures["predictions_s"]:.2f} s, '

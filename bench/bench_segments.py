@@ -23,9 +23,9 @@ Measurements, by the parent process:
   alone, after imports and dask start-up, including slide reading and writing the output raster);
 * peak RSS two ways: the largest single process of the contender's tree (each process's own ``VmHWM``: the child
   reports its own at its end, its descendants, e.g. dask workers, are read every 50 ms; ``wait4``'s ``ru_maxrss``
-  would include the harness's own peak, see ``own_peak_rss``) and the largest *sum* of RSS over the process tree,
-  sampled every 50 ms with psutil (what the machine must hold at once; shared pages are counted per process, so it
-  is an upper bound);
+  would include the harness's own peak, see ``measure.own_peak_rss``) and the largest *sum* of RSS over the process
+  tree, sampled every 50 ms with psutil (what the machine must hold at once; shared pages are counted per process,
+  so it is an upper bound);
 * CPU seconds (user + system) of the tree from ``wait4``;
 * segment count, and boundary recall / precision against the one-shot SLIC (when it ran): the share of the
   reference's boundary pixels inside tissue that have a boundary pixel of the contender within ``--tolerance``
@@ -58,10 +58,8 @@ import datetime
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -70,6 +68,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from measure import POLL_S, own_peak_rss, run_process, stopwatch  # noqa: E402
 from report import Goal, publish  # noqa: E402
 
 DEFAULT_MAGNIFICATION = 10.0
@@ -85,7 +84,6 @@ DEFAULT_RADIUS = 100.0
 DEFAULT_COMPACTNESS = 15.0  # the pipeline's default
 DEFAULT_TILE_SIZE = 2048  # the pipeline's default
 HISTOMICSTK_TILE_SIZE = 4096  # the CLI's default
-POLL_S = 0.05
 ONE_SHOT_BYTES_PER_PIXEL = 160  # peak RSS of one-shot slic measured at 130-155 B per analysis pixel
 ONE_SHOT_MEMORY_SHARE = 0.5  # one-shot slic runs only if it needs at most this share of the memory available
 HISTOMICSTK_CLI = 'histomicstk.cli.SuperpixelSegmentation.SuperpixelSegmentation'
@@ -190,18 +188,6 @@ def _run_child(kind: str, config_path: str) -> None:
     Path(cfg['result']).write_text(json.dumps(result))
 
 
-def own_peak_rss(pid: int) -> int:
-    """A process's own peak RSS in bytes: ``VmHWM`` of ``/proc/PID/status`` (0 when it is gone).
-
-    Not ``ru_maxrss``: when a process execs, Linux carries the peak RSS of the memory it replaces (its parent's,
-    after a vfork) into ``ru_maxrss``, so every contender would show at least the harness's own peak."""
-    try:
-        with open(f'/proc/{pid}/status') as handle:
-            return next((int(line.split()[1]) * 1024 for line in handle if line.startswith('VmHWM:')), 0)
-    except OSError:
-        return 0
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Parent: run, measure, compare, report.
 # --------------------------------------------------------------------------------------------------------------
@@ -224,58 +210,16 @@ class Measured:
     load_before: float = 0.0
 
 
-def _sample_tree(process, peaks: dict[int, int]) -> int:
-    """Sum of RSS over a psutil process and its live descendants (processes vanishing meanwhile count 0); records
-    each member's own peak RSS so far in ``peaks`` (by pid)."""
-    import psutil
-
-    total = 0
-    try:
-        members = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            continue
-        peaks[member.pid] = max(peaks.get(member.pid, 0), own_peak_rss(member.pid))
-    return total
-
-
 def measure(name: str, command: list[str], result_path: Path, env: dict) -> Measured:
     """Run ``command``; return its wall time, CPU time and peak RSS (see module doc) with the child's JSON."""
-    import psutil
-
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    watched = psutil.Process(proc.pid)
-    tree_peak, peaks = [0], {}
-    stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.wait(POLL_S):
-            tree_peak[0] = max(tree_peak[0], _sample_tree(watched, peaks))
-
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
-    poller = threading.Thread(target=poll, daemon=True)
-    reader.start()
-    poller.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    stop.set()
-    poller.join()
-    reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    measured = Measured(name, proc.returncode, wall, usage.ru_utime + usage.ru_stime,
-                        peak_tree_rss_mb=tree_peak[0] / 2 ** 20)
-    if proc.returncode == 0 and result_path.exists():
+    ran = run_process(command, env)
+    measured = Measured(name, ran.returncode, ran.wall_s, ran.cpu_s, peak_tree_rss_mb=ran.peak_tree_rss / 2 ** 20)
+    if ran.returncode == 0 and result_path.exists():
         measured.child = json.loads(result_path.read_text())
     else:
-        measured.error = ''.join(output)[-3000:]
-    measured.main_rss_mb = max(peaks.pop(proc.pid, 0) / 2 ** 20, measured.child.get('own_peak_rss_mb', 0))
-    measured.worker_rss_mb = max(peaks.values(), default=0) / 2 ** 20
+        measured.error = ran.output[-3000:]
+    measured.main_rss_mb = max(ran.peaks.pop(ran.pid, 0) / 2 ** 20, measured.child.get('own_peak_rss_mb', 0))
+    measured.worker_rss_mb = max(ran.peaks.values(), default=0) / 2 ** 20
     measured.peak_rss_mb = max(measured.main_rss_mb, measured.worker_rss_mb)
     return measured
 
@@ -994,7 +938,7 @@ def sample_names(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print the tables; return (and optionally write) the figures."""
     args = parse_args(argv)
-    started = time.perf_counter()
+    elapsed = stopwatch()
     with tempfile.TemporaryDirectory(prefix='bench-segments-') as temp:
         work = args.keep or Path(temp)
         work.mkdir(parents=True, exist_ok=True)
@@ -1006,7 +950,7 @@ def main(argv: list[str] | None = None) -> dict:
         points = run_series(args, work, rates) if args.sizes else []
         hot_spots = profile_ours(args, work) if args.profile else ''
     report = figures(args, sample, points)
-    report['seconds'] = time.perf_counter() - started
+    report['seconds'] = elapsed()
     verdicts = goals(report)
     print_report(report, verdicts)
     print(f"\ntotal {report['seconds']:.0f} s")

@@ -43,11 +43,11 @@ import math
 import os
 import platform
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from measure import Timer, best_of, stopwatch
 from registered_functions import runnable_functions
 from report import print_total, publish
 
@@ -100,9 +100,9 @@ class Inputs:
     def get(self, name: str) -> np.ndarray:
         """``samples``, ``probabilities``, ``embeddings`` or ``labeled`` (a boolean mask)."""
         if name not in self._made:
-            started = time.perf_counter()
-            self._made[name] = getattr(self, f'_make_{name}')()
-            self.seconds += time.perf_counter() - started
+            with Timer() as making:
+                self._made[name] = getattr(self, f'_make_{name}')()
+            self.seconds += making.seconds
         return self._made[name]
 
     def _make_samples(self) -> np.ndarray:
@@ -234,12 +234,7 @@ def measure(row: Row, inputs: Inputs, args: argparse.Namespace) -> float:
     """Best of ``--repeat`` selections' seconds (inputs made beforehand, untimed)."""
     for name in row.inputs_needed():
         inputs.get(name)
-    best = math.inf
-    for _ in range(args.repeat):
-        started = time.perf_counter()
-        select(row, inputs, args.seed)
-        best = min(best, time.perf_counter() - started)
-    return best
+    return best_of(args.repeat, select, row, inputs, args.seed)[0]
 
 
 def run_size(n: int, rows: list[Row], base: Base, args: argparse.Namespace) -> tuple[float, list[str]]:
@@ -269,7 +264,7 @@ def run(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)  # numpy's BLAS (coreset, k-means): on a busy machine 1 thread was 2x faster
-    started = time.perf_counter()
+    elapsed = stopwatch()
     embeddings, samples, description = bench_batchbald.real_inputs(args.labels, MC_SAMPLES, args.cache, args.seed)
     base = Base(np.asarray(embeddings, np.float32), samples, description)
     batch = args.batch or int(DEFAULTS['batchSize'])
@@ -292,7 +287,7 @@ def run(args: argparse.Namespace) -> dict:
         rows=[dict(function=row.name, batch=row.batch, needs=list(row.needs), uses_model=row.uses_model,
                    extra=row.extra, seconds=row.seconds, predicted_seconds=row.predicted, exponent=exponent(row))
               for row in rows],
-        notes=notes, seconds=time.perf_counter() - started)
+        notes=notes, seconds=elapsed())
 
 
 # --------------------------------------------------------------------------------------------------------------

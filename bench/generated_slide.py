@@ -32,11 +32,11 @@ import argparse
 import json
 import math
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from measure import stopwatch
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / 'bench-output' / 'generated-slides'
@@ -53,13 +53,13 @@ def generated_slide(megapixels: float, magnification: float, cache: Path = CACHE
     path = cache / f'slide-{side}px-{magnification:g}x-s{SLIDE_VERSION}-v{VERSION}.tiff'
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
+        elapsed = stopwatch()
         unit = sample_unit(magnification)
         write_mosaic(unit, side, side, magnification, path)
         info = dict(width=side, height=side, megapixels=side * side / 1e6, magnification=magnification,
                     microns_per_pixel=microns_per_pixel(magnification), unit_width=unit.shape[1],
                     unit_height=unit.shape[0], tissue_fraction=mosaic_tissue_fraction(unit, side, side),
-                    seconds_to_make=time.perf_counter() - started)
+                    seconds_to_make=elapsed())
         path.with_suffix('.json').write_text(json.dumps(info, indent=1))
     return path
 

@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from measure import stopwatch  # noqa: E402
 from report import machine, table  # noqa: E402
 
 
@@ -56,14 +56,14 @@ def run(benchmark: Benchmark, quick: bool, work: Path, logs: Path) -> dict:
     command = [sys.executable, str(HERE / benchmark.script), '--report', str(work),
                *(benchmark.quick if quick else ())]
     print(f'\n=== {benchmark.name}: {" ".join(command[1:])}', flush=True)
-    started = time.perf_counter()
+    elapsed = stopwatch()
     log_path = logs / f'{benchmark.name}.log'
     with open(log_path, 'w') as log, subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                                                       stderr=subprocess.STDOUT, text=True) as child:
         for line in child.stdout:
             sys.stdout.write(line)
             log.write(line)
-    seconds = time.perf_counter() - started
+    seconds = elapsed()
     complete = child.returncode == 0 and (work / f'{benchmark.name}.md').exists()
     print(f'=== {benchmark.name}: {"done" if complete else "FAILED"} in {seconds:.0f} s', flush=True)
     return {'benchmark': benchmark, 'seconds': seconds, 'complete': complete, 'log': log_path,
@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.work)
     logs = args.work / 'logs'
     logs.mkdir(parents=True)
-    started = time.perf_counter()
+    elapsed = stopwatch()
     outcomes = [run(benchmark, args.quick, args.work, logs) for benchmark in chosen]
-    total = time.perf_counter() - started
+    total = elapsed()
     args.out.write_text(page(outcomes, args.quick, args.work, args.out, total))
     print(f'\n{args.out} written; {sum(o["complete"] for o in outcomes)}/{len(outcomes)} benchmarks complete in '
           f'{total / 60:.1f} minutes ({datetime.datetime.now():%H:%M})')
