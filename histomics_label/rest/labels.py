@@ -17,7 +17,7 @@ from girder.models.folder import Folder
 from ..jobs import rounds as round_jobs
 from ..models.label import VIEWS
 from ..projects import categories, folders, labels, painting
-from .bodies import add_models
+from .bodies import add_models, autoDescribeBodyRoute
 
 _SEGMENT = {'type': 'object', 'required': ['item', 'segment'],
             'properties': {'item': {'type': 'string', 'description': 'A slide (item id) of the project.'},
@@ -75,7 +75,7 @@ def add_routes(resource: Resource) -> None:
 
 
 @access.user(scope=TokenScope.DATA_WRITE)
-@autoDescribeRoute(
+@autoDescribeBodyRoute(
     Description('Label segments: each {item, segment, category} sets your label of that segment.')
     .notes('Atomic per label: labelers working at once never overwrite each other. Returns a batch id that '
            'POST .../labels/undo reverts.')
@@ -90,7 +90,7 @@ def put_labels(folder: dict, body: dict) -> dict:
 
 
 @access.user(scope=TokenScope.DATA_WRITE)
-@autoDescribeRoute(
+@autoDescribeBodyRoute(
     Description('Remove your labels of segments: each {item, segment}.')
     .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
     .jsonParam('body', '{"labels": [{"item": id, "segment": n}]}', paramType='body', dataType=UNLABELS['title'],
@@ -102,7 +102,7 @@ def delete_labels(folder: dict, body: dict) -> dict:
 
 
 @access.user(scope=TokenScope.DATA_WRITE)
-@autoDescribeRoute(
+@autoDescribeBodyRoute(
     Description('Paint: label (or, with erase, unlabel) every segment a brush stroke covers on one slide.')
     .notes('Body {"item": id, "points": [[x, y], ...] in base pixels, "radius": brush radius in base pixels, '
            '"category": name (not with erase), "erase": false}. The covered segments are read from the slide\'s '

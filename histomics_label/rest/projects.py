@@ -13,7 +13,7 @@ from girder.models.folder import Folder
 
 from ..projects import categories, summary
 from ..projects.config import DEFAULTS
-from .bodies import add_models
+from .bodies import add_models, autoDescribeBodyRoute
 
 CONFIG = {
     'title': 'HistomicsLabelConfig',
@@ -54,7 +54,7 @@ def get_project(folder: dict) -> dict:
 
 
 @access.user(scope=TokenScope.DATA_WRITE)
-@autoDescribeRoute(
+@autoDescribeBodyRoute(
     Description('Create a project on a folder, or change its configuration (fields not given are kept).')
     .notes('Fields: ' + ', '.join(sorted(DEFAULTS)) + '. categories is a list of {name, color, excluded, '
            'hotkey}. A category that has labels cannot be dropped here: rename or merge it.')

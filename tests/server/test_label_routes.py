@@ -100,6 +100,32 @@ def test_malformed_bodies_are_a_400(server, project, labeler, body):
     assertStatus(response, 400)
 
 
+def test_body_errors_say_where_and_what(server, project, labeler, monkeypatch):
+    """A body that breaks its schema is a one-line 400 naming the place; one that is not UTF-8 a 400, not a 500;
+    one over the size limit a 413 before it is read. None of them labels anything."""
+    from histomics_label.rest import bodies
+
+    def put(body):
+        return server.request(_path(project, '/labels'), method='PUT', user=labeler, type='application/json',
+                              body=body)
+
+    wrong_type = put(json.dumps({'labels': 'all'}))
+    assertStatus(wrong_type, 400)
+    assert wrong_type.json['message'] == "Invalid body at labels: 'all' is not of type 'array'"
+    item = str(project['item']['_id'])
+    nested = put(json.dumps({'labels': [{'item': item, 'segment': 'one', 'category': 'tumor'}]}))
+    assertStatus(nested, 400)
+    assert nested.json['message'] == "Invalid body at labels/0/segment: 'one' is not of type 'integer'"
+    not_utf8 = put(b'{"labels": [{"item": "\xff", "segment": 1, "category": "tumor"}]}')
+    assertStatus(not_utf8, 400)
+    assert 'is not valid UTF-8 JSON' in not_utf8.json['message']
+    monkeypatch.setattr(bodies, 'MAX_BODY_BYTES', 100)
+    too_large = put(json.dumps({'labels': [{'item': item, 'segment': s, 'category': 'tumor'} for s in (1, 2, 3)]}))
+    assertStatus(too_large, 413)
+    assert 'is larger than' in too_large.json['message']
+    assert _list(server, project, labeler).json == []
+
+
 def test_read_access_cannot_label(server, project, user):
     assertStatus(_label(server, project, user, [(1, 'tumor')]), 403)
     assertStatusOk(_list(server, project, user))
