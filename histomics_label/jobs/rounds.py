@@ -103,6 +103,13 @@ def labels_changed(folder: dict, config: dict, user: dict, changed: int) -> dict
     return request_round(folder, user, f'{count} new labels')
 
 
+def with_retraining(folder: dict, user: dict, written: dict) -> dict:
+    """The answer of a label write (``written``, with how many labels it ``changed``) and the round it started as
+    ``training``: None until ``retrainEvery`` new labels have arrived."""
+    changed = written.get('changed', 0)
+    return {**written, 'training': labels_changed(folder, folders.config_of(folder), user, changed)}
+
+
 def run_round(folder: dict) -> dict:
     """Train one round now, in this thread; returns the recorded round. Raises on failure, changing nothing."""
     config = folders.config_of(folder)

@@ -16,7 +16,7 @@ from girder.models.folder import Folder
 
 from ..jobs import rounds as round_jobs
 from ..models.label import VIEWS
-from ..projects import categories, folders, labels, painting
+from ..projects import categories, labels, painting
 from .bodies import add_models, autoDescribeBodyRoute
 
 _SEGMENT = {'type': 'object', 'required': ['item', 'segment'],
@@ -86,7 +86,7 @@ def add_routes(resource: Resource) -> None:
     .errorResponse('Write access was denied on the folder.', 403))
 def put_labels(folder: dict, body: dict) -> dict:
     user = getCurrentUser()
-    return _retrain_if_due(folder, user, labels.save(folder, user, body['labels'], body.get('view', 'api')))
+    return round_jobs.with_retraining(folder, user, labels.save(folder, user, body['labels'], body.get('view', 'api')))
 
 
 @access.user(scope=TokenScope.DATA_WRITE)
@@ -113,7 +113,7 @@ def delete_labels(folder: dict, body: dict) -> dict:
     .errorResponse('Write access was denied on the folder.', 403))
 def paint_labels(folder: dict, body: dict) -> dict:
     user = getCurrentUser()
-    return _retrain_if_due(folder, user, painting.paint(folder, user, body))
+    return round_jobs.with_retraining(folder, user, painting.paint(folder, user, body))
 
 
 @access.user(scope=TokenScope.DATA_WRITE)
@@ -192,9 +192,3 @@ def rename_category(folder: dict, old: str, new: str) -> dict:
 def merge_categories(folder: dict, source: str, target: str) -> dict:
     return categories.merge(folder, source, target)
 
-
-def _retrain_if_due(folder: dict, user: dict, result: dict) -> dict:
-    """``result`` of a label write with the round it started (``training``; None when ``retrainEvery`` new labels
-    have not arrived yet or nothing changed). Joined here because the jobs that train sit above ``projects/``."""
-    changed = result.get('changed', 0)
-    return {**result, 'training': round_jobs.labels_changed(folder, folders.config_of(folder), user, changed)}
