@@ -50,6 +50,18 @@ export function categoryColor(categories, name) {
 }
 
 /**
+ * A view whose asynchronous work (requests, polling) may finish after the view is gone: `destroy` marks it
+ * `_destroyed`, which callbacks check before touching the page. Views with more to release (timers, listeners,
+ * a viewer) release it in their own `destroy` and then call this one.
+ */
+export const LiveView = View.extend({
+  destroy(...args) {
+    this._destroyed = true;
+    return View.prototype.destroy.apply(this, args);
+  },
+});
+
+/**
  * A view's `.hl-messages` box: messages the user dismisses. `add(text, kind)` shows one (an error unless `kind` says
  * otherwise); `failed(what, error)` one for a failed request.
  */

@@ -4,15 +4,14 @@
 import { getJson } from '../../api.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
 import SlideViewer from '../slide/SlideViewer.js';
-
-const { View } = girder.views;
+import { LiveView } from '../common.js';
 
 /** The viewer shows this many segment sizes around the current segment. */
 const FOCUS_CONTEXT = 4;
 /** Labeled segments are tinted this much in the viewer (the current one is outlined whatever its label). */
 const FOCUS_OPACITY = 0.3;
 
-const FocusViewer = View.extend({
+const FocusViewer = LiveView.extend({
   /**
    * `base` is the project's API path, `slides` its slides by id (their segment images), `categories` its
    * categories, `messages` the page's MessagesView.
@@ -23,9 +22,8 @@ const FocusViewer = View.extend({
   },
 
   destroy(...args) {
-    this._destroyed = true;
     this._close();
-    return View.prototype.destroy.apply(this, args);
+    return LiveView.prototype.destroy.apply(this, args);
   },
 
   /** Show the card's segment: open its slide (when another slide's card was shown), pan, outline. */

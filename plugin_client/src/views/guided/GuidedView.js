@@ -6,7 +6,7 @@
 // done, or a retrain has finished, the next row is fetched in place. Every failed request is shown on the page, in
 // the messages area (MessagesView), with what was asked and Girder's answer.
 import { getJson, projectRoute, request } from '../../api.js';
-import { MessagesView } from '../common.js';
+import { LiveView, MessagesView } from '../common.js';
 import bodyNotice from './bodyNotice.pug';
 import CardStrip from './CardStrip.js';
 import FocusPanel from './FocusPanel.js';
@@ -14,9 +14,7 @@ import template from './guided.pug';
 import StatsBar from './StatsBar.js';
 import './guided.css';
 
-const { View } = girder.views;
-
-const GuidedView = View.extend({
+const GuidedView = LiveView.extend({
   className: 'hl-guided-view',
 
   initialize(settings) {
@@ -37,8 +35,7 @@ const GuidedView = View.extend({
 
   destroy(...args) {
     document.removeEventListener('keydown', this._onKey);
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
+    return LiveView.prototype.destroy.apply(this, args);
   },
 
   render() {

@@ -2,15 +2,13 @@
 // and the Retrain button, which saves what is in flight, asks for a round (POST .../train) and polls the rounds until
 // a newer one appears or training stops without one.
 import { getJson, request } from '../../api.js';
-import { percent } from '../common.js';
+import { LiveView, percent } from '../common.js';
 import template from './statsBar.pug';
-
-const { View } = girder.views;
 
 /** How often the rounds are polled while a retrain runs (ms). */
 const POLL_MS = 1500;
 
-const StatsBar = View.extend({
+const StatsBar = LiveView.extend({
   events: {
     'click .hl-retrain': '_retrainClicked',
   },
@@ -27,9 +25,8 @@ const StatsBar = View.extend({
   },
 
   destroy(...args) {
-    this._destroyed = true;
     clearTimeout(this._pollTimer);
-    return View.prototype.destroy.apply(this, args);
+    return LiveView.prototype.destroy.apply(this, args);
   },
 
   render() {

@@ -7,7 +7,7 @@
 // Pan mode, the right button in any mode, and the wheel move the view. This view holds the mode, the active category
 // (ModeButtons, CategoryPicker and the keys), the requests and the page's data attributes that tests wait for.
 import { getJson, projectRoute, request } from '../../api.js';
-import { MessagesView } from '../common.js';
+import { LiveView, MessagesView } from '../common.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
 import SlideViewer from '../slide/SlideViewer.js';
 import BrushLayer from './BrushLayer.js';
@@ -18,9 +18,7 @@ import OverlayControls from './OverlayControls.js';
 import template from './paint.pug';
 import './paint.css';
 
-const { View } = girder.views;
-
-const BulkView = View.extend({
+const BulkView = LiveView.extend({
   className: 'hl-bulk-view',
 
   events: {
@@ -48,13 +46,12 @@ const BulkView = View.extend({
   destroy(...args) {
     document.removeEventListener('keydown', this._onKey);
     window.removeEventListener('resize', this._onResize);
-    this._destroyed = true;
     if (this.viewer) {
       this.viewer.exit();
       this.viewer = null;
       this.map = null;
     }
-    return View.prototype.destroy.apply(this, args);
+    return LiveView.prototype.destroy.apply(this, args);
   },
 
   render() {

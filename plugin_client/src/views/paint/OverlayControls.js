@@ -3,9 +3,9 @@
 // the overlay and then triggers `styled` with `{fill, borders, showLabels}`; `status` carries a line for the
 // toolbar's status while an overlay loads, and `messages` (the page's MessagesView) its failures.
 import template from './overlayControls.pug';
+import { LiveView } from '../common.js';
 
 const { $ } = girder;
-const { View } = girder.views;
 
 const FILLS = [
   { id: 'predictions', name: 'Predictions', title: 'Colour unlabeled segments by the model\'s prediction' },
@@ -13,7 +13,7 @@ const FILLS = [
   { id: 'embedding', name: 'Embedding map', title: 'Alike colours: alike embeddings (needs the embeddingMap setting)' },
 ];
 
-const OverlayControls = View.extend({
+const OverlayControls = LiveView.extend({
   events: {
     'input .hl-opacity': '_opacityChanged',
     'change .hl-show-labels': '_labelsChanged',
@@ -30,11 +30,6 @@ const OverlayControls = View.extend({
     this.fill = null;
     this.borders = false;
     this.render();
-  },
-
-  destroy(...args) {
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
   },
 
   render() {

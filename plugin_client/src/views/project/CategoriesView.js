@@ -4,10 +4,8 @@
 // server (PUT of the whole `categories` list, or categories/rename, categories/merge); the section is drawn again
 // from the server's answer, which becomes the project's configuration.
 import { request } from '../../api.js';
-import { detailOf, requestOf, toHex } from '../common.js';
+import { LiveView, detailOf, requestOf, toHex } from '../common.js';
 import template from './categories.pug';
-
-const { View } = girder.views;
 
 const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c',
   '#fabebe', '#008080', '#e6beff', '#9a6324', '#800000', '#aaffc3', '#808000', '#000075'];
@@ -34,7 +32,7 @@ function labels(count) {
   return count === 1 ? '1 label' : `${count} labels`;
 }
 
-const CategoriesView = View.extend({
+const CategoriesView = LiveView.extend({
   events: {
     'change .hl-color-input': '_changeColour',
     'change .hl-hotkey-input': '_changeHotkey',
@@ -63,11 +61,6 @@ const CategoriesView = View.extend({
     this.message = null;
     this.draft = {};
     this.render();
-  },
-
-  destroy(...args) {
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
   },
 
   _categories() {

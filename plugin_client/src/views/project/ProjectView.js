@@ -5,16 +5,14 @@
 // segment generation. Each section is drawn again from the server's answer after a change; whatever request fails,
 // the section says which one and Girder's message.
 import { labelRoute, loadProject, paintRoute, reviewRoute } from '../../api.js';
-import { percent } from '../common.js';
+import { LiveView, percent } from '../common.js';
 import CategoriesView from './CategoriesView.js';
 import template from './project.pug';
 import SettingsView from './SettingsView.js';
 import SlidesView from './SlidesView.js';
 import './project.css';
 
-const { View } = girder.views;
-
-const ProjectView = View.extend({
+const ProjectView = LiveView.extend({
   className: 'hl-project-view',
 
   initialize(settings) {
@@ -25,11 +23,6 @@ const ProjectView = View.extend({
       (data) => this._show({ status: 'ready', ...data }),
       (error) => this._show({ status: 'failed', error }),
     );
-  },
-
-  destroy(...args) {
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
   },
 
   _show(state) {

@@ -2,11 +2,9 @@
 // fields, and as a read-only list for everyone else. The server validates; its 400 message is shown as it comes and
 // the form keeps what was typed.
 import { request } from '../../api.js';
-import { detailOf, requestOf } from '../common.js';
+import { LiveView, detailOf, requestOf } from '../common.js';
 import messageTemplate from './sectionMessage.pug';
 import template from './settings.pug';
-
-const { View } = girder.views;
 
 const CHOICES = {
   feature: ['vector', 'image'],
@@ -59,7 +57,7 @@ function changedSettings(form, config) {
   return changes;
 }
 
-const SettingsView = View.extend({
+const SettingsView = LiveView.extend({
   events: {
     'submit .hl-settings-form': '_save',
   },
@@ -69,11 +67,6 @@ const SettingsView = View.extend({
     Object.assign(this, { folderId, project, admin });
     this.message = null;
     this.render();
-  },
-
-  destroy(...args) {
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
   },
 
   render() {

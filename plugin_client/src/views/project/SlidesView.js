@@ -2,10 +2,8 @@
 // Make segments button: one job per slide (POST .../segments), each job's progress polled (GET job/{id}) and shown in
 // the slide's row until all are done, then the slides reloaded for their new counts.
 import { request } from '../../api.js';
-import { detailOf, requestOf } from '../common.js';
+import { LiveView, detailOf, requestOf } from '../common.js';
 import template from './slides.pug';
-
-const { View } = girder.views;
 
 /** How often a running segment job is polled (ms). */
 const JOB_POLL_MS = 1000;
@@ -49,7 +47,7 @@ function jobOf(job) {
   };
 }
 
-const SlidesView = View.extend({
+const SlidesView = LiveView.extend({
   events: {
     'click .hl-make-segments': '_makeSegments',
   },
@@ -68,9 +66,8 @@ const SlidesView = View.extend({
   },
 
   destroy(...args) {
-    this._destroyed = true;
     this._timers.forEach((timer) => clearTimeout(timer));
-    return View.prototype.destroy.apply(this, args);
+    return LiveView.prototype.destroy.apply(this, args);
   },
 
   render() {

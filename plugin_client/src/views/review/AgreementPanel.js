@@ -2,26 +2,19 @@
 // model and the labels in force against the model, as counts, agreement, Cohen's κ and confusion matrices. Each load
 // triggers `labelers` with the [id, login] pairs it names (the labeler filter's options).
 import { getJson } from '../../api.js';
-import { percent } from '../common.js';
+import { LiveView, percent } from '../common.js';
 import template from './agreement.pug';
-
-const { View } = girder.views;
 
 function fixed(value, digits = 3) {
   return typeof value === 'number' ? value.toFixed(digits) : 'n/a';
 }
 
-const AgreementPanel = View.extend({
+const AgreementPanel = LiveView.extend({
   /** `base` is the project's API path, `messages` the page's MessagesView. */
   initialize({ base, messages }) {
     this.base = base;
     this.messages = messages;
     this.render('loading');
-  },
-
-  destroy(...args) {
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
   },
 
   render(state, result = null) {

@@ -3,8 +3,7 @@
 // are left out of the line and counted below it.
 import { getJson } from '../../api.js';
 import template from './learningCurve.pug';
-
-const { View } = girder.views;
+import { LiveView } from '../common.js';
 
 const WIDTH = 460;
 const HEIGHT = 240;
@@ -63,17 +62,12 @@ function chartOf(rounds) {
   };
 }
 
-const LearningCurve = View.extend({
+const LearningCurve = LiveView.extend({
   /** `base` is the project's API path, `messages` the page's MessagesView. */
   initialize({ base, messages }) {
     this.base = base;
     this.messages = messages;
     this.render('loading');
-  },
-
-  destroy(...args) {
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
   },
 
   render(state, chart = null) {

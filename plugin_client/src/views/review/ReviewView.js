@@ -4,7 +4,7 @@
 // the agreement tables (AgreementPanel) and the learning curve (LearningCurve). Every failed request is shown in the
 // page's messages area (MessagesView) with what was asked and Girder's answer.
 import { getJson, labelRoute, projectRoute, request } from '../../api.js';
-import { MessagesView } from '../common.js';
+import { LiveView, MessagesView } from '../common.js';
 import AgreementPanel from './AgreementPanel.js';
 import bodyTemplate from './body.pug';
 import Filters, { PAGE_SIZES, SORTS } from './Filters.js';
@@ -15,9 +15,7 @@ import Pager from './Pager.js';
 import template from './review.pug';
 import './review.css';
 
-const { View } = girder.views;
-
-const ReviewView = View.extend({
+const ReviewView = LiveView.extend({
   className: 'hl-review-view',
 
   initialize(settings) {
@@ -32,11 +30,6 @@ const ReviewView = View.extend({
     this.loadId = 0;
     this.render();
     this._load();
-  },
-
-  destroy(...args) {
-    this._destroyed = true;
-    return View.prototype.destroy.apply(this, args);
   },
 
   render() {
