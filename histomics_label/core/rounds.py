@@ -59,9 +59,9 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     rows, targets, classes = combined.training_set()
     trainable = np.zeros(len(combined), bool)
     trainable[rows - 1] = True
-    inputs, extra, previous, start = [], [], None, 0
+    inputs, extra, previous_rounds, start = [], [], [], 0
     model = create_model(model_name, model_options)
-    for index, (store_path, labels) in enumerate(slides):
+    for store_path, labels in slides:
         keep = trainable[start:start + len(labels)]
         start += len(labels)
         with SlideStore(store_path) as store:
@@ -70,14 +70,13 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
                 raise ConfigurationError(f'The store {store_path} has no current {rep.key}; compute the '
                                          'representation first')
             inputs.append(rep.load(store, labels.segment_ids[keep] - 1))
-            if index == 0:
-                previous = store.latest_round()
+            previous_rounds.append(store.latest_round())
             if model.unlabeled_points:
                 sample = unlabeled_sample(store.n_segments, labels.segment_ids,
                                           max(1, model.unlabeled_points // len(slides)),
                                           model_options.get('seed', 0))
                 extra.append(rep.load(store, sample))
-    warm = warm_start_state(previous, model, rep, categories, classes)
+    warm = warm_start_state(previous_rounds[0], model, rep, categories, classes)
     progress(1, 3, 'training' + (' (warm start)' if warm is not None else ''))
     fit_options = {'unlabeled': np.concatenate(extra)} if extra else {}
     model.fit(np.concatenate(inputs), targets, len(classes), warm_start=warm, **fit_options)
@@ -93,18 +92,62 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
                'held_out_count': fitted.get('validation_labels', 0), 'training': fitted}
     if len(slides) > 1:
         metrics['slides'] = len(slides)
+    expanded = [_expand(probabilities, classes, categories) for probabilities in predictions]
+    changes = [prediction_change(previous, categories, probabilities)
+               for previous, probabilities in zip(previous_rounds, expanded, strict=True)]
+    if all(change is not None for change in changes):
+        metrics['predictions_changed'] = _total_change(changes)
+        relabeled = any(_labels_differ(previous, labels, categories)
+                        for previous, (_, labels) in zip(previous_rounds, slides, strict=True))
+        metrics['model_unchanged'] = relabeled and all(change['max_shift'] == 0 for change in changes)
     params = {**model.params(), 'representation': rep.key, 'classes': classes}
     state = model.state()
     records = []
-    for (store_path, labels), probabilities in zip(slides, predictions, strict=True):
+    for (store_path, labels), probabilities, change in zip(slides, expanded, changes, strict=True):
         number = append_round(
             store_path, categories=[c.as_dict() for c in categories], label_ids=labels.segment_ids,
-            label_categories=labels.category_index, probabilities=_expand(probabilities, classes, categories),
-            model_name=model_name, model_params=params, model_state=state, metrics=metrics)
+            label_categories=labels.category_index, probabilities=probabilities, model_name=model_name,
+            model_params=params, model_state=state,
+            metrics={**metrics, 'slide_predictions_changed': change} if change is not None else metrics)
         with SlideStore(store_path) as store:
             records.append(store.round(number))
     progress(3, 3, 'trained')
     return records
+
+
+def prediction_change(previous: RoundRecord | None, categories: Sequence[Category],
+                      probabilities: np.ndarray) -> dict | None:
+    """How this round's predictions of a slide differ from the previous round's: segments whose predicted category
+    changed (``changed``, ``share`` of ``segments``) and the largest change of a probability (``max_shift``), with
+    categories matched by name. A share that stays near zero over rounds says more labels stop paying; a
+    ``max_shift`` of 0 after new labels says the round did not learn. None without a previous round."""
+    if previous is None or len(previous.probabilities) != len(probabilities):
+        return None
+    names = [c.name for c in categories]
+    old_names = [c['name'] for c in previous.categories]
+    old = np.zeros_like(probabilities)
+    for column, name in enumerate(old_names):
+        if name in names:
+            old[:, names.index(name)] += previous.probabilities[:, column]
+    changed = int((old.argmax(axis=1) != probabilities.argmax(axis=1)).sum())
+    return {'changed': changed, 'segments': len(probabilities), 'share': changed / max(1, len(probabilities)),
+            'max_shift': float(np.abs(old - probabilities).max(initial=0.0))}
+
+
+def _total_change(changes: Sequence[dict]) -> dict:
+    """``prediction_change`` over every slide of a round."""
+    changed = sum(change['changed'] for change in changes)
+    segments = sum(change['segments'] for change in changes)
+    return {'changed': changed, 'segments': segments, 'share': changed / max(1, segments),
+            'max_shift': max(change['max_shift'] for change in changes)}
+
+
+def _labels_differ(previous: RoundRecord, labels: LabelSet, categories: Sequence[Category]) -> bool:
+    """Whether a slide's labels (segment → category name) differ from those the previous round trained on."""
+    old = {int(s): previous.categories[int(c)]['name'] for s, c in zip(previous.label_ids, previous.label_categories,
+                                                                       strict=True)}
+    new = {int(s): categories[int(c)].name for s, c in zip(labels.segment_ids, labels.category_index, strict=True)}
+    return old != new
 
 
 def unlabeled_sample(n_segments: int, labeled_ids: np.ndarray, count: int, seed: int) -> np.ndarray:

@@ -128,6 +128,8 @@ def run_round(folder: dict) -> dict:
                 'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
                 'perClass': metrics['per_class'], 'heldOutBalancedAccuracy': metrics['held_out_balanced_accuracy'],
                 'heldOutCount': metrics['held_out_count'], 'warmStart': metrics['training'].get('warm_start'),
+                'predictionsChanged': _camel_change(metrics.get('predictions_changed')),
+                'modelUnchanged': metrics.get('model_unchanged', False),
                 'slides': {str(item['_id']): store_round for (item, _, _), store_round in zip(slides, numbers,
                                                                                              strict=True)}}
     Round().collection.insert_one(document)
@@ -218,7 +220,29 @@ def run_job(job: dict) -> None:
     publish_soon(folder_id)
     Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done',
                     log=f'Round {document["number"]}: {document["labelsUsed"]} labels, held-out balanced accuracy '
-                        f'{document["heldOutBalancedAccuracy"]}; publishing the annotations\n')
+                        f'{document["heldOutBalancedAccuracy"]}{_change_note(document)}; publishing the annotations\n')
+
+
+def _camel_change(change: dict | None) -> dict | None:
+    """A round's ``predictions_changed`` as the REST API spells it."""
+    if change is None:
+        return None
+    return {'changed': change['changed'], 'segments': change['segments'], 'share': change['share'],
+            'maxShift': change['max_shift']}
+
+
+def _change_note(document: dict) -> str:
+    """What the round changed, for its job log: the share of predictions that moved, and a warning when new labels
+    left the model as it was (a round must learn from its labels; that is a bug to report, not a result)."""
+    change = document.get('predictionsChanged')
+    if not change:
+        return ''
+    note = f'; predictions changed on {change["changed"]} of {change["segments"]} segments ({change["share"]:.1%})'
+    if document.get('modelUnchanged'):
+        logger.warning('Round %s of project %s did not change the model although the labels changed',
+                       document['number'], document['project'])
+        note += '; WARNING: the labels changed but the model did not: please report this as a bug'
+    return note
 
 
 def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:

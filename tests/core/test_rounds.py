@@ -6,10 +6,10 @@ import pytest
 from histomics_label.core.acquisition import acquisition_functions
 from histomics_label.core.acquisition.suggestions import suggest, suggest_across
 from histomics_label.core.errors import ConfigurationError
-from histomics_label.core.io.labels import LabelSet, labels_from_document
+from histomics_label.core.io.labels import Category, LabelSet, labels_from_document
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, model_options, representation, run_pipeline
-from histomics_label.core.rounds import merge_categories, round_model, train_slides_round
+from histomics_label.core.rounds import merge_categories, prediction_change, round_model, train_slides_round
 from histomics_label.devtools.cli_demo import seed_labels
 
 FAST = {'magnification': 5, 'radius': 10, 'patch_size': 48, 'workers': 1, 'tile_size': 256}
@@ -41,6 +41,33 @@ def test_second_round_warm_starts_from_the_first(cmu_svs, embedded, tmp_path):
     assert second.metrics['training']['warm_start'] is True
     assert second.metrics['labels_used'] == first.metrics['labels_used'] + 4
     assert not set(extra) & {s['segment'] for s in second.suggestions}
+
+
+def test_a_round_measures_how_its_predictions_moved(cmu_svs, embedded, tmp_path):
+    """The share of segments whose prediction changed is the stopping signal; no change of any probability after
+    new labels is the mark of a round that did not learn, which the round reports."""
+    store, document = embedded
+    store = _copy(store, tmp_path)
+    config = PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST)
+    first = run_pipeline(config, labels_from_document(document))
+    assert 'predictions_changed' not in first.metrics  # nothing to compare with
+    same = run_pipeline(config, labels_from_document(document))
+    assert same.metrics['model_unchanged'] is False  # the same labels: nothing was asked of it
+    more = dict(document, labels=dict(document['labels']))
+    for suggestion in first.suggestions[:6]:
+        more['labels'][str(suggestion['segment'])] = 'stroma'
+    third = run_pipeline(config, labels_from_document(more))
+    with SlideStore(store) as opened:
+        before, after, n_segments = opened.round(same.round), opened.round(third.round), opened.n_segments
+    moved = (before.probabilities.argmax(axis=1) != after.probabilities.argmax(axis=1)).sum()
+    change = third.metrics['predictions_changed']
+    assert change['changed'] == moved and change['segments'] == n_segments
+    assert change['share'] == pytest.approx(moved / n_segments)
+    assert change['max_shift'] == pytest.approx(np.abs(before.probabilities - after.probabilities).max())
+    assert change['max_shift'] > 0 and third.metrics['model_unchanged'] is False
+    # a round whose probabilities equal the previous round's although its labels changed is flagged
+    assert prediction_change(before, [Category(**c) for c in before.categories],
+                             before.probabilities)['max_shift'] == 0
 
 
 def test_merge_relabels_without_retraining(cmu_svs, embedded, tmp_path):

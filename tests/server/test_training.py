@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from pytest_girder.assertions import assertStatus, assertStatusOk
 
@@ -129,3 +130,38 @@ def test_a_cnn_round_trains_in_a_child_process(server, project, admin, seeded, c
     assert record.model_name == 'cnn_torch' and record.model_params['representation'] == 'patches/48'
     suggestions = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 5}).json
     assert len(suggestions) == 5 and {s['predicted'] for s in suggestions} <= {'tumor', 'stroma'}
+
+
+def test_every_round_learns_from_its_new_labels(server, project, admin, seeded):
+    """The labeler's loop through REST: each time, the ten suggested segments are labeled with the category the
+    model thought least likely (an oracle that contradicts it), then a round is trained. Every round must move the
+    model: its predictions differ from the previous round's, and it predicts most of the labels it was just given.
+    (Warm-started rounds once kept the previous model whole when it scored best on a tiny held-out split.)"""
+    from girder_jobs.models.job import Job
+
+    from histomics_label.core.io.store import SlideStore
+    from histomics_label.projects import folders
+
+    _label(server, project, admin, seeded)
+    assertStatusOk(server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}))
+    path = folders.store_path(project['folder'], project['item'])
+    for number in (2, 3, 4):
+        picked = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 10}).json
+        contradicted = [(s['segment'], 'stroma' if s['predicted'] == 'tumor' else 'tumor') for s in picked]
+        _label(server, project, admin, contradicted)
+        trained = server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
+        assertStatusOk(trained)
+        assert trained.json['round']['number'] == number and trained.json['round']['modelUnchanged'] is False
+        with SlideStore(path) as store:
+            before, after = store.round(number - 1), store.round(number)
+        names = [c['name'] for c in after.categories]
+        changed = (before.probabilities.argmax(axis=1) != after.probabilities.argmax(axis=1)).sum()
+        assert not np.allclose(before.probabilities, after.probabilities, atol=1e-4), f'round {number} ignored them'
+        moved = trained.json['round']['predictionsChanged']
+        assert moved['changed'] == changed > 0 and moved['maxShift'] > 0
+        log = Job().load(trained.json['job'], force=True, includeLog=True)['log'][-1]
+        assert f'predictions changed on {changed} of ' in log and 'WARNING' not in log
+        rows = np.array([segment for segment, _ in contradicted]) - 1
+        agreed = sum(names[k] == category for k, (_, category) in zip(after.probabilities[rows].argmax(axis=1),
+                                                                        contradicted, strict=True))
+        assert agreed >= 7, f'round {number} predicts {agreed} of its 10 new labels'

@@ -37,7 +37,9 @@ class LinearModel(Model):
     model is then trained again on every label (held-out ones included: with a handful of labels per class none
     can be spared) for the best iteration count. With ``validation=0`` every label trains for ``epochs``
     iterations. A warm start converts the previous weights to the new standardisation exactly and continues from
-    there (in both passes).
+    there (in both passes). It is a starting point, never a candidate: the previous model is not scored as "iteration
+    0", so the held-out check picks among trained iterates and every round trains on its new labels (keeping the
+    previous model whole when it scored best on a few held-out labels made rounds ignore what was just labeled).
 
     Posterior samples (``predict_samples``) are MC dropout on the standardised inputs (Gal & Ghahramani, 2016):
     sample ``s`` switches off each feature with probability ``dropout`` (a dropped feature reads as its training
@@ -168,8 +170,6 @@ class LinearModel(Model):
                               balanced_log_loss(probabilities, held_labels, class_weights(held_labels, n_classes))):
                 best = current
 
-        if checking and warm_start is not None:
-            check()
         while iterations < max_iterations and not stopper.stop:
             before = weight.detach().clone()
             optimiser.param_groups[0]['max_iter'] = min(chunk, max_iterations - iterations)

@@ -319,7 +319,8 @@ class PatchClassifier:
 
     def fit(self, images: np.ndarray, labels: np.ndarray, n_classes: int,
             warm_start: dict[str, np.ndarray] | None = None) -> PatchClassifier:
-        """Train on masked patches (see ``Model.fit``); a warm start runs at most ``warm_epochs`` epochs."""
+        """Train on masked patches (see ``Model.fit``). A warm start is the starting point of at most ``warm_epochs``
+        epochs, never a candidate itself: the kept weights are a trained epoch's, so a round learns its labels."""
         images, labels = check_training_set(images, labels, n_classes)
         check_images(images, min_size=2 ** self.blocks)
         if warm_start is not None:
@@ -344,8 +345,6 @@ class PatchClassifier:
                               balanced_log_loss(probabilities, labels[held], held_balance), **extra):
                 best = self._weights()
 
-        if len(held) and warm_start is not None:
-            check(0)
         for epoch in range(1, (self.epochs if warm_start is None else self.warm_epochs) + 1):
             losses = []
             for rows in batches(len(train), self.batch_size, rng):

@@ -10,7 +10,8 @@ from skimage.segmentation import slic
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
 from histomics_label.core.models import LinearModel, class_weights, models
-from histomics_label.core.models.training import validation_split
+from histomics_label.core.models.linear import LBFGS_CHECK_EVERY
+from histomics_label.core.models.training import softmax, validation_split
 
 
 @pytest.fixture(scope='module')
@@ -158,10 +159,13 @@ def test_warm_start_continues_from_the_previous_weights(ihc):
     left = np.flatnonzero(x < 256)
     previous = models.create('linear').fit(features[left[::2]], labels[left[::2]], 2)
     warm = models.create('linear').fit(features[left], labels[left], 2, warm_start=previous.state())
-    # iteration 0 scores the previous weights exactly, although the feature standardisation changed
-    _, held = validation_split(labels[left], 0.2, 0)
-    before = balanced_accuracy(previous.predict_proba(features[left][held]).argmax(axis=1), labels[left][held])
-    assert warm.history[0]['epoch'] == 0 and warm.history[0]['validation_balanced_accuracy'] == before
+    # the previous weights, converted to the new feature standardisation, give the previous model's logits exactly
+    mean, scale = features[left].mean(axis=0), features[left].std(axis=0)
+    weight, bias = LinearModel()._warm_weights(previous.state(), 2, mean, scale)
+    converted = softmax(((features[left] - mean) / scale) @ weight.T + bias)
+    np.testing.assert_allclose(converted, previous.predict_proba(features[left]), atol=1e-5)
+    # ... and are where training starts, not a candidate: every scored iterate was trained on the new labels
+    assert warm.history[0]['epoch'] == LBFGS_CHECK_EVERY and warm.metrics()['best_epoch'] >= LBFGS_CHECK_EVERY
     assert warm.metrics()['warm_start']
     cold = models.create('linear').fit(features[left], labels[left], 2)
     right = x >= 256
