@@ -3,6 +3,7 @@ sample (segments made by the segment job, seed labels and a first round through 
 browser by keyboard, one label undone, retrained from the button, and one save (a click on a category button)
 made to fail; what the page shows is checked against what the server stored."""
 
+import re
 
 import pytest
 from helpers.live_stack import add_user, make_segments, slide_project, store_path
@@ -63,6 +64,8 @@ def test_opens_from_project_page_with_suggestions(observed, project):
     assert page['accuracy'] == f'{project["first"]["heldOutBalancedAccuracy"] * 100:.1f} %'
     assert len(page['row']) == CONFIG['batchSize']
     assert {card['predicted'] for card in page['row']} <= {'tumor', 'stroma'}  # never the excluded category
+    # each card reads the prediction's probability in words ("stroma, 87 %"), not an entropy
+    assert all(re.fullmatch(r'\d{1,3} %', card['score']) for card in page['row']), page['row']
     assert all(card['label'] is None for card in page['row'])
     # thumbnails (128 px) really loaded, through the login cookie
     assert loaded(page['images'])

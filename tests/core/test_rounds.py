@@ -5,7 +5,6 @@ import pytest
 
 from histomics_label.core.acquisition import acquisition_functions
 from histomics_label.core.acquisition.suggestions import suggest, suggest_across
-from histomics_label.core.errors import ConfigurationError
 from histomics_label.core.io.labels import Category, LabelSet, labels_from_document
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, model_options, representation, run_pipeline
@@ -138,8 +137,15 @@ def test_cold_start_suggests_before_the_first_round(cmu_svs, embedded, tmp_path)
     assert len(result.suggestions) == 5
     assert all(s['predicted'] is None and s['probabilities'] == {} for s in result.suggestions)
     assert [s['score'] for s in result.suggestions] == sorted((s['score'] for s in result.suggestions), reverse=True)
-    with pytest.raises(ConfigurationError, match='kmeans_cold_start or coreset'):
-        suggest(str(store), LabelSet([]), 'margin', 5)
+    assert {s['strategy'] for s in result.suggestions} == {'kmeans_cold_start'}
+    # a model-based function before the first round: the cold start ranks instead, the same picks as asking for it
+    margin = suggest(str(store), LabelSet([]), 'margin', 5, embedding_key=config.extractor)
+    assert [s['segment'] for s in margin] == [s['segment'] for s in result.suggestions]
+    assert {s['strategy'] for s in margin} == {'kmeans_cold_start'}
+    # without embeddings to group (image models before features are made): a seeded random sample, never an error
+    drawn = suggest(str(store), LabelSet([]), 'margin', 5)
+    assert {s['strategy'] for s in drawn} == {'random'} and len({s['segment'] for s in drawn}) == 5
+    assert drawn == suggest(str(store), LabelSet([]), 'margin', 5)
 
 
 def test_one_model_over_several_slides(cmu_svs, embedded, tmp_path):

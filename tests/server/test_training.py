@@ -33,7 +33,12 @@ def seeded(project, admin, embedded_cmu, cmu_svs):
 
 
 def test_label_train_suggest_loop(server, project, admin, seeded):
-    assertStatus(server.request(_path(project, '/suggestions'), user=admin), 400)  # no round yet
+    # before any model the project's function (an uncertainty measure) cannot rank: the cold start does, by itself
+    cold = server.request(_path(project, '/suggestions'), user=admin)
+    assertStatusOk(cold)
+    assert len(cold.json) == 8 and {s['strategy'] for s in cold.json} == {'kmeans_cold_start'}
+    assert all(s['predicted'] is None and s['reason'].startswith('typical of a group') for s in cold.json)
+    assert len({s['segment'] for s in cold.json}) == 8
     _label(server, project, admin, seeded)
     trained = server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
     assertStatusOk(trained)
@@ -49,6 +54,11 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
     assertStatusOk(suggestions)
     picked = suggestions.json
     assert len(picked) == 10 and {s['predicted'] for s in picked} <= {'tumor', 'stroma'}
+    for suggestion in picked:  # ranked by the project's function now, each saying why in the model's terms
+        top, second = sorted(suggestion['probabilities'].values(), reverse=True)[:2]
+        assert suggestion['strategy'] == 'negative_entropy'
+        assert suggestion['reason'].startswith('the model is torn between' if second >= 0.25 else 'the model is unsure')
+        assert f'{suggestion["predicted"]}' in suggestion['reason'] and f'{round(top * 100)} %' in suggestion['reason']
     labeled = {s for s, _ in seeded}
     assert not {s['segment'] for s in picked} & labeled
     assert all(s['item'] == str(project['item']['_id']) and len(s['region']) == 4 for s in picked)

@@ -22,6 +22,11 @@ from .base import AcquisitionFunction, acquisition_functions
 
 MC_SAMPLES = 20
 """Posterior samples drawn for BatchBALD (as in the BatchBALD paper's experiments)."""
+COLD_START = 'kmeans_cold_start'
+"""What ranks before the first model when the project's function needs one: segments typical of the groups the
+embeddings form, so the first labels cover the slide instead of waiting for a model that cannot exist yet."""
+TORN = 0.25
+"""A second category at least this likely makes a suggestion one the model is torn about."""
 
 
 def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed: int = 0,
@@ -48,21 +53,25 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
 
     Functions that use a model rank the slides whose latest round was trained on the same categories as the
     first such slide's; a slide without a round (segmented after the last training) waits for the next round.
+    Before the first round they cannot rank at all, and ``COLD_START`` ranks instead, by itself: a new project
+    gets suggestions at once. Each suggestion names the ``strategy`` that ranked it and, in words, the ``reason``.
     """
     function = acquisition_functions.create(certainty)
     parts = [_slide_part(position, store_path, labels) for position, (store_path, labels) in enumerate(slides)]
-    if function.uses_model:
+    cold = function.uses_model and all(part.record is None for part in parts)
+    if cold:
+        function = _cold_start(parts, embedding_key)
+    elif function.uses_model:
         ranked = [part for part in parts if part.record is not None]
-        if not ranked:
-            raise ConfigurationError(f'{certainty!r} ranks with a trained model; train a round first, or start '
-                                     'with kmeans_cold_start or coreset, which need only the embeddings')
         trained = ranked[0].record.model_params['classes']
         names = [ranked[0].record.categories[c]['name'] for c in trained]
         parts = [part for part in ranked if [part.record.categories[c]['name'] for c in
                                              part.record.model_params['classes']] == names]
     labeled = np.concatenate([part.labeled for part in parts])
     probabilities = None
-    if function.uses_model:
+    if cold and function.uses_model:
+        probabilities = np.ones((len(labeled), 1))  # the random fallback reads only how many segments there are
+    elif function.uses_model:
         probabilities = np.concatenate([part.record.probabilities[:, part.record.model_params['classes']]
                                         for part in parts])
     context = _context(function, parts, rep, embedding_key, mc_samples, seed)
@@ -81,8 +90,9 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
         bbox, centroid = tables[index][local]
         x0, y0, x1, y1 = (int(v) for v in bbox)
         suggestion = {'rank': rank + 1, 'slide': part.position, 'segment': local + 1,
-                      'score': float(score) if np.isfinite(score) else None, 'predicted': None,
-                      'probabilities': {}, 'bbox': [x0, y0, x1, y1],
+                      'score': float(score) if np.isfinite(score) else None, 'strategy': function.name,
+                      'reason': REASONS.get(function.name), 'predicted': None, 'probabilities': {},
+                      'bbox': [x0, y0, x1, y1],
                       'bbox_base': [round(v * part.scale) for v in (x0, y0, x1, y1)],
                       'centroid': [float(v) for v in centroid]}
         if part.record is not None:
@@ -91,8 +101,38 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
             predicted = part.record.probabilities[local, classes]
             suggestion['predicted'] = names[int(predicted.argmax())]
             suggestion['probabilities'] = {name: float(p) for name, p in zip(names, predicted, strict=True)}
+            if suggestion['reason'] is None:
+                suggestion['reason'] = uncertainty_reason(suggestion['probabilities'])
         result.append(suggestion)
     return result
+
+
+REASONS = {
+    'kmeans_cold_start': 'typical of a group of similar segments nobody has labeled yet',
+    'coreset': 'unlike anything labeled so far',
+    'entropy_diverse': None,
+    'random': 'drawn at random, so that the labels also sample the slide evenly',
+}
+"""Why a function suggests a segment, in a pathologist's words; None where it depends on the prediction."""
+
+
+def uncertainty_reason(probabilities: dict[str, float]) -> str:
+    """Why the model wants a segment labeled, from its probabilities: torn between its two likeliest categories,
+    or unsure of the one it predicts."""
+    (first, p1), *rest = sorted(probabilities.items(), key=lambda pair: -pair[1])
+    if rest and rest[0][1] >= TORN:
+        return f'the model is torn between {first} ({round(p1 * 100)} %) and {rest[0][0]} ({round(rest[0][1] * 100)} %)'
+    return f'the model is unsure: {first}, {round(p1 * 100)} %'
+
+
+def _cold_start(parts: list[_SlidePart], embedding_key: str | None) -> AcquisitionFunction:
+    """The function that ranks before any model: ``COLD_START`` on the embeddings, or a seeded random sample where
+    the slides have no embeddings (a project of image models before features are computed)."""
+    for part in parts:
+        with SlideStore(part.store_path) as store:
+            if not embedding_key or embedding_key not in store.feature_names():
+                return acquisition_functions.create('random')
+    return acquisition_functions.create(COLD_START)
 
 
 @dataclass

@@ -10,6 +10,11 @@ export function percent(value) {
   return typeof value === 'number' ? `${(value * 100).toFixed(1)} %` : 'n/a';
 }
 
+/** A model's probability as a pathologist reads it: 0.874 → "87 %". */
+export function chance(probability) {
+  return typeof probability === 'number' ? `${Math.round(probability * 100)} %` : '';
+}
+
 /** Girder's own message in a failed request (RequestError reads "METHOD path failed (status): detail"). */
 export function detailOf(error) {
   const text = (error && error.message) || String(error);

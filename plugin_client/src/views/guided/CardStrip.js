@@ -1,7 +1,7 @@
-// The row of suggestions as cards (thumbnail, prediction, certainty score, the label chosen): a click on a card
-// triggers `select` with its index.
+// The row of suggestions as cards (thumbnail, the prediction with its probability, why it was suggested, the label
+// chosen): a click on a card triggers `select` with its index.
 import { apiUrl } from '../../api.js';
-import { categoryColor } from '../common.js';
+import { categoryColor, chance } from '../common.js';
 import labelTemplate from './cardLabel.pug';
 import template from './cardStrip.pug';
 
@@ -12,16 +12,15 @@ const CardStrip = View.extend({
     'click .hl-card': '_clicked',
   },
 
-  /** `categories` are the project's, `certainty` its certainty metric (the score's tooltip). */
-  initialize({ categories, certainty }) {
+  /** `categories` are the project's. */
+  initialize({ categories }) {
     this.categories = categories;
-    this.certainty = certainty;
   },
 
   /** Draw a new row of cards. */
   render(cards = []) {
     this.$el.html(template({
-      cards, certainty: this.certainty, color: (name) => categoryColor(this.categories, name),
+      cards, chance, color: (name) => categoryColor(this.categories, name),
       thumbnail: (card) => apiUrl(card.thumbnail),
     }));
     return this;

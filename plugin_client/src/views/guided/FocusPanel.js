@@ -1,6 +1,6 @@
 // The current card in focus: the slide viewer around its segment (FocusViewer), where it is and what is predicted
 // and chosen, and the category buttons (CategoryButtons, whose `choose` events the page listens to as `buttons`).
-import { categoryColor } from '../common.js';
+import { categoryColor, chance } from '../common.js';
 import CategoryButtons from './CategoryButtons.js';
 import FocusViewer from './FocusViewer.js';
 import infoTemplate from './focusInfo.pug';
@@ -26,7 +26,7 @@ const FocusPanel = View.extend({
     this.viewer.focus(card);
     const label = card.labels[card.labels.length - 1];
     this.$('.hl-focus-info').html(infoTemplate({
-      card, label, position: position + 1, count, color: (name) => categoryColor(this.categories, name),
+      card, label, position: position + 1, count, chance, color: (name) => categoryColor(this.categories, name),
     }));
     this.buttons.setActive(label);
   },

@@ -75,7 +75,6 @@ const GuidedView = LiveView.extend({
     }
     this.cardStrip = new CardStrip({
       el: this.$('.hl-cards'), parentView: this, categories: this.categories,
-      certainty: this.project.config.certainty || '',
     });
     this.listenTo(this.cardStrip, 'select', (index) => {
       this.current = index;
