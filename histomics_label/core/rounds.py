@@ -19,6 +19,7 @@ from .io.labels import Category, LabelSet
 from .io.store import RoundRecord, SlideStore, append_round
 from .models import Model
 from .models import models as model_registry
+from .models.evaluation import cross_validated_accuracy
 from .progress import Progress, no_progress
 
 PREDICT_CHUNK = 4096
@@ -79,7 +80,13 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     warm = warm_start_state(previous_rounds[0], model, rep, categories, classes)
     progress(1, 3, 'training' + (' (warm start)' if warm is not None else ''))
     fit_options = {'unlabeled': np.concatenate(extra)} if extra else {}
-    model.fit(np.concatenate(inputs), targets, len(classes), warm_start=warm, **fit_options)
+    features = np.concatenate(inputs)
+    model.fit(features, targets, len(classes), warm_start=warm, **fit_options)
+    accuracy = None
+    if model.representation == 'vector':  # cheap for a model on stored vectors; a CNN would train once per fold
+        progress(1, 3, 'cross-validating')
+        accuracy = cross_validated_accuracy(lambda: create_model(model_name, model_options), features, targets,
+                                            len(classes), seed=int(model_options.get('seed', 0)), **fit_options)
     progress(2, 3, 'predicting')
     predictions = []
     for store_path, _ in slides:
@@ -89,7 +96,7 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     metrics = {'labels_used': int(len(rows)),
                'per_class': {categories[c].name: int((targets == k).sum()) for k, c in enumerate(classes)},
                'held_out_balanced_accuracy': fitted.get('validation_balanced_accuracy'),
-               'held_out_count': fitted.get('validation_labels', 0), 'training': fitted}
+               'held_out_count': fitted.get('validation_labels', 0), 'accuracy': accuracy, 'training': fitted}
     if len(slides) > 1:
         metrics['slides'] = len(slides)
     expanded = [_expand(probabilities, classes, categories) for probabilities in predictions]

@@ -128,6 +128,7 @@ def run_round(folder: dict) -> dict:
                 'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
                 'perClass': metrics['per_class'], 'heldOutBalancedAccuracy': metrics['held_out_balanced_accuracy'],
                 'heldOutCount': metrics['held_out_count'], 'warmStart': metrics['training'].get('warm_start'),
+                'accuracy': _camel_accuracy(metrics.get('accuracy')),
                 'predictionsChanged': _camel_change(metrics.get('predictions_changed')),
                 'modelUnchanged': metrics.get('model_unchanged', False),
                 'slides': {str(item['_id']): store_round for (item, _, _), store_round in zip(slides, numbers,
@@ -219,8 +220,17 @@ def run_job(job: dict) -> None:
 
     publish_soon(folder_id)
     Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done',
-                    log=f'Round {document["number"]}: {document["labelsUsed"]} labels, held-out balanced accuracy '
-                        f'{document["heldOutBalancedAccuracy"]}{_change_note(document)}; publishing the annotations\n')
+                    log=f'Round {document["number"]}: {document["labelsUsed"]} labels, {_accuracy_note(document)}'
+                        f'{_change_note(document)}; publishing the annotations\n')
+
+
+def _camel_accuracy(accuracy: dict | None) -> dict | None:
+    """A round's cross-validated ``accuracy`` as the REST API spells it (None for image models, or while a class
+    has a single label)."""
+    if accuracy is None:
+        return None
+    return {'balancedAccuracy': accuracy['balanced_accuracy'], 'low': accuracy['low'], 'high': accuracy['high'],
+            'labels': accuracy['labels'], 'folds': accuracy['folds']}
 
 
 def _camel_change(change: dict | None) -> dict | None:
@@ -229,6 +239,15 @@ def _camel_change(change: dict | None) -> dict | None:
         return None
     return {'changed': change['changed'], 'segments': change['segments'], 'share': change['share'],
             'maxShift': change['max_shift']}
+
+
+def _accuracy_note(document: dict) -> str:
+    """The round's accuracy for its job log: cross-validated with its interval, or why there is none."""
+    accuracy = document.get('accuracy')
+    if accuracy is None:
+        return 'no cross-validated accuracy (an image model, or a category with a single label)'
+    return (f'cross-validated balanced accuracy {accuracy["balancedAccuracy"]:.0%} '
+            f'(95 % interval {accuracy["low"]:.0%}–{accuracy["high"]:.0%}, {accuracy["folds"]} folds)')
 
 
 def _change_note(document: dict) -> str:

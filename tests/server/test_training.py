@@ -49,7 +49,10 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
     from girder_jobs.models.job import Job
 
     job = Job().load(trained.json['job'], force=True, includeLog=True)
-    assert job['status'] == 3 and 'Round 1' in job['log'][-1]
+    assert job['status'] == 3 and 'Round 1' in job['log'][-1] and 'cross-validated balanced accuracy' in job['log'][-1]
+    accuracy = first['accuracy']  # cross-validation over the 8 labels (4 folds: 4 per class), with its interval
+    assert accuracy['labels'] == 8 and accuracy['folds'] == 4
+    assert 0 <= accuracy['low'] < accuracy['high'] <= 1 and 0 <= accuracy['balancedAccuracy'] <= 1
     suggestions = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 10})
     assertStatusOk(suggestions)
     picked = suggestions.json

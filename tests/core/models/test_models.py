@@ -10,6 +10,7 @@ from skimage.segmentation import slic
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
 from histomics_label.core.models import LinearModel, class_weights, models
+from histomics_label.core.models.evaluation import cross_validated_accuracy
 from histomics_label.core.models.linear import LBFGS_CHECK_EVERY
 from histomics_label.core.models.training import softmax, validation_split
 
@@ -196,3 +197,33 @@ def test_remap_merges_and_adds_categories(ihc):
         LinearModel.remap_classes(model.state(), [0, 1])
     with pytest.raises(LabelsError, match='does not fit'):
         LinearModel.remap_classes(model.state(), [0, 1, 5], 3)
+
+
+def test_cross_validated_accuracy_covers_the_accuracy_on_unseen_segments(ihc):
+    """An oracle check of the accuracy a round reports: on random sets of 40 labels, the cross-validated estimate's
+    interval holds the balanced accuracy the model really has on every segment it was not given (the stain rule
+    labels them all)."""
+    features, labels, _ = ihc
+    rng = np.random.default_rng(3)
+    covered, widths = 0, []
+    for seed in range(6):
+        rows = np.sort(rng.choice(len(labels), 40, replace=False))
+        unseen = np.setdiff1d(np.arange(len(labels)), rows)
+        estimate = cross_validated_accuracy(lambda s=seed: models.create('linear', seed=s), features[rows],
+                                            labels[rows], 2, seed=seed)
+        assert estimate['labels'] == 40 and estimate['folds'] == 5
+        assert 0 < estimate['low'] < estimate['high'] <= 1  # never a point: 40 of 40 right leaves room below
+        model = models.create('linear', seed=seed).fit(features[rows], labels[rows], 2)
+        truth = balanced_accuracy(model.predict_proba(features[unseen]).argmax(axis=1), labels[unseen])
+        covered += estimate['low'] <= truth <= estimate['high']
+        widths.append(estimate['high'] - estimate['low'])
+    assert covered >= 5, covered
+    assert 0 < np.mean(widths) < 0.4  # an interval that says something, on 40 labels
+
+
+def test_no_cross_validated_accuracy_while_a_class_has_one_label(ihc):
+    features, labels, _ = ihc
+    rows = np.concatenate([np.flatnonzero(labels == 0)[:10], np.flatnonzero(labels == 1)[:1]])
+    assert cross_validated_accuracy(lambda: models.create('linear'), features[rows], labels[rows], 2) is None
+    two = np.concatenate([rows, np.flatnonzero(labels == 1)[1:2]])
+    assert cross_validated_accuracy(lambda: models.create('linear'), features[two], labels[two], 2)['folds'] == 2
