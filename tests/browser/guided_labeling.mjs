@@ -1,8 +1,8 @@
 // Drives Debian Chromium (npm playwright-core, through driver.mjs) through Histomics Label's guided labeling view
-// for test_guided_labeling.py: logs in, opens the view from the project page's Label button, looks at the slide
-// viewer (geojs, WebGL through SwiftShader) around the current segment, labels suggestions by keyboard, undoes one,
-// retrains from the button, and makes one save (by a click on a category button) fail on purpose; then a read-only
-// user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
+// for test_guided_labeling.py: logs in, reads the project page's latest round, opens the view from its Label
+// button, looks at the slide viewer (geojs, WebGL through SwiftShader) around the current segment, labels suggestions
+// by keyboard, undoes one, retrains from the button, and makes one save (by a click on a category button) fail on
+// purpose; then a read-only user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, keys, artifacts, chromium}
@@ -64,6 +64,13 @@ await run({
 
   phase = 'open';
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
+  await page.locator('.hl-round .hl-accuracy').waitFor();
+  result.projectPage = {
+    round: await text('.hl-round .hl-round-number'),
+    accuracy: await text('.hl-round .hl-accuracy'),
+    accuracyTitle: await page.locator('.hl-round .hl-accuracy').getAttribute('title'),
+  };
+  await page.screenshot({ path: `${input.artifacts}/project_page_round.png`, fullPage: true });
   await page.locator('.hl-label-link').click();
   await page.locator('.hl-card').first().waitFor();
   await idle();
@@ -73,6 +80,7 @@ await run({
     count: await text('.hl-label-count'),
     round: await text('.hl-round-number'),
     accuracy: await text('.hl-accuracy'),
+    accuracyTitle: await page.locator('.hl-accuracy-stat').getAttribute('title'),
     choices: await texts('.hl-choose .hl-category-name'),
     row: await row(),
     images: await images(),
@@ -131,6 +139,7 @@ await run({
     before,
     round: await text('.hl-round-number'),
     accuracy: await text('.hl-accuracy'),
+    accuracyTitle: await page.locator('.hl-accuracy-stat').getAttribute('title'),
     status: await text('.hl-train-status'),
     row: await row(),
     images: await images(),

@@ -79,8 +79,11 @@ await run({
       naturalWidth: img.naturalWidth, src: img.getAttribute('src') }))),
     curve: {
       points: await page.locator('.hl-curve-point').evaluateAll((all) => all.map((c) => ({
-        round: c.dataset.round, labels: c.dataset.labels, accuracy: c.dataset.accuracy }))),
+        round: c.dataset.round, labels: c.dataset.labels, accuracy: c.dataset.accuracy, low: c.dataset.low,
+        high: c.dataset.high }))),
+      intervals: await page.locator('.hl-curve-interval').evaluateAll((all) => all.map((g) => g.dataset.round)),
       axisLabels: await page.locator('.hl-curve-axis-label').allTextContents(),
+      note: await text('.hl-review-curve-note'),
     },
   };
   await page.screenshot({ path: `${input.artifacts}/review_open.png`, fullPage: true });

@@ -1,8 +1,10 @@
 """The guided labeling view in Chromium, on the live stack: a project made through the REST API on the real H&E
 sample (segments made by the segment job, seed labels and a first round through the API), then labeled in the
 browser by keyboard, one label undone, retrained from the button, and one save (a click on a category button)
-made to fail; what the page shows is checked against what the server stored."""
+made to fail; what the page shows is checked against what the server stored (the rounds' accuracy, on the project
+page and in the stats bar, is the cross-validated one with its interval)."""
 
+import math
 import re
 
 import pytest
@@ -46,6 +48,23 @@ def observed(stack, project, browser_driver) -> dict:
     return browser_driver.run('guided_labeling.mjs', stack, request, timeout=600)
 
 
+def whole(value: float) -> int:
+    """A fraction as a whole percentage, rounded as the client's Math.round does (half up)."""
+    return math.floor(value * 100 + 0.5)
+
+
+def accuracy_words(accuracy: dict) -> str:
+    """A round's cross-validated ``accuracy`` (REST) as the client writes it: "78 % (62–90 %, 18 labels)"."""
+    return (f'{whole(accuracy["balancedAccuracy"])} % ({whole(accuracy["low"])}–{whole(accuracy["high"])} %, '
+            f'{accuracy["labels"]} label{"" if accuracy["labels"] == 1 else "s"})')
+
+
+def accuracy_tooltip(accuracy: dict) -> str:
+    labels = f'{accuracy["labels"]} label{"" if accuracy["labels"] == 1 else "s"}'
+    return (f"Balanced accuracy (the mean of the categories' recalls) by {accuracy['folds']}-fold cross-validation "
+            f'over the {labels}; 95 % interval {whole(accuracy["low"])}–{whole(accuracy["high"])} %.')
+
+
 def expected_category(step: dict) -> str:
     return step['predicted'] if step['key'] == 'Enter' else BY_KEY[step['key']]
 
@@ -61,7 +80,14 @@ def test_opens_from_project_page_with_suggestions(observed, project):
     assert page['choices'] == ['tumor', 'stroma', 'background']
     assert page['count'] == str(project['seeds'])
     assert page['round'] == str(project['first']['number'])
-    assert page['accuracy'] == f'{project["first"]["heldOutBalancedAccuracy"] * 100:.1f} %'
+    accuracy = project['first']['accuracy']
+    assert accuracy is not None and accuracy['labels'] == project['first']['labelsUsed'], project['first']
+    assert accuracy['low'] <= accuracy['balancedAccuracy'] <= accuracy['high']
+    assert page['accuracy'] == accuracy_words(accuracy)
+    assert page['accuracyTitle'] == accuracy_tooltip(accuracy)
+    # the project page, where the view was opened from, shows the same round and accuracy
+    assert observed['projectPage'] == {'round': str(project['first']['number']), 'accuracy': accuracy_words(accuracy),
+                                       'accuracyTitle': accuracy_tooltip(accuracy)}
     assert len(page['row']) == CONFIG['batchSize']
     assert {card['predicted'] for card in page['row']} <= {'tumor', 'stroma'}  # never the excluded category
     # each card reads the prediction's probability in words ("stroma, 87 %"), not an entropy
@@ -112,7 +138,9 @@ def test_retrain_button_shows_new_round_and_row(observed, stack, project):
     assert retrain['before']['round'] == str(project['first']['number'])
     assert retrain['round'] == str(latest['number']) == str(project['first']['number'] + 1)
     assert latest['labelsUsed'] > project['first']['labelsUsed']
-    assert retrain['accuracy'] == f'{latest["heldOutBalancedAccuracy"] * 100:.1f} %'
+    assert latest['accuracy'] is not None and latest['accuracy']['labels'] == latest['labelsUsed'], latest
+    assert retrain['accuracy'] == accuracy_words(latest['accuracy'])
+    assert retrain['accuracyTitle'] == accuracy_tooltip(latest['accuracy'])
     assert retrain['status'] == f'Round {latest["number"]} done.'
     assert retrain['messages'] == []
     labeled = {step['segment'] for step in observed['labeled'][:-1]}

@@ -183,9 +183,14 @@ def test_learning_curve_has_a_point_per_round(observed, stack, project):
     assert len(rounds) == 2
     assert [point['round'] for point in curve['points']] == [str(r['number']) for r in rounds]
     assert [point['labels'] for point in curve['points']] == [str(r['labelsUsed']) for r in rounds]
-    assert [float(point['accuracy']) for point in curve['points']] == pytest.approx(
-        [r['heldOutBalancedAccuracy'] for r in rounds])
-    assert curve['axisLabels'] == ['Labels used', 'Held-out balanced accuracy']
+    # each point is the round's cross-validated balanced accuracy, with its 95 % interval as a bar
+    assert all(r['accuracy'] is not None for r in rounds), rounds
+    for key, field in (('accuracy', 'balancedAccuracy'), ('low', 'low'), ('high', 'high')):
+        assert [float(point[key]) for point in curve['points']] == pytest.approx(
+            [r['accuracy'][field] for r in rounds]), key
+    assert curve['intervals'] == [str(r['number']) for r in rounds]
+    assert curve['axisLabels'] == ['Labels used', 'Balanced accuracy (cross-validated)']
+    assert curve['note'] == '2 rounds; the bars are 95 % intervals.'
 
 
 def test_failed_review_is_shown(observed, stack, project):

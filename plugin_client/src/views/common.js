@@ -1,13 +1,62 @@
-// What the views share: percentages, the parts of a failed request's message, colours for colour inputs, a
-// category's colour, and MessagesView, the box of messages the user can dismiss (guided, painting and review views).
+// What the views share: percentages, a round's accuracy in words, the parts of a failed request's message, colours
+// for colour inputs, a category's colour, and MessagesView, the box of messages the user can dismiss (guided,
+// painting and review views).
 import messageTemplate from './message.pug';
 
 const { $ } = girder;
 const { View } = girder.views;
 
-/** "0.912" → "91.2 %"; a missing value (a round without a held-out set) is "n/a". */
+/** "0.912" → "91.2 %"; a missing value is "n/a". */
 export function percent(value) {
   return typeof value === 'number' ? `${(value * 100).toFixed(1)} %` : 'n/a';
+}
+
+/** The models that learn from image patches: cross-validating one would train it once per fold, so it is not. */
+const IMAGE_MODELS = ['cnn_torch', 'cnn_keras'];
+
+/** A fraction as a whole percentage number: 0.784 → 78. */
+const whole = (value) => Math.round(value * 100);
+
+/** Why a round (GET .../rounds) has no cross-validated `accuracy`, as a sentence. */
+function notMeasuredWhy(round) {
+  if (!round) {
+    return 'No training round yet.';
+  }
+  if (round.accuracy === undefined) {
+    return 'This round was trained before rounds were cross-validated.';
+  }
+  if (IMAGE_MODELS.includes(round.model)) {
+    return `The model (${round.model}) learns from image patches; cross-validating it would train it once per ` +
+      'fold, so its accuracy is not measured.';
+  }
+  const single = Object.entries(round.perClass || {}).filter(([, count]) => count === 1).map(([name]) => name);
+  if (single.length) {
+    return `${single.map((name) => `"${name}"`).join(', ')} ${single.length === 1 ? 'has' : 'have'} a single ` +
+      'label; cross-validation needs at least two labels in every trained category.';
+  }
+  return 'The model learns from image patches, or a trained category has a single label.';
+}
+
+/**
+ * A round's cross-validated accuracy (its `accuracy`: {balancedAccuracy, low, high, labels, folds}) as a
+ * pathologist reads it: `text` "78 % (62–90 %, 18 labels)" and `title`, the tooltip that says what it is; for a round
+ * without one (an image model, a category with a single label) `text` is "not measured" and `title` says why.
+ * `measured` tells which.
+ */
+export function accuracyOf(round) {
+  const accuracy = round && round.accuracy;
+  if (!accuracy || typeof accuracy.balancedAccuracy !== 'number') {
+    return { measured: false, text: 'not measured', title: notMeasuredWhy(round) };
+  }
+  const { balancedAccuracy, low, high, labels, folds } = accuracy;
+  const range = `${whole(low)}–${whole(high)} %`;
+  const counted = `${labels} label${labels === 1 ? '' : 's'}`;
+  return {
+    measured: true,
+    text: `${whole(balancedAccuracy)} % (${range}, ${counted})`,
+    title: `Balanced accuracy (the mean of the categories' recalls) by ${folds}-fold cross-validation over the ` +
+      `${counted}; 95 % interval ${range}.`,
+  };
 }
 
 /** A model's probability as a pathologist reads it: 0.874 → "87 %". */

@@ -1,8 +1,9 @@
-// The guided page's stats bar: how many labels the project has, the latest round and its held-out balanced accuracy,
-// and the Retrain button, which saves what is in flight, asks for a round (POST .../train) and polls the rounds until
-// a newer one appears or training stops without one.
+// The guided page's stats bar: how many labels the project has, the latest round and its cross-validated accuracy
+// with its interval (the tooltip says what it is, or why it was not measured), and the Retrain button, which saves
+// what is in flight, asks for a round (POST .../train) and polls the rounds until a newer one appears or training
+// stops without one.
 import { getJson, request } from '../../api.js';
-import { LiveView, percent } from '../common.js';
+import { LiveView, accuracyOf } from '../common.js';
 import template from './statsBar.pug';
 
 /** How often the rounds are polled while a retrain runs (ms). */
@@ -55,7 +56,9 @@ const StatsBar = LiveView.extend({
       this.rounds = result.rounds;
       const latest = this.rounds[this.rounds.length - 1];
       this.$('.hl-round-number').text(latest ? latest.number : 'none yet');
-      this.$('.hl-accuracy').text(latest ? percent(latest.heldOutBalancedAccuracy) : 'n/a');
+      const accuracy = accuracyOf(latest);
+      this.$('.hl-accuracy').text(accuracy.text);
+      this.$('.hl-accuracy-stat').attr('title', accuracy.title);
       return result;
     } catch (error) {
       this.messages.failed('Could not read the training rounds', error);

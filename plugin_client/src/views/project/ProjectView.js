@@ -5,7 +5,7 @@
 // segment generation. Each section is drawn again from the server's answer after a change; whatever request fails,
 // the section says which one and Girder's message.
 import { labelRoute, loadProject, paintRoute, reviewRoute } from '../../api.js';
-import { LiveView, percent } from '../common.js';
+import { LiveView, accuracyOf } from '../common.js';
 import CategoriesView from './CategoriesView.js';
 import template from './project.pug';
 import SettingsView from './SettingsView.js';
@@ -42,8 +42,9 @@ const ProjectView = LiveView.extend({
     const access = project.access || {};
     const admin = Boolean(access.admin);
     const write = Boolean(access.write);
+    const latest = rounds[rounds.length - 1];
     this.$el.html(template({
-      status, project, admin, write, latest: rounds[rounds.length - 1], percent,
+      status, project, admin, write, latest, accuracy: latest ? accuracyOf(latest) : null,
       labelRoute: labelRoute(project._id), reviewRoute: reviewRoute(project._id),
     }));
     const { folderId } = this;

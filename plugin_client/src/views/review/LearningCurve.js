@@ -1,13 +1,18 @@
-// The learning curve section of the review page (GET .../rounds) as a small inline SVG line chart: each finished
-// round's held-out balanced accuracy (y, 0 to 1) against the labels it used (x). Rounds without a held-out accuracy
-// are left out of the line and counted below it.
+// The learning curve section of the review page (GET .../rounds) as a small inline SVG chart: each finished round's
+// balanced accuracy by k-fold cross-validation over its labels (y, 0 to 100 %) against the labels it used (x), with
+// a vertical bar for its 95 % interval. Rounds without a cross-validated accuracy (an image model, a category with a
+// single label) are left out of the line and counted below it.
 import { getJson } from '../../api.js';
 import template from './learningCurve.pug';
-import { LiveView } from '../common.js';
+import { LiveView, accuracyOf } from '../common.js';
 
 const WIDTH = 460;
 const HEIGHT = 240;
 const MARGIN = { left: 56, right: 16, top: 14, bottom: 44 };
+/** Half the width of an interval bar's caps (px). */
+const CAP = 4;
+/** How far the first and last rounds stand in from the ends of the x axis (px), their bars clear of the y axis. */
+const INSET = 14;
 
 function niceTicks(min, max, count = 5) {
   if (min === max) {
@@ -23,10 +28,16 @@ function niceTicks(min, max, count = 5) {
   return ticks;
 }
 
+/** Whether a round has a cross-validated accuracy (with its interval) and the number of labels it used. */
+function measured(round) {
+  const { accuracy } = round;
+  return Boolean(accuracy) && ['balancedAccuracy', 'low', 'high'].every((key) => typeof accuracy[key] === 'number') &&
+    typeof round.labelsUsed === 'number';
+}
+
 /** The chart's geometry for learningCurve.pug from GET .../rounds' `rounds` (oldest first); null without points. */
 function chartOf(rounds) {
-  const points = rounds.filter((r) => typeof r.heldOutBalancedAccuracy === 'number' &&
-    typeof r.labelsUsed === 'number');
+  const points = rounds.filter(measured);
   if (!points.length) {
     return null;
   }
@@ -37,7 +48,7 @@ function chartOf(rounds) {
   }
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
-  const sx = (v) => MARGIN.left + ((v - x0) / (x1 - x0)) * plotW;
+  const sx = (v) => MARGIN.left + INSET + ((v - x0) / (x1 - x0)) * (plotW - 2 * INSET);
   const sy = (v) => MARGIN.top + (1 - v) * plotH;
   const skipped = rounds.length - points.length;
   return {
@@ -50,15 +61,23 @@ function chartOf(rounds) {
     middleX: MARGIN.left + plotW / 2,
     middleY: MARGIN.top + plotH / 2,
     xTicks: niceTicks(x0, x1).map((v) => ({ x: sx(v), label: v })),
-    yTicks: [0, 0.25, 0.5, 0.75, 1].map((v) => ({ y: sy(v), label: v.toFixed(2), grid: Boolean(v) })),
+    yTicks: [0, 0.25, 0.5, 0.75, 1].map((v) => ({ y: sy(v), label: `${v * 100} %`, grid: Boolean(v) })),
     path: points.map((r, i) => `${i ? 'L' : 'M'}${sx(r.labelsUsed).toFixed(1)},` +
-      `${sy(r.heldOutBalancedAccuracy).toFixed(1)}`).join(' '),
-    points: points.map((r) => ({
-      cx: sx(r.labelsUsed).toFixed(1), cy: sy(r.heldOutBalancedAccuracy).toFixed(1), number: r.number,
-      labels: r.labelsUsed, accuracy: r.heldOutBalancedAccuracy, percent: (r.heldOutBalancedAccuracy * 100).toFixed(1),
-    })),
-    note: `${points.length} round${points.length === 1 ? '' : 's'}${skipped
-      ? `; ${skipped} without a held-out accuracy left out` : ''}.`,
+      `${sy(r.accuracy.balancedAccuracy).toFixed(1)}`).join(' '),
+    points: points.map((r) => {
+      const { balancedAccuracy, low, high } = r.accuracy;
+      const cx = sx(r.labelsUsed);
+      const words = accuracyOf(r);
+      return {
+        cx: cx.toFixed(1), cy: sy(balancedAccuracy).toFixed(1), number: r.number, labels: r.labelsUsed,
+        accuracy: balancedAccuracy, low, high, tooltip: `Round ${r.number}: accuracy ${words.text}. ${words.title}`,
+        bar: { x: cx.toFixed(1), x0: (cx - CAP).toFixed(1), x1: (cx + CAP).toFixed(1), low: sy(low).toFixed(1),
+          high: sy(high).toFixed(1) },
+      };
+    }),
+    note: `${points.length} round${points.length === 1 ? '' : 's'}; the bars are 95 % intervals${skipped
+      ? `; ${skipped} round${skipped === 1 ? '' : 's'} without a cross-validated accuracy (an image model, or a ` +
+        'category with a single label) left out' : ''}.`,
   };
 }
 
