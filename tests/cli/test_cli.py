@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from histomics_label.core.acquisition import acquisition_functions
+from histomics_label.core.acquisition.suggestions import SLIVER_SHARE
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools.cli_demo import seed_labels
 
@@ -284,11 +285,14 @@ def test_first_batch_before_any_label(cmu_svs, segmented, tmp_path, certainty):
     assert len({s['segment'] for s in picked}) == 6
     with SlideStore(copy) as reader:
         features = reader.features('efficientnet_lite0')
+        area = reader.segment_areas()
         trained = reader.latest_round() is not None  # earlier tests of this module train on the shared store
     assert all((s['predicted'] is None) != trained for s in picked)
-    # the run's batch is the function's own choice on the stored embeddings, nothing labeled
+    # the run's batch is the function's own choice on the stored embeddings, nothing labeled, among the segments
+    # that are not slivers
+    candidates = area >= SLIVER_SHARE * np.median(area)
     expected = acquisition_functions.create(certainty).select(
-        None, np.ones(len(features), bool), 6, seed=0, embeddings=features, labeled=np.zeros(len(features), bool))
+        None, candidates, 6, seed=0, embeddings=features, labeled=np.zeros(len(features), bool))
     assert [s['segment'] - 1 for s in picked] == expected.rows.tolist()
     # coreset's first pick has no centre to be far from: an infinite distance, written as null
     scores = [np.inf if s['score'] is None else s['score'] for s in picked]

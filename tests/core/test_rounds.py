@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from histomics_label.core.acquisition import acquisition_functions
-from histomics_label.core.acquisition.suggestions import suggest, suggest_across
+from histomics_label.core.acquisition.suggestions import SLIVER_SHARE, suggest, suggest_across
 from histomics_label.core.io.labels import Category, LabelSet, labels_from_document
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, model_options, representation, run_pipeline
@@ -67,6 +67,25 @@ def test_a_round_measures_how_its_predictions_moved(cmu_svs, embedded, tmp_path)
     # a round whose probabilities equal the previous round's although its labels changed is flagged
     assert prediction_change(before, [Category(**c) for c in before.categories],
                              before.probabilities)['max_shift'] == 0
+
+
+def test_slivers_are_never_suggested(cmu_svs, embedded, tmp_path):
+    """Tile and tissue-edge slivers (a few pixels: under a tenth of the median segment) are not worth an expert's
+    look: asked to rank every segment, neither the cold start nor the model's ranking offers one, and they are the
+    only segments left out."""
+    store, document = embedded
+    store = _copy(store, tmp_path)
+    with SlideStore(store) as opened:
+        area = opened.segment_areas()
+    slivers = set(np.flatnonzero(area < SLIVER_SHARE * np.median(area)) + 1)
+    assert 5 <= len(slivers) and max(area[s - 1] for s in slivers) < 60  # the sample slide has some, all tiny
+    everything = len(area)
+    cold = suggest(str(store), LabelSet([]), 'negative_entropy', everything, embedding_key='efficientnet_lite0')
+    assert {s['segment'] for s in cold} == set(range(1, everything + 1)) - slivers
+    labels = labels_from_document(document)
+    run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST), labels)
+    ranked = suggest(str(store), labels, 'negative_entropy', everything)
+    assert {s['segment'] for s in ranked} == set(range(1, everything + 1)) - slivers - set(labels.segment_ids.tolist())
 
 
 def test_merge_relabels_without_retraining(cmu_svs, embedded, tmp_path):

@@ -1,9 +1,10 @@
 """Ranking the unlabeled segments most worth labeling next, with what each acquisition function needs.
 
-Candidates are the segments nobody has labeled; a segment labeled with an excluded category is labeled, so it is
-never suggested, and the model never predicts an excluded category because it never trains on one. Functions that
-need more than probabilities say so in ``needs``: posterior ``samples`` (BatchBALD) come from the round's model,
-``embeddings`` (Coreset, diversity, cold start) from the stored feature vectors, ``labeled`` is the labeled mask.
+Candidates are the segments nobody has labeled and that are not slivers (``SLIVER_SHARE``); a segment labeled with
+an excluded category is labeled, so it is never suggested, and the model never predicts an excluded category
+because it never trains on one. Functions that need more than probabilities say so in ``needs``: posterior
+``samples`` (BatchBALD) come from the round's model, ``embeddings`` (Coreset, diversity, cold start) from the stored
+feature vectors, ``labeled`` is the labeled mask.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ MC_SAMPLES = 20
 COLD_START = 'kmeans_cold_start'
 """What ranks before the first model when the project's function needs one: segments typical of the groups the
 embeddings form, so the first labels cover the slide instead of waiting for a model that cannot exist yet."""
+SLIVER_SHARE = 0.1
+"""Segments smaller than this share of their slide's median segment are never suggested: the slivers tiles, tissue
+edges and pen marks leave (at most a few pixels; a tenth of the median parts them from real segments on the sample
+slide) are not worth an expert's look. They are still predicted and may be labeled."""
 TORN = 0.25
 """A second category at least this likely makes a suggestion one the model is torn about."""
 
@@ -75,7 +80,8 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
         probabilities = np.concatenate([part.record.probabilities[:, part.record.model_params['classes']]
                                         for part in parts])
     context = _context(function, parts, rep, embedding_key, mc_samples, seed)
-    selection = function.select(probabilities, ~labeled, count, seed=seed, labeled=labeled, **context)
+    candidates = ~labeled & ~np.concatenate([part.slivers for part in parts])
+    selection = function.select(probabilities, candidates, count, seed=seed, labeled=labeled, **context)
     offsets = np.cumsum([0] + [len(part.labeled) for part in parts])
     picks = [(int(np.searchsorted(offsets, row, side='right')) - 1, row) for row in selection.rows]
     tables = {}
@@ -137,13 +143,14 @@ def _cold_start(parts: list[_SlidePart], embedding_key: str | None) -> Acquisiti
 
 @dataclass
 class _SlidePart:
-    """What ranking needs of one slide: its latest round, scale and labeled mask."""
+    """What ranking needs of one slide: its latest round, scale, labeled mask and slivers (never suggested)."""
 
     position: int
     store_path: str
     record: RoundRecord | None
     scale: float
     labeled: np.ndarray
+    slivers: np.ndarray
 
 
 def _slide_part(position: int, store_path: str, labels: LabelSet) -> _SlidePart:
@@ -151,7 +158,9 @@ def _slide_part(position: int, store_path: str, labels: LabelSet) -> _SlidePart:
         labeled = np.zeros(store.n_segments, bool)
         labels.check_segments(store.n_segments)
         labeled[labels.segment_ids - 1] = True
-        return _SlidePart(position, store_path, store.latest_round(), store.slide_info.scale, labeled)
+        area = store.segment_areas()
+        slivers = area < SLIVER_SHARE * np.median(area) if len(area) else np.zeros(0, bool)
+        return _SlidePart(position, store_path, store.latest_round(), store.slide_info.scale, labeled, slivers)
 
 
 def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Representation | None,

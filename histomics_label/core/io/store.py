@@ -137,6 +137,10 @@ class _StoreView:
     def n_segments(self) -> int:
         return len(self._dataset('segments/area', 'segment table'))
 
+    def segment_areas(self) -> np.ndarray:
+        """Every segment's area in analysis pixels (row = segment id − 1), without the rest of the table."""
+        return self._dataset('segments/area', 'segment table')[:]
+
     def segments(self, rows: Rows = None) -> SegmentTable:
         """The segment table, or only ``rows`` of it (0-based rows, i.e. segment id − 1, in the order given).
 
