@@ -119,10 +119,11 @@ def run_round(folder: dict) -> dict:
     pipeline = folders.pipeline_config(folder, slides[0][0], config)
     stores = [(str(path), labels) for _, path, labels in slides]
     if models.get(config['model']).representation == 'image':
-        numbers, metrics = _train_in_child(stores, pipeline, config['model'])
+        numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'])
     else:
         records = train_slides_round(stores, representation(pipeline), config['model'], model_options(pipeline))
         numbers, metrics = [record.number for record in records], records[0].metrics
+        changes = [record.metrics.get('slide_predictions_changed') for record in records]
     number = (Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)]) or {}).get('number', 0)
     document = {'project': folder['_id'], 'number': number + 1, 'created': _now(), 'model': config['model'],
                 'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
@@ -131,13 +132,16 @@ def run_round(folder: dict) -> dict:
                 'accuracy': _camel_accuracy(metrics.get('accuracy')),
                 'predictionsChanged': _camel_change(metrics.get('predictions_changed')),
                 'modelUnchanged': metrics.get('model_unchanged', False),
+                'slideChanges': {str(item['_id']): _camel_change(change)
+                                 for (item, _, _), change in zip(slides, changes, strict=True)},
                 'slides': {str(item['_id']): store_round for (item, _, _), store_round in zip(slides, numbers,
                                                                                              strict=True)}}
     Round().collection.insert_one(document)
     return document
 
 
-def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str) -> tuple[list[int], dict]:
+def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline,
+                    model: str) -> tuple[list[int], dict, list[dict | None]]:
     """Train a CNN round in a child interpreter (``workers.rounds``); raise with its error when it fails."""
     from dataclasses import asdict
 
@@ -150,7 +154,7 @@ def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str) ->
     if result.returncode != 0:
         raise HistomicsLabelError(child_error(result.stderr.splitlines(), result.returncode, 'the round'))
     answer = json.loads(result.stdout.strip().splitlines()[-1])
-    return answer['numbers'], answer['metrics']
+    return answer['numbers'], answer['metrics'], answer['slideChanges']
 
 
 def segmented_slides(folder: dict, config: dict) -> list[tuple[dict, object, LabelSet]]:

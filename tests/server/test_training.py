@@ -172,6 +172,7 @@ def test_every_round_learns_from_its_new_labels(server, project, admin, seeded):
         assert not np.allclose(before.probabilities, after.probabilities, atol=1e-4), f'round {number} ignored them'
         moved = trained.json['round']['predictionsChanged']
         assert moved['changed'] == changed > 0 and moved['maxShift'] > 0
+        assert trained.json['round']['slideChanges'] == {str(project['item']['_id']): moved}  # the one slide: all
         log = Job().load(trained.json['job'], force=True, includeLog=True)['log'][-1]
         assert f'predictions changed on {changed} of ' in log and 'WARNING' not in log
         rows = np.array([segment for segment, _ in contradicted]) - 1

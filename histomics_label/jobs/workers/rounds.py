@@ -2,8 +2,9 @@
 
 A CNN on masked patches trains for minutes and holds its patches and tensors in memory; in a child process that
 cannot slow the Girder server's requests or take it down. Reads one JSON object on stdin (the pipeline
-configuration, the model and each slide's store and labels) and writes the stores' new round numbers and the
-round's metrics as one JSON line on stdout; an engine error is one ``Error: ...`` line on stderr and exit code 2.
+configuration, the model and each slide's store and labels) and writes the stores' new round numbers, the
+round's metrics and each slide's prediction change as one JSON line on stdout; an engine error is one ``Error: ...``
+line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def main() -> int:
     except (HistomicsLabelError, KeyError, TypeError, ValueError) as exc:
         print(f'Error: {exc}', file=sys.stderr)
         return 2
-    print(json.dumps({'numbers': [record.number for record in records], 'metrics': records[0].metrics}))
+    print(json.dumps({'numbers': [record.number for record in records], 'metrics': records[0].metrics,
+                      'slideChanges': [record.metrics.get('slide_predictions_changed') for record in records]}))
     return 0
 
 
