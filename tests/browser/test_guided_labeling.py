@@ -84,6 +84,7 @@ def test_opens_from_project_page_with_suggestions(observed, project):
     assert accuracy is not None and accuracy['labels'] == project['first']['labelsUsed'], project['first']
     assert 0 <= accuracy['low'] < accuracy['high'] <= 1  # the estimate itself may be 100 %, above a Jeffreys bound
     assert page['accuracy'] == accuracy_words(accuracy)
+    assert page['changed'] == 'first round'  # nothing to compare the first round with
     assert page['accuracyTitle'] == accuracy_tooltip(accuracy)
     # the project page, where the view was opened from, shows the same round and accuracy
     assert observed['projectPage'] == {'round': str(project['first']['number']), 'accuracy': accuracy_words(accuracy),
@@ -140,6 +141,10 @@ def test_retrain_button_shows_new_round_and_row(observed, stack, project):
     assert latest['labelsUsed'] > project['first']['labelsUsed']
     assert latest['accuracy'] is not None and latest['accuracy']['labels'] == latest['labelsUsed'], latest
     assert retrain['accuracy'] == accuracy_words(latest['accuracy'])
+    # the stopping signal: the share of predictions the retrained round changed, as the REST round says
+    assert latest['predictionsChanged']['changed'] > 0
+    share = latest['predictionsChanged']['share']
+    assert retrain['changed'] == f'{"< 1" if 0 < share < 0.01 else whole(share)} % of predictions'
     assert retrain['accuracyTitle'] == accuracy_tooltip(latest['accuracy'])
     assert retrain['status'] == f'Round {latest["number"]} done.'
     assert retrain['messages'] == []

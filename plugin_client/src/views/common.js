@@ -59,6 +59,25 @@ export function accuracyOf(round) {
   };
 }
 
+/**
+ * The stopping signal of a round (its `predictionsChanged`): the share of segments whose predicted category it
+ * changed, as `{text, title}`. When it stays near zero for a few rounds, more labels stop changing the model.
+ */
+export function changeOf(round) {
+  const change = round && round.predictionsChanged;
+  if (!change) {
+    return { text: round ? 'first round' : 'n/a', title: 'Nothing to compare with: no earlier round.' };
+  }
+  const share = change.share * 100;
+  const words = share > 0 && share < 1 ? '< 1' : String(Math.round(share));
+  return {
+    text: `${words} % of predictions`,
+    title: `The last round changed the predicted category of ${change.changed.toLocaleString()} of ` +
+      `${change.segments.toLocaleString()} segments. When this stays near 0 % for a few rounds, more labels stop ` +
+      'changing the model.',
+  };
+}
+
 /** A model's probability as a pathologist reads it: 0.874 → "87 %". */
 export function chance(probability) {
   return typeof probability === 'number' ? `${Math.round(probability * 100)} %` : '';

@@ -3,7 +3,7 @@
 // what is in flight, asks for a round (POST .../train) and polls the rounds until a newer one appears or training
 // stops without one.
 import { getJson, request } from '../../api.js';
-import { LiveView, accuracyOf } from '../common.js';
+import { LiveView, accuracyOf, changeOf } from '../common.js';
 import template from './statsBar.pug';
 
 /** How often the rounds are polled while a retrain runs (ms). */
@@ -59,6 +59,9 @@ const StatsBar = LiveView.extend({
       const accuracy = accuracyOf(latest);
       this.$('.hl-accuracy').text(accuracy.text);
       this.$('.hl-accuracy-stat').attr('title', accuracy.title);
+      const change = changeOf(latest);
+      this.$('.hl-changed').text(change.text);
+      this.$('.hl-changed-stat').attr('title', change.title);
       return result;
     } catch (error) {
       this.messages.failed('Could not read the training rounds', error);

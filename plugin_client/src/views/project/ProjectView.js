@@ -5,7 +5,7 @@
 // segment generation. Each section is drawn again from the server's answer after a change; whatever request fails,
 // the section says which one and Girder's message.
 import { labelRoute, loadProject, paintRoute, reviewRoute } from '../../api.js';
-import { LiveView, accuracyOf } from '../common.js';
+import { LiveView, accuracyOf, changeOf } from '../common.js';
 import CategoriesView from './CategoriesView.js';
 import template from './project.pug';
 import SettingsView from './SettingsView.js';
@@ -45,6 +45,7 @@ const ProjectView = LiveView.extend({
     const latest = rounds[rounds.length - 1];
     this.$el.html(template({
       status, project, admin, write, latest, accuracy: latest ? accuracyOf(latest) : null,
+      change: latest ? changeOf(latest) : null,
       labelRoute: labelRoute(project._id), reviewRoute: reviewRoute(project._id),
     }));
     const { folderId } = this;
