@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.dsb2018_segments import nuclei_and_background
+from helpers.optional import needs_timm
 from skimage.measure import regionprops
 
 from histomics_label.core.errors import FeaturesError
@@ -21,16 +22,6 @@ from histomics_label.core.features.extractors import TorchImageExtractor, extrac
 from histomics_label.core.features.patches import ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
 
-
-def timm_imports() -> bool:
-    try:
-        import timm  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-needs_timm = pytest.mark.skipif(not timm_imports(), reason='timm (with a torchvision matching torch) is not installed')
 NEEDS_TIMM = {'timm', 'uni'}
 OPTIONS = {
     'efficientnet_lite0': lambda weights: {'batch_size': 4},

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers.optional import needs_timm
 from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential
 
@@ -24,17 +25,6 @@ from histomics_label.core.features.representations import VectorRepresentation
 from histomics_label.core.io.slide import SlideInfo
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.segments import SegmentTable
-
-
-def timm_imports() -> bool:
-    try:
-        import timm  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-needs_timm = pytest.mark.skipif(not timm_imports(), reason='timm (with a torchvision matching torch) is not installed')
 
 
 @pytest.fixture(scope='module')

@@ -31,15 +31,6 @@ KERAS = pytest.param('cnn_keras', marks=needs_tensorflow)
 KERAS_MODEL = pytest.param('keras_model', marks=needs_tensorflow)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the machines running the suite are shared, and threads fighting slow torch 6×."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def task(dsb2018):
     """``(patches, is_nucleus, area, left)`` for every segment: nuclei and ~300 background superpixels."""

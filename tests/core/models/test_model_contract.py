@@ -16,7 +16,6 @@ import json
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
-import torch
 from helpers.dsb2018_segments import nuclei_and_background
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
@@ -38,15 +37,6 @@ OPTIONS = {
 """Construction options of each registered model for this contract; a model missing here fails the contract."""
 OPTIONAL_PACKAGES = {'cnn_keras': 'tensorflow'}
 """Models whose framework is an optional extra: skipped, saying why, where it cannot be imported."""
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the machines running the suite are shared, and threads fighting slow torch several times."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make(name: str, **overrides):
