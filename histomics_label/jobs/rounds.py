@@ -124,7 +124,7 @@ def run_round(folder: dict) -> dict:
         records = train_slides_round(stores, representation(pipeline), config['model'], model_options(pipeline))
         numbers, metrics = [record.number for record in records], records[0].metrics
         changes = [record.metrics.get('slide_predictions_changed') for record in records]
-    number = (Round().collection.find_one({'project': folder['_id']}, sort=[('number', -1)]) or {}).get('number', 0)
+    number = (Round().latest(folder['_id']) or {}).get('number', 0)
     document = {'project': folder['_id'], 'number': number + 1, 'created': _now(), 'model': config['model'],
                 'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
                 'perClass': metrics['per_class'], 'heldOutBalancedAccuracy': metrics['held_out_balanced_accuracy'],

@@ -116,10 +116,9 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
 REASONS = {
     'kmeans_cold_start': 'typical of a group of similar segments nobody has labeled yet',
     'coreset': 'unlike anything labeled so far',
-    'entropy_diverse': None,
     'random': 'drawn at random, so that the labels also sample the slide evenly',
 }
-"""Why a function suggests a segment, in a pathologist's words; None where it depends on the prediction."""
+"""Why a function suggests a segment, in a pathologist's words; the others say it from the prediction."""
 
 
 def uncertainty_reason(probabilities: dict[str, float]) -> str:
