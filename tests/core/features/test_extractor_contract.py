@@ -3,9 +3,10 @@
 extractor registered later (here or through the entry-point group) is checked without touching this file.
 
 Every extractor embeds the same real patches: masked 32-pixel patches of four real DSB2018 nuclei and four of its
-nucleus-free background blocks, cut by the real patch code. The timm-backed extractors (``timm``, ``uni``) need the
-timm package and are skipped, saying so, where it cannot be imported (as in ``test_hub_extractors.py``); where it
-can, they load checkpoints of their architectures made here with timm, since no model hub can be reached.
+nucleus-free background blocks, cut by the real patch code. The timm-backed extractors (``timm``, ``uni``) load
+checkpoints of their architectures made here with timm, since no model hub can be reached; ``uni`` is checked with
+its ViT of test size (``helpers/small_uni.py``: the same class, a 2-block ViT in place of ViT-L, which takes a
+minute per call here), ``timm`` as a resnet18 on 64-pixel inputs.
 """
 
 import json
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.dsb2018_segments import nuclei_and_background
-from helpers.optional import needs_timm
+from helpers.small_uni import SmallUNI, small_uni_network
 from skimage.measure import regionprops
 
 from histomics_label.core.errors import FeaturesError
@@ -22,7 +23,6 @@ from histomics_label.core.features.extractors import TorchImageExtractor, extrac
 from histomics_label.core.features.patches import ArraySlide, iter_patches
 from histomics_label.core.segments import SegmentTable
 
-NEEDS_TIMM = {'timm', 'uni'}
 OPTIONS = {
     'efficientnet_lite0': lambda weights: {'batch_size': 4},
     'timm': lambda weights: {'model_name': 'resnet18', 'weights_path': weights('resnet18'), 'input_size': 64,
@@ -31,7 +31,8 @@ OPTIONS = {
 }
 """Construction options of each registered extractor for this contract, given a function that makes a checkpoint; an
 extractor missing here fails the contract."""
-NAMES = [pytest.param(name, marks=needs_timm) if name in NEEDS_TIMM else name for name in extractors.names()]
+TEST_SIZE = {'uni': SmallUNI}
+"""Registered extractors checked through a subclass that only shrinks their network."""
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -54,9 +55,8 @@ def weights(tmp_path_factory):
             import timm
 
             torch.manual_seed(0)
-            if kind == 'uni':  # UNI's architecture (see hub.UNIExtractor), with its weights' names
-                network = timm.create_model('vit_large_patch16_224', img_size=224, patch_size=16, init_values=1e-5,
-                                            dynamic_img_size=True, num_classes=0)
+            if kind == 'uni':  # UNI's architecture at test size, with its weights' names
+                network = small_uni_network(0)
             else:
                 network = timm.create_model(kind, num_classes=1000)
             made[kind] = str(folder / f'{kind}.pth')
@@ -71,7 +71,7 @@ def make(weights):
         if name not in OPTIONS:
             pytest.fail(f'Feature extractor {name!r} is registered but has no entry in OPTIONS of the extractor '
                         'contract; add one')
-        return extractors.create(name, **OPTIONS[name](weights))
+        return TEST_SIZE.get(name, extractors.get(name))(**OPTIONS[name](weights))
     return create
 
 
@@ -109,7 +109,7 @@ def test_contract_covers_every_registered_extractor():
     assert not missing, f'registered feature extractors without contract options: {missing}'
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', extractors.names())
 def test_embeds_a_batch_as_finite_float32_rows_of_its_dimension(name, embedded, patches):
     extractor, features = embedded(name)
     assert features.shape == (len(patches), extractor.dim) and features.dtype == np.float32
@@ -118,14 +118,14 @@ def test_embeds_a_batch_as_finite_float32_rows_of_its_dimension(name, embedded, 
     assert len(np.unique(features, axis=0)) == len(patches)  # the patches differ, so must their embeddings
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', extractors.names())
 def test_is_deterministic(name, make, embedded, patches):
     extractor, first = embedded(name)
     np.testing.assert_array_equal(extractor.extract(patches), first)
     np.testing.assert_array_equal(make(name).extract(patches), first)
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', extractors.names())
 def test_a_patch_embedding_does_not_depend_on_its_batch_mates(name, embedded, patches):
     """Reordered, every patch has other mates in its chunk of the batch size; alone, it has none."""
     extractor, together = embedded(name)
@@ -135,7 +135,7 @@ def test_a_patch_embedding_does_not_depend_on_its_batch_mates(name, embedded, pa
     np.testing.assert_allclose(extractor.extract(patches[6:7])[0], together[6], **tolerance)
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', extractors.names())
 def test_params_are_json_stable_and_need_no_network(name, make, embedded, monkeypatch):
     fresh = make(name)
     if isinstance(fresh, TorchImageExtractor):
@@ -149,7 +149,7 @@ def test_params_are_json_stable_and_need_no_network(name, make, embedded, monkey
     assert embedded(name)[0].params() == params  # the same options give the same params, loaded or not
 
 
-@pytest.mark.parametrize('name', NAMES)
+@pytest.mark.parametrize('name', extractors.names())
 def test_patches_of_the_wrong_type_or_shape_are_features_errors(name, make, patches):
     extractor = make(name)
     for wrong in (patches.astype(np.float32), patches[:, :, :, :2], patches[0]):

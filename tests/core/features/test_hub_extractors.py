@@ -1,7 +1,8 @@
 """The timm-backed extractors: they embed with the weights a deployment supplies, or fail saying why.
 
-Tests marked ``needs_timm`` run where timm imports (timm needs a torchvision built for the installed torch); the
-weights they load are real timm checkpoints made here, since no model hub can be reached.
+timm is a test dependency (the ``timm`` extra pins it with the torchvision built for the pinned torch). The weights
+loaded are real timm checkpoints made here, since no model hub can be reached; UNI is tested through a ViT of test
+size in UNI's checkpoint layout (``helpers/small_uni.py``), and once with its real ViT-L configuration.
 """
 
 import hashlib
@@ -13,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers.optional import needs_timm
+from helpers.small_uni import SmallUNI, hub_cache, small_uni_network, uni_hub_files
 from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential
 
@@ -46,7 +47,7 @@ def patches(nuclei):
     return np.concatenate([batch for _, batch in iter_patches(ArraySlide(rgb), raster, table, 32)])[:48]
 
 
-# -- everywhere: what does not need timm ----------------------------------------------------------------------------
+# -- the extractors without timm, and checkpoint files -----------------------------------------------------------------
 
 def test_without_timm_the_extractors_say_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, 'timm', None)  # as if timm were not installed
@@ -72,7 +73,7 @@ def test_weights_files_are_read_or_refused_clearly(tmp_path):
         read_state_dict(str(tmp_path / 'list.pth'))
 
 
-# -- where timm works ------------------------------------------------------------------------------------------------
+# -- the timm extractor ------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def checkpoints(tmp_path_factory):
@@ -111,7 +112,6 @@ def reference_embeddings(weights_path: str, patches: np.ndarray, size: int = SIZ
         return network.eval()(images).numpy()
 
 
-@needs_timm
 def test_a_local_checkpoint_gives_its_own_embeddings(checkpoints, patches):
     extractor = extractors.create('timm', model_name='resnet18', weights_path=checkpoints[0], batch_size=16,
                                   input_size=SIZE)
@@ -132,7 +132,6 @@ def test_a_local_checkpoint_gives_its_own_embeddings(checkpoints, patches):
     assert not np.allclose(other.extract(patches), features)
 
 
-@needs_timm
 def test_weights_that_do_not_fit_or_do_not_exist_are_errors(checkpoints, patches, tmp_path):
     with pytest.raises(FeaturesError, match=r'do not fit the timm model resnet18: .*unexpected tensors \(layer1\.2'):
         extractors.create('timm', model_name='resnet18', weights_path=checkpoints['resnet34']).extract(patches[:2])
@@ -147,7 +146,6 @@ def test_weights_that_do_not_fit_or_do_not_exist_are_errors(checkpoints, patches
             extractors.create('timm', model_name='resnet18', weights_path=checkpoints[0], device='cuda')
 
 
-@needs_timm
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 def test_runs_on_the_gpu(checkpoints, patches):
     on_gpu = extractors.create('timm', model_name='resnet18', weights_path=checkpoints[0], device='cuda',
@@ -157,21 +155,6 @@ def test_runs_on_the_gpu(checkpoints, patches):
     np.testing.assert_allclose(on_gpu.extract(patches), on_cpu.extract(patches), rtol=1e-2, atol=1e-2)
 
 
-def hub_cache(folder, repo: str, files: dict) -> str:
-    """A Hugging Face cache holding ``files`` of ``repo`` at one revision, laid out as huggingface_hub keeps it."""
-    commit = hashlib.sha1(repo.encode()).hexdigest()
-    root = os.path.join(folder, f'models--{repo.replace("/", "--")}')
-    os.makedirs(os.path.join(root, 'refs'))
-    with open(os.path.join(root, 'refs', 'main'), 'w') as handle:
-        handle.write(commit)
-    snapshot = os.path.join(root, 'snapshots', commit)
-    os.makedirs(snapshot)
-    for name, write in files.items():
-        write(os.path.join(snapshot, name))
-    return str(folder)
-
-
-@needs_timm
 def test_a_hub_repository_is_taken_from_the_local_cache(checkpoints, patches, tmp_path):
     from safetensors.torch import save_file
 
@@ -192,24 +175,89 @@ def test_a_hub_repository_is_taken_from_the_local_cache(checkpoints, patches, tm
         extractors.create('timm', model_name='hf-hub:histomics-label/absent', cache_dir=cache, offline=True)
 
 
-@needs_timm
-def test_uni_is_vit_large_with_its_configuration_and_needs_its_weights(checkpoints, tmp_path):
-    with pytest.raises(FeaturesError, match='No weights of MahmoodLab/UNI .* pass weights_path'):
-        extractors.create('uni', cache_dir=str(tmp_path), offline=True)
-    uni = extractors.create('uni', weights_path=checkpoints[0])
+# -- UNI --------------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def small_uni(tmp_path_factory):
+    """A UNI ViT of test size (seed 0) and a Hugging Face cache holding it as MahmoodLab/UNI ships its weights."""
+    network = small_uni_network(0)
+    return network, hub_cache(tmp_path_factory.mktemp('hub'), 'MahmoodLab/UNI', uni_hub_files(network))
+
+
+def uni_reference(network, patches: np.ndarray) -> np.ndarray:
+    """The embeddings by hand: timm's own forward pass of ``network`` (its class token after the final norm) on the
+    patches resized to 224 pixels and ImageNet-normalised, as UNI's model card prepares them."""
+    images = torch.from_numpy(patches).permute(0, 3, 1, 2).float() / 255
+    images = torch.nn.functional.interpolate(images, size=(224, 224), mode='bilinear', align_corners=False,
+                                             antialias=True)
+    images = (images - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        return network(images).numpy()
+
+
+def test_uni_embeds_with_the_weights_of_its_hub_checkpoint(small_uni, patches):
+    network, cache = small_uni
+    uni = SmallUNI(cache_dir=cache, offline=True, batch_size=16)
+    assert uni.weights_path.endswith(os.path.join('snapshots', hashlib.sha1(b'MahmoodLab/UNI').hexdigest(),
+                                                  'pytorch_model.bin'))
+    features = uni.extract(patches)
+    assert features.shape == (len(patches), 64) and features.dtype == np.float32
+    assert np.isfinite(features).all() and len(np.unique(features, axis=0)) == len(patches)
+    np.testing.assert_allclose(features, uni_reference(network, patches), rtol=1e-4, atol=1e-5)
+    from_file = SmallUNI(weights_path=uni.weights_path, batch_size=5)  # another network, other batches
+    assert np.array_equal(from_file.extract(patches), features) and from_file.params() == uni.params()
+    # timm's own reading of the repository (its config.json) embeds the same: the uni configuration is UNI's
+    as_timm = extractors.create('timm', model_name='hf-hub:MahmoodLab/UNI', cache_dir=cache, offline=True)
+    np.testing.assert_allclose(as_timm.extract(patches[:4]), features[:4], rtol=1e-5, atol=1e-6)
+    other = SmallUNI(weights_path=str(write_state(small_uni_network(1), os.path.dirname(uni.weights_path),
+                                                  'seed1.bin')))
+    assert other.params()['weights_sha256'] != uni.params()['weights_sha256']
+    assert not np.allclose(other.extract(patches[:4]), features[:4], atol=1e-3)
+
+
+def write_state(network, folder: str, name: str) -> str:
+    path = os.path.join(folder, name)
+    torch.save(network.state_dict(), path)
+    return path
+
+
+def test_a_wrong_or_corrupt_uni_checkpoint_is_a_clear_error(small_uni, patches, tmp_path):
+    good = SmallUNI(cache_dir=small_uni[1], offline=True).weights_path
+    with open(good, 'rb') as handle:
+        content = handle.read()
+    (tmp_path / 'cut.bin').write_bytes(content[:len(content) // 2])  # a download cut short
+    with pytest.raises(FeaturesError, match='cut.bin is not a weights file that can be read'):
+        SmallUNI(weights_path=str(tmp_path / 'cut.bin')).extract(patches[:1])
+    deeper = write_state(small_uni_network(0, depth=3), str(tmp_path), 'deeper.bin')
+    with pytest.raises(FeaturesError, match=r'do not fit the timm model vit_large_patch16_224: '
+                                            r'14 unexpected tensors \(blocks\.2\.'):
+        SmallUNI(weights_path=deeper).extract(patches[:1])
+    wider = write_state(small_uni_network(0, embed_dim=96), str(tmp_path), 'wider.bin')
+    with pytest.raises(FeaturesError, match=r'tensors of another shape \(cls_token \(1, 1, 96\) instead of '
+                                            r'\(1, 1, 64\)'):
+        SmallUNI(weights_path=wider).load()
+    with pytest.raises(FeaturesError, match='No weights of MahmoodLab/UNI are in the Hugging Face cache at .*'
+                                            'looked for model.safetensors, pytorch_model.bin.* pass weights_path'):
+        SmallUNI(cache_dir=str(tmp_path / 'empty'), offline=True)
+
+
+def test_uni_is_vit_large_with_its_configuration(small_uni):
+    """The registered extractor builds UNI's real architecture, and refuses weights of any other."""
+    uni = extractors.create('uni', cache_dir=small_uni[1], offline=True)  # finds the small ViT where UNI's lies
     params = uni.params()
     assert params['dim'] == 1024 and params['input_size'] == 224 and params['architecture'] == 'vit_large_patch16_224'
     assert params['mean'] == pytest.approx([255 * v for v in IMAGENET_MEAN])
     assert params['model_options'] == {'img_size': 224, 'patch_size': 16, 'init_values': 1e-5,
                                        'dynamic_img_size': True}
     network = uni.build_network()
-    assert network.num_features == 1024 and len(network.blocks) == 24
+    assert network.num_features == 1024 and len(network.blocks) == 24 and network.global_pool == 'token'
     assert torch.allclose(network.blocks[0].ls1.gamma, torch.full((1024,), 1e-5))  # UNI's LayerScale
-    with pytest.raises(FeaturesError, match='do not fit the timm model vit_large_patch16_224'):
+    with pytest.raises(FeaturesError, match=r'do not fit the timm model vit_large_patch16_224: 308 tensors missing '
+                                            r'.*tensors of another shape \(cls_token \(1, 1, 64\) instead of '
+                                            r'\(1, 1, 1024\)'):
         uni.load()
 
 
-@needs_timm
 def test_hf_hub_offline_is_honoured(tmp_path):
     """With HF_HUB_OFFLINE=1 a missing hub file fails at once, without trying (and retrying) the network."""
     code = ('from histomics_label.core.features.extractors import extractors\n'
@@ -220,7 +268,6 @@ def test_hf_hub_offline_is_honoured(tmp_path):
     assert 'No weights of MahmoodLab/UNI are in the Hugging Face cache' in result.stdout, result.stderr
 
 
-@needs_timm
 def test_the_vector_representation_stores_timm_embeddings(checkpoints, nuclei, tmp_path):
     rgb, raster, table = nuclei
     path = str(tmp_path / 'nuclei.h5')

@@ -47,8 +47,9 @@ def import_timm():
 def hub_file(repo_id: str, filenames: tuple[str, ...], cache_dir: str | None = None, offline: bool = False) -> str:
     """Local path of the first of ``filenames`` that hub repository ``repo_id`` (``org/name[@revision]``) has.
 
-    The file comes from the Hugging Face cache (``cache_dir`` or the default one), or is downloaded when the hub
-    can be reached and neither ``offline`` nor ``HF_HUB_OFFLINE`` is set.
+    The Hugging Face cache (``cache_dir`` or the default one) is looked in first, for every name; only then is the
+    hub asked, unless ``offline`` or ``HF_HUB_OFFLINE`` is set. An unreachable hub is given up on at its first
+    file: huggingface_hub retries each request for about 25 seconds, which is worth waiting once, not per name.
     """
     try:
         from huggingface_hub import hf_hub_download
@@ -57,26 +58,32 @@ def hub_file(repo_id: str, filenames: tuple[str, ...], cache_dir: str | None = N
                             'which timm installs; or pass weights_path') from None
     repo, _, revision = repo_id.partition('@')
     missing = []
-    for filename in filenames:
-        try:
-            return hf_hub_download(repo, filename, revision=revision or None, cache_dir=cache_dir,
-                                   local_files_only=offline)
-        except Exception as exc:
-            kinds = {cls.__name__ for cls in type(exc).__mro__}
-            if 'GatedRepoError' in kinds:
-                raise FeaturesError(f'{repo} is a gated Hugging Face repository: accept its licence on the hub and '
-                                    'set HF_TOKEN to download it, or download its weights once and pass '
-                                    'weights_path') from None
-            if 'RepositoryNotFoundError' in kinds:
-                raise FeaturesError(f'There is no Hugging Face repository {repo} (or it is private: set HF_TOKEN)') \
-                    from None
-            if 'EntryNotFoundError' not in kinds and not isinstance(exc, OSError):
-                raise FeaturesError(f'Cannot get {filename} of {repo} from the Hugging Face hub: '
-                                    f'{_first_line(exc)}') from None
-            missing.append(f'{filename} ({_first_line(exc)})')
+    for local_only in (True,) if offline else (True, False):
+        for filename in filenames:
+            try:
+                return hf_hub_download(repo, filename, revision=revision or None, cache_dir=cache_dir,
+                                       local_files_only=local_only)
+            except Exception as exc:
+                kinds = {cls.__name__ for cls in type(exc).__mro__}
+                if 'GatedRepoError' in kinds:
+                    raise FeaturesError(f'{repo} is a gated Hugging Face repository: accept its licence on the hub '
+                                        'and set HF_TOKEN to download it, or download its weights once and pass '
+                                        'weights_path') from None
+                if 'RepositoryNotFoundError' in kinds:
+                    raise FeaturesError(f'There is no Hugging Face repository {repo} (or it is private: set '
+                                        'HF_TOKEN)') from None
+                if 'EntryNotFoundError' not in kinds and not isinstance(exc, OSError):
+                    raise FeaturesError(f'Cannot get {filename} of {repo} from the Hugging Face hub: '
+                                        f'{_first_line(exc)}') from None
+                if local_only:
+                    continue
+                missing.append(f'{filename} ({_first_line(exc)})')
+                if 'LocalEntryNotFoundError' in kinds:  # the hub cannot be reached (or HF_HUB_OFFLINE is set)
+                    break
+    tried = f'; asked the hub for: {"; ".join(missing)}' if missing else ''
     raise FeaturesError(f'No weights of {repo} are in the Hugging Face cache{" at " + cache_dir if cache_dir else ""}'
-                        f' and they cannot be downloaded here; looked for: {"; ".join(missing)}. Download them where '
-                        'the hub can be reached (huggingface-cli download), or pass weights_path')
+                        f' (looked for {", ".join(filenames)}) and they cannot be downloaded here{tried}. Download '
+                        'them where the hub can be reached (huggingface-cli download), or pass weights_path')
 
 
 def read_state_dict(path: str) -> dict:
@@ -240,6 +247,9 @@ class UNIExtractor(TimmExtractor):
     Hugging Face cache. The cache folder is named after the id as it was downloaded, so give the same spelling.
     """
 
+    ARCHITECTURE = 'vit_large_patch16_224'
+    MODEL_OPTIONS = {'img_size': 224, 'patch_size': 16, 'init_values': 1e-5, 'dynamic_img_size': True}
+    """UNI's timm architecture and the arguments its model card creates it with; its checkpoint fits only these."""
     dim = 1024
     input_size = 224
     mean = tuple(255.0 * v for v in IMAGENET_MEAN)
@@ -247,13 +257,11 @@ class UNIExtractor(TimmExtractor):
 
     def __init__(self, weights_path: str | None = None, device: str = 'cpu', batch_size: int = 64,
                  hub_id: str = 'MahmoodLab/UNI', cache_dir: str | None = None, offline: bool = False) -> None:
-        super().__init__('vit_large_patch16_224', weights_path, device, batch_size,
-                         model_options={'img_size': 224, 'patch_size': 16, 'init_values': 1e-5,
-                                        'dynamic_img_size': True},
+        super().__init__(self.ARCHITECTURE, weights_path, device, batch_size, model_options=dict(self.MODEL_OPTIONS),
                          hub_id=hub_id, cache_dir=cache_dir, offline=offline)
 
     def describe(self) -> dict:
-        return {'architecture': 'vit_large_patch16_224', 'arguments': self.model_options,
+        return {'architecture': self.ARCHITECTURE, 'arguments': self.model_options,
                 'pretrained': {'classifier': 'head'}}
 
 
