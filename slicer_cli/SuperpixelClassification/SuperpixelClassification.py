@@ -91,8 +91,11 @@ def run(args) -> dict:
 
 
 def _finished(summary: dict) -> str:
-    return (f'{summary["segments"]} segments, round {summary["round"]}, '
-            f'held-out balanced accuracy {summary["metrics"].get("held_out_balanced_accuracy")}')
+    accuracy = summary['metrics'].get('accuracy')
+    measured = ('no cross-validated accuracy (an image model, or a category with a single label)' if accuracy is None
+                else f'cross-validated balanced accuracy {accuracy["balanced_accuracy"]:.0%} '
+                     f'(95 % interval {accuracy["low"]:.0%}–{accuracy["high"]:.0%}, {accuracy["labels"]} labels)')
+    return f'{summary["segments"]} segments, round {summary["round"]}, {measured}'
 
 
 def main(argv: list[str] | None = None) -> int:

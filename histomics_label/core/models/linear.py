@@ -7,39 +7,29 @@ import numpy as np
 
 from ..errors import ConfigurationError, FeaturesError
 from .base import Model, check_feature_width, models, one_torch_thread
-from .training import (
-    EarlyStopping,
-    balanced_accuracy,
-    balanced_log_loss,
-    check_options,
-    check_training_set,
-    class_weights,
-    mc_dropout_samples,
-    softmax,
-    summary,
-    validation_split,
-)
+from .training import check_options, check_training_set, class_weights, mc_dropout_samples, softmax, summary
 
-LBFGS_CHECK_EVERY = 10
-"""L-BFGS iterations between two held-out checks of the linear model."""
+MAX_ITERATIONS = 1000
+"""L-BFGS iterations at most; the fits measured on the DSB2018 and H&E tasks (12 to 120 labels, 1280-d) converge
+well before."""
 
 
 @models.register('linear')
 class LinearModel(Model):
-    """Multinomial logistic regression on standardised features, trained full-batch with L-BFGS in torch.
+    """Multinomial logistic regression on standardised features, trained full-batch with L-BFGS in torch to
+    convergence on every label.
 
     Features are standardised with the training rows' mean and standard deviation (kept in the state). The loss
     is class-balanced cross-entropy (each class weighs the same however many labels it has) plus
     ``weight_decay / 2 · ‖W‖²`` plus the dropout penalty below. Training runs in float64 on the CPU from a
-    ``seed``-ed start, so the same seed and data give identical weights. With ``validation`` > 0 and ≥ 2 labels
-    per class, a seeded stratified part of the labels is held out: every ``LBFGS_CHECK_EVERY`` iterations its
-    balanced accuracy (then loss) is measured, stopping after ``patience`` iterations without improvement; the
-    model is then trained again on every label (held-out ones included: with a handful of labels per class none
-    can be spared) for the best iteration count. With ``validation=0`` every label trains for ``epochs``
-    iterations. A warm start converts the previous weights to the new standardisation exactly and continues from
-    there (in both passes). It is a starting point, never a candidate: the previous model is not scored as "iteration
-    0", so the held-out check picks among trained iterates and every round trains on its new labels (keeping the
-    previous model whole when it scored best on a few held-out labels made rounds ignore what was just labeled).
+    ``seed``-ed start until L-BFGS stops moving (at most ``MAX_ITERATIONS``), so the same labels give the same
+    model whatever it started from: a warm start (the previous weights converted to the new standardisation
+    exactly) only makes it get there sooner. The regularisation, not an iteration count, decides how closely it
+    fits, so no label is held out to choose one: an early-stopped model depended on where it started (warm-started
+    from a model of 10 fewer labels, it disagreed with one trained from scratch on the same labels on 1–24 % of the
+    test segments of the DSB2018 and H&E tasks; converged, on none, at the same test accuracy), which made the share
+    of predictions a round changed useless as a stopping signal.
+    How well it does is measured by cross-validation (``evaluation``), not by the fit.
 
     Posterior samples (``predict_samples``) are MC dropout on the standardised inputs (Gal & Ghahramani, 2016):
     sample ``s`` switches off each feature with probability ``dropout`` (a dropped feature reads as its training
@@ -58,57 +48,33 @@ class LinearModel(Model):
 
     class_axes = {'weight': 0, 'bias': 0}
 
-    def __init__(self, seed: int = 0, epochs: int = 100, weight_decay: float = 1e-2, validation: float = 0.2,
-                 patience: int = 30, dropout: float = 0.2) -> None:
-        check_options(epochs=epochs, weight_decay=weight_decay, validation=validation, patience=patience,
-                      dropout=dropout)
+    def __init__(self, seed: int = 0, weight_decay: float = 1e-2, dropout: float = 0.2) -> None:
+        check_options(weight_decay=weight_decay, dropout=dropout)
         self.seed = int(seed)
-        self.epochs = int(epochs)
         self.weight_decay = float(weight_decay)
-        self.validation = float(validation)
-        self.patience = int(patience)
         self.dropout = float(dropout)
         self._state: dict[str, np.ndarray] | None = None
         self.history = []
 
     def params(self) -> dict:
-        return {**super().params(), 'seed': self.seed, 'epochs': self.epochs, 'weight_decay': self.weight_decay,
-                'validation': self.validation, 'patience': self.patience, 'dropout': self.dropout}
+        return {**super().params(), 'seed': self.seed, 'weight_decay': self.weight_decay, 'dropout': self.dropout}
 
     def fit(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
             warm_start: dict[str, np.ndarray] | None = None) -> LinearModel:
         features, labels = check_training_set(features, labels, n_classes)
-        with one_torch_thread():
-            return self._fit(features, labels, n_classes, warm_start)
-
-    def _fit(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
-             warm_start: dict[str, np.ndarray] | None) -> LinearModel:
-        """Find the iteration count on a held-out split, then train on every label for that many iterations."""
         if features.ndim != 2:
             raise FeaturesError(f'The linear model needs (N, D) feature vectors, not shape {features.shape}')
-        train, held = validation_split(labels, self.validation, self.seed)
-        if len(held):
-            _, stopper = self._train(features[train], labels[train], n_classes, warm_start, self.epochs,
-                                     features[held], labels[held])
-            self.history, iterations = stopper.history, stopper.best_epoch
-        else:
-            self.history, iterations = [], self.epochs
-        weights, ran = self._train(features, labels, n_classes, warm_start, iterations)
-        if not len(held):
-            self.history = [{'epoch': ran}]
+        with one_torch_thread():
+            weights, iterations = self._train(features, labels, n_classes, warm_start)
         self._state = {**weights, 'dropout': np.float64(self.dropout)}
-        self._metrics = summary(self.history, iterations if len(held) else ran, len(train), len(held),
-                                warm_start is not None)
+        self.history = [{'epoch': iterations}]
+        self._metrics = {**summary(self.history, iterations, len(labels), 0, warm_start is not None),
+                         'converged': iterations < MAX_ITERATIONS}
         return self
 
     def _train(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
-               warm_start: dict[str, np.ndarray] | None, max_iterations: int, held_features: np.ndarray | None = None,
-               held_labels: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], EarlyStopping | int]:
-        """L-BFGS on ``features`` for at most ``max_iterations``: ``(weights, iterations run)``.
-
-        With held-out rows, training is checked every ``LBFGS_CHECK_EVERY`` iterations and returns the best
-        weights with the ``EarlyStopping`` record instead of the count.
-        """
+               warm_start: dict[str, np.ndarray] | None) -> tuple[dict[str, np.ndarray], int]:
+        """L-BFGS on every label until it stops moving: ``(weights, iterations run)``."""
         import torch
 
         data = features.astype(np.float64)
@@ -149,39 +115,13 @@ class LinearModel(Model):
             loss.backward()
             return loss
 
-        def snapshot() -> dict[str, np.ndarray]:
-            return {'weight': weight.detach().numpy().copy(), 'bias': bias.detach().numpy().copy(),
-                    'mean': mean, 'scale': scale}
-
-        checking = held_features is not None
-        chunk = LBFGS_CHECK_EVERY if checking else max(1, max_iterations)
-        optimiser = torch.optim.LBFGS([weight, bias], lr=1, max_iter=chunk, history_size=20,
+        optimiser = torch.optim.LBFGS([weight, bias], lr=1, max_iter=MAX_ITERATIONS, history_size=20,
                                       tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn='strong_wolfe')
-        stopper = EarlyStopping(patience=-(-self.patience // LBFGS_CHECK_EVERY))
-        best = snapshot()
-        iterations = 0
-
-        def check() -> None:
-            nonlocal best
-            current = snapshot()
-            probabilities = softmax(((held_features.astype(np.float64) - mean) / scale) @ current['weight'].T
-                                    + current['bias'])
-            if stopper.update(iterations, balanced_accuracy(probabilities.argmax(axis=1), held_labels),
-                              balanced_log_loss(probabilities, held_labels, class_weights(held_labels, n_classes))):
-                best = current
-
-        while iterations < max_iterations and not stopper.stop:
-            before = weight.detach().clone()
-            optimiser.param_groups[0]['max_iter'] = min(chunk, max_iterations - iterations)
-            optimiser.step(closure)
-            iterations += optimiser.param_groups[0]['max_iter']
-            if checking:
-                check()
-            else:
-                best = snapshot()
-            if torch.equal(before, weight.detach()):
-                break  # converged: L-BFGS no longer moves
-        return best, stopper if checking else iterations
+        optimiser.step(closure)
+        iterations = int(optimiser.state[weight].get('n_iter', 0))
+        weights = {'weight': weight.detach().numpy().copy(), 'bias': bias.detach().numpy().copy(),
+                   'mean': mean, 'scale': scale}
+        return weights, iterations
 
     def _warm_weights(self, warm_start: dict[str, np.ndarray], n_classes: int, mean: np.ndarray,
                       scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
