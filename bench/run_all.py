@@ -7,7 +7,8 @@ sections in order. Plots go to ``docs/benchmarks/``, beside each section's figur
 gets a section saying so with the end of its log, and the others still run.
 
 ``python bench/run_all.py`` (28 minutes on 2 idle cores the last time) or ``--quick`` (a few minutes: smaller
-sizes, fewer seeds; the page says so). ``tox -e bench`` installs the peers first and runs this.
+sizes, fewer seeds; the page says so). ``tox -e bench`` installs the peers first and runs this. ``--only NAME ...
+--keep-others`` runs only those and keeps every other benchmark's section, goals and files from the page as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import datetime
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,16 +47,17 @@ BENCHMARKS = (
     Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function'),
     Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux'),
     Benchmark('active_learning', 'bench_active_learning.py', 'Active-learning effectiveness'),
+    Benchmark('product_loop', 'bench_product_loop.py', 'The product loop: a labeler with an oracle on the live server'),
     Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack'),
     Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments'),
     Benchmark('features', 'bench_features.py', 'Feature throughput'),
 )
 
 
-def run(benchmark: Benchmark, quick: bool, work: Path, logs: Path) -> dict:
+def run(benchmark: Benchmark, quick: bool, work: Path, logs: Path, extra: tuple[str, ...] = ()) -> dict:
     """Run one benchmark with its output shown and logged; returns its outcome and wall time."""
     command = [sys.executable, str(HERE / benchmark.script), '--report', str(work),
-               *(benchmark.quick if quick else ())]
+               *(benchmark.quick if quick else ()), *extra]
     print(f'\n=== {benchmark.name}: {" ".join(command[1:])}', flush=True)
     elapsed = stopwatch()
     log_path = logs / f'{benchmark.name}.log'
@@ -87,23 +90,75 @@ def section(outcome: dict, work: Path, images: Path) -> tuple[str, list[dict]]:
     return markdown, [{**goal, 'benchmark': benchmark.name} for goal in goals]
 
 
-def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float) -> str:
+@dataclass(frozen=True)
+class Kept:
+    """A benchmark not run now whose section, goal rows and runs-table row are kept from the page as it was."""
+
+    benchmark: Benchmark
+    section: str
+    goal_rows: tuple[str, ...]
+    run_row: str
+
+
+def kept_parts(text: str, keep: list[Benchmark]) -> dict[str, Kept]:
+    """The parts of an earlier page that belong to the benchmarks in ``keep``: a section is the one that names
+    its script first (each section opens with ``bench/<script>``), a table row the one whose first cell is its
+    name."""
+    sections = re.split(r'\n(?=## )', text)
+    kept = {}
+    for benchmark in keep:
+        found = [s for s in sections if s.startswith('## ') and not s.startswith('## Goals')
+                 and _first_script(s) == benchmark.script]
+        if not found:
+            continue
+        head = [line for line in sections[0].splitlines() if line.startswith(f'| {benchmark.name} | ')]
+        goals = next((s for s in sections if s.startswith('## Goals')), '')
+        goal_rows = tuple(line for line in goals.splitlines() if line.startswith(f'| {benchmark.name} | '))
+        kept[benchmark.name] = Kept(benchmark, found[0].strip(), goal_rows, head[0] if head else '')
+    return kept
+
+
+def _first_script(section_text: str) -> str | None:
+    """The benchmark script a section names first, or None."""
+    found = [(section_text.find(f'bench/{b.script}'), b.script) for b in BENCHMARKS
+             if f'bench/{b.script}' in section_text]
+    return min(found)[1] if found else None
+
+
+def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float,
+         kept: dict[str, Kept] | None = None) -> str:
+    kept = kept or {}
     images = out.with_suffix('')
     images.mkdir(parents=True, exist_ok=True)
     for old in images.glob('*'):
-        old.unlink()
-    sections, goals = [], []
-    for outcome in outcomes:
-        text, verdicts = section(outcome, work, images)
-        sections.append(text.strip())
-        goals += verdicts
+        if not any(old.name.startswith(f'{name}-') or old.name == f'{name}.json' for name in kept):
+            old.unlink()
+    ran = {o['benchmark'].name: o for o in outcomes}
+    sections, goal_rows, run_rows = [], [], []
+    for benchmark in BENCHMARKS:
+        if benchmark.name in ran:
+            outcome = ran[benchmark.name]
+            text, verdicts = section(outcome, work, images)
+            sections.append(text.strip())
+            goal_rows += [[g['benchmark'], g['goal'], g['measured'], 'yes' if g['met'] else '**no**', g.get('note', '')]
+                          for g in verdicts]
+            run_rows.append([benchmark.name, f'`bench/{benchmark.script}`', f'{outcome["seconds"]:.0f}',
+                             'complete' if outcome['complete'] else 'failed'])
+        elif benchmark.name in kept:
+            part = kept[benchmark.name]
+            sections.append(part.section)
+            goal_rows += list(part.goal_rows)
+            run_rows.append(part.run_row.replace('| complete |', '| complete (kept from the earlier page) |')
+                            if part.run_row else [benchmark.name, f'`bench/{benchmark.script}`', '', 'kept'])
     info = machine()
-    runs = table(['benchmark', 'script', 'wall s', 'result'],
-                 [[o['benchmark'].name, f'`bench/{o["benchmark"].script}`', f'{o["seconds"]:.0f}',
-                   'complete' if o['complete'] else 'failed'] for o in outcomes])
-    verdicts = table(['benchmark', 'goal', 'measured', 'met', 'shortfall and what limits it'],
-                     [[g['benchmark'], g['goal'], g['measured'], 'yes' if g['met'] else '**no**', g.get('note', '')]
-                      for g in goals], align='lllll') if goals else 'No goal verdicts were written.'
+    runs = _table_with_rows(['benchmark', 'script', 'wall s', 'result'], run_rows, 'lrrr')
+    verdicts = _table_with_rows(['benchmark', 'goal', 'measured', 'met', 'shortfall and what limits it'], goal_rows,
+                                'lllll') if goal_rows else 'No goal verdicts were written.'
+    if kept:
+        total_note = (f' This run updated {", ".join(ran)} only (`--only ... --keep-others`); the sections of '
+                      f'{", ".join(kept)} are kept from the earlier page, measured in its run.')
+    else:
+        total_note = ''
     mode = ('\n\n**This is a `--quick` run**: smaller sizes, fewer seeds and smaller budgets than the full run, so '
             'several goals cannot be judged here (they say why); the full run, `python bench/run_all.py`, is the one '
             'to quote.') if quick else ''
@@ -117,7 +172,7 @@ run on the same machine, so the ratios hold better than the absolute times (this
 
 Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('memory_gib', '?')} GiB, \
 {info['machine']}, Python {info['python']}, numpy {info['numpy']}; 1-minute load average at the end \
-{info.get('load_average', ['?'])[0]}. Total {total / 60:.1f} minutes.
+{info.get('load_average', ['?'])[0]}. Total {total / 60:.1f} minutes.{total_note}
 
 {runs}
 
@@ -128,11 +183,25 @@ Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('m
 {chr(10).join(chr(10) + s + chr(10) for s in sections)}"""
 
 
+def _table_with_rows(headers: list[str], rows: list, align: str) -> str:
+    """A markdown table whose rows are cell lists or rows kept verbatim from an earlier page."""
+    lines = table(headers, [], align).splitlines()
+    for row in rows:
+        lines.append(row if isinstance(row, str) else table(headers, [row], align).splitlines()[-1])
+    return '\n'.join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='every benchmark in its quick mode (a few minutes)')
     parser.add_argument('--only', nargs='+', choices=[b.name for b in BENCHMARKS],
                         help='run only these (the page then holds only them)')
+    parser.add_argument('--keep-others', action='store_true',
+                        help='with --only: keep the other benchmarks\' sections, goals and files from the page as it '
+                             'was, instead of leaving them out')
+    parser.add_argument('--bench-args', default='',
+                        help='with --only: more arguments for the chosen benchmarks, e.g. "--seeds 5" (the page '
+                             'shows what each section ran)')
     parser.add_argument('--out', type=Path, default=ROOT / 'docs' / 'benchmarks.md', help='the page to write')
     parser.add_argument('--work', type=Path, default=ROOT / 'bench-output' / 'report',
                         help='where the benchmarks write their sections and logs')
@@ -143,9 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.work / 'logs'
     logs.mkdir(parents=True)
     elapsed = stopwatch()
-    outcomes = [run(benchmark, args.quick, args.work, logs) for benchmark in chosen]
+    if args.bench_args and not args.only:
+        parser.error('--bench-args needs --only')
+    extra = tuple(shlex.split(args.bench_args))
+    outcomes = [run(benchmark, args.quick, args.work, logs, extra) for benchmark in chosen]
     total = elapsed()
-    args.out.write_text(page(outcomes, args.quick, args.work, args.out, total))
+    others = [b for b in BENCHMARKS if b not in chosen]
+    kept = kept_parts(args.out.read_text(), others) if args.keep_others and args.out.exists() else {}
+    args.out.write_text(page(outcomes, args.quick, args.work, args.out, total, kept))
     print(f'\n{args.out} written; {sum(o["complete"] for o in outcomes)}/{len(outcomes)} benchmarks complete in '
           f'{total / 60:.1f} minutes ({datetime.datetime.now():%H:%M})')
     return 0 if all(o['complete'] for o in outcomes) else 1
