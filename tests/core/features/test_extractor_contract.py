@@ -6,7 +6,9 @@ Every extractor embeds the same real patches: masked 32-pixel patches of four re
 nucleus-free background blocks, cut by the real patch code. The timm-backed extractors (``timm``, ``uni``) load
 checkpoints of their architectures made here with timm, since no model hub can be reached; ``uni`` is checked with
 its ViT of test size (``helpers/small_uni.py``: the same class, a 2-block ViT in place of ViT-L, which takes a
-minute per call here), ``timm`` as a resnet18 on 64-pixel inputs.
+minute per call here), ``timm`` as a resnet18 on 64-pixel inputs. An extractor that computes nothing (``imported``:
+embeddings computed elsewhere, imported per slide) keeps a contract of its own: it refuses to embed, saying how to
+import.
 """
 
 import json
@@ -28,11 +30,13 @@ OPTIONS = {
     'timm': lambda weights: {'model_name': 'resnet18', 'weights_path': weights('resnet18'), 'input_size': 64,
                              'batch_size': 4},
     'uni': lambda weights: {'weights_path': weights('uni'), 'batch_size': 4},
+    'imported': lambda weights: {'batch_size': 4},
 }
 """Construction options of each registered extractor for this contract, given a function that makes a checkpoint; an
 extractor missing here fails the contract."""
 TEST_SIZE = {'uni': SmallUNI}
 """Registered extractors checked through a subclass that only shrinks their network."""
+COMPUTING = [name for name in extractors.names() if extractors.get(name).computes]
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -109,7 +113,7 @@ def test_contract_covers_every_registered_extractor():
     assert not missing, f'registered feature extractors without contract options: {missing}'
 
 
-@pytest.mark.parametrize('name', extractors.names())
+@pytest.mark.parametrize('name', COMPUTING)
 def test_embeds_a_batch_as_finite_float32_rows_of_its_dimension(name, embedded, patches):
     extractor, features = embedded(name)
     assert features.shape == (len(patches), extractor.dim) and features.dtype == np.float32
@@ -118,14 +122,14 @@ def test_embeds_a_batch_as_finite_float32_rows_of_its_dimension(name, embedded, 
     assert len(np.unique(features, axis=0)) == len(patches)  # the patches differ, so must their embeddings
 
 
-@pytest.mark.parametrize('name', extractors.names())
+@pytest.mark.parametrize('name', COMPUTING)
 def test_is_deterministic(name, make, embedded, patches):
     extractor, first = embedded(name)
     np.testing.assert_array_equal(extractor.extract(patches), first)
     np.testing.assert_array_equal(make(name).extract(patches), first)
 
 
-@pytest.mark.parametrize('name', extractors.names())
+@pytest.mark.parametrize('name', COMPUTING)
 def test_a_patch_embedding_does_not_depend_on_its_batch_mates(name, embedded, patches):
     """Reordered, every patch has other mates in its chunk of the batch size; alone, it has none."""
     extractor, together = embedded(name)
@@ -135,7 +139,7 @@ def test_a_patch_embedding_does_not_depend_on_its_batch_mates(name, embedded, pa
     np.testing.assert_allclose(extractor.extract(patches[6:7])[0], together[6], **tolerance)
 
 
-@pytest.mark.parametrize('name', extractors.names())
+@pytest.mark.parametrize('name', COMPUTING)
 def test_params_are_json_stable_and_need_no_network(name, make, embedded, monkeypatch):
     fresh = make(name)
     if isinstance(fresh, TorchImageExtractor):
@@ -149,9 +153,19 @@ def test_params_are_json_stable_and_need_no_network(name, make, embedded, monkey
     assert embedded(name)[0].params() == params  # the same options give the same params, loaded or not
 
 
-@pytest.mark.parametrize('name', extractors.names())
+@pytest.mark.parametrize('name', COMPUTING)
 def test_patches_of_the_wrong_type_or_shape_are_features_errors(name, make, patches):
     extractor = make(name)
     for wrong in (patches.astype(np.float32), patches[:, :, :, :2], patches[0]):
         with pytest.raises(FeaturesError):
             extractor.extract(wrong)
+
+
+@pytest.mark.parametrize('name', sorted(set(extractors.names()) - set(COMPUTING)))
+def test_an_extractor_that_computes_nothing_refuses_saying_how_to_import(name, make, patches):
+    extractor = make(name)
+    params = extractor.params()
+    assert params['name'] == name and json.loads(json.dumps(params)) == params
+    for attempt in (extractor.load, lambda: extractor.extract(patches)):
+        with pytest.raises(FeaturesError, match='import a file of them for each slide'):
+            attempt()

@@ -25,6 +25,9 @@ class FeatureExtractor:
 
     name: str
     dim: int
+    computes = True
+    """False for embeddings computed elsewhere and imported per slide (``imported``): a store's features of that
+    name are current whatever their parameters, and nothing here can make them."""
 
     def params(self) -> dict:
         """Everything that changes the embeddings, as JSON-able values (not device or batch size)."""
