@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import sys
 import time
@@ -217,8 +218,9 @@ def check_goals(datasets: dict) -> list[report.Goal]:
     for name, result in datasets.items():
         goal = report.Goal(**result['goal'])
         if name != 'dsb2018':
-            goal = report.Goal(goal.goal.replace('needs ≤', 'reported as it is (no goal): needs'), goal.measured,
-                               True, goal.note)
+            goal = report.Goal(f'{name}, through the live product loop: the best acquisition function\'s labels to '
+                               f'{TARGET_FRACTION:.0%} of full-pool accuracy against random\'s (reported as it is, '
+                               'no goal)', goal.measured, True, goal.note)
         goals.append(goal)
     checks = [d['checks'] for d in datasets.values()]
     unchanged = sum(c['unchanged'] for c in checks)
@@ -364,8 +366,7 @@ own tasks). {results['seconds'] / 60:.0f} minutes on {os.cpu_count()} CPUs (load
 ![{result['task']['title']}: true accuracy vs minutes]({plot(result, directory, 'minutes')})
 
 **{'Goal' if name == 'dsb2018' else 'Reported as it is'}** ({verdict['goal']}): {verdict['measured']}.
-{('**Met**' if verdict['met'] else '**Not met**') if name == 'dsb2018' else ''}{
-    ('; ' + verdict['note']) if verdict['note'] else ''}.""")
+{('**Met**' if verdict['met'] else '**Not met**') + '; ' if name == 'dsb2018' else ''}{verdict['note']}.""")
     across = results['across_tasks']
     if across:
         rows = [[n, offline._interval(v['mean'], v['interval'], '+.3f'), v['seeds']]
@@ -431,6 +432,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='folder of the live stack, the slides and the template stores')
     parser.add_argument('--json', type=Path, help='write every curve and figure to this JSON file')
     parser.add_argument('--report', type=Path, metavar='DIR', help='write the benchmarks-page section here')
+    parser.add_argument('--from-json', type=Path, metavar='FILE',
+                        help='run nothing: print and report the figures a run saved (its results.json)')
     args = parser.parse_args(argv)
     args.seeds = args.seeds or (QUICK['seeds'] if args.quick else 10)
     args.budget = args.budget or (QUICK['budget'] if args.quick else None)
@@ -441,6 +444,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        return publish(results, args)
     from bench_latency import benchmark_stack
 
     elapsed = stopwatch()
@@ -456,6 +462,15 @@ def main(argv: list[str] | None = None) -> dict:
                                confirm_s=live.CONFIRM_S, correct_s=live.CORRECT_S),
                    datasets=datasets, across_tasks=across, best_across=best, seconds=elapsed(),
                    load_average_start=load_start, load_average_end=os.getloadavg()[0])
+    saved = args.work / 'results.json'
+    saved.write_text(json.dumps(results, default=str))
+    print(f'every figure saved in {saved} (--from-json re-renders the report from it)', flush=True)
+    return publish(results, args)
+
+
+def publish(results: dict, args: argparse.Namespace) -> dict:
+    """Print the figures and write the report (``--json``, ``--report``)."""
+    datasets, across, best = results['datasets'], results['across_tasks'], results['best_across']
     for result in datasets.values():
         print_result(result)
     if across:

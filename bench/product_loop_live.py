@@ -182,9 +182,9 @@ def run_loop(client, template: Template, data_dir: Path, strategy: str, seed: in
     answered, minutes, confirmed = len(labels), len(labels) * CORRECT_S / 60, 0
     curve = [record_round(client, base, items, template, answered, minutes, confirmed, 0)]
     position = {item: k for k, item in enumerate(items)}
-    while answered < budget:
+    while answered + batch <= budget:  # whole batches only: a smaller one would not reach retrainEvery
         started = time.monotonic()
-        suggested = client.get(f'{base}/suggestions', parameters={'limit': min(batch, budget - answered)})
+        suggested = client.get(f'{base}/suggestions', parameters={'limit': batch})
         suggest_seconds += time.monotonic() - started
         if not suggested:
             break
