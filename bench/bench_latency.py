@@ -149,8 +149,9 @@ def measure(client, size: int, data_dir: Path, slide: Path, rounds: int) -> dict
         put, _ = timed(client.put, f'{base}/labels', json={'labels': labels, 'view': 'guided'})
         train, result = timed(client.post, f'{base}/train', parameters={'wait': 'true'})
         suggest, suggestions = timed(client.get, f'{base}/suggestions', parameters={'limit': 8})
+        accuracy = (result['round']['accuracy'] or {}).get('balancedAccuracy')
         loops.append({'label': put, 'train': train, 'suggest': suggest, 'total': put + train + suggest,
-                      'round': result['round']['number'], 'accuracy': (result['round']['accuracy'] or {}).get('balancedAccuracy')})
+                      'round': result['round']['number'], 'accuracy': accuracy})
         print(f'  round {result["round"]["number"]}: label {put:.2f} s + train {train:.2f} s + suggest '
               f'{suggest:.2f} s = {put + train + suggest:.2f} s', flush=True)
     annotations = client.get('annotation', parameters={'itemId': item, 'limit': 0})
