@@ -1,8 +1,8 @@
 // Drives Debian Chromium (npm playwright-core, through driver.mjs) through Histomics Label's review view for
 // test_review.py: logs in as the admin, opens the review route, sorts by the model's certainty (least, then most
 // certain first), filters by disagreement and by labeler, groups by category, approves one label, overrides another
-// and relabels a third, reads the agreement tables and the learning curve, makes one review fail on purpose; then a
-// read-only user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
+// and relabels a third, reads the agreement tables, the learning curve (both series, against labels and against
+// labeling minutes) and the reliability figure, makes one review fail on purpose; then a read-only user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, secondId, artifacts, chromium}
@@ -43,6 +43,26 @@ const cards = () => page.locator('.hl-review-card').evaluateAll((all) => all.map
 })));
 const cardState = (labelId) => page.locator(`.hl-review-card[data-label-id="${labelId}"] .hl-review-state`)
   .innerText().then((t) => t.trim());
+/** The learning curve as drawn: both series' points (with their data), interval bars, axis titles and note. */
+const curve = () => page.locator('.hl-review-curve').evaluate((box) => {
+  const points = (selector) => [...box.querySelectorAll(selector)].map((c) => ({
+    round: c.dataset.round, x: c.dataset.x, labels: c.dataset.labels, accuracy: c.dataset.accuracy,
+    low: c.dataset.low, high: c.dataset.high }));
+  const rounds = (selector) => [...box.querySelectorAll(selector)].map((g) => g.dataset.round);
+  const chart = box.querySelector('.hl-review-curve-chart');
+  return {
+    axis: chart ? chart.dataset.axis : null,
+    pressed: box.querySelector('.hl-curve-x.active')?.dataset.axis,
+    points: points('.hl-review-curve-chart .hl-curve-point[data-round]'),
+    intervals: rounds('.hl-curve-interval'),
+    audit: points('.hl-review-curve-chart .hl-curve-audit-point[data-round]'),
+    auditIntervals: rounds('.hl-curve-audit-interval'),
+    legend: [...box.querySelectorAll('.hl-curve-legend text')].map((t) => t.textContent.trim()),
+    axisLabels: [...box.querySelectorAll('.hl-curve-axis-label')].map((t) => t.textContent.trim()),
+    note: box.querySelector('.hl-review-curve-note')?.textContent.trim() ?? null,
+    empty: box.querySelector('.hl-review-no-curve')?.textContent.trim() ?? null,
+  };
+});
 /** Change a filter and wait for the page of labels it asks for. */
 async function filter(name, value) {
   await page.locator(`.hl-review-filters select[name="${name}"]`).selectOption(value);
@@ -68,6 +88,7 @@ await run({
   await page.locator('.hl-review-card').first().waitFor();
   await page.locator('.hl-review-pairs').waitFor();
   await page.locator('.hl-curve-point').first().waitFor();
+  await page.locator('.hl-reliability-chart, .hl-reliability-none').first().waitFor();
   await idle();
   result.open = {
     hash: await page.evaluate(() => window.location.hash),
@@ -77,16 +98,40 @@ await run({
     actions: await page.locator('.hl-review-approve').count(),
     images: await page.locator('.hl-review img').evaluateAll((all) => all.map((img) => ({
       naturalWidth: img.naturalWidth, src: img.getAttribute('src') }))),
-    curve: {
-      points: await page.locator('.hl-curve-point').evaluateAll((all) => all.map((c) => ({
-        round: c.dataset.round, labels: c.dataset.labels, accuracy: c.dataset.accuracy, low: c.dataset.low,
-        high: c.dataset.high }))),
-      intervals: await page.locator('.hl-curve-interval').evaluateAll((all) => all.map((g) => g.dataset.round)),
-      axisLabels: await page.locator('.hl-curve-axis-label').allTextContents(),
-      note: await text('.hl-review-curve-note'),
-    },
+    curve: await curve(),
+    reliability: await page.locator('.hl-review-reliability').evaluate((box) => {
+      const bins = (selector) => [...box.querySelectorAll(selector)].map((c) => ({
+        count: c.dataset.count, confidence: c.dataset.confidence, accuracy: c.dataset.accuracy, low: c.dataset.low,
+        high: c.dataset.high, r: Number(c.getAttribute('r')), cx: Number(c.getAttribute('cx')),
+        cy: Number(c.getAttribute('cy')) }));
+      const chart = box.querySelector('.hl-reliability-chart');
+      const ece = box.querySelector('.hl-reliability-ece');
+      return {
+        round: chart && chart.dataset.round,
+        calibrated: bins('.hl-reliability-chart .hl-reliability-point'),
+        raw: bins('.hl-reliability-chart .hl-reliability-raw'),
+        diagonal: Boolean(box.querySelector('.hl-reliability-diagonal')),
+        diagonalEnds: [...box.querySelectorAll('.hl-reliability-diagonal')].flatMap((line) => [
+          [Number(line.getAttribute('x1')), Number(line.getAttribute('y1'))],
+          [Number(line.getAttribute('x2')), Number(line.getAttribute('y2'))]]),
+        eceRaw: ece && ece.dataset.raw,
+        eceCalibrated: ece && ece.dataset.calibrated,
+        eceText: ece && ece.textContent.replace(/\s+/g, ' ').trim(),
+        temperature: box.querySelector('.hl-reliability-temperature')?.dataset.temperature,
+        temperatureText: box.querySelector('.hl-reliability-temperature')?.textContent.trim(),
+      };
+    }),
   };
   await page.screenshot({ path: `${input.artifacts}/review_open.png`, fullPage: true });
+  await page.locator('.hl-review-panels').screenshot({ path: `${input.artifacts}/review_panels.png` });
+
+  phase = 'minutes';
+  await page.locator('.hl-curve-x[data-axis="minutes"]').click();
+  await page.locator('.hl-review-curve-chart[data-axis="minutes"], .hl-review-no-curve').first().waitFor();
+  result.minutes = await curve();
+  await page.locator('.hl-review-curve').screenshot({ path: `${input.artifacts}/review_curve_minutes.png` });
+  await page.locator('.hl-curve-x[data-axis="labels"]').click();
+  await page.locator('.hl-review-curve-chart[data-axis="labels"]').waitFor();
 
   phase = 'certainty';
   result.certainty = { least: await filter('sort', 'certainty:1'), most: await filter('sort', 'certainty:-1') };

@@ -1,10 +1,12 @@
 """The review view in Chromium, on the live stack: a project made through the REST API on the real H&E sample
-(segments by the segment job, seed labels, two rounds with a few suggestions labeled between them, and a second
-labeler who labels some of the seed segments, some differently). In the browser, as the admin: the grid sorted by the
-model's certainty, filtered by disagreement and by labeler, grouped by category, one label approved, one overridden
-and one relabeled; the agreement table and the learning curve checked against the server; a failed review shown on
-the page; and a reader's view without actions."""
+(segments by the segment job, seed labels, three rounds with a batch of suggestions labeled before each later one,
+and a second labeler who labels some of the seed segments, some differently). In the browser, as the admin: the grid
+sorted by the model's certainty, filtered by disagreement and by labeler, grouped by category, one label approved,
+one overridden and one relabeled; the agreement table, the learning curve (cross-validated and audit accuracies,
+against labels and against labeling minutes) and the reliability figure checked against the server's rounds; a
+failed review shown on the page; and a reader's view without actions."""
 
+import math
 
 import girder_client
 import pytest
@@ -26,6 +28,11 @@ READER = {'login': 'reviewreader', 'password': 'password1'}
 SHARED_SAME, SHARED_DIFFERENT = 6, 4
 
 
+def whole(value: float) -> int:
+    """A fraction as a whole percentage, rounded as the client's Math.round does (half up)."""
+    return math.floor(value * 100 + 0.5)
+
+
 def first_page(client, base: str, **params) -> list[dict]:
     """The server's first page of 24 labels (the view's page size) with these parameters."""
     return client.get(f'{base}/labels', parameters={'limit': 24, **params})
@@ -43,12 +50,16 @@ def project(stack, cmu_svs):
     client.put(f'{base}/labels', json={'labels': [{'item': item['_id'], 'segment': s, 'category': c}
                                                   for s, c in seeds.items()], 'view': 'api'})
     client.post(f'{base}/train', parameters={'wait': 'true'})
-    # a few suggestions labeled between the rounds: the prediction for most, the other category for two
-    suggestions = client.get(f'{base}/suggestions', parameters={'limit': 6})
-    between = [{'item': s['item'], 'segment': s['segment'],
-                'category': OTHER[s['predicted']] if i < 2 else s['predicted']} for i, s in enumerate(suggestions)]
-    client.put(f'{base}/labels', json={'labels': between, 'view': 'api'})
-    client.post(f'{base}/train', parameters={'wait': 'true'})
+    # two batches of suggestions labeled between the rounds, each with its audit cards (segments drawn at random):
+    # the prediction for most, the other category for two
+    between = []
+    for limit in (6, 8):
+        suggestions = client.get(f'{base}/suggestions', parameters={'limit': limit})
+        batch = [{'item': s['item'], 'segment': s['segment'],
+                  'category': OTHER[s['predicted']] if i < 2 else s['predicted']} for i, s in enumerate(suggestions)]
+        client.put(f'{base}/labels', json={'labels': batch, 'view': 'api'})
+        client.post(f'{base}/train', parameters={'wait': 'true'})
+        between += batch
     second = add_user(client, folder['_id'], SECOND, 1)
     add_user(client, folder['_id'], READER, 0)
     other = girder_client.GirderClient(apiUrl=stack.info().api_url)
@@ -177,20 +188,76 @@ def test_agreement_table_matches_server(observed, stack, project):
     assert not observed['consoleErrors'].get('agreement')
 
 
+def drawn_series(points: list[dict], rounds: list[dict], field: str, x: str) -> None:
+    """A series of the learning curve as drawn is the rounds' ``field`` (value, interval, labels) at their ``x``."""
+    assert [point['round'] for point in points] == [str(r['number']) for r in rounds]
+    assert [float(point['x']) for point in points] == pytest.approx([r[x] for r in rounds])
+    assert [int(point['labels']) for point in points] == [r[field]['labels'] for r in rounds]
+    for key, name in (('accuracy', 'balancedAccuracy'), ('low', 'low'), ('high', 'high')):
+        assert [float(point[key]) for point in points] == pytest.approx([r[field][name] for r in rounds]), key
+
+
 def test_learning_curve_has_a_point_per_round(observed, stack, project):
     rounds = stack.client().get(f'{project["base"]}/rounds')['rounds']
     curve = observed['open']['curve']
-    assert len(rounds) == 2
-    assert [point['round'] for point in curve['points']] == [str(r['number']) for r in rounds]
-    assert [point['labels'] for point in curve['points']] == [str(r['labelsUsed']) for r in rounds]
-    # each point is the round's cross-validated balanced accuracy, with its 95 % interval as a bar
+    assert len(rounds) == 3
+    assert curve['axis'] == curve['pressed'] == 'labels'
+    # each circle is the round's cross-validated balanced accuracy, with its 95 % interval as a bar
     assert all(r['accuracy'] is not None for r in rounds), rounds
-    for key, field in (('accuracy', 'balancedAccuracy'), ('low', 'low'), ('high', 'high')):
-        assert [float(point[key]) for point in curve['points']] == pytest.approx(
-            [r['accuracy'][field] for r in rounds]), key
+    drawn_series(curve['points'], rounds, 'accuracy', 'labelsUsed')
     assert curve['intervals'] == [str(r['number']) for r in rounds]
-    assert curve['axisLabels'] == ['Labels used', 'Balanced accuracy (cross-validated)']
-    assert curve['note'] == '2 rounds; the bars are 95 % intervals.'
+    # each diamond is a round's accuracy on the audit sample: the rounds after audit cards were labeled, no other
+    audited = [r for r in rounds if r['auditAccuracy'] is not None]
+    assert [r['number'] for r in audited] == [2, 3], [r['auditAccuracy'] for r in rounds]
+    drawn_series(curve['audit'], audited, 'auditAccuracy', 'labelsUsed')
+    assert curve['auditIntervals'] == [str(r['number']) for r in audited]
+    assert curve['legend'] == ['cross-validated (all labels)', 'audit sample (random segments)']
+    assert curve['axisLabels'] == ['Labels used', 'Balanced accuracy']
+    assert curve['note'] == '3 rounds cross-validated, 2 with audit labels; the bars are 95 % intervals.'
+
+
+def test_learning_curve_against_labeling_minutes(observed, stack, project):
+    rounds = stack.client().get(f'{project["base"]}/rounds')['rounds']
+    curve = observed['minutes']
+    assert curve['axis'] == curve['pressed'] == 'minutes'
+    # every round of this server records the labelers' active minutes; the first one, before any gap between two
+    # writes, none
+    assert all(isinstance(r['labelingMinutes'], (int, float)) for r in rounds), rounds
+    assert rounds[0]['labelingMinutes'] == 0 < rounds[1]['labelingMinutes'] <= rounds[2]['labelingMinutes']
+    drawn_series(curve['points'], rounds, 'accuracy', 'labelingMinutes')
+    drawn_series(curve['audit'], [r for r in rounds if r['auditAccuracy']], 'auditAccuracy', 'labelingMinutes')
+    assert curve['axisLabels'] == ['Labeling minutes (active)', 'Balanced accuracy']
+    assert curve['note'] == '3 rounds cross-validated, 2 with audit labels; the bars are 95 % intervals.'
+
+
+def test_reliability_figure_is_the_servers_calibration(observed, stack, project):
+    latest = stack.client().get(f'{project["base"]}/rounds')['rounds'][-1]
+    calibration = latest['calibration']
+    assert calibration is not None and calibration['labels'] == latest['labelsUsed'], latest
+    figure = observed['open']['reliability']
+    assert figure['round'] == str(latest['number']) and figure['diagonal']
+    counts = [b['count'] for kind in ('raw', 'calibrated') for b in calibration[kind]['bins']]
+    for kind in ('raw', 'calibrated'):
+        bins = calibration[kind]['bins']
+        drawn = figure[kind]
+        assert [int(b['count']) for b in drawn] == [b['count'] for b in bins]
+        assert sum(b['count'] for b in bins) == calibration['labels']
+        for key in ('confidence', 'accuracy', 'low', 'high'):
+            assert [float(b[key]) for b in drawn] == pytest.approx([b[key] for b in bins]), (kind, key)
+        # a point stands where its bin is: x its mean shown probability, y how often it was right, on the axes
+        # whose corners the diagonal joins; its area is in proportion to its labels (the smallest kept visible)
+        (x0, y0), (x1, y1) = figure['diagonalEnds']
+        for point, bin_ in zip(drawn, bins, strict=True):
+            assert point['cx'] == pytest.approx(x0 + bin_['confidence'] * (x1 - x0), abs=0.06)
+            assert point['cy'] == pytest.approx(y0 + bin_['accuracy'] * (y1 - y0), abs=0.06)
+            assert point['r'] == pytest.approx(max(2.5, 11 * (bin_['count'] / max(counts)) ** 0.5), abs=0.06)
+    assert float(figure['eceRaw']) == pytest.approx(calibration['raw']['ece'])
+    assert float(figure['eceCalibrated']) == pytest.approx(calibration['calibrated']['ece'])
+    assert (f'{whole(calibration["raw"]["ece"])} % before scaling → {whole(calibration["calibrated"]["ece"])} % '
+            'as shown') in figure['eceText']
+    assert f'{calibration["labels"]} labels' in figure['eceText']
+    assert float(figure['temperature']) == pytest.approx(calibration['temperature'])
+    assert f'a temperature of {calibration["temperature"]:.2f}' in figure['temperatureText']
 
 
 def test_failed_review_is_shown(observed, stack, project):

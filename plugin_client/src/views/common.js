@@ -1,4 +1,5 @@
-// What the views share: percentages, a round's accuracy in words, the parts of a failed request's message, colours
+// What the views share: percentages, a round's accuracy (cross-validated and on the audit sample) and labeling time in
+// words, the parts of a failed request's message, colours
 // for colour inputs, a category's colour, and MessagesView, the box of messages the user can dismiss (guided,
 // painting and review views).
 import messageTemplate from './message.pug';
@@ -18,7 +19,7 @@ const IMAGE_MODELS = ['cnn_torch', 'cnn_keras'];
 const whole = (value) => Math.round(value * 100);
 
 /** Why a round (GET .../rounds) has no cross-validated `accuracy`, as a sentence. */
-function notMeasuredWhy(round) {
+export function notMeasuredWhy(round) {
   if (!round) {
     return 'No training round yet.';
   }
@@ -56,6 +57,76 @@ export function accuracyOf(round) {
     text: `${whole(balancedAccuracy)} % (${range}, ${counted})`,
     title: `Balanced accuracy (the mean of the categories' recalls) by ${folds}-fold cross-validation over the ` +
       `${counted}; 95 % interval ${range}.`,
+  };
+}
+
+/** "14 random segments": how many audited labels an audit accuracy rests on. */
+function randomSegments(count) {
+  return `${count} random segment${count === 1 ? '' : 's'}`;
+}
+
+/** Why a round has no `auditAccuracy`, as a sentence. */
+function notAuditedWhy(round) {
+  if (!round || round.auditAccuracy === undefined) {
+    return round ? 'This round was trained before audit labels were measured.' : 'No training round yet.';
+  }
+  if (!round.accuracy) {
+    return `${notMeasuredWhy(round)} The audit accuracy is measured the same way, so it is not either.`;
+  }
+  return 'None of the audit sample is labeled yet. In guided labeling, the cards marked "random check" are ' +
+    'segments drawn at random rather than chosen by the model; labeled like any other, they measure the model on ' +
+    'the slide as it is, without the bias of the cards it picked.';
+}
+
+/**
+ * A round's accuracy on the audit sample (its `auditAccuracy`: {balancedAccuracy, low, high, labels, accuracy}), the
+ * labels of segments drawn at random rather than by the acquisition function, as a pathologist reads it: `text`
+ * "72 % (55–86 %, 14 random segments)" and `title`, what it is; without one, "no audit labels yet" and why.
+ * `measured` tells which.
+ */
+export function auditOf(round) {
+  const audit = round && round.auditAccuracy;
+  if (!audit || typeof audit.balancedAccuracy !== 'number') {
+    return { measured: false, text: 'no audit labels yet', title: notAuditedWhy(round) };
+  }
+  const { balancedAccuracy, low, high, labels, accuracy } = audit;
+  const range = `${whole(low)}–${whole(high)} %`;
+  return {
+    measured: true,
+    text: `${whole(balancedAccuracy)} % (${range}, ${randomSegments(labels)})`,
+    title: `Balanced accuracy on the audit sample: ${randomSegments(labels)} drawn at random (not chosen by the ` +
+      'model) and labeled like any other, each predicted by a model that did not train on it. Unlike the ' +
+      `cross-validated accuracy it is not biased by how the labels were chosen; 95 % interval ${range}, which ` +
+      `narrows as more random checks are labeled. ${whole(accuracy)} % of them were predicted right.`,
+  };
+}
+
+/** Minutes of labeling as words: 0.4 → "< 1 min", 75 → "1 h 15 min"; a missing value is "n/a". */
+export function minutesText(minutes) {
+  if (typeof minutes !== 'number') {
+    return 'n/a';
+  }
+  if (minutes < 1) {
+    return minutes > 0 ? '< 1 min' : '0 min';
+  }
+  const rounded = Math.round(minutes);
+  return rounded < 60 ? `${rounded} min` : `${Math.floor(rounded / 60)} h ${rounded % 60} min`;
+}
+
+/**
+ * A round's `labelingMinutes` (the labelers' active time up to it) as `{text, title}`: "n/a" for a round trained
+ * before labeling time was recorded.
+ */
+export function labelingTimeOf(round) {
+  const minutes = round && round.labelingMinutes;
+  if (typeof minutes !== 'number') {
+    return { text: 'n/a', title: round ? 'This round was trained before labeling time was recorded.' :
+      'No training round yet.' };
+  }
+  return {
+    text: minutesText(minutes),
+    title: 'Active labeling time of all labelers up to this round: the time between each labeler\'s saved ' +
+      'labels, pauses (over 2 minutes) not counted in full.',
   };
 }
 

@@ -1,8 +1,9 @@
 // The review view (`#histomics_label/project/<folderId>/review`): a page of labeled segments as cards (LabelGrid),
 // filtered and sorted by the server (Filters; GET .../labels with limit/offset, Girder-Total-Count for the total,
 // Pager) and grouped on the client. Users with write access approve, override or relabel from a card. Below the grid:
-// the agreement tables (AgreementPanel) and the learning curve (LearningCurve). Every failed request is shown in the
-// page's messages area (MessagesView) with what was asked and Girder's answer.
+// the agreement tables (AgreementPanel), the learning curve (LearningCurve) and the reliability figure (Reliability),
+// the last two drawn from one read of the rounds. Every failed request is shown in the page's messages area
+// (MessagesView) with what was asked and Girder's answer.
 import { getJson, labelRoute, projectRoute, request } from '../../api.js';
 import { LiveView, MessagesView } from '../common.js';
 import AgreementPanel from './AgreementPanel.js';
@@ -12,6 +13,7 @@ import LabelGrid from './LabelGrid.js';
 import LearningCurve from './LearningCurve.js';
 import loadError from './loadError.pug';
 import Pager from './Pager.js';
+import Reliability from './Reliability.js';
 import template from './review.pug';
 import './review.css';
 
@@ -77,8 +79,24 @@ const ReviewView = LiveView.extend({
     });
     this.agreement = new AgreementPanel({ el: this.$('.hl-review-agreement'), parentView: this, base, messages });
     this.listenTo(this.agreement, 'labelers', (labelers) => this.filtersView.noteLabelers(labelers));
-    this.curve = new LearningCurve({ el: this.$('.hl-review-curve'), parentView: this, base, messages });
-    await Promise.all([this.agreement.load(), this.curve.load(), this._loadLabels()]);
+    this.curve = new LearningCurve({ el: this.$('.hl-review-curve'), parentView: this });
+    this.reliability = new Reliability({ el: this.$('.hl-review-reliability'), parentView: this });
+    await Promise.all([this.agreement.load(), this._loadRounds(), this._loadLabels()]);
+  },
+
+  /** The rounds, for the learning curve and the reliability figure. */
+  async _loadRounds() {
+    try {
+      const { rounds } = await getJson(`${this.base}/rounds`);
+      if (!this._destroyed) {
+        this.curve.show(rounds);
+        this.reliability.show(rounds);
+      }
+    } catch (error) {
+      this.curve.render('failed');
+      this.reliability.failed();
+      this.messages.failed('Could not read the training rounds', error);
+    }
   },
 
   _filtersChanged(name) {
