@@ -120,7 +120,7 @@ def test_coreset_and_cold_start_cover_what_the_labels_do_not():
 
 def test_batchbald_by_name_honours_candidates():
     rng = np.random.default_rng(1)
-    samples = rng.dirichlet(np.ones(3) * 0.3, size=(10, 40))  # (S, N, C)
+    samples = rng.dirichlet(np.ones(3) * 0.3, size=(40, 40))  # (S, N, C): 5 picks hold under ln 40 nats
     candidates = np.arange(40) % 4 != 0
     function = acquisition_functions.create('batchbald', num_configurations=500)
     selection = function.select(samples.mean(axis=0), candidates, 5, samples=samples)

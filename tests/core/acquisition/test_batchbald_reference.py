@@ -28,6 +28,7 @@ def test_same_picks_as_batchbald_redux_while_joint_entropies_are_exact():
     samples = _dirichlet_samples(n_samples=20, n_rows=300, n_classes=3, seed=1)
     # with 3 classes and 10,000 configurations, the first 9 picks use exact joint entropies in both
     ours = batchbald(samples, 9, num_configurations=10_000, seed=0)
+    assert ours.joint_picks == 9  # the comparison is made where 20 samples are not saturated
     assert ours.rows.tolist() == _redux_picks(samples, 9, 10_000)
     assert ours.rows[0] == int(np.argmax(bald(samples)))  # the first pick is the top BALD score
     assert np.all(np.diff(ours.gains) <= 1e-9)  # greedy gains never grow (submodularity)
