@@ -19,7 +19,8 @@ from .io.labels import Category, LabelSet
 from .io.store import RoundRecord, SlideStore, append_round
 from .models import Model
 from .models import models as model_registry
-from .models.evaluation import cross_validated_accuracy
+from .models.calibration import apply_temperature, calibrate
+from .models.evaluation import accuracy_with_interval, out_of_fold
 from .progress import Progress, no_progress
 
 PREDICT_CHUNK = 4096
@@ -43,12 +44,18 @@ def train_round(store_path: str, rep: Representation, labels: LabelSet, model_na
 
 
 def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representation, model_name: str,
-                       model_options: dict, progress: Progress = no_progress) -> list[RoundRecord]:
+                       model_options: dict, progress: Progress = no_progress,
+                       audited: Sequence[np.ndarray] | None = None) -> list[RoundRecord]:
     """One model trained on the labels of several slides (a project), predicting every segment of each.
 
     ``slides`` pairs each slide's store with its labels; all label sets share one list of categories. Every store
     gets a new round with the same model; predictions of all slides are computed before any store is written, so
     a failure while training or predicting leaves every store's previous round in place.
+
+    A model on stored vectors is also cross-validated over the labels (``evaluation.out_of_fold``): that gives the
+    round's ``accuracy``, its ``audit_accuracy`` over the labels of ``audited`` (per slide, the segment ids of the
+    audit sample's labels: an estimate free of the bias of actively chosen labels), and the ``calibration`` whose
+    temperature scales every probability the round stores.
     """
     if not slides:
         raise ConfigurationError('There are no slides to train on')
@@ -82,21 +89,23 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     fit_options = {'unlabeled': np.concatenate(extra)} if extra else {}
     features = np.concatenate(inputs)
     model.fit(features, targets, len(classes), warm_start=warm, **fit_options)
-    accuracy = None
+    evaluation = {'accuracy': None, 'audit_accuracy': None, 'calibration': None}
     if model.representation == 'vector':  # cheap for a model on stored vectors; a CNN would train once per fold
         progress(1, 3, 'cross-validating')
-        accuracy = cross_validated_accuracy(lambda: create_model(model_name, model_options), features, targets,
-                                            len(classes), seed=int(model_options.get('seed', 0)), **fit_options)
+        audit_rows = _audit_rows(slides, audited, trainable)
+        evaluation = _evaluate(lambda: create_model(model_name, model_options), features, targets, len(classes),
+                               audit_rows, int(model_options.get('seed', 0)), fit_options)
+    temperature = (evaluation['calibration'] or {}).get('temperature', 1.0)
     progress(2, 3, 'predicting')
     predictions = []
     for store_path, _ in slides:
         with SlideStore(store_path) as store:
-            predictions.append(predict_all(model, rep, store))
+            predictions.append(apply_temperature(predict_all(model, rep, store), temperature))
     fitted = model.metrics()
     metrics = {'labels_used': int(len(rows)),
                'per_class': {categories[c].name: int((targets == k).sum()) for k, c in enumerate(classes)},
                'held_out_balanced_accuracy': fitted.get('validation_balanced_accuracy'),
-               'held_out_count': fitted.get('validation_labels', 0), 'accuracy': accuracy, 'training': fitted}
+               'held_out_count': fitted.get('validation_labels', 0), **evaluation, 'training': fitted}
     if len(slides) > 1:
         metrics['slides'] = len(slides)
     expanded = [_expand(probabilities, classes, categories) for probabilities in predictions]
@@ -120,6 +129,32 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
             records.append(store.round(number))
     progress(3, 3, 'trained')
     return records
+
+
+def _audit_rows(slides: Sequence[tuple[str, LabelSet]], audited: Sequence[np.ndarray] | None,
+                trainable: np.ndarray) -> np.ndarray:
+    """Which training rows (labels of trained categories, in ``combined`` order) are audited labels."""
+    if audited is None:
+        return np.zeros(int(trainable.sum()), bool)
+    flags = np.concatenate([np.isin(labels.segment_ids, np.asarray(ids, np.int64))
+                            for (_, labels), ids in zip(slides, audited, strict=True)]) if slides else np.zeros(0)
+    return flags[trainable].astype(bool)
+
+
+def _evaluate(make_model, features: np.ndarray, targets: np.ndarray, n_classes: int, audit_rows: np.ndarray,
+              seed: int, fit_options: dict) -> dict:
+    """The round's cross-validated ``accuracy``, ``audit_accuracy`` and ``calibration`` from one set of
+    out-of-fold predictions; each None when it cannot be had (a class with a single label, no audited label)."""
+    found = out_of_fold(make_model, features, targets, n_classes, seed, **fit_options)
+    if found is None:
+        return {'accuracy': None, 'audit_accuracy': None, 'calibration': None}
+    predicted = found.probabilities.argmax(axis=1)
+    audit = None
+    if audit_rows.any():
+        audit = {**accuracy_with_interval(predicted[audit_rows], targets[audit_rows], seed),
+                 'accuracy': float((predicted[audit_rows] == targets[audit_rows]).mean())}
+    return {'accuracy': {**accuracy_with_interval(predicted, targets, seed), 'folds': found.folds},
+            'audit_accuracy': audit, 'calibration': calibrate(found, targets)}
 
 
 def prediction_change(previous: RoundRecord | None, categories: Sequence[Category],

@@ -29,14 +29,14 @@ from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 
-from ..core.acquisition.suggestions import suggest_across
+from ..core.acquisition.suggestions import audited_labels, suggest_across
 from ..core.errors import HistomicsLabelError
 from ..core.io.labels import Category, LabelSet
 from ..core.io.store import SlideStore
 from ..core.models import models
 from ..core.pipeline import model_options, representation
 from ..core.rounds import train_slides_round
-from ..models.label import Label
+from ..models.label import Label, LabelEvent
 from ..models.round import Round
 from ..models.training_state import TrainingState
 from ..projects import folders
@@ -121,15 +121,21 @@ def run_round(folder: dict) -> dict:
     if models.get(config['model']).representation == 'image':
         numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'])
     else:
-        records = train_slides_round(stores, representation(pipeline), config['model'], model_options(pipeline))
+        audited = audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
+        records = train_slides_round(stores, representation(pipeline), config['model'], model_options(pipeline),
+                                     audited=audited)
         numbers, metrics = [record.number for record in records], records[0].metrics
         changes = [record.metrics.get('slide_predictions_changed') for record in records]
     number = (Round().latest(folder['_id']) or {}).get('number', 0)
-    document = {'project': folder['_id'], 'number': number + 1, 'created': _now(), 'model': config['model'],
+    created = _now()
+    document = {'project': folder['_id'], 'number': number + 1, 'created': created, 'model': config['model'],
+                'labelingMinutes': LabelEvent().labeling_minutes(folder['_id'], created),
                 'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
                 'perClass': metrics['per_class'], 'heldOutBalancedAccuracy': metrics['held_out_balanced_accuracy'],
                 'heldOutCount': metrics['held_out_count'], 'warmStart': metrics['training'].get('warm_start'),
                 'accuracy': _camel_accuracy(metrics.get('accuracy')),
+                'auditAccuracy': _camel_accuracy(metrics.get('audit_accuracy')),
+                'calibration': metrics.get('calibration'),
                 'predictionsChanged': _camel_change(metrics.get('predictions_changed')),
                 'modelUnchanged': metrics.get('model_unchanged', False),
                 'slideChanges': {str(item['_id']): _camel_change(change)
@@ -228,13 +234,19 @@ def run_job(job: dict) -> None:
                         f'{_change_note(document)}; publishing the annotations\n')
 
 
+def audit_keys(folder: dict, items: list[dict]) -> list[str]:
+    """The key of each slide's audit draws: project and slide ids, so the sample never moves."""
+    return [f'{folder["_id"]}/{item["_id"]}' for item in items]
+
+
 def _camel_accuracy(accuracy: dict | None) -> dict | None:
-    """A round's cross-validated ``accuracy`` as the REST API spells it (None for image models, or while a class
-    has a single label)."""
+    """A round's cross-validated ``accuracy`` (or ``audit_accuracy``) as the REST API spells it (None for image
+    models, while a class has a single label, or before the first audited label)."""
     if accuracy is None:
         return None
     return {'balancedAccuracy': accuracy['balanced_accuracy'], 'low': accuracy['low'], 'high': accuracy['high'],
-            'labels': accuracy['labels'], 'folds': accuracy['folds']}
+            'labels': accuracy['labels'],
+            **{key: accuracy[key] for key in ('folds', 'accuracy') if key in accuracy}}
 
 
 def _camel_change(change: dict | None) -> dict | None:
@@ -281,7 +293,9 @@ def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
             return []
         rep = representation(folders.pipeline_config(folder, slides[0][0], config))
         found = suggest_across([(str(path), labels) for _, path, labels in slides], config['certainty'], limit,
-                               config['seed'], rep=rep, embedding_key=config['extractor'])
+                               config['seed'], rep=rep, embedding_key=config['extractor'],
+                               audit_keys=audit_keys(folder, [item for item, _, _ in slides]),
+                               audit_every=config['auditEvery'])
     except HistomicsLabelError as exc:
         raise ValidationException(str(exc)) from exc
     result = []

@@ -4,6 +4,7 @@ labels is never dropped from the configuration silently (its labels would point 
 from __future__ import annotations
 
 from girder.exceptions import ValidationException
+from girder.models.folder import Folder
 
 from ..models.label import Label
 from . import folders
@@ -54,3 +55,26 @@ def merge(folder: dict, source: str, target: str) -> dict:
     relabeled = Label().rename_category(folder['_id'], source, target)
     saved = folders.save_config(folder, {'categories': [c for c in config['categories'] if c['name'] != source]})
     return {'config': saved, 'relabeled': relabeled}
+
+
+UNCLASSIFIABLE = {'name': 'not classifiable', 'color': '#7f7f7f', 'excluded': True, 'hotkey': None}
+"""The category a segment marked "not classifiable / artifact" gets: excluded from training, and its near-duplicates
+from suggestions (``core.acquisition.suggestions.NEAR_DUPLICATE_SHARE``)."""
+
+
+def ensure_unclassifiable(folder: dict) -> dict:
+    """The project's folder with its excluded ``UNCLASSIFIABLE`` category, added if missing by one atomic update (two
+    labelers marking at once, or an admin editing categories meanwhile, lose nothing); a 400 when a category of
+    that name exists but trains."""
+    name = UNCLASSIFIABLE['name']
+    existing = next((c for c in folders.config_of(folder)['categories'] if c['name'] == name), None)
+    if existing is None:
+        Folder().collection.update_one(
+            {'_id': folder['_id'], f'meta.{META_KEY}.categories.name': {'$ne': name}},
+            {'$push': {f'meta.{META_KEY}.categories': dict(UNCLASSIFIABLE)}})
+        folder = Folder().load(folder['_id'], force=True)
+        existing = next(c for c in folders.config_of(folder)['categories'] if c['name'] == name)
+    if not existing['excluded']:
+        raise ValidationException(f'The project has a category {name!r} that trains; mark it excluded to use it '
+                                  'for segments nobody can classify', 'category')
+    return folder

@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 from ..core.acquisition import acquisition_functions
+from ..core.acquisition.audit import AUDIT_EVERY
+from ..core.acquisition.suggestions import DEFAULT_FUNCTION
 from ..core.errors import ConfigurationError
 from ..core.features.extractors import extractors
 from ..core.features.representations import check_model_fits, representations
@@ -25,13 +27,14 @@ DEFAULTS: dict[str, Any] = {
     'feature': 'vector',
     'extractor': 'efficientnet_lite0',
     'model': 'linear',
-    'certainty': 'negative_entropy',
+    'certainty': DEFAULT_FUNCTION,
     'radius': 100,
     'compactness': 15.0,
     'magnification': 5.0,
     'patchSize': 100,
     'batchSize': 8,
     'retrainEvery': 10,
+    'auditEvery': AUDIT_EVERY,
     'epochs': 100,
     'seed': 0,
     'embeddingMap': False,
@@ -40,8 +43,8 @@ DEFAULTS: dict[str, Any] = {
 
 _RANGES = {'radius': (2, 10_000), 'compactness': (0.01, 1000.0), 'magnification': (0.1, 200.0),
            'patchSize': (8, 1024), 'batchSize': (1, 1000), 'retrainEvery': (0, 100_000), 'epochs': (1, 10_000),
-           'seed': (0, 2**31 - 1)}
-_INTEGERS = {'radius', 'patchSize', 'batchSize', 'retrainEvery', 'epochs', 'seed'}
+           'seed': (0, 2**31 - 1), 'auditEvery': (0, 1000)}
+_INTEGERS = {'radius', 'patchSize', 'batchSize', 'retrainEvery', 'epochs', 'seed', 'auditEvery'}
 _HOTKEY = re.compile(r'^[a-z0-9]$')
 _RESERVED_HOTKEYS = set('123456789')
 """Keys 1–9 choose the n-th category in the labeling views; a category's own hotkey must be another key."""

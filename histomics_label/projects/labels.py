@@ -18,7 +18,7 @@ from girder.exceptions import ValidationException
 from girder.models.user import User
 
 from ..models.label import Label
-from . import agreement, folders
+from . import agreement, categories, folders
 from .agreement import ModelCall
 
 MAX_BATCH = 100_000
@@ -63,6 +63,15 @@ def save(folder: dict, user: dict, labels: list[dict], view: str) -> dict:
         raise ValidationException(f'Unknown categories: {", ".join(unknown)}; the project has: '
                                   f'{", ".join(sorted(names)) or "none"}', 'labels')
     return Label().upsert(folder, user, entries, view)
+
+
+def mark_unclassifiable(folder: dict, user: dict, segment: dict) -> tuple[dict, dict]:
+    """Label one ``{item, segment}`` "not classifiable / artifact" (``categories.UNCLASSIFIABLE``, added to the
+    project when missing); returns the project's folder as it now is and the write (``save``)."""
+    _checked(folder, [segment], with_category=False)  # a bad segment changes nothing, the categories included
+    folder = categories.ensure_unclassifiable(folder)
+    entry = {'item': segment['item'], 'segment': segment['segment'], 'category': categories.UNCLASSIFIABLE['name']}
+    return folder, save(folder, user, [entry], 'guided')
 
 
 def remove(folder: dict, user: dict, labels: list[dict]) -> dict:

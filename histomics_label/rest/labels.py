@@ -36,6 +36,8 @@ LABELS = {
     },
 }
 """The body of PUT .../labels."""
+SEGMENT = {'title': 'HistomicsLabelSegment', **_SEGMENT}
+"""The body of POST .../unclassifiable."""
 UNLABELS = {
     'title': 'HistomicsLabelSegments',
     'type': 'object',
@@ -63,15 +65,32 @@ STROKE = {
 
 def add_routes(resource: Resource) -> None:
     """Add the label and category routes to the plugin's ``/histomics_label`` resource."""
-    add_models(resource, LABELS, UNLABELS, STROKE)
+    add_models(resource, LABELS, UNLABELS, STROKE, SEGMENT)
     resource.route('PUT', ('project', ':id', 'labels'), put_labels)
     resource.route('DELETE', ('project', ':id', 'labels'), delete_labels)
     resource.route('GET', ('project', ':id', 'labels'), get_labels)
     resource.route('POST', ('project', ':id', 'labels', 'undo'), undo_labels)
     resource.route('POST', ('project', ':id', 'labels', 'paint'), paint_labels)
+    resource.route('POST', ('project', ':id', 'unclassifiable'), mark_unclassifiable)
     resource.route('PUT', ('project', ':id', 'labels', ':labelId', 'review'), review_label)
     resource.route('POST', ('project', ':id', 'categories', 'rename'), rename_category)
     resource.route('POST', ('project', ':id', 'categories', 'merge'), merge_categories)
+
+
+@access.user(scope=TokenScope.DATA_WRITE)
+@autoDescribeBodyRoute(
+    Description('Mark a segment "not classifiable / artifact": your label of it becomes the excluded category '
+                '"not classifiable" (added to the project if missing).')
+    .notes('The segment never trains the model, and it and its nearest segments in the embeddings leave the '
+           'suggestions. Answers like PUT .../labels.')
+    .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
+    .jsonParam('body', '{"item": id, "segment": n}', paramType='body', dataType=SEGMENT['title'], schema=SEGMENT)
+    .errorResponse('Invalid segment, or a category "not classifiable" that trains.')
+    .errorResponse('Write access was denied on the folder.', 403))
+def mark_unclassifiable(folder: dict, body: dict) -> dict:
+    user = getCurrentUser()
+    folder, written = labels.mark_unclassifiable(folder, user, body)
+    return round_jobs.with_retraining(folder, user, written)
 
 
 @access.user(scope=TokenScope.DATA_WRITE)

@@ -36,8 +36,10 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
     # before any model the project's function (an uncertainty measure) cannot rank: the cold start does, by itself
     cold = server.request(_path(project, '/suggestions'), user=admin)
     assertStatusOk(cold)
-    assert len(cold.json) == 8 and {s['strategy'] for s in cold.json} == {'kmeans_cold_start'}
-    assert all(s['predicted'] is None and s['reason'].startswith('typical of a group') for s in cold.json)
+    # ... and the last card is the audit sample's (one label in auditEvery = 10: ceil(8 / 10) = 1)
+    assert len(cold.json) == 8 and [s['strategy'] for s in cold.json] == ['kmeans_cold_start'] * 7 + ['audit']
+    assert all(s['predicted'] is None and s['reason'].startswith('typical of a group') for s in cold.json[:7])
+    assert cold.json[7]['reason'].startswith('drawn at random to check the model')
     assert len({s['segment'] for s in cold.json}) == 8
     _label(server, project, admin, seeded)
     trained = server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'})
@@ -57,7 +59,10 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
     assertStatusOk(suggestions)
     picked = suggestions.json
     assert len(picked) == 10 and {s['predicted'] for s in picked} <= {'tumor', 'stroma'}
-    for suggestion in picked:  # ranked by the project's function now, each saying why in the model's terms
+    audits = [s for s in picked if s['strategy'] == 'audit']  # 18 labels + 10 = 28: ceil(28 / 10) = 3 audited
+    assert len(audits) == 3 and picked[-3:] == audits
+    assert all(s['reason'].startswith('drawn at random') and s['predicted'] for s in audits)
+    for suggestion in picked[:-3]:  # ranked by the project's function now, each saying why in the model's terms
         top, second = sorted(suggestion['probabilities'].values(), reverse=True)[:2]
         assert suggestion['strategy'] == 'negative_entropy'
         assert suggestion['reason'].startswith('the model is torn between' if second >= 0.25 else 'the model is unsure')
@@ -71,6 +76,13 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
     rounds = server.request(_path(project, '/rounds'), user=admin).json
     assert [r['labelsUsed'] for r in rounds['rounds']] == [8, 18]
     assert rounds['rounds'][1]['warmStart'] is True and rounds['state']['running'] is False
+    assert rounds['rounds'][0]['auditAccuracy'] is None  # nothing of the audit sample was labeled yet
+    assert rounds['rounds'][1]['labelingMinutes'] >= rounds['rounds'][0]['labelingMinutes'] >= 0
+    audit = rounds['rounds'][1]['auditAccuracy']  # the 3 audit suggestions, labeled: out-of-fold, with an interval
+    assert audit['labels'] == 3 and 0 <= audit['low'] <= audit['balancedAccuracy'] <= audit['high'] <= 1
+    calibration = rounds['rounds'][1]['calibration']
+    assert calibration['temperature'] > 0 and calibration['labels'] == 18
+    assert sum(b['count'] for b in calibration['calibrated']['bins']) == 18
     again = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 10}).json
     assert not {s['segment'] for s in again} & ({s['segment'] for s in picked} | labeled)
 

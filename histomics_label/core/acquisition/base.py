@@ -46,6 +46,9 @@ class AcquisitionFunction:
     needs: tuple[str, ...] = ()
     uses_model = True
     """False for functions that rank from the embeddings alone, so they can suggest before any model is trained."""
+    cold_start = False
+    """True for functions meant for the first labels only: once a model exists, suggestions switch by themselves to
+    the default function (``suggestions.DEFAULT_FUNCTION``), so retraining changes what is asked next."""
 
     def params(self) -> dict:
         return {'name': self.name}

@@ -194,6 +194,7 @@ class KMeansColdStart(JointAcquisition):
 
     needs = ('embeddings', 'labeled')
     uses_model = False
+    cold_start = True
 
     def __init__(self, iterations: int = 50, max_points: int = 20_000) -> None:
         if iterations < 1 or max_points < 1:

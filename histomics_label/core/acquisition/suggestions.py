@@ -1,10 +1,10 @@
 """Ranking the unlabeled segments most worth labeling next, with what each acquisition function needs.
 
 Candidates are the segments nobody has labeled and that are not slivers (``SLIVER_SHARE``); a segment labeled with
-an excluded category is labeled, so it is never suggested, and the model never predicts an excluded category
-because it never trains on one. Functions that need more than probabilities say so in ``needs``: posterior
-``samples`` (BatchBALD) come from the round's model, ``embeddings`` (Coreset, diversity, cold start) from the stored
-feature vectors, ``labeled`` is the labeled mask.
+an excluded category is labeled, so it is never suggested, nor are its near-duplicates (``NEAR_DUPLICATE_SHARE``),
+and the model never predicts an excluded category because it never trains on one. Functions that need more than
+probabilities say so in ``needs``: posterior ``samples`` (BatchBALD) come from the round's model, ``embeddings``
+(Coreset, diversity, cold start) from the stored feature vectors, ``labeled`` is the labeled mask.
 """
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ from ..features.representations import Representation
 from ..io.labels import LabelSet
 from ..io.store import RoundRecord, SlideStore
 from ..rounds import round_model, sample_all
+from . import audit
 from .base import AcquisitionFunction, acquisition_functions
 
 MC_SAMPLES = 20
 """Posterior samples drawn for BatchBALD (as in the BatchBALD paper's experiments)."""
+DEFAULT_FUNCTION = 'negative_entropy'
+"""The function a project ranks with unless its admin chooses another, and the one a cold-start function hands
+over to once a model exists."""
 COLD_START = 'kmeans_cold_start'
 """What ranks before the first model when the project's function needs one: segments typical of the groups the
 embeddings form, so the first labels cover the slide instead of waiting for a model that cannot exist yet."""
@@ -30,6 +34,11 @@ SLIVER_SHARE = 0.1
 """Segments smaller than this share of their slide's median segment are never suggested: the slivers tiles, tissue
 edges and pen marks leave (at most a few pixels; a tenth of the median parts them from real segments on the sample
 slide) are not worth an expert's look. They are still predicted and may be labeled."""
+NEAR_DUPLICATE_SHARE = 0.005
+"""A segment labeled with an excluded category (not classifiable, pen, background) takes this share of the
+project's segments nearest to it in the embeddings (at least one, at most ``MAX_NEAR_DUPLICATES``) out of the
+suggestions with it: a labeler who said "artifact" once should not be asked about its copies."""
+MAX_NEAR_DUPLICATES = 100
 TORN = 0.25
 """A second category at least this likely makes a suggestion one the model is torn about."""
 
@@ -52,17 +61,24 @@ def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed:
 
 def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count: int, seed: int = 0,
                    rep: Representation | None = None, embedding_key: str | None = None,
-                   mc_samples: int = MC_SAMPLES) -> list[dict]:
+                   mc_samples: int = MC_SAMPLES, audit_keys: Sequence[str] | None = None,
+                   audit_every: int = audit.AUDIT_EVERY) -> list[dict]:
     """``suggest`` over the segments of several slides at once (a project): one ranking of all their unlabeled
     segments, each suggestion naming its ``slide`` (the index into ``slides``).
 
     Functions that use a model rank the slides whose latest round was trained on the same categories as the
     first such slide's; a slide without a round (segmented after the last training) waits for the next round.
     Before the first round they cannot rank at all, and ``COLD_START`` ranks instead, by itself: a new project
-    gets suggestions at once. Each suggestion names the ``strategy`` that ranked it and, in words, the ``reason``.
+    gets suggestions at once; a project configured with a cold-start function switches to ``DEFAULT_FUNCTION``
+    by itself once a model exists. Each suggestion names the ``strategy`` that ranked it and, in words, the ``reason``.
+
+    With ``audit_keys`` (one stable key per slide), the last suggestions of a batch come from the audit sample
+    (``audit.next_picks``: about one label in ``audit_every``), with ``strategy`` ``'audit'``.
     """
     function = acquisition_functions.create(certainty)
     parts = [_slide_part(position, store_path, labels) for position, (store_path, labels) in enumerate(slides)]
+    if function.cold_start and any(part.record is not None for part in parts):
+        function = acquisition_functions.create(DEFAULT_FUNCTION)
     cold = function.uses_model and all(part.record is None for part in parts)
     if cold:
         function = _cold_start(parts, embedding_key)
@@ -81,9 +97,20 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
                                         for part in parts])
     context = _context(function, parts, rep, embedding_key, mc_samples, seed)
     candidates = ~labeled & ~np.concatenate([part.slivers for part in parts])
-    selection = function.select(probabilities, candidates, count, seed=seed, labeled=labeled, **context)
+    candidates &= ~near_excluded(parts, embedding_key, context.get('embeddings'))
     offsets = np.cumsum([0] + [len(part.labeled) for part in parts])
-    picks = [(int(np.searchsorted(offsets, row, side='right')) - 1, row) for row in selection.rows]
+    audit_rows = np.zeros(0, np.int64)
+    if audit_keys is not None:
+        members = [audit.AuditSlide(audit_keys[part.position], part.labeled, ~part.slivers) for part in parts]
+        found = audit.next_picks(members, count, int(labeled.sum()), audit_every)
+        audit_rows = offsets[found[:, 0]] + found[:, 1] if len(found) else audit_rows
+        candidates[audit_rows] = False
+    selection = function.select(probabilities, candidates, count - len(audit_rows), seed=seed, labeled=labeled,
+                                **context)
+    rows = np.concatenate([selection.rows, audit_rows]).astype(np.int64)
+    scores = np.concatenate([selection.scores, np.full(len(audit_rows), np.nan)])
+    strategies = [function.name] * len(selection.rows) + ['audit'] * len(audit_rows)
+    picks = [(int(np.searchsorted(offsets, row, side='right')) - 1, row) for row in rows]
     tables = {}
     for index in {index for index, _ in picks}:
         local_rows = sorted({int(row - offsets[index]) for i, row in picks if i == index})
@@ -91,13 +118,13 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
             table = store.segments(np.array(local_rows, np.int64))
         tables[index] = {r: (table.bbox[k], table.centroid[k]) for k, r in enumerate(local_rows)}
     result = []
-    for rank, ((index, row), score) in enumerate(zip(picks, selection.scores, strict=True)):
+    for rank, ((index, row), score, strategy) in enumerate(zip(picks, scores, strategies, strict=True)):
         part, local = parts[index], int(row - offsets[index])
         bbox, centroid = tables[index][local]
         x0, y0, x1, y1 = (int(v) for v in bbox)
         suggestion = {'rank': rank + 1, 'slide': part.position, 'segment': local + 1,
-                      'score': float(score) if np.isfinite(score) else None, 'strategy': function.name,
-                      'reason': REASONS.get(function.name), 'predicted': None, 'probabilities': {},
+                      'score': float(score) if np.isfinite(score) else None, 'strategy': strategy,
+                      'reason': REASONS.get(strategy), 'predicted': None, 'probabilities': {},
                       'bbox': [x0, y0, x1, y1],
                       'bbox_base': [round(v * part.scale) for v in (x0, y0, x1, y1)],
                       'centroid': [float(v) for v in centroid]}
@@ -117,6 +144,7 @@ REASONS = {
     'kmeans_cold_start': 'typical of a group of similar segments nobody has labeled yet',
     'coreset': 'unlike anything labeled so far',
     'random': 'drawn at random, so that the labels also sample the slide evenly',
+    'audit': 'drawn at random to check the model on the slide as it is (an audit label)',
 }
 """Why a function suggests a segment, in a pathologist's words; the others say it from the prediction."""
 
@@ -128,6 +156,32 @@ def uncertainty_reason(probabilities: dict[str, float]) -> str:
     if rest and rest[0][1] >= TORN:
         return f'the model is torn between {first} ({round(p1 * 100)} %) and {rest[0][0]} ({round(rest[0][1] * 100)} %)'
     return f'the model is unsure: {first}, {round(p1 * 100)} %'
+
+
+def near_excluded(parts: list[_SlidePart], embedding_key: str | None,
+                  embeddings: np.ndarray | None = None) -> np.ndarray:
+    """Over the parts' segments, those among the ``NEAR_DUPLICATE_SHARE`` nearest (cosine, in the stored
+    embeddings) to a segment labeled with an excluded category; none where the slides have no embeddings."""
+    marked = np.flatnonzero(np.concatenate([part.excluded for part in parts]))
+    near = np.zeros(sum(len(part.labeled) for part in parts), bool)
+    if not len(marked):
+        return near
+    if embeddings is None:
+        arrays = []
+        for part in parts:
+            with SlideStore(part.store_path) as store:
+                if not embedding_key or embedding_key not in store.feature_names():
+                    return near
+                arrays.append(store.features(embedding_key))
+        embeddings = np.concatenate(arrays)
+    vectors = np.asarray(embeddings, np.float32)
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    count = int(min(MAX_NEAR_DUPLICATES, max(1, round(NEAR_DUPLICATE_SHARE * len(vectors)))))
+    for start in range(0, len(marked), 256):  # bounded memory: 256 rows of similarities at a time
+        similarity = vectors[marked[start:start + 256]] @ vectors.T
+        nearest = np.argpartition(-similarity, min(count, len(vectors) - 1), axis=1)[:, :count + 1]
+        near[nearest.ravel()] = True
+    return near
 
 
 def _cold_start(parts: list[_SlidePart], embedding_key: str | None) -> AcquisitionFunction:
@@ -150,6 +204,8 @@ class _SlidePart:
     scale: float
     labeled: np.ndarray
     slivers: np.ndarray
+    excluded: np.ndarray
+    """Segments labeled with an excluded category."""
 
 
 def _slide_part(position: int, store_path: str, labels: LabelSet) -> _SlidePart:
@@ -159,7 +215,12 @@ def _slide_part(position: int, store_path: str, labels: LabelSet) -> _SlidePart:
         labeled[labels.segment_ids - 1] = True
         area = store.segment_areas()
         slivers = area < SLIVER_SHARE * np.median(area) if len(area) else np.zeros(0, bool)
-        return _SlidePart(position, store_path, store.latest_round(), store.slide_info.scale, labeled, slivers)
+        excluded = np.zeros(store.n_segments, bool)
+        if len(labels):
+            excluded[labels.segment_ids - 1] = np.array([c.excluded for c in labels.categories],
+                                                        bool)[labels.category_index]
+        return _SlidePart(position, store_path, store.latest_round(), store.slide_info.scale, labeled, slivers,
+                          excluded)
 
 
 def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Representation | None,
@@ -188,3 +249,12 @@ def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Repres
         else:
             raise ConfigurationError(f'{function.name!r} needs {need!r}, which the pipeline cannot provide')
     return context
+
+
+def audited_labels(slides: Sequence[tuple[str, LabelSet]], audit_keys: Sequence[str]) -> list[np.ndarray]:
+    """Per slide, the sorted segment ids of its audited labels (``audit.audited``): the random sample whose
+    labels measure the model without the bias of actively chosen labels."""
+    parts = [_slide_part(position, store_path, labels) for position, (store_path, labels) in enumerate(slides)]
+    found = audit.audited([audit.AuditSlide(key, part.labeled, ~part.slivers)
+                           for key, part in zip(audit_keys, parts, strict=True)])
+    return [np.sort(found[found[:, 0] == position, 1]) + 1 for position in range(len(parts))]

@@ -2,36 +2,13 @@
 
 import numpy as np
 import pytest
-import skimage.data
 from helpers.posterior_checks import assert_sound_posterior_samples
-from skimage.color import rgb2hed
-from skimage.measure import regionprops
-from skimage.segmentation import slic
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError, LabelsError
 from histomics_label.core.models import LinearModel, class_weights, models
 from histomics_label.core.models.evaluation import cross_validated_accuracy
 from histomics_label.core.models.linear import MAX_ITERATIONS
 from histomics_label.core.models.training import softmax, validation_split
-
-
-@pytest.fixture(scope='module')
-def ihc():
-    """Colour features of ~700 SLIC superpixels of a real IHC image, labeled 1 where DAB (brown) stain is strong.
-
-    The label comes from colour deconvolution (the DAB channel) and the features are plain RGB statistics, so the
-    model must learn the stain's colour, as it would from a person's labels.
-    """
-    image = skimage.data.immunohistochemistry()
-    raster = slic(image, n_segments=700, compactness=10, start_label=1)
-    hed = rgb2hed(image)
-    features, labels, x = [], [], []
-    for region in regionprops(raster):
-        pixels = image[region.coords[:, 0], region.coords[:, 1]].astype(np.float32)
-        features.append(np.concatenate([pixels.mean(axis=0), pixels.std(axis=0), [region.area]]))
-        labels.append(int(hed[region.coords[:, 0], region.coords[:, 1], 2].mean() > 0.04))
-        x.append(region.centroid[1])
-    return np.array(features, np.float32), np.array(labels), np.array(x)
 
 
 def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
