@@ -30,6 +30,11 @@ clipped to the slide. Then:
    Pixels that no later window contains are claimed even when their segment is deferred, so every tissue pixel is
    labelled by the last window containing it at the latest.
 
+3. Minimum size, once every tile is stitched (``merge.merge_small_segments``): a segment smaller than
+   ``min_share`` of the superpixel area asked for, ``(2r)²``, joins the neighbour it shares the longest border
+   with, wherever the seams lie; ids are made contiguous again. A tissue island smaller than that, touching no
+   other segment, stays a segment of its own, so no tissue pixel loses its segment.
+
 So every superpixel near a tile edge was drawn by SLIC on a window in which that edge lay well inside (the one
 holding its centroid), and the rest of the seam is filled by the next window's SLIC boundaries. Ids are unique and
 contiguous (assigned in order, never removed), every id is one 4-connected component (pieces are 4-connected and
@@ -51,7 +56,12 @@ from ..errors import ConfigurationError, SlideError
 from ..io.slide import SlideReader
 from ..progress import Progress, no_progress
 from .base import SegmentSource, SegmentTable, segment_sources
+from .merge import merge_small_segments
 from .tissue import tissue_context, tissue_mask, tissue_threshold
+
+MIN_SEGMENT_SHARE = 0.25
+"""The minimum segment size as a share of the superpixel area asked for, ``(2 · radius)²``: a finished segment
+smaller than this joins the neighbour it shares the longest border with, across tile seams too (``merge.py``)."""
 
 SLIVER_FRACTION = 0.5
 """A leftover piece smaller than this fraction of its window's mean SLIC segment area joins a neighbour. (Masked
@@ -331,12 +341,14 @@ class TiledSLIC(SegmentSource):
     window reaches past its core (default ``3 * radius``). With ``tissue`` glass stays background (0); the tissue
     threshold is computed once from the slide thumbnail (or given as ``tissue_threshold``). With a dask
     ``client`` the per-tile SLIC runs on its workers, at most ``in_flight`` tiles at a time (default: two per
-    worker); otherwise inline.
+    worker); otherwise inline. Segments smaller than ``min_share`` × (2 × ``radius``)² join a neighbour
+    (``MIN_SEGMENT_SHARE``; 0 keeps every segment SLIC makes).
     """
 
     def __init__(self, radius: float = 100, compactness: float = 10.0, tile_size: int = 2048,
                  overlap: int | None = None, tissue: bool = True, client=None,
-                 tissue_threshold: float | None = None, in_flight: int | None = None) -> None:
+                 tissue_threshold: float | None = None, in_flight: int | None = None,
+                 min_share: float = MIN_SEGMENT_SHARE) -> None:
         if not radius > 0:
             raise ConfigurationError(f'The superpixel radius must be positive, not {radius}')
         if not compactness > 0:
@@ -347,6 +359,8 @@ class TiledSLIC(SegmentSource):
         margin = int(math.ceil(3 * radius)) if overlap is None else int(overlap)
         if margin < radius:
             raise ConfigurationError(f'The tile overlap ({margin}) must be at least the superpixel radius ({radius})')
+        if not 0 <= min_share < 1:
+            raise ConfigurationError(f'The minimum segment share must lie in [0, 1), not {min_share}')
         self.radius = float(radius)
         self.compactness = float(compactness)
         self.tile_size = int(tile_size)
@@ -355,6 +369,7 @@ class TiledSLIC(SegmentSource):
         self.client = client
         self.tissue_threshold = tissue_threshold
         self.in_flight = in_flight
+        self.min_share = float(min_share)
         self.clean = max(3, int(round(self.radius / 2)))
 
     def segment(self, slide: SlideReader, raster, progress: Progress | None = None) -> SegmentTable:
@@ -383,7 +398,12 @@ class TiledSLIC(SegmentSource):
             progress(k + 1, len(grid), 'Segmenting superpixels')
         if stats.count == 0:
             raise SlideError('No tissue was found on the slide' if self.tissue else 'The slide has no pixels')
-        return stats.table()
+        return merge_small_segments(raster, stats.table(), self.min_area, window=self.tile_size)
+
+    @property
+    def min_area(self) -> float:
+        """Segments smaller than this many analysis pixels join a neighbour."""
+        return self.min_share * (2 * self.radius) ** 2
 
     def _results(self, jobs: list[TileJob]):
         """Tile results in raster order: inline, or from dask with a bounded number of tiles in flight."""

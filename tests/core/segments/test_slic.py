@@ -1,7 +1,8 @@
 """Tiled SLIC on the real H&E sample at 10× compared with one-shot SLIC of the same image.
 
 Tolerances come from measurements on this slide (radius 12 px at 10×, 1110 × 1483 px): one-shot SLIC gives 487
-segments and the tiled source 468 (256 px tiles) / 498 (384 px tiles); one-shot SLIC of the same image shifted by
+segments and the tiled source 467 (256 px tiles) / 498 (384 px tiles), its segments under a quarter superpixel merged
+into a neighbour or, as tissue specks, made glass; one-shot SLIC of the same image shifted by
 4 px recovers 70% of the one-shot boundaries within 2 px, the tiled result 68%; 4-neighbour pairs across tile edges
 carry different ids 3.7–4.4% of the time against 4.7% over every row and column.
 """
@@ -145,10 +146,18 @@ def test_every_segment_is_one_4_connected_piece(tiled256, tiled384):
             assert ndi.label(raster[box] == segment_id)[1] == 1, segment_id
 
 
+def specks(mask, min_area):
+    """Tissue islands (4-connected) smaller than ``min_area``: debris that segmentation makes glass."""
+    islands, _ = ndi.label(mask, structure=ndi.generate_binary_structure(2, 1))
+    return (np.bincount(islands.ravel()) < min_area)[islands] & mask
+
+
 def test_tissue_is_labelled_and_glass_is_background(tiled256, mask10):
-    raster = tiled256[0]
+    raster, source = tiled256[0], tiled256[4]
+    small = specks(mask10, source.min_area)
+    assert small.sum() > 500 and not raster[small].any()
     # large_image resamples overlapping reads slightly differently, so a handful of edge pixels may differ
-    assert np.count_nonzero((raster > 0) != mask10) <= 1e-4 * mask10.sum()
+    assert np.count_nonzero(((raster > 0) != mask10) & ~small) <= 1e-4 * mask10.sum()
     assert not raster[700:1480, 0:200].any()
     assert not raster[0:240, 840:1110].any()
 
@@ -159,7 +168,8 @@ def test_slide_not_a_multiple_of_the_tile_size(tiled256, mask10, slide10):
     # the partial last row and column of tiles are segmented like the rest
     for edge in (np.s_[1280:, :], np.s_[:, 1024:]):
         assert mask10[edge].sum() > 500
-        assert np.count_nonzero((raster[edge] > 0) != mask10[edge]) <= 1e-3 * mask10[edge].sum()
+        differ = ((raster[edge] > 0) != mask10[edge]) & ~specks(mask10, tiled256[4].min_area)[edge]
+        assert np.count_nonzero(differ) <= 1e-3 * mask10[edge].sum()
 
 
 def test_progress_and_bounded_windows(tiled256, slide10):
