@@ -1,12 +1,14 @@
 // Drives Debian Chromium (npm playwright-core, through driver.mjs) through Histomics Label's guided labeling view
 // for test_guided_labeling.py: logs in, reads the project page's latest round, opens the view from its Label
 // button, looks at the slide viewer (geojs, WebGL through SwiftShader) around the current segment, labels suggestions
-// by keyboard, undoes one, retrains from the button, and makes one save (by a click on a category button) fail on
-// purpose; then a read-only user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
+// by keyboard (one marked "not classifiable" with its key), undoes one, retrains from the button, and makes one save
+// (by a click on a category button) fail on purpose; then a read-only user's view. The suggestions the page was
+// served are recorded beside what it drew of them (the audit cards' badge, the reasons). Prints one JSON object of
+// observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, keys, artifacts, chromium}
-// `keys` are the keys to press, one label each ('1'..'9', a hotkey letter, 'Enter').
+// `keys` are the keys to press, one label each ('1'..'9', a hotkey letter, 'Enter', 'x' for not classifiable).
 import { login, openPage, pngStats, readInput, run } from './driver.mjs';
 
 const input = readInput();
@@ -34,6 +36,9 @@ await run({
     predicted: card.querySelector('.hl-predicted').textContent.trim(),
     score: card.querySelector('.hl-score').textContent.trim(),
     label: card.querySelector('.hl-chosen') ? card.querySelector('.hl-chosen').textContent.trim() : null,
+    strategy: card.dataset.strategy,
+    badge: card.querySelector('.hl-audit-badge')?.textContent.trim() ?? null,
+    reason: card.querySelector('.hl-card-reason').textContent.trim(),
   })));
   const images = () => page.locator('.hl-guided img').evaluateAll((all) => all.map((img) => ({
     cls: img.className, naturalWidth: img.naturalWidth, src: img.getAttribute('src'),
@@ -42,7 +47,10 @@ await run({
     item: card.dataset.item,
     segment: Number(card.dataset.segment),
     predicted: card.querySelector('.hl-predicted').textContent.trim(),
+    strategy: card.dataset.strategy,
   }));
+  /** Whether an answer is the suggestions the guided view asks for. */
+  const isSuggestions = (response) => /\/histomics_label\/project\/[^/]+\/suggestions\?/.test(response.url());
 
   /**
    * The slide viewer once it shows the current card's segment and has drawn: which segment it outlines, how many
@@ -69,8 +77,12 @@ await run({
     round: await text('.hl-round .hl-round-number'),
     accuracy: await text('.hl-round .hl-accuracy'),
     accuracyTitle: await page.locator('.hl-round .hl-accuracy').getAttribute('title'),
+    audit: await text('.hl-round .hl-audit'),
+    auditTitle: await page.locator('.hl-round .hl-audit').getAttribute('title'),
+    labelingTime: await text('.hl-round .hl-labeling-time'),
   };
   await page.screenshot({ path: `${input.artifacts}/project_page_round.png`, fullPage: true });
+  const served = page.waitForResponse(isSuggestions);
   await page.locator('.hl-label-link').click();
   await page.locator('.hl-card').first().waitFor();
   await idle();
@@ -82,7 +94,12 @@ await run({
     accuracy: await text('.hl-accuracy'),
     changed: await text('.hl-changed'),
     accuracyTitle: await page.locator('.hl-accuracy-stat').getAttribute('title'),
+    audit: await text('.hl-audit'),
+    auditTitle: await page.locator('.hl-audit-stat').getAttribute('title'),
     choices: await texts('.hl-choose .hl-category-name'),
+    unclassifiable: { text: await text('.hl-unclassifiable .hl-category-name'),
+      key: await text('.hl-unclassifiable kbd') },
+    served: await (await served).json(),
     row: await row(),
     images: await images(),
     focus: await focus(),
@@ -94,6 +111,7 @@ await run({
   const rows = [result.open.row.map((card) => card.segment)];
   for (const key of input.keys) {
     const card = await current();
+    card.focusBadge = await page.locator('.hl-focus-where .hl-audit-badge').count();
     await page.keyboard.press(key);
     await idle();
     const segments = (await row()).map((c) => c.segment);
@@ -111,7 +129,8 @@ await run({
   }
   result.labelSeconds = (Date.now() - started) / 1000;
   result.rows = rows;
-  result.afterLabels = { count: await text('.hl-label-count'), images: await images() };
+  result.afterLabels = { count: await text('.hl-label-count'), images: await images(),
+    choices: await texts('.hl-choose .hl-category-name') };
   await page.screenshot({ path: `${input.artifacts}/guided_labeled.png`, fullPage: true });
 
   phase = 'undo';
@@ -142,6 +161,8 @@ await run({
     accuracy: await text('.hl-accuracy'),
     changed: await text('.hl-changed'),
     accuracyTitle: await page.locator('.hl-accuracy-stat').getAttribute('title'),
+    audit: await text('.hl-audit'),
+    auditTitle: await page.locator('.hl-audit-stat').getAttribute('title'),
     status: await text('.hl-train-status'),
     row: await row(),
     images: await images(),

@@ -1,8 +1,9 @@
 """The guided labeling view in Chromium, on the live stack: a project made through the REST API on the real H&E
 sample (segments made by the segment job, seed labels and a first round through the API), then labeled in the
-browser by keyboard, one label undone, retrained from the button, and one save (a click on a category button)
-made to fail; what the page shows is checked against what the server stored (the rounds' accuracy, on the project
-page and in the stats bar, is the cross-validated one with its interval)."""
+browser by keyboard (one segment marked "not classifiable" with its key), one label undone, retrained from the
+button, and one save (a click on a category button) made to fail; what the page shows is checked against what the
+server stored or sent (the rounds' cross-validated and audit accuracies, on the project page and in the stats bar;
+the "random check" badge on exactly the suggestions of the audit sample)."""
 
 import math
 import re
@@ -20,9 +21,12 @@ CATEGORIES = [{'name': 'tumor', 'color': '#e6194b', 'hotkey': 't'},
 CONFIG = {'categories': CATEGORIES, 'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0,
           'batchSize': 8}
 SEED_NAMES = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
-# ten labels: number keys (the excluded category's included), hotkeys and Enter (accept the prediction)
-KEYS = ['1', 'Enter', '2', 's', 'Enter', '3', 't', 'Enter', '1', '2']
-BY_KEY = {'1': 'tumor', '2': 'stroma', '3': 'background', 't': 'tumor', 's': 'stroma', 'b': 'background'}
+# eleven labels: number keys (the excluded category's included), hotkeys, Enter (accept the prediction) and x (not
+# classifiable: the server's excluded category of that name, which the project does not have yet)
+KEYS = ['1', 'Enter', '2', 'x', 's', 'Enter', '3', 't', 'Enter', '1', '2']
+UNCLASSIFIABLE = 'not classifiable'
+BY_KEY = {'1': 'tumor', '2': 'stroma', '3': 'background', 't': 'tumor', 's': 'stroma', 'b': 'background',
+          'x': UNCLASSIFIABLE}
 
 
 @pytest.fixture(scope='module')
@@ -65,6 +69,24 @@ def accuracy_tooltip(accuracy: dict) -> str:
             f'over the {labels}; 95 % interval {whole(accuracy["low"])}–{whole(accuracy["high"])} %.')
 
 
+def audit_words(round_: dict) -> str:
+    """A round's ``auditAccuracy`` (REST) as the client writes it: "72 % (55–86 %, 14 random segments)", or that
+    there is none yet."""
+    audit = round_['auditAccuracy']
+    if audit is None:
+        return 'no audit labels yet'
+    return (f'{whole(audit["balancedAccuracy"])} % ({whole(audit["low"])}–{whole(audit["high"])} %, '
+            f'{audit["labels"]} random segment{"" if audit["labels"] == 1 else "s"})')
+
+
+def minutes_words(minutes: float) -> str:
+    """A round's ``labelingMinutes`` as the client writes it."""
+    if minutes < 1:
+        return '< 1 min' if minutes > 0 else '0 min'
+    rounded = math.floor(minutes + 0.5)
+    return f'{rounded} min' if rounded < 60 else f'{rounded // 60} h {rounded % 60} min'
+
+
 def expected_category(step: dict) -> str:
     return step['predicted'] if step['key'] == 'Enter' else BY_KEY[step['key']]
 
@@ -86,14 +108,31 @@ def test_opens_from_project_page_with_suggestions(observed, project):
     assert page['accuracy'] == accuracy_words(accuracy)
     assert page['changed'] == 'first round'  # nothing to compare the first round with
     assert page['accuracyTitle'] == accuracy_tooltip(accuracy)
-    # the project page, where the view was opened from, shows the same round and accuracy
+    # the audit accuracy beside it: the first round trained on seed labels, none of them (or few) an audit card's
+    assert page['audit'] == audit_words(project['first'])
+    assert ('random' in page['auditTitle']) and (project['first']['auditAccuracy'] is not None or
+                                                'None of the audit sample is labeled yet' in page['auditTitle'])
+    # the project page, where the view was opened from, shows the same round and accuracies, and the labeling time
     assert observed['projectPage'] == {'round': str(project['first']['number']), 'accuracy': accuracy_words(accuracy),
-                                       'accuracyTitle': accuracy_tooltip(accuracy)}
+                                       'accuracyTitle': accuracy_tooltip(accuracy),
+                                       'audit': audit_words(project['first']), 'auditTitle': page['auditTitle'],
+                                       'labelingTime': minutes_words(project['first']['labelingMinutes'])}
     assert len(page['row']) == CONFIG['batchSize']
     assert {card['predicted'] for card in page['row']} <= {'tumor', 'stroma'}  # never the excluded category
     # each card reads the prediction's probability in words ("stroma, 87 %"), not an entropy
     assert all(re.fullmatch(r'\d{1,3} %', card['score']) for card in page['row']), page['row']
     assert all(card['label'] is None for card in page['row'])
+    # the row is the suggestions the server sent, in order; exactly the audit sample's carry the "random check"
+    # badge (the last cards of a batch), each with the server's reason
+    served = page['served']
+    assert [(card['item'], card['segment']) for card in page['row']] == [(s['item'], s['segment']) for s in served]
+    assert [card['badge'] for card in page['row']] == ['random check' if s['strategy'] == 'audit' else None
+                                                       for s in served]
+    assert [card['reason'] for card in page['row']] == [s['reason'] for s in served]
+    audits = [s for s in served if s['strategy'] == 'audit']
+    assert audits and served[-len(audits):] == audits, [s['strategy'] for s in served]
+    assert all('drawn at random' in s['reason'] for s in audits)
+    assert page['unclassifiable'] == {'text': 'Not classifiable', 'key': 'x'}
     # thumbnails (128 px) really loaded, through the login cookie
     assert loaded(page['images'])
     assert sorted({image['naturalWidth'] for image in page['images']}) == [128]
@@ -110,10 +149,12 @@ def test_keyboard_labels_are_stored_as_guided(observed, stack, project):
     # the first row (8 cards) was labeled in order, then the next row came without a reload
     assert [step['segment'] for step in steps[:8]] == [card['segment'] for card in observed['open']['row']]
     assert len(observed['rows']) == 2 and not set(observed['rows'][0]) & set(observed['rows'][1])
-    assert [step['segment'] for step in steps[8:]] == observed['rows'][1][:2]
+    assert [step['segment'] for step in steps[8:]] == observed['rows'][1][:len(KEYS) - 8]
     for step in steps[:7] + steps[8:]:  # a card shows its chosen category while its row is on the page
         assert step['shown'] == expected_category(step)
-    assert observed['afterLabels']['count'] == str(project['seeds'] + 10)
+    assert observed['afterLabels']['count'] == str(project['seeds'] + len(KEYS))
+    # the focus panel shows the badge while an audit card is the current one, and only then
+    assert [step['focusBadge'] for step in steps] == [int(step['strategy'] == 'audit') for step in steps]
     # after the first label the viewer moved on to the next card's segment
     moved = observed['focusAfterFirst']
     assert moved['segment'] == observed['open']['row'][1]['segment'] == moved['current'], moved
@@ -123,12 +164,18 @@ def test_keyboard_labels_are_stored_as_guided(observed, stack, project):
     undone = steps[-1]
     assert observed['undo']['current']['segment'] == undone['segment']
     assert observed['undo']['currentLabel'] == 0 and observed['undo']['focusLabel'] == 'Not labeled yet'
-    assert observed['undo']['count'] == str(project['seeds'] + 9)
+    assert observed['undo']['count'] == str(project['seeds'] + len(KEYS) - 1)
     client = stack.client()
     stored = client.get(f'{project["base"]}/labels', parameters={'limit': 0})
     guided = {(label['item'], label['segment']): label['category'] for label in stored if label['view'] == 'guided'}
     assert guided == {(step['item'], step['segment']): expected_category(step) for step in steps[:-1]}
-    assert len(stored) == project['seeds'] + 9
+    assert len(stored) == project['seeds'] + len(KEYS) - 1
+    # "x" made the server hold the segment as its excluded category "not classifiable", which it added
+    marked = [step for step in steps if step['key'] == 'x']
+    assert [guided[(step['item'], step['segment'])] for step in marked] == [UNCLASSIFIABLE]
+    categories = client.get(project['base'])['config']['categories']
+    assert [(c['name'], c['excluded']) for c in categories if c['name'] == UNCLASSIFIABLE] == [(UNCLASSIFIABLE, True)]
+    assert observed['afterLabels']['choices'][-1] == UNCLASSIFIABLE  # the view took up the new category
     assert not any(observed['consoleErrors'].get(name) for name in ('label', 'undo'))
 
 
@@ -146,6 +193,11 @@ def test_retrain_button_shows_new_round_and_row(observed, stack, project):
     share = latest['predictionsChanged']['share']
     assert retrain['changed'] == f'{"< 1" if 0 < share < 0.01 else whole(share)} % of predictions'
     assert retrain['accuracyTitle'] == accuracy_tooltip(latest['accuracy'])
+    # the audit cards labeled in the browser (the last of the first row was, with a trained category) gave the
+    # round its audit accuracy
+    assert latest['auditAccuracy'] is not None and latest['auditAccuracy']['labels'] >= 1, latest
+    assert retrain['audit'] == audit_words(latest)
+    assert 'drawn at random' in retrain['auditTitle'] and '95 % interval' in retrain['auditTitle']
     assert retrain['status'] == f'Round {latest["number"]} done.'
     assert retrain['messages'] == []
     labeled = {step['segment'] for step in observed['labeled'][:-1]}
@@ -162,7 +214,7 @@ def test_failed_save_is_shown_and_taken_back(observed, stack, project):
     assert 'PUT ' in failed['message'] and 'failed (400): Injected failure' in failed['message']
     assert failed['label'] is None
     stored = stack.client().get(f'{project["base"]}/labels', parameters={'limit': 0})
-    assert len(stored) == project['seeds'] + 9
+    assert len(stored) == project['seeds'] + len(KEYS) - 1
     # the browser reports the 400 as a console error: the other phases' empty lists were really listened for
     assert any('400' in error for error in observed['consoleErrors'].get('failedSave', []))
 

@@ -94,10 +94,11 @@ export function auditOf(round) {
   return {
     measured: true,
     text: `${whole(balancedAccuracy)} % (${range}, ${randomSegments(labels)})`,
-    title: `Balanced accuracy on the audit sample: ${randomSegments(labels)} drawn at random (not chosen by the ` +
-      'model) and labeled like any other, each predicted by a model that did not train on it. Unlike the ' +
-      `cross-validated accuracy it is not biased by how the labels were chosen; 95 % interval ${range}, which ` +
-      `narrows as more random checks are labeled. ${whole(accuracy)} % of them were predicted right.`,
+    title: `Balanced accuracy on the audit sample: ${labels} segment${labels === 1 ? '' : 's'} drawn at random (not ` +
+      'chosen by the model) and labeled like any other, each predicted by a model that did not train on it. ' +
+      'Unlike the cross-validated accuracy it is not biased by how the labels were chosen; 95 % interval ' +
+      `${range}, which narrows as more random checks are labeled. ${whole(accuracy)} % of them were predicted ` +
+      'right.',
   };
 }
 

@@ -1,5 +1,6 @@
-// The current card in focus: the slide viewer around its segment (FocusViewer), where it is and what is predicted
-// and chosen, and the category buttons (CategoryButtons, whose `choose` events the page listens to as `buttons`).
+// The current card in focus: the slide viewer around its segment (FocusViewer), where it is, what is predicted and
+// chosen and whether it is an audit card, and the category buttons (CategoryButtons, whose `choose` and
+// `unclassifiable` events the page listens to as `buttons`).
 import { categoryColor, chance } from '../common.js';
 import CategoryButtons from './CategoryButtons.js';
 import FocusViewer from './FocusViewer.js';
@@ -29,6 +30,12 @@ const FocusPanel = View.extend({
       card, label, position: position + 1, count, chance, color: (name) => categoryColor(this.categories, name),
     }));
     this.buttons.setActive(label);
+  },
+
+  /** Draw the buttons and the viewer's colours again after the project's categories changed (in place). */
+  categoriesChanged() {
+    this.buttons.render();
+    this.viewer.categoriesChanged();
   },
 });
 

@@ -78,6 +78,13 @@ const FocusViewer = LiveView.extend({
     }
   },
 
+  /** Take up a change of the (shared) categories in the segments' colours. */
+  categoriesChanged() {
+    if (this.overlay) {
+      this.overlay.set({ categories: this.categories });
+    }
+  },
+
   _tiles(itemId) {
     if (!this.tileCache[itemId]) {
       this.tileCache[itemId] = getJson(`item/${itemId}/tiles`).catch((error) => {

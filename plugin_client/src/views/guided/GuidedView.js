@@ -9,10 +9,14 @@ import { getJson, projectRoute, request } from '../../api.js';
 import { LiveView, MessagesView } from '../common.js';
 import bodyNotice from './bodyNotice.pug';
 import CardStrip from './CardStrip.js';
+import { unclassifiableKey } from './CategoryButtons.js';
 import FocusPanel from './FocusPanel.js';
 import template from './guided.pug';
 import StatsBar from './StatsBar.js';
 import './guided.css';
+
+/** The excluded category the server labels a segment marked "not classifiable / artifact" with. */
+const UNCLASSIFIABLE = 'not classifiable';
 
 const GuidedView = LiveView.extend({
   className: 'hl-guided-view',
@@ -135,6 +139,7 @@ const GuidedView = LiveView.extend({
         messages: this.messages,
       });
       this.listenTo(this.focusPanel.buttons, 'choose', this._choose);
+      this.listenTo(this.focusPanel.buttons, 'unclassifiable', this._unclassifiable);
       body.empty().append(this.focusPanel.el);
     }
     this.cardStrip.render(this.cards);
@@ -179,6 +184,8 @@ const GuidedView = LiveView.extend({
       this._move(1);
     } else if (key === 'Backspace') {
       this._undo();
+    } else if (key.toLowerCase() === unclassifiableKey(this.categories)) {
+      this._unclassifiable();
     } else {
       const category = key.length === 1 &&
         this.categories.find((c) => c.hotkey && c.hotkey.toLowerCase() === key.toLowerCase());
@@ -198,23 +205,53 @@ const GuidedView = LiveView.extend({
     this._update();
   },
 
-  /** Label the current card, save it, and go on to the next unlabeled card (or the next row when none is left). */
+  /** Label the current card with a category (PUT .../labels), and go on. */
   _choose(name) {
     const card = this.cards[this.current];
     if (!card || !name) {
       return;
     }
+    this._record(card, name, () => request('PUT', `${this.base}/labels`, {
+      json: { labels: [{ item: card.item, segment: card.segment, category: name }], view: 'guided' },
+    }));
+  },
+
+  /**
+   * Mark the current card "not classifiable / artifact" (POST .../unclassifiable): the server labels it with the
+   * project's excluded category of that name, adding the category when missing, and keeps it and its
+   * near-duplicates out of later suggestions. Undone and advanced past like any label.
+   */
+  _unclassifiable() {
+    const card = this.cards[this.current];
+    if (!card) {
+      return;
+    }
+    this._record(card, UNCLASSIFIABLE, () => request('POST', `${this.base}/unclassifiable`, {
+      json: { item: card.item, segment: card.segment },
+    }));
+  },
+
+  /**
+   * Show `name` as the card's label, save it with `send()` (a request whose answer has the batch that undo
+   * reverts), and go on to the next unlabeled card (or the next row when none is left). A failed save takes the
+   * label back and says so.
+   */
+  _record(card, name, send) {
     card.labels.push(name);
     card.saving += 1;
     this._showLabel(card, name);
-    const saved = request('PUT', `${this.base}/labels`, {
-      json: { labels: [{ item: card.item, segment: card.segment, category: name }], view: 'guided' },
-    }).then(({ data }) => data.batch);
+    const saved = send().then(({ data }) => data.batch);
     const entry = { card, saved, name };
     this.history.push(entry);
     this.pending.add(saved);
     saved.then(
-      () => this.stats.refreshCount(),
+      async () => {
+        this.stats.refreshCount();
+        if (!this.categories.some((category) => category.name === name)) {
+          await this._refreshCategories(); // the server added the category (the first "not classifiable")
+          this._showLabel(card, card.labels[card.labels.length - 1]);
+        }
+      },
       (error) => {
         // the label was not stored: take it back from the card and from the undo history
         const at = card.labels.lastIndexOf(name);
@@ -238,6 +275,20 @@ const GuidedView = LiveView.extend({
     }
     this.current = next;
     this._update();
+  },
+
+  /** Read the project's categories again (in place: the views share the list) and redraw what shows them. */
+  async _refreshCategories() {
+    try {
+      const project = await getJson(this.base);
+      this.categories.splice(0, this.categories.length, ...(project.config.categories || []));
+    } catch (error) {
+      this.messages.failed('Could not read the project\'s categories again', error);
+      return;
+    }
+    if (this.focusPanel && !this._destroyed) {
+      this.focusPanel.categoriesChanged();
+    }
   },
 
   /** The index of the next card without a label after the current one (wrapping round), or null. */

@@ -1,9 +1,10 @@
-// The guided page's stats bar: how many labels the project has, the latest round and its cross-validated accuracy
-// with its interval (the tooltip says what it is, or why it was not measured), and the Retrain button, which saves
+// The guided page's stats bar: how many labels the project has, the latest round, its cross-validated accuracy
+// with its interval and its accuracy on the audit sample (the tooltips say what they are, or why they were not
+// measured), the stopping signal, and the Retrain button, which saves
 // what is in flight, asks for a round (POST .../train) and polls the rounds until a newer one appears or training
 // stops without one.
 import { getJson, request } from '../../api.js';
-import { LiveView, accuracyOf, changeOf } from '../common.js';
+import { LiveView, accuracyOf, auditOf, changeOf } from '../common.js';
 import template from './statsBar.pug';
 
 /** How often the rounds are polled while a retrain runs (ms). */
@@ -59,6 +60,9 @@ const StatsBar = LiveView.extend({
       const accuracy = accuracyOf(latest);
       this.$('.hl-accuracy').text(accuracy.text);
       this.$('.hl-accuracy-stat').attr('title', accuracy.title);
+      const audit = auditOf(latest);
+      this.$('.hl-audit').text(audit.text);
+      this.$('.hl-audit-stat').attr('title', audit.title);
       const change = changeOf(latest);
       this.$('.hl-changed').text(change.text);
       this.$('.hl-changed-stat').attr('title', change.title);

@@ -1,11 +1,12 @@
 // The project page (`#histomics_label/project/<folderId>`): name, categories (CategoriesView), slides with their
-// segment counts (SlidesView), the pipeline settings (SettingsView), the latest training round, and a Label button
+// segment counts (SlidesView), the pipeline settings (SettingsView), the latest training round (its cross-validated
+// and audit accuracies, labels, labeling time and stopping signal), and a Label button
 // (the guided labeling view) for users with write access. Users with admin access on the folder also set the project
 // up here: categories (add, colour, rename, hotkey, excluded, remove, merge with a confirmation), the settings and
 // segment generation. Each section is drawn again from the server's answer after a change; whatever request fails,
 // the section says which one and Girder's message.
 import { labelRoute, loadProject, paintRoute, reviewRoute } from '../../api.js';
-import { LiveView, accuracyOf, changeOf } from '../common.js';
+import { LiveView, accuracyOf, auditOf, changeOf, labelingTimeOf } from '../common.js';
 import CategoriesView from './CategoriesView.js';
 import template from './project.pug';
 import SettingsView from './SettingsView.js';
@@ -45,7 +46,8 @@ const ProjectView = LiveView.extend({
     const latest = rounds[rounds.length - 1];
     this.$el.html(template({
       status, project, admin, write, latest, accuracy: latest ? accuracyOf(latest) : null,
-      change: latest ? changeOf(latest) : null,
+      audit: latest ? auditOf(latest) : null, change: latest ? changeOf(latest) : null,
+      labelingTime: latest ? labelingTimeOf(latest) : null,
       labelRoute: labelRoute(project._id), reviewRoute: reviewRoute(project._id),
     }));
     const { folderId } = this;
