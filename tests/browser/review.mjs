@@ -2,7 +2,8 @@
 // test_review.py: logs in as the admin, opens the review route, sorts by the model's certainty (least, then most
 // certain first), filters by disagreement and by labeler, groups by category, approves one label, overrides another
 // and relabels a third, reads the agreement tables, the learning curve (both series, against labels and against
-// labeling minutes) and the reliability figure, makes one review fail on purpose; then a read-only user's view. Prints one JSON object of observations on stdout; the pytest test makes the assertions.
+// labeling minutes) and the reliability figure, makes one review fail on purpose; then a read-only user's view.
+// Prints one JSON object of observations on stdout; the pytest test makes the assertions.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, secondId, artifacts, chromium}
@@ -123,7 +124,10 @@ await run({
     }),
   };
   await page.screenshot({ path: `${input.artifacts}/review_open.png`, fullPage: true });
-  await page.locator('.hl-review-panels').screenshot({ path: `${input.artifacts}/review_panels.png` });
+  // the panels from a full-page shot, clear of Girder's fixed header (an element shot scrolls it under the header)
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: `${input.artifacts}/review_panels.png`, fullPage: true,
+    clip: await page.locator('.hl-review-panels').boundingBox() });
 
   phase = 'minutes';
   await page.locator('.hl-curve-x[data-axis="minutes"]').click();
@@ -132,6 +136,8 @@ await run({
   await page.locator('.hl-review-curve').screenshot({ path: `${input.artifacts}/review_curve_minutes.png` });
   await page.locator('.hl-curve-x[data-axis="labels"]').click();
   await page.locator('.hl-review-curve-chart[data-axis="labels"]').waitFor();
+  // back to the top, where the next phases' cards are: lazy thumbnails far from the viewport never load
+  await page.evaluate(() => window.scrollTo(0, 0));
 
   phase = 'certainty';
   result.certainty = { least: await filter('sort', 'certainty:1'), most: await filter('sort', 'certainty:-1') };
