@@ -34,8 +34,9 @@ def two_slides(embedded_cmu, tmp_path_factory):
 
 
 def _cosine_order(features, query_rows):
-    prototype = features[query_rows].mean(axis=0)
+    """Rows by cosine distance to the query: the mean of the query rows' unit vectors (the index's prototype)."""
     unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    prototype = unit[query_rows].mean(axis=0)
     return np.argsort(1 - unit @ (prototype / np.linalg.norm(prototype)), kind='stable')
 
 

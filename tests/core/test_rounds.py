@@ -1,5 +1,7 @@
 """Training rounds through the pipeline: warm starts, merging categories without retraining, CNNs on patches."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -71,22 +73,29 @@ def test_a_round_measures_how_its_predictions_moved(cmu_svs, embedded, tmp_path)
 
 
 def test_slivers_are_never_suggested(cmu_svs, embedded, tmp_path):
-    """Tile and tissue-edge slivers (a few pixels: under a tenth of the median segment) are not worth an expert's
-    look: asked to rank every segment, neither the cold start nor the model's ranking offers one, and they are the
-    only segments left out."""
-    store, document = embedded
-    store = _copy(store, tmp_path)
+    """Slivers (under a tenth of the median segment) are not worth an expert's look. Superpixels no longer make any
+    (small pieces join a neighbour at segmentation); a user's own polygons can: asked to rank every segment of such a
+    store, the cold start offers every segment but the slivers."""
+    with SlideStore(embedded[0]) as opened:
+        area = opened.segment_areas()
+    assert not np.any(area < SLIVER_SHARE * np.median(area))  # SLIC at 5x: none
+    square = lambda x, y, side: [[x, y], [x + side, y], [x + side, y + side], [x, y + side], [x, y]]  # noqa: E731
+    outlines = [square(200 + 200 * (k % 5), 400 + 200 * (k // 5), 160) for k in range(20)]  # 40 x 40 at 5x
+    outlines += [square(1400 + 40 * k, 400, 16) for k in range(3)]  # 4 x 4 at 5x: slivers
+    geojson = tmp_path / 'outlines.geojson'
+    geojson.write_text(json.dumps({'type': 'FeatureCollection', 'features': [
+        {'type': 'Feature', 'properties': {}, 'geometry': {'type': 'Polygon', 'coordinates': [outline]}}
+        for outline in outlines]}))
+    store = tmp_path / 'polygons.h5'
+    config = PipelineConfig(slide=str(cmu_svs), store=str(store), segments='polygons', polygons=str(geojson),
+                            **FAST)
+    run_pipeline(config)
     with SlideStore(store) as opened:
         area = opened.segment_areas()
     slivers = set(np.flatnonzero(area < SLIVER_SHARE * np.median(area)) + 1)
-    assert 5 <= len(slivers) and max(area[s - 1] for s in slivers) < 60  # the sample slide has some, all tiny
-    everything = len(area)
-    cold = suggest(str(store), LabelSet([]), 'negative_entropy', everything, embedding_key='efficientnet_lite0')
-    assert {s['segment'] for s in cold} == set(range(1, everything + 1)) - slivers
-    labels = labels_from_document(document)
-    run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST), labels)
-    ranked = suggest(str(store), labels, 'negative_entropy', everything)
-    assert {s['segment'] for s in ranked} == set(range(1, everything + 1)) - slivers - set(labels.segment_ids.tolist())
+    assert slivers == {21, 22, 23}
+    cold = suggest(str(store), LabelSet([]), 'negative_entropy', len(area), embedding_key='efficientnet_lite0')
+    assert {s['segment'] for s in cold} == set(range(1, 21))
 
 
 def test_merge_relabels_without_retraining(cmu_svs, embedded, tmp_path):
@@ -142,8 +151,9 @@ def test_seeded_kmeans_learns_from_every_segment_through_the_pipeline(cmu_svs, e
     predicted = record.probabilities.argmax(axis=1)
     labeled_rows = labels.segment_ids - 1
     trained = np.asarray(record.model_params['classes'])
-    # clusters follow the whole slide, not only the 12 stain-seeded labels: 8 of 12 keep their label (measured)
-    assert (predicted[labeled_rows] == trained[labels.category_index]).mean() >= 0.6
+    # clusters follow the whole slide, not only the 12 stain-seeded labels: 7 of 12 keep their label (measured; 4
+    # by chance with three categories)
+    assert (predicted[labeled_rows] == trained[labels.category_index]).mean() >= 0.5
     assert len(np.unique(predicted)) == len(trained)
     second = run_pipeline(config, labels)
     assert second.metrics['training']['warm_start'] is True
