@@ -8,7 +8,7 @@ import template from './settings.pug';
 
 const CHOICES = {
   feature: ['vector', 'image'],
-  extractor: ['efficientnet_lite0', 'uni', 'timm'],
+  extractor: ['efficientnet_lite0', 'uni', 'timm', 'imported'],
   model: ['linear', 'seeded_kmeans', 'cnn_torch', 'cnn_keras'],
   certainty: ['confidence', 'margin', 'negative_entropy', 'batchbald', 'coreset', 'entropy_diverse',
     'kmeans_cold_start', 'random'],
@@ -21,13 +21,14 @@ const FIELDS = [
   ['magnification', 'Magnification', 'number', 'analysis magnification'],
   ['patchSize', 'Patch size', 'integer', 'masked patch size (image representation)'],
   ['feature', 'Representation', 'choice', 'vector: embeddings; image: masked patches'],
-  ['extractor', 'Feature extractor', 'choice', ''],
+  ['extractor', 'Feature extractor', 'choice', 'imported: embeddings computed elsewhere, imported per slide'],
   ['model', 'Model', 'choice', 'linear, seeded_kmeans (vector); cnn_torch, cnn_keras (image)'],
   ['certainty', 'Certainty metric', 'choice', 'how suggestions are ranked'],
   ['embeddingMap', 'Embedding map', 'boolean',
     'colour segments by a UMAP of their embeddings (painting view; about 10 s a slide)'],
   ['batchSize', 'Batch size', 'integer', 'suggestions per batch'],
   ['retrainEvery', 'Retrain every', 'integer', 'new labels (0: only on request)'],
+  ['auditEvery', 'Random check every', 'integer', 'labels: one suggestion in this many is a random check (0: none)'],
 ].map(([name, label, kind, help]) => ({ name, label, kind, help }));
 
 /** A choice's options: the known ones, after the current value when it is none of them. */
