@@ -136,13 +136,16 @@ def minutes_to_target(runs: list[dict], target: float) -> tuple[list[float], lis
 
 def round_checks(runs: dict[str, list[dict]]) -> dict:
     """Over every round of every run: rounds with new labels that left the model unchanged, and how often the
-    shown accuracy's interval covered the true accuracy."""
+    shown accuracy's interval, and the audit accuracy's, covered the true accuracy."""
     rounds = [r for seeds in runs.values() for run in seeds for r in run['rounds']]
     learning = [r for r in rounds if r['new_labels'] > 0]
     unchanged = [r for r in learning if r['model_unchanged'] or r['changed'] == 0]
     shown = [r for r in rounds if r['covered'] is not None]
     gaps = [r['shown'] - r['true'] for r in shown]
-    return dict(rounds=len(rounds), learning_rounds=len(learning), unchanged=len(unchanged),
+    audited = [r for r in rounds if r.get('audit_covered') is not None]  # runs saved before audits have none
+    return dict(audit_rounds=len(audited), audit_covered=sum(r['audit_covered'] for r in audited),
+                audit_minus_true_mean=float(np.mean([r['audit'] - r['true'] for r in audited])) if audited else None,
+                rounds=len(rounds), learning_rounds=len(learning), unchanged=len(unchanged),
                 flagged_unchanged=sum(r['model_unchanged'] for r in learning),
                 no_prediction_changed=sum(r['changed'] == 0 for r in learning),
                 with_interval=len(shown), covered=sum(r['covered'] for r in shown),
@@ -288,7 +291,10 @@ def task_lines(result: dict) -> list[str]:
              f"{checks['covered']} of {checks['with_interval']} rounds"
              + (f" (shown − true {checks['shown_minus_true_mean']:+.3f} on average)"
                 if checks['shown_minus_true_mean'] is not None else '')
-             + (f", {checks['without_interval']} showed none" if checks['without_interval'] else '')]
+             + (f", {checks['without_interval']} showed none" if checks['without_interval'] else '')
+             + (f"; the audit accuracy's interval (random segments only) covered it in {checks['audit_covered']} of "
+                f"{checks['audit_rounds']} rounds with audit labels (audit − true "
+                f"{checks['audit_minus_true_mean']:+.3f} on average)" if checks.get('audit_rounds') else '')]
     return lines + [f'note: {note}' for note in task['notes']]
 
 

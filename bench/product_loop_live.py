@@ -227,15 +227,19 @@ def first_round(client, base: str, written: dict) -> None:
 def record_round(client, base: str, items: list[str], template: Template, answered: int, minutes: float,
                  confirmed: int, new_labels: int) -> dict:
     """What one round shows and what is true: the latest round's accuracy, its interval and whether it covers
-    the true balanced accuracy, and whether the model changed with its new labels."""
+    the true balanced accuracy, the same for its audit accuracy (random segments), and whether the model changed
+    with its new labels."""
     latest = client.get(f'{base}/rounds')['rounds'][-1]
     true, _ = true_accuracy(client, base, items, template)
     shown = latest.get('accuracy') or {}
     low, high = shown.get('low'), shown.get('high')
     changed = latest.get('predictionsChanged') or {}
+    audit = latest.get('auditAccuracy') or {}
     return dict(number=latest['number'], answered=answered, trained=latest['labelsUsed'], minutes=minutes,
                 confirmed=confirmed, new_labels=new_labels, true=true, shown=shown.get('balancedAccuracy'),
                 low=low, high=high, covered=None if low is None else bool(low <= true <= high),
+                audit=audit.get('balancedAccuracy'), audit_labels=audit.get('labels', 0),
+                audit_covered=None if not audit else bool(audit['low'] <= true <= audit['high']),
                 changed=changed.get('changed'), share_changed=changed.get('share'),
                 model_unchanged=bool(latest.get('modelUnchanged')))
 
