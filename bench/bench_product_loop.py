@@ -138,7 +138,11 @@ def round_checks(runs: dict[str, list[dict]]) -> dict:
     """Over every round of every run: rounds with new labels that left the model unchanged, and how often the
     shown accuracy's interval, and the audit accuracy's, covered the true accuracy."""
     rounds = [r for seeds in runs.values() for run in seeds for r in run['rounds']]
-    learning = [r for r in rounds if r['new_labels'] > 0]
+    # a round learns when it trained on more labels than the run's round before it (answers of the excluded
+    # "unclear" category give the model nothing to learn)
+    learning = [r for seeds in runs.values() for run in seeds
+                for before, r in zip(run['rounds'], run['rounds'][1:], strict=False)
+                if r['trained'] > before['trained']]
     unchanged = [r for r in learning if r['model_unchanged'] or r['changed'] == 0]
     shown = [r for r in rounds if r['covered'] is not None]
     gaps = [r['shown'] - r['true'] for r in shown]

@@ -185,10 +185,14 @@ def _total_change(changes: Sequence[dict]) -> dict:
 
 
 def _labels_differ(previous: RoundRecord, labels: LabelSet, categories: Sequence[Category]) -> bool:
-    """Whether a slide's labels (segment → category name) differ from those the previous round trained on."""
+    """Whether a slide's trained labels (segment → category name, excluded categories left out) differ from those
+    the previous round trained on: new labels of excluded categories (not classifiable, pen) give the model nothing
+    to learn, so a round after only those rightly leaves it as it was."""
     old = {int(s): previous.categories[int(c)]['name'] for s, c in zip(previous.label_ids, previous.label_categories,
-                                                                       strict=True)}
-    new = {int(s): categories[int(c)].name for s, c in zip(labels.segment_ids, labels.category_index, strict=True)}
+                                                                       strict=True)
+           if not previous.categories[int(c)].get('excluded')}
+    new = {int(s): categories[int(c)].name for s, c in zip(labels.segment_ids, labels.category_index, strict=True)
+           if not categories[int(c)].excluded}
     return old != new
 
 

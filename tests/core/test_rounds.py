@@ -55,6 +55,15 @@ def test_a_round_measures_how_its_predictions_moved(cmu_svs, embedded, tmp_path)
     same = run_pipeline(config, labels_from_document(document))
     assert same.metrics['model_unchanged'] is False  # the same labels: nothing was asked of it
     assert same.metrics['predictions_changed']['changed'] == 0  # ... and the same labels give the same model
+    # new labels of an excluded category only (an artifact marked): nothing to learn, so no change and no alarm
+    seeded = labels_from_document(document)
+    marked = [s['segment'] for s in first.suggestions[:3]]
+    artifacts = LabelSet(seeded.categories + [Category('not classifiable', '#7f7f7f', True)],
+                         np.r_[seeded.segment_ids, marked], np.r_[seeded.category_index, [3] * len(marked)])
+    order = np.argsort(artifacts.segment_ids)
+    artifacts = LabelSet(artifacts.categories, artifacts.segment_ids[order], artifacts.category_index[order])
+    excluded = run_pipeline(config, artifacts)
+    assert excluded.metrics['predictions_changed']['max_shift'] == 0 and excluded.metrics['model_unchanged'] is False
     more = dict(document, labels=dict(document['labels']))
     for suggestion in first.suggestions[:6]:
         more['labels'][str(suggestion['segment'])] = 'stroma'
@@ -192,7 +201,8 @@ def test_a_configured_cold_start_hands_over_to_the_default_once_a_model_exists(c
     assert result.round is not None
     assert {s['strategy'] for s in result.suggestions} == {DEFAULT_FUNCTION}
     assert all(s['predicted'] is not None for s in result.suggestions)
-    expected = suggest(str(store), labels, DEFAULT_FUNCTION, 5, embedding_key=config.extractor)
+    expected = suggest(str(store), labels, DEFAULT_FUNCTION, 5, rep=representation(config),
+                       embedding_key=config.extractor)
     assert [s['segment'] for s in result.suggestions] == [s['segment'] for s in expected]
 
 

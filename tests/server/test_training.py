@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from pytest_girder.assertions import assertStatus, assertStatusOk
 
+from histomics_label.core.acquisition.suggestions import DEFAULT_FUNCTION
+
 pytestmark = pytest.mark.plugin('histomics_label')
 
 
@@ -64,7 +66,7 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
     assert all(s['reason'].startswith('drawn at random') and s['predicted'] for s in audits)
     for suggestion in picked[:-3]:  # ranked by the project's function now, each saying why in the model's terms
         top, second = sorted(suggestion['probabilities'].values(), reverse=True)[:2]
-        assert suggestion['strategy'] == 'negative_entropy'
+        assert suggestion['strategy'] == DEFAULT_FUNCTION
         assert suggestion['reason'].startswith('the model is torn between' if second >= 0.25 else 'the model is unsure')
         assert f'{suggestion["predicted"]}' in suggestion['reason'] and f'{round(top * 100)} %' in suggestion['reason']
     labeled = {s for s, _ in seeded}
@@ -79,7 +81,8 @@ def test_label_train_suggest_loop(server, project, admin, seeded):
     assert rounds['rounds'][0]['auditAccuracy'] is None  # nothing of the audit sample was labeled yet
     assert rounds['rounds'][1]['labelingMinutes'] >= rounds['rounds'][0]['labelingMinutes'] >= 0
     audit = rounds['rounds'][1]['auditAccuracy']  # the 3 audit suggestions, labeled: out-of-fold, with an interval
-    assert audit['labels'] == 3 and 0 <= audit['low'] <= audit['balancedAccuracy'] <= audit['high'] <= 1
+    assert audit['labels'] == 3 and 0 <= audit['low'] < audit['high'] <= 1  # 3 of 3 right still leaves room
+    assert 0 <= audit['balancedAccuracy'] <= 1
     calibration = rounds['rounds'][1]['calibration']
     assert calibration['temperature'] > 0 and calibration['labels'] == 18
     assert sum(b['count'] for b in calibration['calibrated']['bins']) == 18

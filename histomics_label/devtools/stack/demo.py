@@ -25,7 +25,7 @@ CONFIG = {
                    {'name': 'stroma', 'color': '#f72585', 'hotkey': 's'},
                    {'name': 'lumen/fat', 'color': '#4cc9f0', 'hotkey': 'l'},
                    {'name': 'background', 'color': '#9e9e9e', 'excluded': True, 'hotkey': 'b'}],
-    'magnification': 5, 'radius': 24, 'patchSize': 64, 'certainty': 'negative_entropy', 'batchSize': 8,
+    'magnification': 5, 'radius': 24, 'patchSize': 64, 'batchSize': 8,
     'retrainEvery': 10, 'embeddingMap': True,
 }
 """The demo project's configuration: superpixels about 50 px across at 5× (some 560 on the sample slide), with the
