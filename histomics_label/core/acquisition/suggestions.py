@@ -188,13 +188,9 @@ def near_excluded(parts: list[_SlidePart], embedding_key: str | None,
     if not len(marked):
         return near
     if embeddings is None:
-        arrays = []
-        for part in parts:
-            with SlideStore(part.store_path) as store:
-                if not embedding_key or embedding_key not in store.feature_names():
-                    return near
-                arrays.append(store.features(embedding_key))
-        embeddings = np.concatenate(arrays)
+        embeddings = _stored_embeddings(parts, embedding_key)
+        if embeddings is None:
+            return near
     vectors = np.asarray(embeddings, np.float32)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     count = int(min(MAX_NEAR_DUPLICATES, max(1, round(NEAR_DUPLICATE_SHARE * len(vectors)))))
@@ -210,9 +206,24 @@ def _cold_start(parts: list[_SlidePart], embedding_key: str | None) -> Acquisiti
     the slides have no embeddings (a project of image models before features are computed)."""
     for part in parts:
         with SlideStore(part.store_path) as store:
-            if not embedding_key or embedding_key not in store.feature_names():
+            if not _has_embeddings(store, embedding_key):
                 return acquisition_functions.create('random')
     return acquisition_functions.create(COLD_START)
+
+
+def _has_embeddings(store: SlideStore, embedding_key: str | None) -> bool:
+    return bool(embedding_key) and embedding_key in store.feature_names()
+
+
+def _stored_embeddings(parts: list[_SlidePart], embedding_key: str | None) -> np.ndarray | None:
+    """The parts' stored feature vectors, slide after slide; None when a slide has none under ``embedding_key``."""
+    arrays = []
+    for part in parts:
+        with SlideStore(part.store_path) as store:
+            if not _has_embeddings(store, embedding_key):
+                return None
+            arrays.append(store.features(embedding_key))
+    return np.concatenate(arrays)
 
 
 @dataclass
@@ -251,14 +262,10 @@ def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Repres
         if need == 'labeled':
             continue
         if need == 'embeddings':
-            arrays = []
-            for part in parts:
-                with SlideStore(part.store_path) as store:
-                    if not embedding_key or embedding_key not in store.feature_names():
-                        raise ConfigurationError(f'{function.name!r} compares segments by their embeddings; '
-                                                 'compute feature vectors first (--feature vector)')
-                    arrays.append(store.features(embedding_key))
-            context['embeddings'] = np.concatenate(arrays)
+            context['embeddings'] = _stored_embeddings(parts, embedding_key)
+            if context['embeddings'] is None:
+                raise ConfigurationError(f'{function.name!r} compares segments by their embeddings; '
+                                         'compute feature vectors first (--feature vector)')
         elif need == 'samples':
             if rep is None or any(part.record is None for part in parts):
                 raise ConfigurationError(f'{function.name!r} needs a trained model to draw posterior samples')
