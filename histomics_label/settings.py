@@ -31,3 +31,53 @@ def data_dir() -> Path:
     path = Path(Setting().get(DATA_DIR))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+HEAVY_JOBS = 'histomics_label.heavy_jobs_per_process'
+"""How many pieces of heavy work (a slide's segments and features) one Girder process runs at once; more wait in
+the queue. Each runs a child process whose dask cluster uses the machine's cores, so one is the default."""
+TRAINING_JOBS = 'histomics_label.training_jobs_per_process'
+"""How many projects' training rounds one Girder process runs at once, apart from ``HEAVY_JOBS``: a labeler's next
+round must not wait behind another project's hours of segments. A round of the linear head takes seconds in the
+server; a CNN's runs in a child process for minutes."""
+JOB_TIMEOUT_MINUTES = 'histomics_label.job_timeout_minutes'
+"""Minutes a piece of heavy work may run before it is stopped (its child process killed) and its job fails."""
+
+
+@setting_utilities.default(HEAVY_JOBS)
+def _default_heavy_jobs() -> int:
+    return 1
+
+
+@setting_utilities.validator(HEAVY_JOBS)
+def _validate_heavy_jobs(doc: dict) -> None:
+    doc['value'] = _whole_in(doc['value'], 1, 64, 'Heavy jobs per server process')
+
+
+@setting_utilities.default(TRAINING_JOBS)
+def _default_training_jobs() -> int:
+    return 1
+
+
+@setting_utilities.validator(TRAINING_JOBS)
+def _validate_training_jobs(doc: dict) -> None:
+    doc['value'] = _whole_in(doc['value'], 1, 64, 'Training rounds per server process')
+
+
+@setting_utilities.default(JOB_TIMEOUT_MINUTES)
+def _default_job_timeout() -> int:
+    return 720
+
+
+@setting_utilities.validator(JOB_TIMEOUT_MINUTES)
+def _validate_job_timeout(doc: dict) -> None:
+    doc['value'] = _whole_in(doc['value'], 1, 7 * 24 * 60, 'The time limit of heavy work (minutes)')
+
+
+def _whole_in(value, low: int, high: int, what: str) -> int:
+    """``value`` (a number or its text) as a whole number in [low, high], or a ValidationException that says so."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationException(f'{what} must be a whole number from {low} to {high}', 'value')
+    return value

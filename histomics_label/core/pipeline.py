@@ -7,6 +7,7 @@ trains and predicts. Every write to the store is atomic: a failed stage leaves t
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ class PipelineConfig:
     label_image_boundaries: bool = True
     label_image_offset: int = 1
     label_image_count: int | None = None
+    slide_file: dict | None = None
+    label_image_file: dict | None = None
 
     def validate(self) -> None:
         if self.segments not in segment_sources:
@@ -84,12 +87,19 @@ class PipelineConfig:
             raise ConfigurationError(f'magnification must be positive, not {self.magnification}')
 
     def segment_params(self, slide: SlideReader) -> dict:
+        """What a segmentation of ``slide`` is made from: compared with a store's by ``same_segmentation``.
+
+        The slide (and a segment-id image) is named by ``slide_file`` (``label_image_file``) where a repository
+        knows the file, so that moving the files elsewhere does not make a store look out of date; without one (the
+        CLI on a local file) by its path, size and modification time.
+        """
         params = {'source': self.segments, 'magnification': self.magnification, 'scale': slide.scale,
-                  'slide': _file_identity(slide.path)}
+                  'slide': self.slide_file or _file_identity(slide.path)}
         if self.segments == 'slic':
             params.update(radius=self.radius, compactness=self.compactness)
         elif self.segments == 'label_image':
-            params.update(label_image=_file_identity(self.label_image), boundaries=self.label_image_boundaries,
+            params.update(label_image=self.label_image_file or _file_identity(self.label_image),
+                          boundaries=self.label_image_boundaries,
                           offset=self.label_image_offset, count=self.label_image_count)
         else:
             params.update(polygons=_file_identity(self.polygons))
@@ -159,7 +169,7 @@ def ensure_segments(config: PipelineConfig, slide: SlideReader, progress: Progre
     params = config.segment_params(slide)
     if os.path.exists(config.store):
         with SlideStore(config.store) as store:
-            if store.segment_params == params:
+            if same_segmentation(store.segment_params, params):
                 progress(1, 1, 'segments reused')
                 return True
     source = _segment_source(config)
@@ -230,8 +240,46 @@ def ensure_embedding_map(config: PipelineConfig, progress: Progress) -> bool:
     return False
 
 
+FILE_KEYS = ('slide', 'label_image', 'polygons')
+"""Segment parameters that name a file (by ``_file_identity`` or a repository's identity of it)."""
+
+
+def same_segmentation(stored: dict, wanted: dict) -> bool:
+    """Whether a store's segment parameters (``stored``) describe the segmentation ``wanted`` would make.
+
+    Every parameter must be equal, except the files (``FILE_KEYS``), which ``same_file`` compares: a store made
+    before slides were named by their repository file, or before the assetstore moved, stays current while the
+    file is the same.
+    """
+    stored, wanted = json.loads(json.dumps(stored)), json.loads(json.dumps(wanted))
+    if set(stored) != set(wanted):
+        return False
+    return all(same_file(stored[key], wanted[key]) if key in FILE_KEYS else stored[key] == wanted[key]
+               for key in stored)
+
+
+def same_file(stored: dict | None, wanted: dict | None) -> bool:
+    """Whether two identities of a file name the same file.
+
+    Both with a ``sha512`` (Girder stores one for uploaded files): equal digests. Both with a repository ``file``
+    id: the same id and size. One of them only with a repository identity (a store made when slides were still
+    named by path): the same size, since the path and modification time say where the file was, not what it is.
+    Neither (the CLI's local files): path, size and modification time all equal, as before.
+    """
+    if stored is None or wanted is None:
+        return stored is wanted
+    if 'sha512' in stored and 'sha512' in wanted:
+        return stored['sha512'] == wanted['sha512']
+    if 'file' in stored and 'file' in wanted:
+        return stored['file'] == wanted['file'] and stored.get('size') == wanted.get('size')
+    if any(key in identity for identity in (stored, wanted) for key in ('file', 'sha512')):
+        return stored.get('size') is not None and stored.get('size') == wanted.get('size')
+    return stored == wanted
+
+
 def _file_identity(path: str | None) -> dict | None:
-    """Path, size and modification time: enough to notice that a slide or polygon file changed."""
+    """Path, size and modification time: enough to notice that a local slide or polygon file changed (what names a
+    file where no repository does; see ``same_file``)."""
     if not path:
         return None
     stat = Path(path).stat()

@@ -2,9 +2,10 @@
 
 A round warm-starts from the previous round when it used the same model, options and representation, so
 retraining after a few new labels is quick; categories are matched by name, so a category added since then gets a
-fresh output and one that disappeared is dropped. Merging two categories needs no retraining at all: the merged
-category's probability is the sum of the two, and the stored model's output layer is remapped for the next warm
-start.
+fresh output and one that disappeared is dropped. Renaming or merging categories needs no retraining at all: the
+latest round is appended again under the new names, a merged category's probability being the sum of the two and
+the stored model's output layer remapped, so every view of the round (predictions, agreement, suggestions) is
+right at once and the next round warm-starts from it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import ConfigurationError, StoreError
+from .errors import ConfigurationError
 from .features.representations import Representation
 from .io.labels import Category, LabelSet
 from .io.store import RoundRecord, SlideStore, append_round
@@ -56,6 +57,9 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     round's ``accuracy``, its ``audit_accuracy`` over the labels of ``audited`` (per slide, the segment ids of the
     audit sample's labels: an estimate free of the bias of actively chosen labels), and the ``calibration`` whose
     temperature scales every probability the round stores.
+
+    ``progress`` hears each stage; every call before the last comes before anything is written, so a callback may
+    raise there to stop the round with every store as it was.
     """
     if not slides:
         raise ConfigurationError('There are no slides to train on')
@@ -222,34 +226,79 @@ def warm_start_state(previous: RoundRecord | None, model: Model, rep: Representa
     return type(model).remap_classes(previous.model_state, mapping, len(classes))
 
 
-def merge_categories(store_path: str, labels: LabelSet, source: str, target: str) -> tuple[LabelSet, RoundRecord]:
-    """Fold category ``source`` into ``target`` in the labels and in the latest round, without retraining.
+def merge_categories(store_path: str, source: str, target: str) -> RoundRecord | None:
+    """Fold category ``source`` into ``target`` in the store's latest round, without retraining.
 
-    Returns the merged labels and the new round, whose probabilities sum the two categories' columns and whose
-    model state maps both outputs to one, so the next round warm-starts from it.
+    The new round's ``target`` probability is the sum of the two, its labels of ``source`` are ``target``'s, and
+    its model state maps both outputs to one, so the next round warm-starts from it. When the round never knew
+    ``target`` this is a rename. None (nothing written) when the store has no round or its latest round does not
+    know ``source``.
     """
-    merged = labels.merge(source, target)
+    return _remap_latest(store_path, {source: target}, {'kind': 'merge', 'source': source, 'target': target})
+
+
+def rename_category(store_path: str, old: str, new: str) -> RoundRecord | None:
+    """Rename category ``old`` to ``new`` in the store's latest round, without retraining: the same predictions,
+    labels and model under the new name. None (nothing written) when there is no round or it does not know
+    ``old``."""
+    return _remap_latest(store_path, {old: new}, {'kind': 'rename', 'old': old, 'new': new})
+
+
+def _remap_latest(store_path: str, names: dict[str, str], change: dict) -> RoundRecord | None:
+    """Append to the store a copy of its latest round whose categories are renamed by ``names`` (old → new name;
+    several old names, or an old name and an existing one, becoming one name are merged).
+
+    Appended rather than rewritten so that the store's write path (``append_round``) is the only one and a reader
+    never sees a half-changed round. The copy's metrics list the ``category_changes`` made since the round that
+    trained (``trained_round``), whose suggestion rankings still hold for a rename.
+    """
     with SlideStore(store_path) as store:
         previous = store.latest_round()
-    if previous is None:
-        raise StoreError('The store has no trained round to merge categories in')
-    names = [c['name'] for c in previous.categories]
-    new_names = [c.name for c in merged.categories]
-    column = [new_names.index(target if name == source else name) for name in names]
-    probabilities = np.zeros((len(previous.probabilities), len(new_names)), np.float32)
+    if previous is None or not any(c['name'] in names for c in previous.categories):
+        return None
+    categories, column = _renamed_categories(previous.categories, names)
+    probabilities = np.zeros((len(previous.probabilities), len(categories)), np.float32)
     np.add.at(probabilities.T, column, previous.probabilities.T)
     old_classes = previous.model_params['classes']
-    merged_classes = sorted({column[c] for c in old_classes})
-    mapping = [merged_classes.index(column[c]) for c in old_classes]
-    state = model_registry.get(previous.model_name).remap_classes(previous.model_state, mapping,
-                                                                  len(merged_classes))
+    classes = sorted({int(column[c]) for c in old_classes})
+    mapping = [classes.index(column[c]) for c in old_classes]
+    state = previous.model_state
+    if mapping != list(range(len(old_classes))):
+        state = model_registry.get(previous.model_name).remap_classes(state, mapping, len(classes))
+    per_class: dict[str, int] = {}
+    for name, count in previous.metrics.get('per_class', {}).items():
+        renamed = names.get(name, name)
+        per_class[renamed] = per_class.get(renamed, 0) + count
+    metrics = {**previous.metrics, 'per_class': per_class,
+               'trained_round': previous.metrics.get('trained_round', previous.number),
+               'category_changes': [*previous.metrics.get('category_changes', []),
+                                    {**change, 'from_round': previous.number}]}
     number = append_round(
-        store_path, categories=[c.as_dict() for c in merged.categories], label_ids=merged.segment_ids,
-        label_categories=merged.category_index, probabilities=probabilities, model_name=previous.model_name,
-        model_params={**previous.model_params, 'classes': merged_classes}, model_state=state,
-        metrics={**previous.metrics, 'merged': {'source': source, 'target': target, 'from_round': previous.number}})
+        store_path, categories=categories, label_ids=previous.label_ids,
+        label_categories=column[previous.label_categories], probabilities=probabilities,
+        model_name=previous.model_name, model_params={**previous.model_params, 'classes': classes},
+        model_state=state, metrics=metrics)
     with SlideStore(store_path) as store:
-        return merged, store.round(number)
+        return store.round(number)
+
+
+def _renamed_categories(categories: list[dict], names: dict[str, str]) -> tuple[list[dict], np.ndarray]:
+    """A round's categories renamed by ``names``, and for each old category the index of its new one.
+
+    Categories that end with one name become one, at the place (colour, excluded flag) of the one that already
+    had that name, else of the first renamed to it; the order of the others is kept.
+    """
+    renamed = [names.get(c['name'], c['name']) for c in categories]
+    keeper: dict[str, int] = {}
+    for index, (category, name) in enumerate(zip(categories, renamed, strict=True)):
+        if category['name'] == name:
+            keeper[name] = index
+        else:
+            keeper.setdefault(name, index)
+    kept = sorted(keeper.values())
+    result = [{**categories[index], 'name': renamed[index]} for index in kept]
+    position = {renamed[index]: k for k, index in enumerate(kept)}
+    return result, np.array([position[name] for name in renamed], np.int64)
 
 
 def predict_all(model: Model, rep: Representation, store: SlideStore, chunk: int = PREDICT_CHUNK) -> np.ndarray:

@@ -1,26 +1,28 @@
 """Training rounds of a project on the server: one at a time, recorded for the learning curve, as Girder jobs.
 
 A round trains the project's model on the effective labels of every segmented slide and predicts every segment
-(``core.rounds.train_slides_round``), in a background thread of the server, shown in the job list: the linear
-head on stored embeddings in the thread itself (seconds), a CNN on patches in a child process (``workers.rounds``)
-so minutes of training cannot slow or crash Girder. Rounds of a
-project never run twice at once: a request while one runs marks the project *pending*, and the running worker
-starts one more round when it finishes, so a burst of requests costs at most one extra round and no label is left
-out. A failed round leaves every slide's previous round (model and predictions) in place.
+(``core.rounds.train_slides_round``), as work of the heavy-work queue (``queue``, kind ``round``, at most
+``TRAINING_JOBS`` rounds at once per server process, apart from the segment work), shown in the job list: the linear
+head on stored embeddings in the queue's thread itself (seconds), a CNN on patches in a child process
+(``workers.rounds``) that a cancel or the time limit kills, so minutes of training cannot slow or crash Girder.
+Rounds of a project never run twice at once: a request while one is queued or runs marks the project *pending*,
+and the running round is followed by one more when it finishes, so a burst of requests costs at most one extra
+round and no label is left out. A failed round leaves every slide's previous round (model and predictions) in
+place. A server killed mid-round leaves its work in the queue, which runs it again after the restart.
 
-The running/pending flags live in one document per project, changed only by atomic conditional updates. A
-server killed mid-round leaves the flag set; ``reset_interrupted`` clears it when the plugin loads (one server per
-database, as Girder itself assumes for its local jobs).
+The running/pending flags live in one document per project, changed only by atomic conditional updates; at load
+a server clears those no queued round holds (left by a server of before the queue).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
 import subprocess
 import sys
-import threading
+import time
 
 from bson.objectid import ObjectId
 from girder.exceptions import ValidationException
@@ -29,25 +31,31 @@ from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 
-from ..core.acquisition.suggestions import audited_labels, suggest_across
+from ..core.acquisition.served import served_suggestions
+from ..core.acquisition.suggestions import MC_SAMPLES, audited_labels
 from ..core.errors import HistomicsLabelError
-from ..core.io.labels import Category, LabelSet
-from ..core.io.store import SlideStore
+from ..core.io.labels import LabelSet
 from ..core.models import models
 from ..core.pipeline import model_options, representation
+from ..core.progress import Progress, no_progress
 from ..core.rounds import train_slides_round
 from ..models.label import Label, LabelEvent
 from ..models.round import Round
 from ..models.training_state import TrainingState
+from ..models.work_queue import HeavyWork
 from ..projects import folders
+from ..projects.segmented import rankings_folder, segmented_slides
+from ..settings import TRAINING_JOBS
+from . import queue
 from .workers.errors import child_error
+from .workers.rounds import store_outputs
 
 logger = logging.getLogger(__name__)
 JOB_TYPE = 'histomics_label.train'
+KIND = 'round'
+"""The queue's kind of a project's training work, keyed by project."""
 MAX_SUGGESTIONS = 1000
 """Most suggestions one request returns."""
-_workers: dict[str, threading.Thread] = {}
-_workers_lock = threading.Lock()
 
 
 def _now() -> datetime.datetime:
@@ -55,15 +63,12 @@ def _now() -> datetime.datetime:
 
 
 def request_round(folder: dict, user: dict | None, reason: str) -> dict:
-    """Start a round, or queue one behind the running round; returns what happened and the job, if started."""
+    """Queue a round, or mark one wanted after the queued or running one; returns what happened and the job, if
+    queued now."""
     if not TrainingState().acquire(folder['_id']):
         return {'status': 'queued'}
     job = _create_job(folder, user, reason)
-    thread = threading.Thread(target=_work, args=(folder['_id'], user['_id'] if user else None, job['_id']),
-                              name=f'histomics-label-train-{folder["_id"]}', daemon=True)
-    with _workers_lock:
-        _workers[str(folder['_id'])] = thread
-    thread.start()
+    queue.submit(KIND, f'{KIND}:{folder["_id"]}:{job["_id"]}', job, folder['_id'])
     return {'status': 'started', 'job': str(job['_id'])}
 
 
@@ -84,23 +89,36 @@ def learning_curve(folder: dict) -> dict:
     return {'rounds': Round().learning_curve(folder['_id']), 'state': TrainingState().state(folder['_id'])}
 
 
-def wait_for_rounds(folder_id: ObjectId, timeout: float | None = None) -> None:
-    """Block until the project's rounds (and any queued behind them) are done."""
-    with _workers_lock:
-        thread = _workers.get(str(folder_id))
-    if thread is not None:
-        thread.join(timeout)
+def wait_for_rounds(folder_id: ObjectId, timeout: float = 3600.0) -> None:
+    """Block until the project's rounds (and any wanted after them) are done."""
+    deadline = time.monotonic() + timeout
+    while HeavyWork().collection.count_documents({'kind': KIND, 'project': folder_id}):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'the rounds of project {folder_id} still run after {timeout:g} s')
+        time.sleep(0.1)
 
 
 def labels_changed(folder: dict, config: dict, user: dict, changed: int) -> dict | None:
-    """Count new labels; start (or queue) a round when ``retrainEvery`` of them arrived since the last one."""
+    """Count new labels; start (or queue) a round when ``retrainEvery`` of them arrived since the last one.
+
+    While a round runs, the next one is only marked wanted: whether the labels can train is checked when it starts
+    (``run_rounds``), not in every label write meanwhile, since that check reads every label of the project."""
     if changed <= 0:
         return None
     count = TrainingState().count_labels(folder['_id'], changed)
     every = config.get('retrainEvery', 0)
-    if not every or count < every or not _trainable(folder, config):
+    if not every or count < every:
         return None
-    return request_round(folder, user, f'{count} new labels')
+    if TrainingState().rerun_if_running(folder['_id']):
+        return {'status': 'queued'}
+    return round_if_trainable(folder, config, user, f'{count} new labels')
+
+
+def round_if_trainable(folder: dict, config: dict, user: dict | None, reason: str) -> dict | None:
+    """Start (or queue) a round when the labels can train one; what ``request_round`` answers, or None."""
+    if not _trainable(folder, config):
+        return None
+    return request_round(folder, user, reason)
 
 
 def with_retraining(folder: dict, user: dict, written: dict) -> dict:
@@ -110,27 +128,30 @@ def with_retraining(folder: dict, user: dict, written: dict) -> dict:
     return {**written, 'training': labels_changed(folder, folders.config_of(folder), user, changed)}
 
 
-def run_round(folder: dict) -> dict:
-    """Train one round now, in this thread; returns the recorded round. Raises on failure, changing nothing."""
+def run_round(folder: dict, context: queue.WorkContext | None = None, progress: Progress = no_progress) -> dict:
+    """Train one round now, in this thread (a CNN in a child process that ``context`` supervises), telling a linear
+    round's stages to ``progress``; returns the recorded round. Raises on failure, changing nothing."""
     config = folders.config_of(folder)
-    slides = segmented_slides(folder, config)
+    slides, stale = segmented_slides(folder, config)
     if not slides:
         raise HistomicsLabelError('No slide of the project has segments and features yet; generate them first')
     pipeline = folders.pipeline_config(folder, slides[0][0], config)
     stores = [(str(path), labels) for _, path, labels in slides]
+    outputs = round_outputs(folder, config)
     if models.get(config['model']).representation == 'image':
-        numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'])
+        numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'], outputs, context)
     else:
         audited = audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
         records = train_slides_round(stores, representation(pipeline), config['model'], model_options(pipeline),
-                                     audited=audited)
+                                     progress, audited=audited)
         numbers, metrics = [record.number for record in records], records[0].metrics
         changes = [record.metrics.get('slide_predictions_changed') for record in records]
+        store_outputs(stores, representation(pipeline), outputs)
     number = (Round().latest(folder['_id']) or {}).get('number', 0)
     created = _now()
     document = {'project': folder['_id'], 'number': number + 1, 'created': created, 'model': config['model'],
                 'labelingMinutes': LabelEvent().labeling_minutes(folder['_id'], created),
-                'feature': config['feature'], 'labelsUsed': metrics['labels_used'],
+                'feature': config['feature'], 'labelsUsed': metrics['labels_used'], 'staleLabels': stale,
                 'perClass': metrics['per_class'], 'heldOutBalancedAccuracy': metrics['held_out_balanced_accuracy'],
                 'heldOutCount': metrics['held_out_count'], 'warmStart': metrics['training'].get('warm_start'),
                 'accuracy': _camel_accuracy(metrics.get('accuracy')),
@@ -146,42 +167,32 @@ def run_round(folder: dict) -> dict:
     return document
 
 
-def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline,
-                    model: str) -> tuple[list[int], dict, list[dict | None]]:
-    """Train a CNN round in a child interpreter (``workers.rounds``); raise with its error when it fails."""
+def round_outputs(folder: dict, config: dict) -> dict:
+    """What a round stores besides its model and predictions, and where: the ranked suggestions of every acquisition
+    function (``rankings``, a folder of the project's data folder) and the retrieval index of ``extractor``."""
+    return {'rankings': str(rankings_folder(folder)), 'seed': config['seed'], 'extractor': config['extractor'],
+            'batch': config['batchSize'], 'mc_samples': MC_SAMPLES}
+
+
+def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str, outputs: dict,
+                    context: queue.WorkContext | None) -> tuple[list[int], dict, list[dict | None]]:
+    """Train a CNN round in a child interpreter (``workers.rounds``), which also stores the round's rankings and
+    indexes (``outputs``); raise with its error when it fails, ``WorkStopped`` when ``context`` stopped it."""
     from dataclasses import asdict
 
-    request = {'pipeline': asdict(pipeline), 'model': model, 'slides': [
+    request = {'pipeline': asdict(pipeline), 'model': model, 'outputs': outputs, 'slides': [
         {'store': path, 'categories': [c.as_dict() for c in labels.categories],
          'segment_ids': labels.segment_ids.tolist(), 'category_index': labels.category_index.tolist()}
         for path, labels in stores]}
-    result = subprocess.run([sys.executable, '-m', 'histomics_label.jobs.workers.rounds'], input=json.dumps(request),
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise HistomicsLabelError(child_error(result.stderr.splitlines(), result.returncode, 'the round'))
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    with subprocess.Popen([sys.executable, '-m', 'histomics_label.jobs.workers.rounds'], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=queue.dies_with_parent) as child:
+        with context.supervise(child) if context is not None else contextlib.nullcontext():
+            stdout, stderr = child.communicate(json.dumps(request))
+    if child.returncode != 0:
+        raise HistomicsLabelError(child_error(stderr.splitlines(), child.returncode, 'the round'))
+    answer = json.loads(stdout.strip().splitlines()[-1])
     return answer['numbers'], answer['metrics'], answer['slideChanges']
-
-
-def segmented_slides(folder: dict, config: dict) -> list[tuple[dict, object, LabelSet]]:
-    """``(item, store path, labels)`` of each slide whose store has its segments and current features."""
-    categories = [Category(c['name'], c['color'], c['excluded']) for c in config['categories']]
-    index = {c.name: i for i, c in enumerate(categories)}
-    effective = Label().effective_by_slide(folder['_id'])
-    result = []
-    for item in folders.slides(folder):
-        path = folders.store_path(folder, item)
-        if not path.exists():
-            continue
-        rep = representation(folders.pipeline_config(folder, item, config))
-        with SlideStore(path) as store:
-            if not rep.is_current(store):
-                continue
-        pairs = sorted((segment, index[category]) for segment, category in effective.get(item['_id'], {}).items()
-                       if category in index)
-        ids = [p[0] for p in pairs]
-        result.append((item, path, LabelSet(categories, ids, [p[1] for p in pairs])))
-    return result
 
 
 def _trainable(folder: dict, config: dict) -> bool:
@@ -199,29 +210,49 @@ def _create_job(folder: dict, user: dict | None, reason: str) -> dict:
     return Job().updateJob(job, status=JobStatus.QUEUED, log=f'Round requested: {reason}\n')
 
 
-def _work(folder_id: ObjectId, user_id: ObjectId | None, job_id: ObjectId) -> None:
-    """Run rounds until none is pending, one job each; always releases the project."""
+def run_rounds(job: dict, context: queue.WorkContext) -> None:
+    """The queue's handler: run the round of ``job``, then one more round, each its own job, as long as one was
+    asked for meanwhile and the labels can still train one. The project is released at the end (by
+    ``next_or_release``, or here when the round was stopped or failed unexpectedly), never after a later request
+    took it."""
+    folder_id = ObjectId(job['kwargs']['project'])
+    TrainingState().hold(folder_id)  # run again after a restart, which cleared the flags
     try:
         while True:
-            run_job(Job().load(job_id, force=True))
+            run_job(job, context)
+            if context.stopped:
+                break
             if not TrainingState().next_or_release(folder_id):
                 return
             folder = Folder().load(folder_id, force=True)
-            user = User().load(user_id, force=True) if user_id else None
-            job_id = _create_job(folder, user, 'labels changed while the previous round ran')['_id']
-    except Exception:  # the project must never stay marked running
-        logger.exception('Training worker of project %s failed', folder_id)
-        TrainingState().collection.update_one({'project': folder_id}, {'$set': {'running': False}})
+            if folder is None or not _trainable(folder, folders.config_of(folder)):
+                break  # deleted, or the labels asked for it no longer name two categories that train
+            user = User().load(job['userId'], force=True) if job.get('userId') else None
+            job = _create_job(folder, user, 'labels changed while the previous round ran')
+            context.follow(job)
+    except Exception:
+        logger.exception('Training rounds of project %s failed', folder_id)
+    TrainingState().release(folder_id)
 
 
-def run_job(job: dict) -> None:
+def _not_run(entry: dict) -> None:
+    """A queued round cancelled (or given up): the project no longer waits for it."""
+    TrainingState().release(entry['project'])
+
+
+def run_job(job: dict, context: queue.WorkContext | None = None) -> None:
     """Run the round of ``job`` in this thread and record the outcome in the job."""
     folder_id = ObjectId(job['kwargs']['project'])
     job = Job().updateJob(job, status=JobStatus.RUNNING, progressTotal=1, progressCurrent=0,
                           progressMessage='training')
     try:
         folder = Folder().load(folder_id, force=True)
-        document = run_round(folder)
+        if folder is None:
+            raise HistomicsLabelError('the project was deleted while the round waited')
+        document = run_round(folder, context, _stage_reporter(job, context))
+    except queue.WorkStopped:
+        context.record_stop(job)
+        return
     except Exception as exc:
         logger.info('Round of project %s failed: %s', folder_id, exc)
         Job().updateJob(job, status=JobStatus.ERROR, log=f'Error: {exc}\nThe previous round stays in place.\n')
@@ -229,9 +260,12 @@ def run_job(job: dict) -> None:
     from ..projects.publishing import publish_soon
 
     publish_soon(folder_id)
-    Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done',
-                    log=f'Round {document["number"]}: {document["labelsUsed"]} labels, {_accuracy_note(document)}'
-                        f'{_change_note(document)}; publishing the annotations\n')
+    log = (f'Round {document["number"]}: {document["labelsUsed"]} labels, {_accuracy_note(document)}'
+           f'{_change_note(document)}; publishing the annotations\n{_stale_note(document)}')
+    if Job().load(job['_id'], force=True)['status'] == JobStatus.CANCELED:  # cancelled as it ended: it stands
+        Job().updateJob(job, log=log)
+    else:
+        Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1, progressMessage='done', log=log)
 
 
 def audit_keys(folder: dict, items: list[dict]) -> list[str]:
@@ -257,6 +291,17 @@ def _camel_change(change: dict | None) -> dict | None:
             'maxShift': change['max_shift']}
 
 
+def _stage_reporter(job: dict, context: queue.WorkContext | None) -> Progress:
+    """A linear round's progress: each stage in the job's progress message; once the job was cancelled (or ran past
+    its time limit), ``WorkStopped`` at the next stage that comes before the round writes anything, instead of after
+    the whole round (which takes minutes on a large project)."""
+    def report(done: int, total: int, message: str = '') -> None:
+        if context is not None and done < total:
+            context.stop_if_asked()
+        Job().updateJob(job, progressMessage=message)
+    return report
+
+
 def _accuracy_note(document: dict) -> str:
     """The round's accuracy for its job log: cross-validated with its interval, or why there is none."""
     accuracy = document.get('accuracy')
@@ -280,22 +325,33 @@ def _change_note(document: dict) -> str:
     return note
 
 
+def _stale_note(document: dict) -> str:
+    """A line of the job log on the stale labels the round left out, or nothing when there were none."""
+    stale = document.get('staleLabels')
+    if not stale:
+        return ''
+    return (f'{stale} labeled segment{"s" if stale != 1 else ""} left out: the segment id is beyond its slide\'s '
+            'segments (stale; GET .../stale_labels lists them, an admin can delete them)\n')
+
+
 def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
     """The next ``limit`` (default: the project's ``batchSize``) unlabeled segments across the project's slides, by
-    its certainty metric; a 400 while the metric cannot rank yet (no trained round for a model-based one)."""
+    its certainty metric, served from the ranking the last round stored (``core.acquisition.served``); a 400 while
+    the metric cannot rank yet (no trained round for a model-based one)."""
     config = folders.config_of(folder)
     limit = config['batchSize'] if limit is None else limit
     if not 1 <= limit <= MAX_SUGGESTIONS:
         raise ValidationException(f'limit must be between 1 and {MAX_SUGGESTIONS}', 'limit')
     try:
-        slides = segmented_slides(folder, config)
+        slides, _ = segmented_slides(folder, config)
         if not slides:
             return []
         rep = representation(folders.pipeline_config(folder, slides[0][0], config))
-        found = suggest_across([(str(path), labels) for _, path, labels in slides], config['certainty'], limit,
-                               config['seed'], rep=rep, embedding_key=config['extractor'],
-                               audit_keys=audit_keys(folder, [item for item, _, _ in slides]),
-                               audit_every=config['auditEvery'])
+        found = served_suggestions(rankings_folder(folder), [(str(path), labels) for _, path, labels in slides],
+                                   config['certainty'], limit, config['seed'], rep=rep,
+                                   embedding_key=config['extractor'], mc_samples=MC_SAMPLES,
+                                   audit_keys=audit_keys(folder, [item for item, _, _ in slides]),
+                                   audit_every=config['auditEvery'], batch=config['batchSize'])
     except HistomicsLabelError as exc:
         raise ValidationException(str(exc)) from exc
     result = []
@@ -305,3 +361,6 @@ def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
                        'region': suggestion['bbox_base'],
                        'thumbnail': folders.thumbnail_url(item['_id'], suggestion['bbox_base'])})
     return result
+
+
+queue.register(KIND, run_rounds, TRAINING_JOBS, not_run=_not_run)

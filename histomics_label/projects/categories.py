@@ -1,5 +1,6 @@
-"""A project's categories once labels use them: renames and merges relabel server-side, and a category that has
-labels is never dropped from the configuration silently (its labels would point at nothing)."""
+"""A project's categories once labels use them: renames and merges relabel server-side and carry into the trained
+rounds at once, and a category that has labels is never dropped from the configuration silently (its labels would
+point at nothing)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from girder.exceptions import ValidationException
 from girder.models.folder import Folder
 
 from ..models.label import Label
-from . import folders
+from . import folders, round_categories
 from .config import META_KEY
 
 
@@ -28,8 +29,8 @@ def configure(folder: dict, changes: dict) -> dict:
 
 
 def rename(folder: dict, old: str, new: str) -> dict:
-    """Rename category ``old`` to ``new`` (trimmed) and relabel its labels; returns the configuration and how many
-    labels changed."""
+    """Rename category ``old`` to ``new`` (trimmed), relabel its labels and rename it in the latest round of every
+    slide (``round_categories``); returns the configuration, how many labels and how many slides' rounds changed."""
     config = folders.config_of(folder)
     names = [c['name'] for c in config['categories']]
     new = new.strip()
@@ -39,12 +40,14 @@ def rename(folder: dict, old: str, new: str) -> dict:
         raise ValidationException(f'A category {new!r} exists already; merge instead', 'new')
     categories = [{**c, 'name': new if c['name'] == old else c['name']} for c in config['categories']]
     saved = folders.save_config(folder, {'categories': categories})
-    return {'config': saved, 'relabeled': Label().rename_category(folder['_id'], old, new)}
+    relabeled = Label().rename_category(folder['_id'], old, new)
+    return {'config': saved, 'relabeled': relabeled, 'rounds': round_categories.rename_in_rounds(folder, old, new)}
 
 
 def merge(folder: dict, source: str, target: str) -> dict:
-    """Make every label of ``source`` one of ``target`` and drop ``source``; returns the configuration and how many
-    labels changed."""
+    """Make every label of ``source`` one of ``target``, drop ``source`` and fold it into ``target`` in the latest round
+    of every slide (``round_categories``); returns the configuration, how many labels and how many slides' rounds
+    changed."""
     config = folders.config_of(folder)
     names = [c['name'] for c in config['categories']]
     for name, field in ((source, 'source'), (target, 'target')):
@@ -54,7 +57,8 @@ def merge(folder: dict, source: str, target: str) -> dict:
         raise ValidationException('Cannot merge a category into itself', 'target')
     relabeled = Label().rename_category(folder['_id'], source, target)
     saved = folders.save_config(folder, {'categories': [c for c in config['categories'] if c['name'] != source]})
-    return {'config': saved, 'relabeled': relabeled}
+    return {'config': saved, 'relabeled': relabeled,
+            'rounds': round_categories.merge_in_rounds(folder, source, target)}
 
 
 UNCLASSIFIABLE = {'name': 'not classifiable', 'color': '#7f7f7f', 'excluded': True, 'hotkey': None}

@@ -6,10 +6,12 @@ WRITE to label and retrain, ADMIN to configure it and start segment generation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from bson.objectid import ObjectId
+from girder.constants import AccessType
 from girder.exceptions import RestException, ValidationException
 from girder.models.file import File
 from girder.models.folder import Folder
@@ -20,10 +22,12 @@ from ..core.io.store import SlideStore
 from ..core.pipeline import PipelineConfig
 from ..settings import data_dir
 from .config import META_KEY, validate_config
+from .metadata_guard import plugin_write
 
 IMPORTED_SEGMENTATION_KEY = 'histomicsLabelImportedSegmentation'
 """Item metadata key on a slide imported from the published Histomics Label (``migration``): which superpixel
-image its labels refer to and how it encodes them."""
+image its labels refer to and how it encodes them. Anyone with WRITE on the project can change item metadata, so
+``imported_segmentation`` checks it before anything reads the image it names."""
 
 
 def config_of(folder: dict) -> dict:
@@ -42,7 +46,8 @@ def save_config(folder: dict, changes: dict, replace: bool = False) -> dict:
         config = validate_config(changes, base)
     except HistomicsLabelError as exc:
         raise ValidationException(str(exc)) from exc
-    Folder().setMetadata(folder, {META_KEY: config})
+    with plugin_write():
+        Folder().setMetadata(folder, {META_KEY: config})
     return config
 
 
@@ -81,11 +86,14 @@ def slide_file_path(item: dict) -> str:
     return File().getLocalFilePath(file)
 
 
-def pipeline_config(folder: dict, item: dict, config: dict) -> PipelineConfig:
+def pipeline_config(folder: dict, item: dict, config: dict, user: dict | None = None) -> PipelineConfig:
     """The engine's configuration for one slide of the project.
 
     A slide imported from the published Histomics Label keeps its superpixels: its segments are read from their
-    segment image (``label_image``) at that image's scale, instead of being made by SLIC.
+    segment image (``label_image``) at that image's scale, instead of being made by SLIC. That image is checked by
+    ``imported_segmentation`` with the access of ``user``, the user who asked for the work (segment generation
+    passes the admin who started it); without one (training and suggestions, which read the stored segments, never
+    the image's pixels) it must still lie in the project.
     """
     pipeline = PipelineConfig(
         slide=slide_file_path(item), store=str(store_path(folder, item)), magnification=config['magnification'],
@@ -93,17 +101,74 @@ def pipeline_config(folder: dict, item: dict, config: dict) -> PipelineConfig:
         extractor=config['extractor'], patch_size=config['patchSize'], model=config['model'],
         epochs=config['epochs'], seed=config['seed'], certainty=config['certainty'],
         suggestions=config['batchSize'], embedding_map=config['embeddingMap'])
-    imported = (item.get('meta') or {}).get(IMPORTED_SEGMENTATION_KEY)
-    if imported:
-        image = Item().load(imported['image'], force=True)
-        if image is None or not image.get('largeImage'):
-            raise ValidationException(f'The superpixel image slide {item["name"]} was imported with is gone', 'item')
+    imported = imported_segmentation(folder, item, user)
+    if imported is not None:
         pipeline.segments = 'label_image'
-        pipeline.label_image = slide_file_path(image)
-        pipeline.label_image_boundaries = bool(imported.get('boundaries', True))
-        pipeline.label_image_offset = int(imported.get('segmentOffset', 1))
-        pipeline.label_image_count = imported.get('segments')
+        pipeline.label_image = slide_file_path(imported.image)
+        pipeline.label_image_boundaries = imported.boundaries
+        pipeline.label_image_offset = imported.offset
+        pipeline.label_image_count = imported.count
     return pipeline
+
+
+@dataclass(frozen=True)
+class ImportedSegmentation:
+    """A slide's imported segmentation, checked: its superpixel image item and how the image encodes segment ids
+    (superpixel ``k`` is segment ``k + offset``; ``count`` superpixels when the import recorded how many)."""
+
+    image: dict
+    boundaries: bool
+    offset: int
+    count: int | None
+
+
+def imported_segmentation(folder: dict, item: dict, user: dict | None = None) -> ImportedSegmentation | None:
+    """The slide's imported segmentation (``IMPORTED_SEGMENTATION_KEY``), or None when it has none.
+
+    The record is item metadata, which any labeler (WRITE) can write, so it is never trusted to name an image:
+    the image must be a large image inside the project's folder tree (whoever reads the project may see what is
+    made from it, e.g. the republished segment image) and readable by ``user`` when one asked for the work.
+    Raises ``ValidationException`` naming the slide and what is wrong, before the image is read.
+    """
+    record = (item.get('meta') or {}).get(IMPORTED_SEGMENTATION_KEY)
+    if record is None:
+        return None
+    where = f'Slide {item["name"]}: its metadata {IMPORTED_SEGMENTATION_KEY!r}'
+    if not isinstance(record, dict):
+        raise ValidationException(f'{where} must be an object, not {type(record).__name__}', 'item')
+    image_id, boundaries = record.get('image'), record.get('boundaries', True)
+    offset, count = record.get('segmentOffset', 1), record.get('segments')
+    if not isinstance(image_id, str) or not ObjectId.is_valid(image_id):
+        raise ValidationException(f'{where} names no image id (image={image_id!r})', 'item')
+    if not isinstance(boundaries, bool):
+        raise ValidationException(f'{where}: boundaries must be true or false, not {boundaries!r}', 'item')
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 1:
+        raise ValidationException(f'{where}: segmentOffset must be a whole number of at least 1, not {offset!r}',
+                                  'item')
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValidationException(f'{where}: segments must be a positive whole number, not {count!r}', 'item')
+    image = Item().load(ObjectId(image_id), force=True)
+    if image is None or not image.get('largeImage') or not in_project(folder, image):
+        raise ValidationException(f'{where} names {image_id}, which is no large image in this project; only an '
+                                  'image inside the project folder can be a slide\'s segmentation', 'item')
+    if user is not None and not Item().hasAccess(image, user, AccessType.READ):
+        raise ValidationException(f'{where} names {image_id}, which {user.get("login", "the user")} who asked for '
+                                  'this work may not read', 'item')
+    return ImportedSegmentation(image, boundaries, offset, count)
+
+
+def in_project(folder: dict, item: dict) -> bool:
+    """Whether ``item`` lies in the project's folder tree: in its folder or in any folder below it."""
+    current, seen = item.get('folderId'), set()
+    while current is not None and current not in seen:
+        if current == folder['_id']:
+            return True
+        seen.add(current)
+        parent = Folder().load(current, force=True, fields=['parentId', 'parentCollection'])
+        if parent is None or parent.get('parentCollection') != 'folder':
+            return False
+        current = parent.get('parentId')
+    return False
 
 
 THUMBNAIL_WIDTH = 128

@@ -81,18 +81,20 @@ def remove(folder: dict, user: dict, labels: list[dict]) -> dict:
 
 
 def undo(folder: dict, user: dict, batch: str) -> dict:
-    """Revert one of ``user``'s batches where its labels were not changed since (``Label.undo``)."""
+    """Revert one of ``user``'s batches (labels, deletes, a review, an undo) where its labels were not changed since,
+    each to exactly what it was (``Label.undo``)."""
     folders.config_of(folder)
     return Label().undo(folder, user, batch)
 
 
 def review(folder: dict, reviewer: dict, label_id: str, category: str | None) -> dict:
     """Approve a label (``category`` None) or override it with one of the project's categories; returns it as
-    ``describe`` does."""
+    ``describe`` does, with the review's ``batch`` id (``undo`` reverts it)."""
     config = folders.config_of(folder)
     if category is not None and category not in {c['name'] for c in config['categories']}:
         raise ValidationException(f'Unknown category {category!r}', 'category')
-    return describe(folder, [Label().review(folder, reviewer, _object_id(label_id, 'labelId'), category)])[0]
+    reviewed = Label().review(folder, reviewer, _object_id(label_id, 'labelId'), category)
+    return {**describe(folder, [reviewed])[0], 'batch': reviewed['batch']}
 
 
 # -- reading -------------------------------------------------------------------------------------------------------
@@ -199,12 +201,18 @@ def _query(folder: dict, filters: LabelFilter) -> dict:
 
 
 def _regions(folder: dict, labels: list[dict]) -> dict[Key, list[int]]:
-    """The base-pixel box (x0, y0, x1, y1) of each labeled segment of a segmented slide, one store read per slide."""
+    """The base-pixel box (x0, y0, x1, y1) of each labeled segment of a segmented slide, one box read per slide.
+    A stale label (its segment id beyond the slide's segments, see ``GET .../stale_labels``) gets none, so one such
+    label does not break the listing of the whole project."""
     by_item: dict[ObjectId, list[int]] = {}
     for label in labels:
         by_item.setdefault(label['item'], []).append(label['segment'])
     regions = {}
-    for item_id, segments in by_item.items():
+    for item_id, named in by_item.items():
+        count = folders.segment_count(folder, item_id)
+        segments = [s for s in named if count is not None and 1 <= s <= count]
+        if not segments:
+            continue
         boxes = folders.segment_boxes(folder, item_id, np.array(segments))
         if boxes is not None:
             regions.update({(item_id, s): [int(v) for v in box] for s, box in zip(segments, boxes, strict=True)})

@@ -26,6 +26,17 @@ What the published tool keeps, and where it goes here:
 
 Importing again changes nothing that is already here: a label already present with the same category is left
 alone (with its review), and a label changed here since (any view but ``'import'``) is kept over the imported one.
+
+Nothing in an annotation is trusted for more than its author could do. A reader of a slide can create an
+annotation on it (large_image asks READ and its "Create annotations" flag, which a DSA grants to readers who
+annotate), so an annotation is accepted only when the user who made it (and the one who last changed it) exists and
+has WRITE on the slide, the access labeling needs here and in the published tool (whose labels are saved by
+changing the annotation); a newer annotation that fails this is passed over for the newest that passes, and
+reported in ``rejected``. The superpixel image it names is used only when it is a large
+image inside the project that its author and the importing user may read. Labels and reviews are attributed to the
+users the annotation names only when they exist (else ``unknownUsers``) and have WRITE on the slide now (else
+``unauthorizedUsers``: Girder keeps no history of access, so a former member's labels are kept as the importing
+user's, counted by original id, rather than put in the name of someone who may never have made them).
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from typing import Any
 
 from bson.errors import InvalidId
 from bson.objectid import ObjectId
+from girder.constants import AccessType
 from girder.exceptions import ValidationException
 from girder.models.item import Item
 from girder.models.user import User
@@ -50,6 +62,7 @@ from ..models.label import Label
 from . import folders
 from .config import MAX_NAME_LENGTH, META_KEY, validate_config
 from .folders import IMPORTED_SEGMENTATION_KEY
+from .metadata_guard import plugin_write
 from .segment_images import SEGMENT_IMAGE_KEY
 
 SOURCE = 'wsi-superpixel-guided-labeling'
@@ -68,9 +81,11 @@ def import_histomicsui_project(folder: dict, user: dict) -> dict:
     """Import the published tool's categories, settings, segmentation and labels of ``folder`` as this plugin's
     project; returns a summary of what was imported and of what was skipped and why.
 
-    ``user`` is the importing user: labels and reviews by someone who is no Girder user any more are attributed
-    to them (the summary's ``unknownUsers`` counts them by original id). Raises ``ValidationException`` (a 400
-    over REST) when the folder holds nothing of the published tool, and when the categories cannot be stored.
+    ``user`` is the importing user: labels and reviews by someone who is no Girder user any more, or who has no
+    WRITE access on the slide, are attributed to them (the summary's ``unknownUsers`` and ``unauthorizedUsers``
+    count them by original id); annotations made or changed by users without WRITE on their slide are not imported
+    and are listed in ``rejected``. Raises ``ValidationException`` (a 400 over REST) when the folder holds nothing
+    of the published tool, and when the categories cannot be stored.
     """
     if not isinstance(folder, dict) or '_id' not in folder:
         raise ValidationException('Import needs a folder document')
@@ -87,22 +102,27 @@ class _Import:
         self.skipped: Counter[tuple[str, str, str]] = Counter()
         self.labelers: Counter[ObjectId] = Counter()
         self.unknown_users: Counter[str] = Counter()
+        self.unauthorized_users: Counter[str] = Counter()
+        self.rejected: list[dict] = []
         self.names: set[str] = set()
         self._users: dict[str, dict | None] = {}
+        self._writers: dict[tuple[ObjectId, ObjectId], bool] = {}
 
     def run(self) -> dict:
         config = yamlConfigFile(self.folder, CONFIG_FILE, self.user)
         config = config if isinstance(config, dict) else {}
         annotated, unannotated = [], []
         for item in folders.slides(self.folder):
-            annotation = _label_annotation(item)
+            annotation = self._label_annotation(item)
             (annotated if annotation else unannotated).append((item, annotation))
         marked = bool(config.get('activeLearning') or (self.folder.get('meta') or {}).get('active_learning'))
         if not annotated and not marked:
+            rejected = (f'; {len(self.rejected)} {ANNOTATION_NAME!r} annotations were not accepted, made or changed '
+                        'by users without WRITE access on their slide' if self.rejected else '')
             raise ValidationException(
                 f'Folder {self.folder["name"]!r} holds no project of the published Histomics Label: no slide has '
                 f'a {ANNOTATION_NAME!r} label annotation and neither its {CONFIG_FILE} (activeLearning) nor its '
-                'metadata (active_learning) marks it for active learning')
+                f'metadata (active_learning) marks it for active learning{rejected}')
         categories = self._categories(config, [annotation for _, annotation in annotated])
         if not annotated and not categories:
             raise ValidationException(
@@ -113,8 +133,11 @@ class _Import:
                                                      [annotation for _, annotation in annotated])
         saved, added = self._save_categories(categories, settings)
         self.names = {category['name'] for category in saved['categories']}
+        rejected_items = {entry['item'] for entry in self.rejected}
         for item, _ in unannotated:
-            self._skip(item, 'no label annotation: the published tool made no superpixels for this slide', 0)
+            self._skip(item, 'no label annotation made by a user with WRITE access on the slide (see rejected)'
+                       if str(item['_id']) in rejected_items else
+                       'no label annotation: the published tool made no superpixels for this slide', 0)
         slides = [self._import_slide(item, annotation) for item, annotation in annotated]
         users = {str(u): self._user(str(u)) for u in self.labelers}
         return {
@@ -128,6 +151,8 @@ class _Import:
             'labelers': [{'id': key, 'login': users[key]['login'], 'labels': self.labelers[ObjectId(key)]}
                          for key in sorted(users)],
             'unknownUsers': dict(self.unknown_users),
+            'unauthorizedUsers': dict(self.unauthorized_users),
+            'rejected': self.rejected,
             'skipped': [{'item': item, 'name': name, 'reason': reason, 'count': count}
                         for (item, name, reason), count in self.skipped.items()],
         }
@@ -202,7 +227,7 @@ class _Import:
                     found['magnification'] = params['magnification']
                 break
         for item in items:
-            certainty = _prediction_certainty(item)
+            certainty = self._prediction_certainty(item)
             if certainty:
                 found['certainty'] = certainty
                 break
@@ -219,10 +244,11 @@ class _Import:
     def _import_slide(self, item: dict, annotation: dict) -> dict | None:
         """Adopt the slide's superpixel image as its segmentation and import its labels and reviews."""
         element = annotation['annotation']['elements'][0]
-        image = _large_image_item(element.get('girderId'))
+        image = self._superpixel_image(element.get('girderId'), annotation)
         if image is None:
-            self._skip(item, f'its superpixel image {element.get("girderId")!r} is no large-image item any more, so '
-                             'its superpixel ids name no segments', _labeled(element))
+            self._skip(item, f'its superpixel image {element.get("girderId")!r} is no large image inside this '
+                             'project that the annotation\'s creator and the importing user may read, so its '
+                             'superpixel ids name no segments', _labeled(element))
             return None
         current = (item.get('meta') or {}).get(SEGMENT_IMAGE_KEY)
         if current != str(image['_id']) and folders.store_path(self.folder, item).exists():
@@ -243,14 +269,15 @@ class _Import:
                 self._skip(item, f'labels of superpixels past the {count} of the superpixel image', 1)
             else:
                 entry = metadata.get(str(index)) if isinstance(metadata.get(str(index)), dict) else {}
-                labeler = self._attribute(entry.get('labeler'), annotation.get('creatorId'))
+                labeler = self._attribute(item, entry.get('labeler'), annotation.get('creatorId'))
                 labels[index + SEGMENT_OFFSET] = (labeler['_id'], name)
         written, unchanged, kept = self._write(item, labels)
         reviews = self._reviews(item, labels, categories, metadata, count)
-        Item().setMetadata(item, {SEGMENT_IMAGE_KEY: str(image['_id']), SEGMENTATION_KEY: {
-            'source': SOURCE, 'image': str(image['_id']), 'annotation': str(annotation['_id']),
-            'boundaries': bool(element.get('boundaries')),
-            'segmentOffset': SEGMENT_OFFSET, 'segments': count, 'transform': element.get('transform') or {}}})
+        with plugin_write():  # the import route is the project admin's
+            Item().setMetadata(item, {SEGMENT_IMAGE_KEY: str(image['_id']), SEGMENTATION_KEY: {
+                'source': SOURCE, 'image': str(image['_id']), 'annotation': str(annotation['_id']),
+                'boundaries': bool(element.get('boundaries')),
+                'segmentOffset': SEGMENT_OFFSET, 'segments': count, 'transform': element.get('transform') or {}}})
         return {'item': str(item['_id']), 'name': item['name'], 'annotation': str(annotation['_id']),
                 'annotationName': annotation['annotation'].get('name'), 'superpixelImage': str(image['_id']),
                 'superpixels': count, 'labels': len(labels), 'written': written, 'unchanged': unchanged,
@@ -302,16 +329,84 @@ class _Import:
                                    'labeler': labeler}, fields=['review', 'view'])
             if doc is None or doc.get('review') or doc.get('view') != 'import':
                 continue  # reviewed here already, or relabeled here since
-            reviewer = self._attribute(entry.get('reviewer'), None)
+            reviewer = self._attribute(item, entry.get('reviewer'), None)
             Label().review(self.folder, reviewer, doc['_id'], None if name == category else name)
             recorded += 1
         return recorded
 
+    # -- trust -----------------------------------------------------------------------------------------------------
+
+    def _label_annotation(self, item: dict) -> dict | None:
+        """The slide's newest label annotation of the published tool, with its elements, as its client picks it,
+        among those made and last changed by users with WRITE on the slide; the others are reported."""
+        cursor = Annotation().find({'itemId': item['_id'], '_active': {'$ne': False},
+                                    'annotation.name': {'$regex': re.escape(ANNOTATION_NAME)}},
+                                   sort=[('created', -1)], fields=['annotation.name'])
+        for candidate in cursor:
+            if 'Predictions' in candidate['annotation']['name']:
+                continue
+            annotation = Annotation().load(candidate['_id'], force=True)
+            elements = annotation['annotation'].get('elements') or []
+            if elements and elements[0].get('type') == 'pixelmap' and isinstance(elements[0].get('values'), list) \
+                    and self._trusted(item, annotation, _labeled(elements[0])):
+                return annotation
+        return None
+
+    def _prediction_certainty(self, item: dict) -> str | None:
+        """The certainty metric of the slide's newest trusted predictions annotation of the published tool, if it
+        says."""
+        cursor = Annotation().find({'itemId': item['_id'], '_active': {'$ne': False},
+                                    'annotation.name': {'$regex': re.escape(ANNOTATION_NAME) + '.*Predictions'}},
+                                   sort=[('created', -1)], fields=['_id'])
+        for candidate in cursor:
+            annotation = Annotation().load(candidate['_id'], force=True)
+            if not self._trusted(item, annotation, 0):
+                continue
+            elements = annotation['annotation'].get('elements') or []
+            info = ((elements[0].get('user') or {}).get('certainty_info') or {}) if elements else {}
+            return info['type'] if isinstance(info.get('type'), str) else None
+        return None
+
+    def _trusted(self, item: dict, annotation: dict, labels: int) -> bool:
+        """Whether the users who made and last changed ``annotation`` exist and may write the slide; when not,
+        the annotation is recorded in ``rejected`` with the number of labels it holds."""
+        for role, key in (('made', 'creatorId'), ('last changed', 'updatedId')):
+            user_id = annotation.get(key)
+            if user_id is None and key == 'updatedId':
+                continue
+            person = self._user(str(user_id)) if user_id else None
+            if person is None:
+                reason = f'{role} by {user_id}, who is no Girder user'
+            elif not self._may_write(item, person):
+                reason = f'{role} by {person["login"]}, who has no WRITE access on the slide'
+            else:
+                continue
+            self.rejected.append({'item': str(item['_id']), 'name': item['name'], 'annotation': str(annotation['_id']),
+                                  'annotationName': annotation['annotation'].get('name'), 'reason': reason,
+                                  'labels': labels})
+            return False
+        return True
+
+    def _superpixel_image(self, girder_id: Any, annotation: dict) -> dict | None:
+        """The large-image item an accepted annotation names as its superpixel image, when it lies in the project
+        and both the annotation's creator and the importing user may read it; else None."""
+        image = _large_image_item(girder_id)
+        if image is None or not folders.in_project(self.folder, image):
+            return None
+        readers = (self._user(str(annotation['creatorId'])), self.user)  # the creator exists: it was accepted
+        return image if all(Item().hasAccess(image, who, AccessType.READ) for who in readers) else None
+
+    def _may_write(self, item: dict, user: dict) -> bool:
+        key = (item['folderId'], user['_id'])
+        if key not in self._writers:
+            self._writers[key] = Item().hasAccess(item, user, AccessType.WRITE)
+        return self._writers[key]
+
     # -- helpers ---------------------------------------------------------------------------------------------------
 
-    def _attribute(self, user_id: Any, fallback: Any) -> dict:
-        """The Girder user with id ``user_id`` (else ``fallback``); one that no longer exists is counted and
-        replaced by the importing user."""
+    def _attribute(self, item: dict, user_id: Any, fallback: Any) -> dict:
+        """The Girder user with id ``user_id`` (else ``fallback``) when they may write the slide; one that no
+        longer exists, or has no WRITE access on the slide, is counted and replaced by the importing user."""
         original = user_id if user_id else fallback
         if not original:
             return self.user
@@ -319,12 +414,15 @@ class _Import:
         if found is None:
             self.unknown_users[str(original)] += 1
             return self.user
+        if not self._may_write(item, found):
+            self.unauthorized_users[str(original)] += 1
+            return self.user
         return found
 
     def _user(self, user_id: str) -> dict | None:
         if user_id not in self._users:
             try:
-                self._users[user_id] = User().load(ObjectId(user_id), force=True, fields=['login'])
+                self._users[user_id] = User().load(ObjectId(user_id), force=True, fields=['login', 'admin', 'groups'])
             except (InvalidId, TypeError):
                 self._users[user_id] = None
         return self._users[user_id]
@@ -332,33 +430,6 @@ class _Import:
     def _skip(self, item: dict | None, reason: str, count: int) -> None:
         key = (str(item['_id']) if item else '', item['name'] if item else '', reason)
         self.skipped[key] += count
-
-
-def _label_annotation(item: dict) -> dict | None:
-    """The slide's newest label annotation of the published tool, with its elements, as its client picks it."""
-    cursor = Annotation().find({'itemId': item['_id'], '_active': {'$ne': False},
-                                'annotation.name': {'$regex': re.escape(ANNOTATION_NAME)}},
-                               sort=[('created', -1)], fields=['annotation.name'])
-    for candidate in cursor:
-        if 'Predictions' in candidate['annotation']['name']:
-            continue
-        annotation = Annotation().load(candidate['_id'], force=True)
-        elements = annotation['annotation'].get('elements') or []
-        if elements and elements[0].get('type') == 'pixelmap' and isinstance(elements[0].get('values'), list):
-            return annotation
-    return None
-
-
-def _prediction_certainty(item: dict) -> str | None:
-    """The certainty metric of the slide's newest predictions annotation of the published tool, if it says."""
-    candidate = Annotation().findOne({'itemId': item['_id'], '_active': {'$ne': False},
-                                      'annotation.name': {'$regex': re.escape(ANNOTATION_NAME) + '.*Predictions'}},
-                                     sort=[('created', -1)], fields=['_id'])
-    if candidate is None:
-        return None
-    elements = Annotation().load(candidate['_id'], force=True)['annotation'].get('elements') or []
-    info = ((elements[0].get('user') or {}).get('certainty_info') or {}) if elements else {}
-    return info['type'] if isinstance(info.get('type'), str) else None
 
 
 def _recorded_superpixels(image: dict) -> int | None:

@@ -19,7 +19,8 @@ def paint(folder: dict, user: dict, stroke: dict) -> dict:
     """Label the segments under ``stroke`` with its category, or remove ``user``'s labels of them with ``erase``.
 
     ``stroke`` is ``{item, points: [[x, y], ...], radius, category, erase}`` in base pixels, shaped as the paint
-    route's JSON schema admits it. Returns the covered segments and the batch's counts (``labeled``, ``deleted``,
+    route's JSON schema admits it; radius 0 (the default) covers the pixels the line passes through, so a dab
+    labels the segment under the pointer. Returns the covered segments and the batch's counts (``labeled``, ``deleted``,
     and ``changed`` when labeling); ``batch`` is None when the stroke covers no segment.
     """
     config = folders.config_of(folder)

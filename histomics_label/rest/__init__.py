@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from girder.api.rest import Resource
 
-from . import item_projects, labels, migration, outputs, projects, rounds, segments, similar
+from . import item_projects, labels, migration, outputs, projects, rounds, segments, similar, work
 
 
 class HistomicsLabelResource(Resource):
@@ -25,3 +25,4 @@ class HistomicsLabelResource(Resource):
         similar.add_routes(self)
         migration.add_routes(self)
         item_projects.add_routes(self)
+        work.add_routes(self)

@@ -138,8 +138,11 @@ def paint_labels(folder: dict, body: dict) -> dict:
 @access.user(scope=TokenScope.DATA_WRITE)
 @autoDescribeRoute(
     Description('Undo one of your label batches, where its labels were not changed since.')
+    .notes('Each label becomes exactly what it was before the batch: its category, times, view and review. The '
+           'answer counts what was reverted and skipped, and names the undo\'s own batch (undoBatch), which can be '
+           'undone in turn.')
     .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
-    .param('batch', 'The batch id a label or delete request returned.')
+    .param('batch', 'The batch id a label, delete, paint or review request returned.')
     .errorResponse('No such batch of yours.')
     .errorResponse('Write access was denied on the folder.', 403))
 def undo_labels(folder: dict, batch: str) -> dict:
@@ -179,6 +182,8 @@ def get_labels(folder: dict, item: str | None, category: str | None, labeler: st
 @access.user(scope=TokenScope.DATA_WRITE)
 @autoDescribeRoute(
     Description('Review a label: approve it, or override it with another category (kept beside the original).')
+    .notes('The review stays while the labeler relabels the segment with the same category. The answer is the '
+           'label, with the review\'s batch id, which labels/undo reverts.')
     .modelParam('id', 'The project folder.', model=Folder, level=AccessType.WRITE)
     .param('labelId', 'The label.', paramType='path')
     .param('category', 'The reviewer\'s category; leave out to approve.', required=False)

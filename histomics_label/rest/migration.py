@@ -22,7 +22,10 @@ def add_routes(resource: Resource) -> None:
     Description('Import a project of the published Histomics Label (HistomicsUI active learning) on this folder.')
     .notes('Reads the folder\'s .histomicsui_config.yaml and each slide\'s newest "Superpixel" label annotation: '
            'categories (colours, exclusions, hotkeys), settings, every label with its labeler and reviews. Their '
-           'superpixel k becomes segment k + 1. Importing again writes nothing new and keeps labels changed here.')
+           'superpixel k becomes segment k + 1. Importing again writes nothing new and keeps labels changed here. '
+           'Only annotations made and last changed by users with WRITE on the slide are read (the others are listed '
+           'in "rejected"); their superpixel image must lie in the folder; labels and reviews named for a user '
+           'without WRITE on the slide are the importing user\'s, counted in "unauthorizedUsers".')
     .modelParam('id', 'The folder.', model=Folder, level=AccessType.ADMIN)
     .errorResponse('Nothing to import in this folder.')
     .errorResponse('Admin access was denied on the folder.', 403))

@@ -7,6 +7,8 @@ raw bodies, so a browser may fetch them with its cookie.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from girder.api import access
 from girder.api.describe import Description, autoDescribeRoute
 from girder.api.rest import Resource, getCurrentUser, setContentDisposition, setRawResponse, setResponseHeader
@@ -71,7 +73,9 @@ def get_overlay(folder: dict, item: str, kind: str) -> bytes:
 @autoDescribeRoute(
     Description('Download labels and predictions as CSV or GeoJSON, or the labeled features as HDF5.')
     .notes('CSV and GeoJSON hold the labeled segments (every segment with predictions=true), in base pixels; '
-           'GeoJSON polygons are the segments\' outlines. HDF5: features, label, item, segment datasets.')
+           'GeoJSON polygons are the segments\' outlines. HDF5: features, label, item, segment datasets. '
+           'CSV and GeoJSON are streamed in blocks as they are read (the server holds one block, however many '
+           'rows); HDF5 is written to a temporary file and streamed from it.')
     .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
     .param('format', 'csv, geojson or hdf5.', enum=list(FORMATS))
     .param('item', 'Only this slide.', required=False)
@@ -79,7 +83,8 @@ def get_overlay(folder: dict, item: str, kind: str) -> bytes:
            dataType='boolean', default=False)
     .errorResponse('Nothing to export, or too much for GeoJSON.')
     .errorResponse('Read access was denied on the folder.', 403))
-def export(folder: dict, format: str, item: str | None, predictions: bool):
+def export(folder: dict, format: str, item: str | None, predictions: bool) -> Callable[[], Iterator[bytes]]:
+    """The download's body as a generator function, which Girder streams."""
     file = download(folder, format, item, predictions)
     setResponseHeader('Content-Type', file.content_type)
     setContentDisposition(file.filename)

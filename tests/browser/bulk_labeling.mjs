@@ -214,6 +214,16 @@ await run({
   await page.screenshot({ path: `${input.artifacts}/bulk_labeling_embedding_borders.png` });
   await toggle('.hl-fill[data-fill="embedding"]', 'data-fill', '');
   const bordersOnly = await mapShot();
+  // the shortcuts go on working with the Borders checkbox or the opacity slider just clicked (and focused)
+  const active = () => page.locator('.hl-bulk-category.active .hl-category-name').innerText().then((t) => t.trim());
+  await page.locator('.hl-show-borders').click();
+  const focusedBox = await page.evaluate(() => document.activeElement.className);
+  await page.keyboard.press(input.key);
+  const afterBox = await active();
+  await page.locator('.hl-opacity').click();
+  const focusedSlider = await page.evaluate(() => document.activeElement.className);
+  await page.keyboard.press(input.otherKey);
+  result.overlays.shortcuts = { focusedBox, afterBox, focusedSlider, afterSlider: await active() };
   Object.assign(result.overlays, {
     fillsDisabled: await page.locator('.hl-fill').evaluateAll((buttons) => buttons.map((b) => b.disabled)),
     labelsOff: await changedShare(plain, unlabeled),

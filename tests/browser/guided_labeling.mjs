@@ -26,10 +26,12 @@ await run({
 
   const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
   const texts = (selector) => page.locator(selector).allInnerTexts().then((all) => all.map((t) => t.trim()));
-  /** No save in flight, no row loading, and every image of the page loaded. */
-  const idle = () => page.waitForFunction(() => !document.querySelector('.hl-card.hl-saving') &&
+  /** No save in flight, no row loading, every image of the page loaded and, unless `counted` is false, the label
+   * count answered. */
+  const idle = (counted = true) => page.waitForFunction((counting) => !document.querySelector('.hl-card.hl-saving') &&
+    !(counting && document.querySelector('.hl-label-count.hl-counting')) &&
     !document.querySelector('.hl-guided-body.hl-loading') &&
-    [...document.querySelectorAll('.hl-guided img')].every((img) => img.complete));
+    [...document.querySelectorAll('.hl-guided img')].every((img) => img.complete), counted);
   const row = () => page.locator('.hl-card').evaluateAll((cards) => cards.map((card) => ({
     item: card.dataset.item,
     segment: Number(card.dataset.segment),
@@ -54,7 +56,8 @@ await run({
 
   /**
    * The slide viewer once it shows the current card's segment and has drawn: which segment it outlines, how many
-   * distinct colours it shows and how many pixels are the outline's yellow.
+   * distinct colours it shows, how many pixels are the outline's yellow, its magnification (screen pixels per
+   * slide pixel) and its size.
    */
   const focus = async () => {
     const { segment } = await current();
@@ -64,7 +67,11 @@ await run({
     const { distinct, yellow } = await pngStats(page, await page.locator('.hl-focus-map').screenshot());
     const node = page.locator('.hl-focus-map');
     return { segment: Number(await node.getAttribute('data-segment')), item: await node.getAttribute('data-item'),
-      current: segment, distinct, yellow };
+      current: segment, distinct, yellow, scale: Number(await node.getAttribute('data-scale')),
+      width: await node.evaluate((el) => el.clientWidth), height: await node.evaluate((el) => el.clientHeight),
+      // the card's information and buttons beside the viewer, not pushed below it by a long line
+      beside: await page.evaluate(() => document.querySelector('.hl-focus-side').getBoundingClientRect().left >=
+        document.querySelector('.hl-focus-frame').getBoundingClientRect().right) };
   };
 
   phase = 'login';
@@ -80,6 +87,11 @@ await run({
     audit: await text('.hl-round .hl-audit'),
     auditTitle: await page.locator('.hl-round .hl-audit').getAttribute('title'),
     labelingTime: await text('.hl-round .hl-labeling-time'),
+    // each term beside its value: how far below the term's top the value's top lies, in pixels
+    rows: await page.locator('dl.hl-round').evaluate((dl) => [...dl.querySelectorAll('dt')].map((dt) => ({
+      term: dt.innerText.trim(), value: dt.nextElementSibling.innerText.trim(),
+      below: Math.round(dt.nextElementSibling.getBoundingClientRect().top - dt.getBoundingClientRect().top),
+    }))),
   };
   await page.screenshot({ path: `${input.artifacts}/project_page_round.png`, fullPage: true });
   const served = page.waitForResponse(isSuggestions);
@@ -109,11 +121,31 @@ await run({
   phase = 'label';
   const started = Date.now();
   const rows = [result.open.row.map((card) => card.segment)];
-  for (const key of input.keys) {
+  // the label count asked for after the next-to-last label is answered late, after the last label's: the count
+  // shown must still be the newest
+  let delayNext = false;
+  let lateAnswered = Promise.resolve();
+  const counts = (url) => /\/histomics_label\/project\/[^/]+\/labels$/.test(url.pathname) &&
+    url.searchParams.get('limit') === '1';
+  await page.route(counts, async (route) => {
+    if (!delayNext || route.request().method() !== 'GET') {
+      await route.continue();
+      return;
+    }
+    delayNext = false;
+    let answered;
+    lateAnswered = new Promise((resolve) => { answered = resolve; });
+    const response = await route.fetch();
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    await route.fulfill({ response });
+    answered();
+  });
+  for (const [index, key] of input.keys.entries()) {
     const card = await current();
     card.focusBadge = await page.locator('.hl-focus-where .hl-audit-badge').count();
+    delayNext = index === input.keys.length - 2;
     await page.keyboard.press(key);
-    await idle();
+    await idle(false);
     const segments = (await row()).map((c) => c.segment);
     if (segments.join() !== rows[rows.length - 1].join()) {
       rows.push(segments);
@@ -128,6 +160,9 @@ await run({
     }
   }
   result.labelSeconds = (Date.now() - started) / 1000;
+  await lateAnswered;
+  await page.unroute(counts);
+  await idle();
   result.rows = rows;
   result.afterLabels = { count: await text('.hl-label-count'), images: await images(),
     choices: await texts('.hl-choose .hl-category-name') };

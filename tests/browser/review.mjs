@@ -37,6 +37,14 @@ const cards = () => page.locator('.hl-review-card').evaluateAll((all) => all.map
   labeler: card.querySelector('.hl-review-labeler').textContent.trim(),
   date: card.querySelector('.hl-review-date').textContent.trim(),
   predicted: card.querySelector('.hl-review-predicted').textContent.trim(),
+  // how far apart (px) the vertical centres of the model line's swatch, category and probability are: 0 on one line
+  modelSpread: (() => {
+    const centres = ['.hl-swatch', '.hl-review-predicted', '.hl-review-certainty'].map((selector) => {
+      const box = card.querySelector(`.hl-review-model ${selector}`).getBoundingClientRect();
+      return box.top + box.height / 2;
+    });
+    return Math.round(Math.max(...centres) - Math.min(...centres));
+  })(),
   certainty: card.dataset.certainty,
   certaintyText: card.querySelector('.hl-review-certainty')?.textContent.trim() ?? '',
   flagged: Boolean(card.querySelector('.hl-review-flag')),

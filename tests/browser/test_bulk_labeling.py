@@ -117,6 +117,10 @@ def test_model_overlays_and_borders_are_drawn(observed):
         assert overlays[name] > 0.1, (name, overlays)
     assert overlays['borders'] > 0.02 and overlays['bordersOnly'] > 0.02, overlays
     assert overlays['messages'] == []
+    # number keys still choose the category right after a click on the Borders checkbox or the opacity slider
+    other = CATEGORIES[int(OTHER_KEY) - 1]['name']
+    assert overlays['shortcuts'] == {'focusedBox': 'hl-show-borders', 'afterBox': CATEGORY,
+                                     'focusedSlider': 'hl-opacity', 'afterSlider': other}
     assert not observed['consoleErrors'].get('overlays')
 
 

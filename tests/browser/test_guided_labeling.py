@@ -9,9 +9,7 @@ import math
 import re
 
 import pytest
-from helpers.live_stack import add_user, make_segments, slide_project, store_path
-
-from histomics_label.devtools.cli_demo import seed_labels
+from helpers.live_stack import add_user, seeded_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -33,16 +31,12 @@ BY_KEY = {'1': 'tumor', '2': 'stroma', '3': 'background', 't': 'tumor', 's': 'st
 def project(stack, cmu_svs):
     """A segmented project with seed labels (view "api") and a first round, all through the REST API."""
     client = stack.client()
-    folder, item, base = slide_project(client, cmu_svs, 'Guided project', CONFIG)
-    make_segments(client, base)
-    store = store_path(client, folder, item)
-    seeds = seed_labels(str(store), str(cmu_svs), 5)['labels']
-    labels = [{'item': item['_id'], 'segment': int(s), 'category': SEED_NAMES[c]} for s, c in seeds.items()]
-    client.put(f'{base}/labels', json={'labels': labels, 'view': 'api'})
-    first = client.post(f'{base}/train', parameters={'wait': 'true'})['round']
+    # no seed from the audit sample: the first batch then holds the audit cards its labels call for
+    made = seeded_project(client, cmu_svs, 'Guided project', CONFIG, SEED_NAMES)
+    folder, item, base, first = made['folder'], made['item'], made['base'], made['first']
     reader = {'login': 'reader', 'password': 'password1'}
     add_user(client, folder['_id'], reader, 0)
-    return {'folder': folder, 'item': item, 'base': base, 'seeds': len(labels), 'first': first, 'reader': reader}
+    return {'folder': folder, 'item': item, 'base': base, 'seeds': len(made['seeds']), 'first': first, 'reader': reader}
 
 
 @pytest.fixture(scope='module')
@@ -57,6 +51,14 @@ def whole(value: float) -> int:
     return math.floor(value * 100 + 0.5)
 
 
+def focus_scale(region: list[int], focus: dict) -> float:
+    """The viewer's magnification (screen pixels per slide pixel) for a card: its region with four times its size
+    around it (at least 16 px a side) fitted in the viewer, and never past 1."""
+    x0, y0, x1, y1 = region
+    side = max(x1 - x0, y1 - y0, 16) * 4
+    return min(1.0, focus['width'] / side, focus['height'] / side)
+
+
 def accuracy_words(accuracy: dict) -> str:
     """A round's cross-validated ``accuracy`` (REST) as the client writes it: "78 % (62–90 %, 18 labels)"."""
     return (f'{whole(accuracy["balancedAccuracy"])} % ({whole(accuracy["low"])}–{whole(accuracy["high"])} %, '
@@ -66,7 +68,9 @@ def accuracy_words(accuracy: dict) -> str:
 def accuracy_tooltip(accuracy: dict) -> str:
     labels = f'{accuracy["labels"]} label{"" if accuracy["labels"] == 1 else "s"}'
     return (f"Balanced accuracy (the mean of the categories' recalls) by {accuracy['folds']}-fold cross-validation "
-            f'over the {labels}; 95 % interval {whole(accuracy["low"])}–{whole(accuracy["high"])} %.')
+            f'over the {labels}; 95 % interval {whole(accuracy["low"])}–{whole(accuracy["high"])} %. It measures the '
+            'model on the labels, and the segments the model picked for labeling are harder than the slide at large, '
+            'so it errs low; the accuracy on random checks is the unbiased estimate.')
 
 
 def audit_words(round_: dict) -> str:
@@ -108,15 +112,24 @@ def test_opens_from_project_page_with_suggestions(observed, project):
     assert page['accuracy'] == accuracy_words(accuracy)
     assert page['changed'] == 'first round'  # nothing to compare the first round with
     assert page['accuracyTitle'] == accuracy_tooltip(accuracy)
-    # the audit accuracy beside it: the first round trained on seed labels, none of them (or few) an audit card's
-    assert page['audit'] == audit_words(project['first'])
-    assert ('random' in page['auditTitle']) and (project['first']['auditAccuracy'] is not None or
-                                                'None of the audit sample is labeled yet' in page['auditTitle'])
+    # the audit accuracy beside it: the first round trained on seed labels, none of them an audit card's
+    assert project['first']['auditAccuracy'] is None
+    assert page['audit'] == audit_words(project['first']) == 'no audit labels yet'
+    assert 'random' in page['auditTitle'] and 'None of the audit sample is labeled yet' in page['auditTitle']
     # the project page, where the view was opened from, shows the same round and accuracies, and the labeling time
     assert observed['projectPage'] == {'round': str(project['first']['number']), 'accuracy': accuracy_words(accuracy),
                                        'accuracyTitle': accuracy_tooltip(accuracy),
                                        'audit': audit_words(project['first']), 'auditTitle': page['auditTitle'],
-                                       'labelingTime': minutes_words(project['first']['labelingMinutes'])}
+                                       'labelingTime': minutes_words(project['first']['labelingMinutes']),
+                                       'rows': observed['projectPage']['rows']}
+    # each value on its term's line, even where a term wraps ("Accuracy on the labels (cross-validated)" did, and
+    # every value below it showed one line up, beside the term before its own)
+    rows = {row['term']: row for row in observed['projectPage']['rows']}
+    assert list(rows) == ['Round', 'Accuracy on random checks', 'Accuracy on the labels (cross-validated)',
+                          'Labels used', 'Labeling time', 'Predictions changed']
+    assert all(row['below'] == 0 for row in rows.values()), observed['projectPage']['rows']
+    assert rows['Labels used']['value'] == str(project['first']['labelsUsed'])
+    assert rows['Labeling time']['value'] == minutes_words(project['first']['labelingMinutes'])
     assert len(page['row']) == CONFIG['batchSize']
     assert {card['predicted'] for card in page['row']} <= {'tumor', 'stroma'}  # never the excluded category
     # each card reads the prediction's probability in words ("stroma, 87 %"), not an entropy
@@ -140,6 +153,10 @@ def test_opens_from_project_page_with_suggestions(observed, project):
     first = page['row'][0]
     assert page['focus']['segment'] == first['segment'] and page['focus']['item'] == first['item']
     assert page['focus']['distinct'] > 200 and page['focus']['yellow'] > 30, page['focus']
+    # the segment with four times its size around it, but at most at the slide's own resolution: a small segment
+    # gets more context, never blurred upsampled tissue
+    assert page['focus']['scale'] == pytest.approx(focus_scale(page['served'][0]['region'], page['focus']), rel=0.03)
+    assert page['focus']['beside'] and observed['focusAfterFirst']['beside']  # long reasons wrap beside the viewer
     assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('open')
 
 
@@ -158,7 +175,8 @@ def test_keyboard_labels_are_stored_as_guided(observed, stack, project):
     # after the first label the viewer moved on to the next card's segment
     moved = observed['focusAfterFirst']
     assert moved['segment'] == observed['open']['row'][1]['segment'] == moved['current'], moved
-    assert moved['yellow'] > 30
+    assert moved['yellow'] > 30, moved
+    assert moved['scale'] == pytest.approx(focus_scale(observed['open']['served'][1]['region'], moved), rel=0.03)
     assert loaded(observed['afterLabels']['images'])
     # Backspace undid the newest label: its card is current again, unlabeled
     undone = steps[-1]

@@ -10,9 +10,7 @@ import math
 
 import girder_client
 import pytest
-from helpers.live_stack import add_user, make_segments, slide_project, store_path
-
-from histomics_label.devtools.cli_demo import seed_labels
+from helpers.live_stack import add_user, seeded_project
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -43,13 +41,8 @@ def project(stack, cmu_svs):
     """A segmented project with seed labels, two rounds and a second labeler, all through the REST API."""
     client = stack.client()
     me = client.get('user/me')
-    folder, item, base = slide_project(client, cmu_svs, 'Review project', CONFIG)
-    make_segments(client, base)
-    store = store_path(client, folder, item)
-    seeds = {int(s): SEED_NAMES[c] for s, c in seed_labels(str(store), str(cmu_svs), 5)['labels'].items()}
-    client.put(f'{base}/labels', json={'labels': [{'item': item['_id'], 'segment': s, 'category': c}
-                                                  for s, c in seeds.items()], 'view': 'api'})
-    client.post(f'{base}/train', parameters={'wait': 'true'})
+    made = seeded_project(client, cmu_svs, 'Review project', CONFIG, SEED_NAMES)  # round 1 has no audited label
+    folder, item, base, seeds = made['folder'], made['item'], made['base'], made['seeds']
     # two batches of suggestions labeled between the rounds, each with its audit cards (segments drawn at random):
     # the prediction for most, the other category for two
     between = []
@@ -103,6 +96,8 @@ def test_grid_shows_labels_with_thumbnails(observed, project):
     # newest change first: the second labeler's labels lead
     assert {card['labeler'] for card in page['cards'][:len(project['secondLabels'])]} == {SECOND['login']}
     assert all(card['predicted'] in ('tumor', 'stroma') for card in page['cards'])
+    # "Model: ■ stroma 89 %" on one line (the figures' column layout once stacked them 18 px apart, on 4 lines)
+    assert all(card['modelSpread'] <= 2 for card in page['cards']), [card['modelSpread'] for card in page['cards']]
     assert all(card['state'] == 'Not reviewed' for card in page['cards'])
     assert all(card['flagged'] == (card['predicted'] != card['category']) for card in page['cards'])
     assert page['images'] and all(image['naturalWidth'] == 128 for image in page['images'])

@@ -115,13 +115,17 @@ def test_merge_relabels_without_retraining(cmu_svs, embedded, tmp_path):
     with SlideStore(store) as reader:
         before = reader.round(result.round)
         features = reader.features('efficientnet_lite0')
-    merged, record = merge_categories(str(store), labels, 'lumen/fat', 'stroma')
+    record = merge_categories(str(store), 'lumen/fat', 'stroma')
     assert [c['name'] for c in record.categories] == ['cellular', 'stroma']
-    assert len(merged) == len(labels)
+    np.testing.assert_array_equal(record.label_ids, before.label_ids)
+    assert [record.categories[c]['name'] for c in record.label_categories] == \
+        [{'lumen/fat': 'stroma'}.get(before.categories[c]['name'], before.categories[c]['name'])
+         for c in before.label_categories]
     np.testing.assert_allclose(record.probabilities[:, 1], before.probabilities[:, 1] + before.probabilities[:, 2],
                                atol=1e-6)
     np.testing.assert_allclose(record.probabilities[:, 0], before.probabilities[:, 0], atol=1e-6)
-    assert record.metrics['merged'] == {'source': 'lumen/fat', 'target': 'stroma', 'from_round': result.round}
+    assert record.metrics['category_changes'] == [{'kind': 'merge', 'source': 'lumen/fat', 'target': 'stroma',
+                                                   'from_round': result.round}]
     # the stored probabilities are exact sums (of calibrated probabilities); the remapped model, the next round's
     # warm start, approximates the sums of the model's own, uncalibrated ones (measured 0.86)
     raw = round_model(before).predict_proba(features)

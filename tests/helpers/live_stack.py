@@ -2,10 +2,14 @@
 
 import json
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from histomics_label.core.acquisition import audit
+from histomics_label.core.io.store import SlideStore
+from histomics_label.devtools.cli_demo import seed_labels
+from histomics_label.devtools.stack.jobs import wait_for_job
 
 
 def free_port() -> int:
@@ -28,29 +32,27 @@ def running_stack(folder: Path) -> Iterator:
         stack.stop()
 
 
-def wait_for_job(client, job_id: str, timeout: float = 600) -> dict:
-    """The Girder job once it ended (success, error or cancelled), with its log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f'job/{job_id}')
-        if job['status'] in (3, 4, 5):
-            return client.get(f'job/{job_id}', parameters={'includeLog': 'true'})
-        time.sleep(0.5)
-    raise AssertionError(f'job {job_id} did not end in {timeout} s')
-
-
 def slide_project(client, slide: Path, name: str, config: dict) -> tuple[dict, dict, str]:
     """A project made through the REST API as a user would: a folder ``name`` in the user's Private folder holding
     ``slide`` as a large image, configured with ``config``; returns the folder, the item and the project's route."""
+    folder, items, base = slides_project(client, [slide], name, config)
+    return folder, items[0], base
+
+
+def slides_project(client, slides: list[Path], name: str, config: dict) -> tuple[dict, list[dict], str]:
+    """``slide_project`` with several slides: the folder, the items in the order of ``slides`` and the route."""
     me = client.get('user/me')
     private = next(client.listFolder(me['_id'], 'user', name='Private'))
     folder = client.createFolder(private['_id'], name)
-    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(slide))['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+    items = []
+    for slide in slides:
+        item = client.getItem(client.uploadFileToFolder(folder['_id'], str(slide))['itemId'])
+        if not item.get('largeImage'):
+            client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+        items.append(item)
     base = f'histomics_label/project/{folder["_id"]}'
     client.put(base, json=config)
-    return folder, item, base
+    return folder, items, base
 
 
 def add_user(client, folder_id: str, user: dict, level: int) -> dict:
@@ -73,3 +75,29 @@ def store_path(client, folder: dict, item: dict) -> Path:
     """Where the server keeps the slide's store (the stack runs on this machine)."""
     data_dir = Path(client.get('system/setting', parameters={'key': 'histomics_label.data_dir'}))
     return data_dir / folder['_id'] / f'{item["_id"]}.h5'
+
+
+def seeds_outside_audit(client, folder: dict, item: dict, slide: Path, magnification: float,
+                        names: dict) -> dict[int, str]:
+    """The demo's seed labels (``cli_demo.seed_labels``, its classes renamed by ``names``) less any segment of the
+    project's audit sample, so that the seeds make no audited label: a seed drawn early in the sample's random order
+    would be one (an audited prefix does not care how its labels came to be), which a test of the first round's
+    audit figures and of the audit suggestions that follow cannot allow for."""
+    store = store_path(client, folder, item)
+    seeds = {int(s): names[c] for s, c in seed_labels(str(store), str(slide), magnification)['labels'].items()}
+    with SlideStore(store) as opened:
+        draws = audit.draws(f'{folder["_id"]}/{item["_id"]}', opened.n_segments)
+    return {segment: name for segment, name in seeds.items() if draws[segment - 1] >= audit.MEMBER_SHARE}
+
+
+def seeded_project(client, slide: Path, name: str, config: dict, names: dict) -> dict:
+    """A project on ``slide`` made through the REST API as an admin would: segmented by its job, labeled with
+    ``seeds_outside_audit`` (view "api") and trained once. ``{folder, item, base, seeds, first}``: ``seeds`` by
+    segment, ``first`` the first round."""
+    folder, item, base = slide_project(client, slide, name, config)
+    make_segments(client, base)
+    seeds = seeds_outside_audit(client, folder, item, slide, config['magnification'], names)
+    client.put(f'{base}/labels', json={'labels': [{'item': item['_id'], 'segment': s, 'category': c}
+                                                  for s, c in seeds.items()], 'view': 'api'})
+    first = client.post(f'{base}/train', parameters={'wait': 'true'})['round']
+    return {'folder': folder, 'item': item, 'base': base, 'seeds': seeds, 'first': first}

@@ -183,7 +183,8 @@ def test_schemathesis_finds_no_server_error(stack, project, tmp_path):
                '--url', info.api_url,
                '--include-path-regex', '^/histomics_label', '--checks', 'not_a_server_error',
                '-H', f'Girder-Token: {token}', '--max-examples', '8', '--seed', '1', '--workers', '2',
-               '--phases', 'examples,fuzzing', '--generation-database', 'none']
+               '--phases', 'examples,fuzzing', '--generation-database', 'none',
+               '--request-timeout', '300']  # train?wait=true answers when its round (queued behind others) is done
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     report.write_text(result.stdout + result.stderr)
     assert 'histomics_label' in result.stdout

@@ -42,7 +42,7 @@ def loop(stack, tmp_path_factory):
     runs = {f: [live.run_loop(client, template, data_dir, f, seed, INITIAL, BATCH, BUDGET) for seed in SEEDS]
             for f in functions}
     settings = bench.argparse.Namespace(initial=INITIAL, budget=BUDGET, batch=BATCH)
-    engine = bench.engine_runs(template, bench.stored_features(template), functions, list(SEEDS), settings)
+    engine = bench.engine_runs(template, live.stored_features(template), functions, list(SEEDS), settings)
     return {'template': template, 'runs': runs, 'engine': engine}
 
 
@@ -58,12 +58,18 @@ def test_every_round_learns_from_its_new_labels(loop):
 
 
 def test_true_accuracy_is_measured_against_the_mask(loop):
-    """The oracle's classes are the mask's: about a fifth of the server's segments lie mostly in a nucleus, and
-    every run ends well above chance on all of them."""
+    """The oracle's classes are the mask's: about a fifth of the server's segments lie mostly in a nucleus, every
+    run ends above chance on all of them (an oracle or a truth with its classes swapped ends below), and the runs
+    together end well above it.
+
+    After 16 answers, 80 runs of ``bench_product_loop.py`` (four functions, docs/benchmarks) ended between 0.56 and
+    0.85 in true balanced accuracy, mean 0.72, standard deviation 0.05; the engine's loop once ended at 0.53. One run
+    at 0.6 is seed luck, the mean of four runs at 0.62 is not."""
     truth = loop['template'].truth_rows()[1]
     assert 0.1 < truth.mean() < 0.35
-    for runs in loop['runs'].values():
-        assert all(run['balanced_accuracy'][-1] > 0.6 for run in runs)
+    finals = [run['balanced_accuracy'][-1] for runs in loop['runs'].values() for run in runs]
+    assert min(finals) > 0.5, finals
+    assert np.mean(finals) > 0.62, finals
 
 
 def test_product_loop_keeps_up_with_the_offline_engine(loop):

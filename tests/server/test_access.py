@@ -13,10 +13,14 @@ NEEDS = {
     ('POST', '/labels/paint'): 'write',
     ('PUT', '/labels/{labelId}/review'): 'write', ('POST', '/categories/rename'): 'admin',
     ('POST', '/categories/merge'): 'admin', ('GET', '/suggestions'): 'read', ('POST', '/train'): 'write',
-    ('GET', '/rounds'): 'read', ('POST', '/segments'): 'admin', ('POST', '/annotations'): 'write',
+    ('GET', '/rounds'): 'read', ('GET', '/work'): 'read', ('POST', '/work/{job}/cancel'): 'admin',
+    ('POST', '/segments'): 'admin',
+    ('POST', '/annotations'): 'write',
     ('GET', '/agreement'): 'read', ('GET', '/export'): 'read', ('GET', '/similar'): 'read',
     ('POST', '/import'): 'admin', ('GET', '/overlay'): 'read', ('POST', '/unclassifiable'): 'write',
-    ('POST', '/slide/{item}/embeddings'): 'admin',
+    ('POST', '/slide/{item}/embeddings'): 'admin', ('GET', '/resegmentation'): 'admin',
+    ('POST', '/slide/{item}/resegmentation'): 'admin', ('DELETE', '/slide/{item}/resegmentation'): 'admin',
+    ('GET', '/stale_labels'): 'read', ('DELETE', '/stale_labels'): 'admin',
 }
 """The access each route needs on the project folder (docs/rest.md)."""
 
@@ -30,7 +34,7 @@ def _routes(server):
 
 def _call(server, project, method, suffix, user):
     path = f'/histomics_label/project/{project["folder"]["_id"]}' + suffix.replace('{labelId}', 'a' * 24).replace(
-        '{item}', str(project['item']['_id']))
+        '{job}', 'a' * 24).replace('{item}', str(project['item']['_id']))
     params = {'batch': 'x', 'old': 'tumor', 'new': 'x', 'source': 'tumor', 'target': 'stroma', 'format': 'csv',
               'item': str(project['item']['_id']), 'segments': '[1]', 'kind': 'labels'}
     body = json.dumps({'labels': [{'item': str(project['item']['_id']), 'segment': 1, 'category': 'tumor'}]})

@@ -111,6 +111,7 @@ def _create(item, creator, document, created):
 def published(server, admin, user, fsAssetstore, data_dir, cmu_svs, embedded_cmu, tmp_path):
     """A project of the published tool: slides A (labeled by three users, one gone, with reviews), B (made by an
     older HistomicsTK: two values per superpixel, no bounding boxes, no metadata) and C (no superpixels yet)."""
+    from girder.constants import AccessType
     from girder.models.folder import Folder
     from girder.models.user import User
     from girder_large_image import yamlConfigFileWrite
@@ -120,6 +121,8 @@ def published(server, admin, user, fsAssetstore, data_dir, cmu_svs, embedded_cmu
     second = User().createUser('labeler2', 'password', 'Second', 'Labeler', 'labeler2@example.com')
     home = Folder().createFolder(admin, 'Private', parentType='user', reuseExisting=True)
     folder = Folder().createFolder(home, 'Published project', creator=admin)
+    for labeler in (user, second):  # they labeled there: labeling needs WRITE in both tools
+        folder = Folder().setUserAccess(folder, labeler, AccessType.WRITE, save=True)
     annotations_folder = Folder().createFolder(folder, 'Annotations', creator=admin)
     for name in ('Models', 'Features'):
         Folder().createFolder(folder, name, creator=admin)

@@ -73,14 +73,14 @@ def test_csv_and_geojson_exports(server, project, admin, trained):
     seeds, theirs = trained
     response = server.request(_path(project, '/export'), user=admin, params={'format': 'csv'}, isJson=False)
     assertStatusOk(response)
-    rows = list(csv.DictReader(io.StringIO(response.body[0].decode())))
+    rows = list(csv.DictReader(io.StringIO(b''.join(response.body).decode())))
     assert len(rows) == len(seeds)
     effective = {**seeds, **theirs}  # the most recent label wins
     assert {int(r['segment']): r['label'] for r in rows} == effective
     assert all(r['predicted'] in ('tumor', 'stroma') and 0 < float(r['probability']) <= 1 for r in rows)
     assert {r['labelers'] for r in rows} == {'admin', 'admin;user'}
     response = server.request(_path(project, '/export'), user=admin, params={'format': 'geojson'}, isJson=False)
-    collection = json.loads(response.body[0].decode())
+    collection = json.loads(b''.join(response.body).decode())
     assert len(collection['features']) == len(seeds)
     feature = collection['features'][0]
     ring = np.array(feature['geometry']['coordinates'][0])
@@ -89,7 +89,7 @@ def test_csv_and_geojson_exports(server, project, admin, trained):
     assert float(row['x0']) - 2 <= ring[:, 0].min() and ring[:, 0].max() <= float(row['x1']) + 2
     everything = server.request(_path(project, '/export'), user=admin, isJson=False,
                                 params={'format': 'csv', 'predictions': 'true'})
-    assert len(everything.body[0].decode().strip().split('\n')) - 1 > 100
+    assert len(b''.join(everything.body).decode().strip().split('\n')) - 1 > 100
 
 
 def test_hdf5_training_set(server, project, admin, trained):

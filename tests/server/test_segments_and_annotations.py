@@ -32,7 +32,7 @@ def test_segment_jobs_make_segments_features_and_the_segment_image(server, bare_
     assert count > 100
     item = Item().load(project['item']['_id'], force=True)
     image = Item().load(item['meta'][segment_jobs.SEGMENT_IMAGE_KEY], force=True)
-    assert image['largeImage'] and image['name'] == 'cmu_small_region.segments.tiff'
+    assert image['largeImage'] and image['name'] == f'{item["_id"]}.segments.tiff'
     again = server.request(_path(project, '/segments'), method='POST', user=admin)
     assert [s['status'] for s in again.json] == ['current']
 

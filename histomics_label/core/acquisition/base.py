@@ -64,7 +64,7 @@ class AcquisitionFunction:
         ``candidates`` is a boolean mask over the rows or an array of row indices. Equal scores are ordered by
         row index, so the ranking never depends on the sort algorithm.
         """
-        probabilities = check_probabilities(probabilities)
+        probabilities = self.model_probabilities(probabilities)
         rows = candidate_rows(candidates, len(probabilities))
         if n <= 0 or rows.size == 0:
             return np.zeros(0, np.int64)
@@ -77,6 +77,14 @@ class AcquisitionFunction:
         """``rank`` with each chosen row's score: what a suggestion list shows next to each segment."""
         rows = self.rank(probabilities, candidates, n, seed, **context)
         return Selection(rows, self.scores(probabilities, seed)[rows] if len(rows) else np.zeros(0))
+
+    def model_probabilities(self, probabilities: np.ndarray | None) -> np.ndarray:
+        """``probabilities`` checked; a ``ConfigurationError`` when there are none (no model trained yet), since
+        a function that scores each segment from them cannot rank without."""
+        if probabilities is None:
+            raise ConfigurationError(f'{self.name!r} ranks segments by the model\'s class probabilities, and there '
+                                     'are none yet: train a model first, or choose a function that needs no model')
+        return check_probabilities(probabilities)
 
 
 acquisition_functions: Registry[AcquisitionFunction] = Registry('certainty metric')

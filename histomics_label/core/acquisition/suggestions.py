@@ -44,6 +44,8 @@ suggestions with it: a labeler who said "artifact" once should not be asked abou
 MAX_NEAR_DUPLICATES = 100
 TORN = 0.25
 """A second category at least this likely makes a suggestion one the model is torn about."""
+SURE = 0.8
+"""A prediction at least this likely is not called unsure."""
 
 
 def suggest(store_path: str, labels: LabelSet, certainty: str, count: int, seed: int = 0,
@@ -78,8 +80,34 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
     With ``audit_keys`` (one stable key per slide), the last suggestions of a batch come from the audit sample
     (``audit.next_picks``: about one label in ``audit_every``), with ``strategy`` ``'audit'``.
     """
+    function, parts, cold = resolve_function(certainty, slide_parts(slides), embedding_key)
+    labeled = np.concatenate([part.labeled for part in parts])
+    probabilities = model_probabilities(function, parts, cold)
+    context = function_context(function, parts, rep, embedding_key, mc_samples, seed)
+    candidates = candidate_mask(parts) & ~near_excluded(parts, embedding_key, context.get('embeddings'))
+    audit_rows = audit_picks(parts, candidates, count, audit_keys, audit_every)
+    selection = function.select(probabilities, candidates, count - len(audit_rows), seed=seed, labeled=labeled,
+                                **context)
+    filled = fill(selection.rows, candidates, count - len(audit_rows), seed)
+    rows = np.concatenate([selection.rows, filled, audit_rows]).astype(np.int64)
+    scores = np.concatenate([selection.scores, np.full(len(filled) + len(audit_rows), np.nan)])
+    strategies = [function.name] * len(selection.rows) + [FILL] * len(filled) + ['audit'] * len(audit_rows)
+    return describe(parts, rows, scores, strategies)
+
+
+def slide_parts(slides: Sequence[tuple[str, LabelSet]]) -> list[_SlidePart]:
+    """What ranking needs of each slide (``_SlidePart``), in the order of ``slides``."""
+    return [_slide_part(position, store_path, labels) for position, (store_path, labels) in enumerate(slides)]
+
+
+def resolve_function(certainty: str, parts: list[_SlidePart],
+                     embedding_key: str | None) -> tuple[AcquisitionFunction, list[_SlidePart], bool]:
+    """The function that ranks now, the parts it ranks and whether it is the cold start (no model yet).
+
+    A cold-start function hands over to ``DEFAULT_FUNCTION`` once a model exists; a model-based function with no
+    model anywhere hands over to ``COLD_START``; a model-based function ranks only the slides whose latest round
+    was trained on the same categories as the first such slide's."""
     function = acquisition_functions.create(certainty)
-    parts = [_slide_part(position, store_path, labels) for position, (store_path, labels) in enumerate(slides)]
     if function.cold_start and any(part.record is not None for part in parts):
         function = acquisition_functions.create(DEFAULT_FUNCTION)
     cold = function.uses_model and all(part.record is None for part in parts)
@@ -91,29 +119,49 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
         names = [ranked[0].record.categories[c]['name'] for c in trained]
         parts = [part for part in ranked if [part.record.categories[c]['name'] for c in
                                              part.record.model_params['classes']] == names]
-    labeled = np.concatenate([part.labeled for part in parts])
-    probabilities = None
+    return function, parts, cold
+
+
+def model_probabilities(function: AcquisitionFunction, parts: list[_SlidePart], cold: bool) -> np.ndarray | None:
+    """The parts' probabilities over the trained classes, slide after slide; None for a model-free function."""
     if cold and function.uses_model:
-        probabilities = np.ones((len(labeled), 1))  # the random fallback reads only how many segments there are
-    elif function.uses_model:
-        probabilities = np.concatenate([part.record.probabilities[:, part.record.model_params['classes']]
-                                        for part in parts])
-    context = _context(function, parts, rep, embedding_key, mc_samples, seed)
-    candidates = ~labeled & ~np.concatenate([part.slivers for part in parts])
-    candidates &= ~near_excluded(parts, embedding_key, context.get('embeddings'))
-    offsets = np.cumsum([0] + [len(part.labeled) for part in parts])
-    audit_rows = np.zeros(0, np.int64)
-    if audit_keys is not None:
-        members = [audit.AuditSlide(audit_keys[part.position], part.labeled, ~part.slivers) for part in parts]
-        found = audit.next_picks(members, count, int(labeled.sum()), audit_every)
-        audit_rows = offsets[found[:, 0]] + found[:, 1] if len(found) else audit_rows
-        candidates[audit_rows] = False
-    selection = function.select(probabilities, candidates, count - len(audit_rows), seed=seed, labeled=labeled,
-                                **context)
-    filled = _fill(selection.rows, candidates, count - len(audit_rows), seed)
-    rows = np.concatenate([selection.rows, filled, audit_rows]).astype(np.int64)
-    scores = np.concatenate([selection.scores, np.full(len(filled) + len(audit_rows), np.nan)])
-    strategies = [function.name] * len(selection.rows) + [FILL] * len(filled) + ['audit'] * len(audit_rows)
+        return np.ones((sum(len(part.labeled) for part in parts), 1))  # random reads only how many there are
+    if function.uses_model:
+        return np.concatenate([part.record.probabilities[:, part.record.model_params['classes']]
+                               for part in parts])
+    return None
+
+
+def candidate_mask(parts: list[_SlidePart]) -> np.ndarray:
+    """Over the parts' segments, those that may be suggested: unlabeled and not slivers."""
+    return ~np.concatenate([part.labeled for part in parts]) & ~np.concatenate([part.slivers for part in parts])
+
+
+def part_offsets(parts: list[_SlidePart]) -> np.ndarray:
+    """Where each part's rows start in the concatenation of the parts' segments (and the total, last)."""
+    return np.cumsum([0] + [len(part.labeled) for part in parts]).astype(np.int64)
+
+
+def audit_picks(parts: list[_SlidePart], candidates: np.ndarray, count: int, audit_keys: Sequence[str] | None,
+                audit_every: int) -> np.ndarray:
+    """Rows (over the parts) of the audit suggestions among ``count``, taken out of ``candidates`` in place; none
+    without ``audit_keys``."""
+    if audit_keys is None:
+        return np.zeros(0, np.int64)
+    labeled_total = int(sum(part.labeled.sum() for part in parts))
+    members = [audit.AuditSlide(audit_keys[part.position], part.labeled, ~part.slivers) for part in parts]
+    found = audit.next_picks(members, count, labeled_total, audit_every)
+    if not len(found):
+        return np.zeros(0, np.int64)
+    rows = part_offsets(parts)[found[:, 0]] + found[:, 1]
+    candidates[rows] = False
+    return rows.astype(np.int64)
+
+
+def describe(parts: list[_SlidePart], rows: np.ndarray, scores: np.ndarray, strategies: Sequence[str]) -> list[dict]:
+    """The suggestions at ``rows`` (over the parts) as JSON-able dicts, best first: box and centroid read for these
+    rows only, the prediction from each slide's latest round, and the reason in words."""
+    offsets = part_offsets(parts)
     picks = [(int(np.searchsorted(offsets, row, side='right')) - 1, row) for row in rows]
     tables = {}
     for index in {index for index, _ in picks}:
@@ -139,7 +187,7 @@ def suggest_across(slides: Sequence[tuple[str, LabelSet]], certainty: str, count
             suggestion['predicted'] = names[int(predicted.argmax())]
             suggestion['probabilities'] = {name: float(p) for name, p in zip(names, predicted, strict=True)}
             if suggestion['reason'] is None:
-                suggestion['reason'] = uncertainty_reason(suggestion['probabilities'])
+                suggestion['reason'] = uncertainty_reason(suggestion['probabilities'], strategy)
         result.append(suggestion)
     return result
 
@@ -149,7 +197,12 @@ FILL = 'random_fill'
 picks a segment the model cannot tell from one already in the batch, and a weak model cannot tell many apart)."""
 
 
-def _fill(chosen: np.ndarray, candidates: np.ndarray, wanted: int, seed: int) -> np.ndarray:
+AWAITING_ROUND = 'random_until_round'
+"""The strategy of suggestions drawn at random because the function's ranking is a round's work and no round has
+ranked the slides as they are now (``ranking_store.ranking_for``)."""
+
+
+def fill(chosen: np.ndarray, candidates: np.ndarray, wanted: int, seed: int) -> np.ndarray:
     """Seeded random candidates not ``chosen``, as many as the batch still lacks: a labeler who asked for eight
     suggestions gets eight while unlabeled segments remain."""
     remaining = candidates.copy()
@@ -166,17 +219,25 @@ REASONS = {
     'random': 'drawn at random, so that the labels also sample the slide evenly',
     'audit': 'drawn at random to check the model on the slide as it is (an audit label)',
     FILL: 'drawn at random: the model cannot tell the other segments from those already suggested',
+    AWAITING_ROUND: 'drawn at random until the next round ranks the segments as they are now',
 }
 """Why a function suggests a segment, in a pathologist's words; the others say it from the prediction."""
 
 
-def uncertainty_reason(probabilities: dict[str, float]) -> str:
-    """Why the model wants a segment labeled, from its probabilities: torn between its two likeliest categories,
-    or unsure of the one it predicts."""
+def uncertainty_reason(probabilities: dict[str, float], strategy: str) -> str:
+    """Why the model wants a segment labeled, from its probabilities and the function that picked it: torn between
+    its two likeliest categories; else, for BatchBALD, which seeks what the model's plausible versions (its posterior
+    samples) disagree about, that disagreement, however sure their average is; else unsure of its prediction, or,
+    where even that is likely, among the segments it is least sure of (a card must never call 95 % "unsure")."""
     (first, p1), *rest = sorted(probabilities.items(), key=lambda pair: -pair[1])
+    said = f'{first}, {round(p1 * 100)} %'
     if rest and rest[0][1] >= TORN:
         return f'the model is torn between {first} ({round(p1 * 100)} %) and {rest[0][0]} ({round(rest[0][1] * 100)} %)'
-    return f'the model is unsure: {first}, {round(p1 * 100)} %'
+    if strategy == 'batchbald':
+        return f'versions of the model that fit the labels equally well disagree about it (on average {said})'
+    if p1 < SURE:
+        return f'the model is unsure: {said}'
+    return f'among the segments the model is least sure of, though it says {said}'
 
 
 def near_excluded(parts: list[_SlidePart], embedding_key: str | None,
@@ -255,7 +316,7 @@ def _slide_part(position: int, store_path: str, labels: LabelSet) -> _SlidePart:
                           excluded)
 
 
-def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Representation | None,
+def function_context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Representation | None,
              embedding_key: str | None, mc_samples: int, seed: int) -> dict:
     context = {}
     for need in function.needs:
@@ -282,7 +343,7 @@ def _context(function: AcquisitionFunction, parts: list[_SlidePart], rep: Repres
 def audited_labels(slides: Sequence[tuple[str, LabelSet]], audit_keys: Sequence[str]) -> list[np.ndarray]:
     """Per slide, the sorted segment ids of its audited labels (``audit.audited``): the random sample whose
     labels measure the model without the bias of actively chosen labels."""
-    parts = [_slide_part(position, store_path, labels) for position, (store_path, labels) in enumerate(slides)]
+    parts = slide_parts(slides)
     found = audit.audited([audit.AuditSlide(key, part.labeled, ~part.slivers)
                            for key, part in zip(audit_keys, parts, strict=True)])
     return [np.sort(found[found[:, 0] == position, 1]) + 1 for position in range(len(parts))]

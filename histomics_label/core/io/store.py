@@ -18,15 +18,36 @@ Layout (schema version 1)::
     /rounds/<k>/label_categories   int64 (L,)  index into the round's categories
     /rounds/<k>/model/<key>        one dataset per entry of the model's state
 
-Rounds of a store that exists are appended as files of their own, ``<store>.rounds/<k>.h5``, whose root holds
-what ``/rounds/<k>`` holds, plus the ``store_id`` of the store they belong to (the root attribute ``store_id``, a
-random id given at creation; a round file of another store, say one re-segmented since, is ignored). Appending a
-round so costs the round's size, not a copy of the whole store (gigabytes of features on a large slide), and a new
-store removes the old store's round files.
+Rounds of a store that exists are appended as files of their own, ``<store>.rounds/<k>.<store_id>.h5``, whose
+root holds what ``/rounds/<k>`` holds, plus the ``store_id`` of the store they belong to (the root attribute
+``store_id``, a random id given at creation, is also in the file's name, so telling a store's round files from
+those of another store at the same path, say one re-segmented since, needs no file opened). Appending a round so
+costs the round's size, not a copy of the whole store (gigabytes of features on a large slide), and a new store
+removes the old store's round files. Round files of older versions, named ``<k>.h5``, are opened to read their id.
 
-Every write goes to a temporary file beside the store, which replaces the store only when the write succeeded,
-so a reader never sees a half-written store and a failed step leaves the previous store byte-identical. Reads are
-partial: rows of the tables and regions of the raster are read from disk only when asked for.
+Rounds are compacted: a store keeps its last ``ROUNDS_KEPT`` rounds, and appending a round deletes the files of
+older ones (a round written inside the store drops the older groups inside it). Every round a store keeps is
+complete: probabilities, labels and the model state the next round warm-starts from. A store open reads one file;
+a round's file is opened only when that round is read. The figures of every round (the learning curve) are
+recorded in the database when the round finishes, so nothing shown for an older round needs its file.
+
+Writes are isolated across processes, and atomic:
+
+- ``create`` and ``update`` hold an exclusive lock (``flock``) on ``<store>.lock`` for the whole block, so a second
+  writer waits, then works on the first one's result instead of silently replacing it; ``append_round`` holds the
+  lock ``<store>.rounds/.lock`` while it numbers, writes and compacts; ``replace_store`` moves a store made
+  elsewhere into place under the store's lock. The lock files stay (removing a lock file while another process
+  waits on it would break the lock). Readers never lock.
+- Every write to the store goes to a temporary file beside it, which replaces the store only when the write
+  succeeded, so a reader never sees a half-written store and a failed step leaves the previous store
+  byte-identical. An update therefore starts from a copy of the store, even when it only adds datasets: HDF5
+  has no journal, so a crash while writing into the store itself could leave it unreadable, and a reader that
+  opens a file being modified (without SWMR, which cannot add datasets) may read half-written metadata. The copy
+  is made with ``copy_file_range``, which shares the blocks instead of copying them on filesystems that can
+  (XFS, Btrfs), copies on the server on NFS 4.2, and copies inside the kernel elsewhere (ext4: a full copy);
+  what changes every round (the round) never copies the store.
+
+Reads are partial: rows of the tables and regions of the raster are read from disk only when asked for.
 
 Why gzip level 1 for the label raster (256² chunks): measured on two real segment rasters, SLIC superpixels of
 the H&E sample (4452 × 3330) and the DSB2018 nuclei mask tiled to 4096², it compressed 41× and 42× against lzf's
@@ -44,12 +65,15 @@ How well patches compress depends mostly on how much of them is the masked grey 
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +99,13 @@ decompressed and recompressed for every batch (measured: 1.2 s instead of 16 s f
 in random order). It bounds the memory the writer uses, whatever the number of segments."""
 PATCH_CACHE_SLOTS = 100003
 """Hash slots of that cache (a prime); chunks collide only beyond this many chunks, and then merely cost time."""
+ROUNDS_KEPT = 3
+"""Rounds a store keeps (the latest last); appending a round deletes older ones. The latest is what every view
+reads and what the next round warm-starts from; the one before it is what a round's prediction change compares
+with; the third lets a reader that listed the rounds just before two appends still open the round it listed.
+The learning curve does not read stores: each round's figures are recorded in the database."""
+ROUNDS_LOCK = '.lock'
+"""The lock file, inside a store's rounds folder, that round appends hold."""
 
 Rows = None | slice | np.ndarray | list[int]
 
@@ -225,26 +256,28 @@ class _StoreView:
     # -- rounds ---------------------------------------------------------------------------------------------------
 
     def rounds(self) -> list[int]:
+        """The numbers of the rounds the store keeps, oldest first: at most ``ROUNDS_KEPT``, read without opening
+        any round file (but those of older versions, named without the store's id)."""
         inside = {int(k) for k in self._h5['rounds']} if 'rounds' in self._h5 else set()
-        return sorted(inside | set(self._round_files()))
+        return sorted(inside | set(self._round_paths()))[-ROUNDS_KEPT:]
 
-    def _round_files(self) -> dict[int, h5py.File]:
-        """The appended round files that belong to this store (kept open while the store is), by round number."""
-        folder = rounds_folder(self.path)
-        if not os.path.isdir(folder):
-            return {}
+    def _round_paths(self) -> dict[int, str]:
+        """The paths of this store's round files, by round number."""
+        store_id = _store_id(self._h5)
         found = {}
-        for name in os.listdir(folder):
-            stem, _, suffix = name.partition('.')
-            if suffix != 'h5' or not stem.isdigit():
-                continue
-            path = os.path.join(folder, name)
-            handle = self._opened_rounds.get(path)
-            if handle is None:
-                handle = self._opened_rounds[path] = _open_checked(path)
-            if handle.attrs.get('store_id') == _store_id(self._h5):
-                found[int(stem)] = handle
+        for number, owner, path in _round_files(self.path):
+            if owner is None:  # a file of an older version: its id is inside
+                owner = self._round_file(path).attrs.get('store_id')
+            if owner == store_id:
+                found[number] = path
         return found
+
+    def _round_file(self, path: str) -> h5py.File:
+        """The round file at ``path``, opened once and kept open while the store is."""
+        handle = self._opened_rounds.get(path)
+        if handle is None:
+            handle = self._opened_rounds[path] = _open_checked(path)
+        return handle
 
     def round(self, number: int) -> RoundRecord:
         group = self._round_group(number)
@@ -257,6 +290,10 @@ class _StoreView:
             model_params=_loads(attrs['model_params']),
             model_state={key: _read_array(model[key]) for key in model}, metrics=_loads(attrs['metrics']))
 
+    def round_categories(self, number: int) -> list[dict]:
+        """Round ``number``'s categories (its probabilities' columns), without reading the rest of the round."""
+        return _loads(self._round_group(number).attrs['categories'])
+
     def round_probabilities(self, number: int, rows: Rows = None) -> np.ndarray:
         """Round ``number``'s class probabilities of every segment, or only of ``rows``."""
         return _read_rows(self._round_group(number)['probabilities'], rows)
@@ -267,13 +304,15 @@ class _StoreView:
 
     def _round_group(self, number: int) -> h5py.Group:
         number = int(number)
-        if 'rounds' in self._h5 and str(number) in self._h5['rounds']:
-            return self._h5['rounds'][str(number)]
-        handle = self._round_files().get(number)
-        if handle is not None:
-            return handle
-        have = ', '.join(map(str, self.rounds())) or 'none'
-        raise StoreError(f'The store {self.path} has no round {number} (it has: {have})')
+        kept = self.rounds()
+        if number in kept:
+            if 'rounds' in self._h5 and str(number) in self._h5['rounds']:
+                return self._h5['rounds'][str(number)]
+            path = self._round_paths().get(number)
+            if path is not None:
+                return self._round_file(path)
+        have = ', '.join(map(str, kept)) or 'none'
+        raise StoreError(f'The store {self.path} has no round {number} (it keeps the last {ROUNDS_KEPT}: {have})')
 
     def _dataset(self, name: str, what: str) -> h5py.Dataset:
         if name not in self._h5:
@@ -291,32 +330,39 @@ class SlideStore(_StoreView):
     @classmethod
     @contextmanager
     def create(cls, path: str | os.PathLike, slide: SlideInfo, segment_params: dict) -> Iterator[StoreWriter]:
-        """Write a new store; it replaces any store at ``path`` only if the block finishes without an exception."""
+        """Write a new store; it replaces any store at ``path`` (and its rounds) only if the block finishes without
+        an exception. Holds the store's lock throughout, so an update of the old store cannot replace it after."""
         path = os.fspath(path)
         slide_json = _dumps(asdict(slide), 'slide information')
         params_json = _dumps(segment_params, 'segment parameters')
-        with _atomic_replace(path) as temp:
-            with h5py.File(temp, 'w', locking=False) as h5:
-                h5.attrs['format'] = FORMAT_NAME
-                h5.attrs['schema_version'] = SCHEMA_VERSION
-                h5.attrs['created'] = _now()
-                h5.attrs['store_id'] = uuid.uuid4().hex
-                h5.attrs['slide_info'] = slide_json
-                h5.attrs['segment_params'] = params_json
-                writer = StoreWriter(h5, path)
-                yield writer
-            if writer.needs_repack:
-                _repack(temp)
-        shutil.rmtree(rounds_folder(path), ignore_errors=True)  # the rounds of the store this one replaced
+        store_id = uuid.uuid4().hex
+        with _exclusive(f'{path}.lock', path):
+            with _atomic_replace(path) as temp:
+                with h5py.File(temp, 'w', locking=False) as h5:
+                    h5.attrs['format'] = FORMAT_NAME
+                    h5.attrs['schema_version'] = SCHEMA_VERSION
+                    h5.attrs['created'] = _now()
+                    h5.attrs['store_id'] = store_id
+                    h5.attrs['slide_info'] = slide_json
+                    h5.attrs['segment_params'] = params_json
+                    writer = StoreWriter(h5, path)
+                    yield writer
+                if writer.needs_repack:
+                    _repack(temp)
+            _drop_other_rounds(path, store_id)
 
     @classmethod
     @contextmanager
     def update(cls, path: str | os.PathLike) -> Iterator[StoreWriter]:
-        """Modify a copy of the store; the copy replaces it only if the block finishes without an exception."""
+        """Modify a copy of the store; the copy replaces it only if the block finishes without an exception.
+
+        Holds the store's lock for the whole block: a second update waits and then starts from the first one's
+        result. Readers are not held up: they read the store that was there until the copy replaces it.
+        """
         path = os.fspath(path)
         SlideStore(path).close()  # a missing, corrupt or newer store fails here with a clear message
-        with _atomic_replace(path) as temp:
-            shutil.copyfile(path, temp)
+        with _exclusive(f'{path}.lock', path), _atomic_replace(path) as temp:
+            _copy_file(path, temp)
             with h5py.File(temp, 'r+', locking=False) as h5:
                 writer = StoreWriter(h5, path)
                 yield writer
@@ -324,40 +370,71 @@ class SlideStore(_StoreView):
                 _repack(temp)
 
 
+def replace_store(source: str | os.PathLike, store_path: str | os.PathLike) -> None:
+    """Move the finished store ``source`` (say, a new segmentation made beside the store and approved since) over
+    the store at ``store_path``, and remove the old store's round files, as ``create`` does.
+
+    Holds the store's lock while it does, so an update of the old store that is under way finishes first and is
+    then replaced, instead of landing afterwards and bringing the old store back.
+    """
+    source, path = os.fspath(source), os.fspath(store_path)
+    with SlideStore(source) as store:  # a missing or damaged store fails here, before anything moves
+        store_id = _store_id(store._h5)
+    with _exclusive(f'{path}.lock', path):
+        try:
+            os.replace(source, path)
+        except OSError as exc:
+            raise StoreError(f'Cannot replace the slide store {path}: {exc}') from None
+        _drop_other_rounds(path, store_id)
+
+
+def _drop_other_rounds(path: str, store_id: str) -> None:
+    """Remove the round files of the stores that ``path`` held before the one of ``store_id`` (a round of that one
+    may already be appended: it stays)."""
+    folder = rounds_folder(path)
+    if os.path.isdir(folder):
+        with _exclusive(os.path.join(folder, ROUNDS_LOCK), path):
+            _remove_round_files(folder, keep={found for _, owner, found in _round_files(path) if owner == store_id})
+
+
 def append_round(store_path: str | os.PathLike, **round_fields) -> int:
     """Add a round to an existing store as a round file of its own; returns the round's number.
 
-    Takes ``StoreWriter.add_round``'s arguments. The file is written beside its final name and linked into place
-    under the next free number, so a failed write leaves nothing and two writers at once get two numbers.
+    Takes ``StoreWriter.add_round``'s arguments. Holds the rounds' lock while it numbers the round, writes its file
+    beside its final name, moves it into place and deletes the files of rounds no longer kept (``ROUNDS_KEPT``),
+    so a failed write leaves nothing and two writers at once get two numbers.
     """
     path = os.fspath(store_path)
-    with SlideStore(path) as store:
-        n_segments = store.n_segments
-        store_id = _store_id(store._h5)
-        number = max(store.rounds(), default=0) + 1
+    SlideStore(path).close()  # a missing, corrupt or newer store fails here, before its rounds folder is made
     folder = rounds_folder(path)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise StoreError(f'Cannot write the rounds of {path}: {exc}') from None
-    temp = os.path.join(folder, f'.{uuid.uuid4().hex[:12]}.tmp')
-    try:
-        with h5py.File(temp, 'w', locking=False) as h5:
-            h5.attrs['format'] = FORMAT_NAME
-            h5.attrs['schema_version'] = SCHEMA_VERSION
-            h5.attrs['store_id'] = store_id
-            _write_round(lambda: h5, n_segments, **round_fields)
-        with open(temp, 'rb') as stream:
-            os.fsync(stream.fileno())
-        while True:
-            try:
-                os.link(temp, os.path.join(folder, f'{number}.h5'))
-                return number
-            except FileExistsError:
-                number += 1
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    with _exclusive(os.path.join(folder, ROUNDS_LOCK), path):
+        with SlideStore(path) as store:
+            n_segments = store.n_segments
+            store_id = _store_id(store._h5)
+            numbers = store.rounds()
+            paths = store._round_paths()
+        number = max(numbers, default=0) + 1
+        final = os.path.join(folder, f'{number}.{store_id}.h5')
+        temp = os.path.join(folder, f'.{uuid.uuid4().hex[:12]}.tmp')
+        try:
+            with h5py.File(temp, 'w', locking=False) as h5:
+                h5.attrs['format'] = FORMAT_NAME
+                h5.attrs['schema_version'] = SCHEMA_VERSION
+                h5.attrs['store_id'] = store_id
+                _write_round(lambda: h5, n_segments, **round_fields)
+            with open(temp, 'rb') as stream:
+                os.fsync(stream.fileno())
+            os.replace(temp, final)
+        finally:
+            if os.path.exists(temp):
+                os.remove(temp)
+        kept = (numbers + [number])[-ROUNDS_KEPT:]
+        _remove_round_files(folder, keep={final} | {paths[k] for k in kept if k in paths})
+    return number
 
 
 class StoreWriter(_StoreView):
@@ -495,11 +572,17 @@ class StoreWriter(_StoreView):
 
     def add_round(self, categories: list[dict], label_ids, label_categories, probabilities: np.ndarray,
                   model_name: str, model_params: dict, model_state: dict, metrics: dict) -> int:
-        """Record a new round inside the store and return its number (1 for the first)."""
+        """Record a new round inside the store and return its number (1 for the first); the rounds inside the
+        store that are no longer kept (``ROUNDS_KEPT``) are deleted."""
         number = max(self.rounds(), default=0) + 1
         _write_round(lambda: self._h5.require_group('rounds').create_group(str(number)), self.n_segments, categories,
                      label_ids, label_categories, probabilities, model_name,
                      model_params, model_state, metrics)
+        kept = self.rounds()
+        for key in list(self._h5['rounds']):
+            if int(key) not in kept:
+                del self._h5['rounds'][key]
+                self.needs_repack = True
         return number
 
 
@@ -511,6 +594,32 @@ def _store_id(h5: h5py.File) -> str:
 def rounds_folder(store_path: str | os.PathLike) -> str:
     """The folder of a store's appended round files."""
     return f'{os.fspath(store_path)}.rounds'
+
+
+def _round_files(store_path: str) -> list[tuple[int, str | None, str]]:
+    """``(number, store id, path)`` of every round file in the store's rounds folder, whatever store it belongs
+    to; the id is None for a file of an older version, named ``<k>.h5`` (its id is inside)."""
+    folder = rounds_folder(store_path)
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in os.listdir(folder):
+        parts = name.split('.')
+        if len(parts) in (2, 3) and parts[-1] == 'h5' and parts[0].isdigit():
+            found.append((int(parts[0]), parts[1] if len(parts) == 3 else None, os.path.join(folder, name)))
+    return found
+
+
+def _remove_round_files(folder: str, keep: set[str]) -> None:
+    """Delete the round files in ``folder`` other than ``keep`` (those of older rounds or of a store replaced
+    since), and temporary files a killed writer left; the caller holds the rounds' lock, so no writer is busy."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if path not in keep and name != ROUNDS_LOCK and (name.endswith('.h5') or name.endswith('.tmp')):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
 
 
 def _write_round(target: Callable[[], h5py.Group], n: int, categories: list[dict], label_ids, label_categories,
@@ -586,11 +695,54 @@ def _check_header(h5: h5py.File, path: str) -> None:
 
 
 @contextmanager
+def _exclusive(lock_path: str, store_path: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (made if missing, never removed) for the block; waits while
+    another process or thread holds it. The lock belongs to the open file, so a writer that dies releases it."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise StoreError(f'Cannot lock the slide store {store_path}: {exc}') from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise StoreError(f'Cannot lock the slide store {store_path}: its filesystem does not support file '
+                                 'locks, without which two writers could lose each other\'s changes') from None
+            raise
+        yield
+    finally:
+        os.close(fd)
+
+
+def _copy_file(source: str, target: str) -> None:
+    """Copy ``source`` over ``target`` with ``copy_file_range``: the filesystem shares the blocks where it can
+    (XFS, Btrfs), copies on the server (NFS 4.2) or inside the kernel; a plain copy where the call is refused."""
+    try:
+        with open(source, 'rb') as reader, open(target, 'wb') as writer:
+            left = os.fstat(reader.fileno()).st_size
+            while left > 0:
+                copied = os.copy_file_range(reader.fileno(), writer.fileno(), left)
+                if copied == 0:
+                    break
+                left -= copied
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF):
+            raise
+        shutil.copyfile(source, target)
+
+
+@contextmanager
 def _atomic_replace(path: str) -> Iterator[str]:
-    """A temporary file beside ``path`` that replaces ``path`` when the block succeeds and is deleted otherwise."""
+    """A temporary file beside ``path`` that replaces ``path`` when the block succeeds and is deleted otherwise.
+
+    The caller holds the store's lock, so the temporary files of ``path`` already there are those of writers that
+    were killed (a server's ``kill -9`` takes its segment job's child with it): they are deleted first, since
+    nothing else ever would and each can be as large as the store."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
+        _remove_killed_writers_temps(folder, os.path.basename(path))
         temp = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp')
         os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # permissions follow the umask
     except OSError as exc:
@@ -605,6 +757,16 @@ def _atomic_replace(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(temp):
             os.remove(temp)
+
+
+def _remove_killed_writers_temps(folder: str, name: str) -> None:
+    """Delete the temporary files ``_atomic_replace`` named for the store ``name`` in ``folder`` (only its own: a
+    store beside it, say ``name.pending.h5``, has temporary files of its own under another lock)."""
+    pattern = re.compile(re.escape(f'.{name}.') + r'[0-9a-f]{12}\.tmp')
+    for found in os.listdir(folder):
+        if pattern.fullmatch(found):
+            with suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, found))
 
 
 def _repack(path: str) -> None:

@@ -54,17 +54,89 @@ def faiss_available() -> bool:
     return True
 
 
-class NeighbourIndex:
-    """Exact nearest-neighbour search over the segments of several slides."""
+class SegmentIndex:
+    """What every index shares: keys ``(slide, row)`` and their positions, the vector a query stands for, distances
+    in the index's metric, and the query itself. A kind of index says where its vectors are (``rows``) and how it
+    finds the nearest positions (``nearest``)."""
+
+    dim: int
+
+    def __init__(self, slides: Sequence[str], counts: Sequence[int], metric: str) -> None:
+        self.slides = [str(name) for name in slides]
+        self.metric = metric
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._slide_index = {name: i for i, name in enumerate(self.slides)}
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def rows(self, positions: Sequence[int]) -> np.ndarray:
+        """The vectors of index rows."""
+        raise NotImplementedError
+
+    def nearest(self, vector: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``count`` nearest index rows and their distances, ordered by (distance to 1e-6, row)."""
+        raise NotImplementedError
+
+    def position(self, slide: str, segment: int) -> int:
+        """The index row of ``(slide, segment)``, or a ``KeyError`` naming it."""
+        index = self._slide_index.get(slide)
+        if index is None or not 0 <= segment < self.offsets[index + 1] - self.offsets[index]:
+            raise KeyError(f'No segment {segment} in slide {slide!r} of this index')
+        return int(self.offsets[index] + segment)
+
+    def key(self, position: int) -> Key:
+        """``(slide, segment)`` of an index row."""
+        index = int(np.searchsorted(self.offsets, position, side='right')) - 1
+        return self.slides[index], int(position - self.offsets[index])
+
+    def query_vector(self, query: np.ndarray | Key | Iterable[Key]) -> np.ndarray:
+        """The vector a query stands for: itself, a segment's embedding, or the mean of several segments'."""
+        if isinstance(query, np.ndarray):
+            vector = query.astype(np.float32).reshape(-1)
+            if vector.shape != (self.dim,):
+                raise FeaturesError(f'A query vector must have {self.dim} values, not {query.shape}')
+        else:
+            keys = [query] if _is_key(query) else list(query)
+            if not keys:
+                raise ValueError('A query needs at least one segment')
+            vector = self.rows([self.position(*key) for key in keys]).mean(axis=0)
+        return normalise(vector[None])[0] if self.metric == 'cosine' else vector
+
+    def distances(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Distances (in this index's metric) from a query vector to the given index rows."""
+        return metric_distances(self.metric, self.rows(np.asarray(positions, np.int64)), vector)
+
+    def query(self, query: np.ndarray | Key | Iterable[Key], k: int = 10,
+              exclude: Iterable[Key] = ()) -> list[Neighbour]:
+        """The ``k`` segments nearest the query, nearest first, leaving out the ``exclude`` keys."""
+        excluded = {self.position(*key) for key in exclude}
+        count = min(len(self), int(k) + len(excluded))
+        if k <= 0 or count == 0:
+            return []
+        positions, distances = self.nearest(self.query_vector(query), count)
+        keep = np.array([p not in excluded for p in positions], bool)
+        positions, distances = positions[keep][:k], distances[keep][:k]
+        return [Neighbour(*self.key(p), float(d)) for p, d in zip(positions, distances, strict=True)]
+
+
+def metric_distances(metric: str, vectors: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Distances from ``vector`` to each row of ``vectors``: 1 − cosine similarity (rows and vector normalised) for
+    ``'cosine'``, Euclidean for ``'l2'``; in float64, so either index kind orders ties the same way."""
+    if metric == 'cosine':
+        return (1.0 - vectors.astype(np.float64) @ vector.astype(np.float64)).clip(min=0.0)
+    return np.sqrt(((vectors.astype(np.float64) - vector) ** 2).sum(axis=1))
+
+
+class NeighbourIndex(SegmentIndex):
+    """Exact nearest-neighbour search over the segments of several slides, held in memory."""
 
     def __init__(self, vectors: np.ndarray, slides: Sequence[str], counts: Sequence[int], metric: str,
                  backend: str) -> None:
+        super().__init__(slides, counts, metric)
         self.vectors = vectors
-        self.slides = list(slides)
-        self.metric = metric
+        self.dim = vectors.shape[1]
         self.backend = backend
-        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._slide_index = {name: i for i, name in enumerate(self.slides)}
         if backend == 'faiss':
             import faiss
 
@@ -103,56 +175,10 @@ class NeighbourIndex:
             vectors = normalise(vectors)
         return cls(vectors, [str(name) for name in embeddings_by_slide], [len(a) for a in arrays], metric, backend)
 
-    def __len__(self) -> int:
-        return len(self.vectors)
+    def rows(self, positions: Sequence[int]) -> np.ndarray:
+        return self.vectors[np.asarray(positions, np.int64)]
 
-    def position(self, slide: str, segment: int) -> int:
-        """The index row of ``(slide, segment)``, or a ``KeyError`` naming it."""
-        index = self._slide_index.get(slide)
-        if index is None or not 0 <= segment < self.offsets[index + 1] - self.offsets[index]:
-            raise KeyError(f'No segment {segment} in slide {slide!r} of this index')
-        return int(self.offsets[index] + segment)
-
-    def key(self, position: int) -> Key:
-        """``(slide, segment)`` of an index row."""
-        index = int(np.searchsorted(self.offsets, position, side='right')) - 1
-        return self.slides[index], int(position - self.offsets[index])
-
-    def query_vector(self, query: np.ndarray | Key | Iterable[Key]) -> np.ndarray:
-        """The vector a query stands for: itself, a segment's embedding, or the mean of several segments'."""
-        if isinstance(query, np.ndarray):
-            vector = query.astype(np.float32).reshape(-1)
-            if vector.shape != (self.vectors.shape[1],):
-                raise FeaturesError(f'A query vector must have {self.vectors.shape[1]} values, not {query.shape}')
-        else:
-            keys = [query] if _is_key(query) else list(query)
-            if not keys:
-                raise ValueError('A query needs at least one segment')
-            vector = self.vectors[[self.position(*key) for key in keys]].mean(axis=0)
-        return normalise(vector[None])[0] if self.metric == 'cosine' else vector
-
-    def distances(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Distances (in this index's metric) from a query vector to the given index rows."""
-        vectors = self.vectors[positions]
-        if self.metric == 'cosine':
-            return (1.0 - vectors.astype(np.float64) @ vector.astype(np.float64)).clip(min=0.0)
-        return np.sqrt(((vectors.astype(np.float64) - vector) ** 2).sum(axis=1))
-
-    def query(self, query: np.ndarray | Key | Iterable[Key], k: int = 10,
-              exclude: Iterable[Key] = ()) -> list[Neighbour]:
-        """The ``k`` segments nearest the query, nearest first, leaving out the ``exclude`` keys."""
-        excluded = {self.position(*key) for key in exclude}
-        count = min(len(self), int(k) + len(excluded))
-        if k <= 0 or count == 0:
-            return []
-        vector = self.query_vector(query)
-        positions, distances = self._nearest(vector, count)
-        keep = np.array([p not in excluded for p in positions], bool)
-        positions, distances = positions[keep][:k], distances[keep][:k]
-        return [Neighbour(*self.key(p), float(d)) for p, d in zip(positions, distances, strict=True)]
-
-    def _nearest(self, vector: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``count`` nearest index rows and their distances, ordered by (distance, row)."""
+    def nearest(self, vector: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         if self.backend == 'faiss':
             scores, positions = self._search.search(vector[None].astype(np.float32), count)
             positions = positions[0].astype(np.int64)
@@ -175,7 +201,7 @@ def _is_key(value) -> bool:
     return isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
 
 
-def cnfp(index: NeighbourIndex, positives: Sequence[Key], negatives: Sequence[Key] = (), k: int = 10,
+def cnfp(index: SegmentIndex, positives: Sequence[Key], negatives: Sequence[Key] = (), k: int = 10,
          exclude: Iterable[Key] = ()) -> list[Suggestion]:
     """Closest negatives, farthest positives, nearest unlabeled: what to show next to refine a concept.
 
@@ -201,7 +227,7 @@ def cnfp(index: NeighbourIndex, positives: Sequence[Key], negatives: Sequence[Ke
     return result[:k]
 
 
-def _by_distance(index: NeighbourIndex, vector: np.ndarray, keys: Sequence[Key], kind: str,
+def _by_distance(index: SegmentIndex, vector: np.ndarray, keys: Sequence[Key], kind: str,
                  nearest_first: bool) -> list[Suggestion]:
     """``keys`` as suggestions of one kind, sorted by distance to the query vector (ties by index row)."""
     keys = list(dict.fromkeys(keys))

@@ -6,6 +6,10 @@ pathologist who found one example of a rare pattern sees its look-alikes on all 
 ``negatives`` (segments the labeler said are *not* the concept), or ``cnfp=True``, the answer is a CNFP mix
 (``retrieval.cnfp``): the nearest unlabeled segments, interleaved with the closest negatives and the farthest
 positives, which is what refines a concept fastest.
+
+The search reads each store's index file (``stored_index``: built once per set of features, at the end of a round or
+on first use) in bounded chunks, and the segment table only at the rows it answers with, so a request needs memory
+for one chunk of vectors and its ``count`` answers, not for every segment of every slide.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ import numpy as np
 
 from ..errors import ConfigurationError, FeaturesError
 from ..io.store import SlideStore
-from .index import NeighbourIndex, cnfp
+from .index import cnfp
+from .stored_index import StoredIndex
 
 
 def similar_segments(stores: Sequence[str], query: Sequence[int], count: int = 20,
@@ -38,27 +43,32 @@ def similar_segments(stores: Sequence[str], query: Sequence[int], count: int = 2
     names = [os.path.abspath(path) for path in stores]
     if len(set(names)) != len(names):
         raise ConfigurationError('A slide store is listed more than once')
-    embeddings, tables, scales = {}, {}, {}
+    counts, scales = {}, {}
     for name in names:
         with SlideStore(name) as store:
             if extractor not in store.feature_names():
                 raise FeaturesError(f'{name} has no {extractor} feature vectors; compute them first '
                                     '(SuperpixelClassification with --feature vector)')
-            embeddings[name] = store.features(extractor)
-            tables[name] = store.segments()
+            counts[name] = store.n_segments
             scales[name] = store.slide_info.scale
     first = names[0]
-    index = NeighbourIndex.build(embeddings, metric=metric)
-    positives = [(first, _row(first, segment, len(embeddings[first]))) for segment in query]
-    negative_keys = [(first, _row(first, segment, len(embeddings[first]))) for segment in negatives]
-    excluded = [(first, _row(first, segment, len(embeddings[first]))) for segment in exclude]
+    index = StoredIndex.open(names, extractor, metric)
+    positives = [(first, _row(first, segment, counts[first])) for segment in query]
+    negative_keys = [(first, _row(first, segment, counts[first])) for segment in negatives]
+    excluded = [(first, _row(first, segment, counts[first])) for segment in exclude]
     if cnfp_mix or negative_keys:
         found = cnfp(index, positives, negative_keys, k=count, exclude=excluded)
         results = [(item.slide, item.segment, item.distance, item.kind) for item in found]
     else:
         found = index.query(positives, count, exclude=set(positives) | set(excluded))
         results = [(item.slide, item.segment, item.distance, 'unlabeled') for item in found]
-    return [_describe(name, row, distance, kind, tables[name], scales[name], rank)
+    tables = {}
+    for name in {name for name, *_ in results}:
+        rows = sorted({row for other, row, *_ in results if other == name})
+        with SlideStore(name) as store:
+            table = store.segments(np.array(rows, np.int64))
+        tables[name] = {row: (table.bbox[k], table.centroid[k]) for k, row in enumerate(rows)}
+    return [_describe(name, row, distance, kind, tables[name][row], scales[name], rank)
             for rank, (name, row, distance, kind) in enumerate(results, start=1)]
 
 
@@ -68,8 +78,9 @@ def _row(store: str, segment: int, n_segments: int) -> int:
     return int(segment) - 1
 
 
-def _describe(store: str, row: int, distance: float, kind: str, table, scale: float, rank: int) -> dict:
-    x0, y0, x1, y1 = (int(v) for v in table.bbox[row])
+def _describe(store: str, row: int, distance: float, kind: str, box: tuple, scale: float, rank: int) -> dict:
+    bbox, centroid = box
+    x0, y0, x1, y1 = (int(v) for v in bbox)
     return {'rank': rank, 'store': store, 'segment': row + 1, 'distance': round(float(distance), 6), 'kind': kind,
             'bbox': [x0, y0, x1, y1], 'bbox_base': [round(v * scale) for v in (x0, y0, x1, y1)],
-            'centroid': [float(v) for v in np.asarray(table.centroid[row])]}
+            'centroid': [float(v) for v in np.asarray(centroid)]}

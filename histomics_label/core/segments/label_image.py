@@ -88,8 +88,8 @@ class _Stats:
         owners = ids[rows, cols]
         xs, ys = cols + x0, rows + y0
         self.area += np.bincount(owners, minlength=len(self.area))
-        self.sum_x += np.bincount(owners, xs + 0.5, minlength=len(self.area))
-        self.sum_y += np.bincount(owners, ys + 0.5, minlength=len(self.area))
+        self.sum_x += np.bincount(owners, xs, minlength=len(self.area))
+        self.sum_y += np.bincount(owners, ys, minlength=len(self.area))
         np.minimum.at(self.min_x, owners, xs)
         np.minimum.at(self.min_y, owners, ys)
         np.maximum.at(self.max_x, owners, xs)
@@ -108,7 +108,7 @@ class _Stats:
         bbox[:, 2:] = 1
         bbox[seen] = np.stack([self.min_x[1:n + 1], self.min_y[1:n + 1], self.max_x[1:n + 1] + 1,
                                self.max_y[1:n + 1] + 1], axis=1)[seen]
-        centroid = np.full((n, 2), 0.5)
+        centroid = np.zeros((n, 2))
         centroid[seen] = np.stack([self.sum_x[1:n + 1], self.sum_y[1:n + 1]], axis=1)[seen] / area[seen, None]
         return SegmentTable(bbox=bbox, centroid=centroid, area=area.copy())
 

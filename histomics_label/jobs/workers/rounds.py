@@ -1,16 +1,44 @@
-"""The child process of a CNN training round: the same engine call as in the server, in its own interpreter.
+"""The child process of a CNN training round: the same engine calls as in the server, in its own interpreter.
 
 A CNN on masked patches trains for minutes and holds its patches and tensors in memory; in a child process that
 cannot slow the Girder server's requests or take it down. Reads one JSON object on stdin (the pipeline
-configuration, the model and each slide's store and labels) and writes the stores' new round numbers, the
-round's metrics and each slide's prediction change as one JSON line on stdout; an engine error is one ``Error: ...``
-line on stderr and exit code 2.
+configuration, the model, each slide's store and labels, and the round's ``outputs``: where to store its ranked
+suggestions and retrieval index, see ``store_outputs``) and writes the stores' new round numbers, the round's
+metrics and each slide's prediction change as one JSON line on stdout; an engine error is one ``Error: ...`` line
+on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+
+logger = logging.getLogger(__name__)
+
+
+def store_outputs(stores: list, rep, outputs: dict) -> None:
+    """At the end of a round, in the process that trained it (this child for a CNN, the server's round thread for
+    the linear head, whose training already reads every embedding there): rank the candidates for every acquisition
+    function and build each slide's retrieval index, so that requests only read them. A function that cannot rank
+    (no feature vectors for Coreset) is logged and left to rank on request, where it fails as it always did."""
+    from ...core.acquisition.ranking_store import store_rankings
+    from ...core.errors import HistomicsLabelError
+    from ...core.io.store import SlideStore
+    from ...core.retrieval import stored_index
+
+    failed = store_rankings(outputs['rankings'], stores, outputs['seed'], rep, outputs['extractor'],
+                            outputs['mc_samples'], outputs['batch'])
+    for certainty, reason in failed.items():
+        logger.info('No stored ranking for %s: %s', certainty, reason)
+    for path, _ in stores:
+        with SlideStore(path) as store:
+            indexed = outputs['extractor'] in store.feature_names()
+        try:
+            if indexed:
+                stored_index.build(path, outputs['extractor'])
+        except HistomicsLabelError as exc:  # the round stands; a search builds the index or says why it cannot
+            logger.info('No retrieval index for %s: %s', path, exc)
 
 
 def main() -> int:
@@ -26,7 +54,9 @@ def main() -> int:
         for slide in request['slides']:
             categories = [Category(c['name'], c['color'], c['excluded']) for c in slide['categories']]
             slides.append((slide['store'], LabelSet(categories, slide['segment_ids'], slide['category_index'])))
-        records = train_slides_round(slides, representation(pipeline), request['model'], model_options(pipeline))
+        rep = representation(pipeline)
+        records = train_slides_round(slides, rep, request['model'], model_options(pipeline))
+        store_outputs(slides, rep, request['outputs'])
     except (HistomicsLabelError, KeyError, TypeError, ValueError) as exc:
         print(f'Error: {exc}', file=sys.stderr)
         return 2

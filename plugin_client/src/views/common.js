@@ -56,7 +56,9 @@ export function accuracyOf(round) {
     measured: true,
     text: `${whole(balancedAccuracy)} % (${range}, ${counted})`,
     title: `Balanced accuracy (the mean of the categories' recalls) by ${folds}-fold cross-validation over the ` +
-      `${counted}; 95 % interval ${range}.`,
+      `${counted}; 95 % interval ${range}. It measures the model on the labels, and the segments the model picked ` +
+      'for labeling are harder than the slide at large, so it errs low; the accuracy on random checks is the ' +
+      'unbiased estimate.',
   };
 }
 
@@ -192,6 +194,25 @@ export function toHex(color) {
 export function categoryColor(categories, name) {
   const category = categories.find((c) => c.name === name);
   return (category && category.color) || 'transparent';
+}
+
+/** Input types that take typed text: a key pressed in one is typing, not a shortcut. */
+const TEXT_INPUTS = new Set(['text', 'search', 'number', 'email', 'password', 'url', 'tel', 'date', 'time',
+  'datetime-local', 'month', 'week']);
+
+/**
+ * Whether a key pressed with `target` focused is typing (a text field, a select, editable content), which the views'
+ * shortcuts leave alone. A checkbox, slider or button clicked a moment ago keeps the focus but takes no typing, so
+ * the shortcuts go on working after it.
+ */
+export function isTyping(target) {
+  if (!target || !target.tagName) {
+    return false;
+  }
+  if (target.isContentEditable || target.tagName === 'TEXTAREA' || target.tagName === 'SELECT') {
+    return true;
+  }
+  return target.tagName === 'INPUT' && TEXT_INPUTS.has((target.type || 'text').toLowerCase());
 }
 
 /**

@@ -144,3 +144,18 @@ def test_entropy_diverse_skips_near_duplicates_that_entropy_alone_takes():
     assert plain.tolist() == [0, 1, 2]
     assert mixed.rows[0] == 0 and sorted(row // 10 for row in mixed.rows) == [0, 1, 2]
     assert mixed.scores[0] == pytest.approx(np.log(2))
+
+
+@pytest.mark.parametrize('probabilities, strategy, expected', [
+    ({'tumor': 0.55, 'stroma': 0.45}, 'batchbald', 'the model is torn between tumor (55 %) and stroma (45 %)'),
+    ({'tumor': 0.3, 'stroma': 0.6, 'fat': 0.1}, 'margin', 'the model is torn between stroma (60 %) and tumor (30 %)'),
+    ({'tumor': 0.95, 'stroma': 0.05}, 'batchbald',
+     'versions of the model that fit the labels equally well disagree about it (on average tumor, 95 %)'),
+    ({'tumor': 0.6, 'stroma': 0.2, 'fat': 0.2}, 'confidence', 'the model is unsure: tumor, 60 %'),
+    ({'tumor': 0.05, 'stroma': 0.95}, 'negative_entropy',
+     'among the segments the model is least sure of, though it says stroma, 95 %'),
+])
+def test_a_suggestions_reason_agrees_with_its_numbers(probabilities, strategy, expected):
+    from histomics_label.core.acquisition.suggestions import uncertainty_reason
+
+    assert uncertainty_reason(probabilities, strategy) == expected

@@ -31,15 +31,6 @@ OPTIONS = {
     'random': {},
 }
 """Construction options of each registered function for this contract; a function missing here fails the contract."""
-PROBABILITIES_NONE_IS_A_VALUE_ERROR = pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason='bug: a per-segment function given probabilities=None fails in check_probabilities with ValueError '
-           '"Probabilities must be an (N, C) array, not shape ()" instead of a ConfigurationError saying it needs '
-           "the model's probabilities (as entropy_diverse does)")
-XFAIL_WITHOUT_PROBABILITIES = {name: PROBABILITIES_NONE_IS_A_VALUE_ERROR
-                               for name in ('confidence', 'margin', 'negative_entropy', 'random')}
-
-
 def make(name: str):
     if name not in OPTIONS:
         pytest.fail(f'Acquisition function {name!r} is registered but has no entry in OPTIONS of the acquisition '
@@ -173,9 +164,7 @@ def test_a_missing_needed_input_is_a_configuration_error(name, posterior):
         np.testing.assert_array_equal(plain.rows, with_extras.rows)
 
 
-@pytest.mark.parametrize('name', [pytest.param(name, marks=XFAIL_WITHOUT_PROBABILITIES[name])
-                                  if name in XFAIL_WITHOUT_PROBABILITIES else name
-                                  for name in acquisition_functions.names()])
+@pytest.mark.parametrize('name', acquisition_functions.names())
 def test_without_probabilities_a_function_works_or_says_it_needs_them(name, posterior):
     """``uses_model=False`` functions rank without a model, exactly as with one; the others may need the model's
     probabilities, and then say so with a ConfigurationError."""

@@ -184,7 +184,7 @@ def test_failure_leaves_the_store_untouched(store_path, segmentation, operation)
                 writer.write_features('other', colour, {})
                 raise RuntimeError('extraction crashed')
     assert store_path.read_bytes() == before
-    assert os.listdir(store_path.parent) == ['slide.h5']
+    assert sorted(os.listdir(store_path.parent)) == ['slide.h5', 'slide.h5.lock']  # the lock file stays
 
 
 def test_failed_first_create_leaves_nothing(tmp_path, segmentation):
@@ -198,7 +198,7 @@ def test_failed_first_create_leaves_nothing(tmp_path, segmentation):
             writer.create_label_raster(*labels.shape)[:] = labels
             writer.write_segments(table)
             writer.create_features('colour', len(table), 2, {})[:64] = colour[:64]
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ['new.h5.lock']  # only the store's lock file
 
 
 def test_validation(tmp_path, segmentation):
@@ -366,7 +366,7 @@ def _round_fields(n, seed):
 def test_appended_rounds_are_files_of_their_own(store_path, segmentation):
     import threading
 
-    from histomics_label.core.io.store import append_round, rounds_folder
+    from histomics_label.core.io.store import ROUNDS_KEPT, append_round, rounds_folder
 
     _, labels, table, colour = segmentation
     first, _ = add_labeled_round(store_path, len(table))  # a round inside the store
@@ -382,17 +382,19 @@ def test_appended_rounds_are_files_of_their_own(store_path, segmentation):
     for thread in threads:
         thread.join()
     assert sorted(numbers) == [3, 4, 5, 6]  # writers at once get distinct numbers
+    kept = list(range(7 - ROUNDS_KEPT, 7))  # the older rounds are compacted away (see test_round_compaction)
     with SlideStore(store_path) as store:
-        assert store.rounds() == [1, 2, 3, 4, 5, 6]
-        record = store.round(2)
-        np.testing.assert_array_equal(record.probabilities, _round_fields(len(table), 1)['probabilities'])
+        assert store.rounds() == kept
+        record = store.round(kept[0])
+        seed = record.model_params['seed']  # the threads' rounds got their numbers in any order
+        np.testing.assert_array_equal(record.probabilities, _round_fields(len(table), seed)['probabilities'])
         assert store.latest_round().number == 6
-        np.testing.assert_array_equal(store.round_probabilities(2, [0, 3]), record.probabilities[[0, 3]])
+        np.testing.assert_array_equal(store.round_probabilities(kept[0], [0, 3]), record.probabilities[[0, 3]])
     assert not [name for name in os.listdir(rounds_folder(store_path)) if name.endswith('.tmp')]
     with pytest.raises(StoreError, match='Probabilities must be'):
         append_round(store_path, **{**_round_fields(len(table), 9), 'probabilities': np.zeros((2, 3))})
     with SlideStore(store_path) as store:
-        assert store.rounds() == [1, 2, 3, 4, 5, 6]
+        assert store.rounds() == kept
     # a store made again (say, re-segmented) starts without the old rounds, even if their files were left
     copy = store_path.with_name('copy.h5')
     write_store(copy, labels, table, colour)
@@ -400,4 +402,4 @@ def test_appended_rounds_are_files_of_their_own(store_path, segmentation):
     with SlideStore(copy) as store:
         assert store.rounds() == []
     write_store(store_path, labels, table, colour)
-    assert not os.path.exists(rounds_folder(store_path))
+    assert os.listdir(rounds_folder(store_path)) == ['.lock']  # no round file, only the rounds' lock file

@@ -29,12 +29,6 @@ OPTIONS = {
 }
 """Construction options of each registered source for this contract, from the inputs built from the DSB2018 mask;
 a source missing here fails the contract."""
-CENTROID_CONVENTION = {'label_image': pytest.mark.xfail(
-    strict=True, reason='bug: label_image centroids are mean pixel index + 0.5 (pixel centres), while slic and '
-                        'polygons give the mean pixel index, which features.patches rounds (floor(c + 0.5)) to the '
-                        "patch centre: a label-image segment's patch is centred up to one pixel off")}
-
-
 @pytest.fixture(scope='module')
 def inputs(dsb2018, tmp_path_factory):
     """The slide path, the polygons of the real nuclei (GeoJSON) and the mask as a segment TIFF."""
@@ -116,8 +110,7 @@ def test_centroids_lie_inside_their_boxes(name, segmented):
     assert np.all((table.bbox[:, 0] <= x) & (x <= table.bbox[:, 2]) & (table.bbox[:, 1] <= y) & (y <= table.bbox[:, 3]))
 
 
-@pytest.mark.parametrize('name', [pytest.param(name, marks=CENTROID_CONVENTION[name]) if name in CENTROID_CONVENTION
-                                  else name for name in segment_sources.names()])
+@pytest.mark.parametrize('name', segment_sources.names())
 def test_centroids_are_the_mean_pixel_index_every_source_shares(name, segmented):
     """One convention for all sources: the mean (column, row) of the segment's pixels, which ``iter_patches``
     rounds to the patch centre."""

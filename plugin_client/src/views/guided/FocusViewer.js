@@ -1,6 +1,7 @@
 // The slide around the current card in a geojs viewer: large_image's tiles, the card's segment outlined in yellow and
 // the labeled segments tinted (SegmentOverlay over the slide's segment image). The viewer is kept while the cards
-// are of the same slide; the map node gets `data-item`, `data-segment` and, once drawn, the class hl-map-idle.
+// are of the same slide; the map node gets `data-item`, `data-segment`, `data-scale` (screen pixels per slide pixel)
+// and, once drawn, the class hl-map-idle.
 import { getJson } from '../../api.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
 import SlideViewer from '../slide/SlideViewer.js';
@@ -62,7 +63,8 @@ const FocusViewer = LiveView.extend({
     if (this.overlay) {
       this.overlay.highlight(card.segment);
     }
-    node.attr({ 'data-item': card.item, 'data-segment': String(card.segment) });
+    node.attr({ 'data-item': card.item, 'data-segment': String(card.segment),
+      'data-scale': this.viewer.scale().toFixed(3) });
     this.viewer.onIdle(() => {
       if (this._focusToken === token) {
         node.addClass('hl-map-idle');

@@ -6,7 +6,7 @@
 // done, or a retrain has finished, the next row is fetched in place. Every failed request is shown on the page, in
 // the messages area (MessagesView), with what was asked and Girder's answer.
 import { getJson, projectRoute, request } from '../../api.js';
-import { LiveView, MessagesView } from '../common.js';
+import { LiveView, MessagesView, isTyping } from '../common.js';
 import bodyNotice from './bodyNotice.pug';
 import CardStrip from './CardStrip.js';
 import { unclassifiableKey } from './CategoryButtons.js';
@@ -85,11 +85,14 @@ const GuidedView = LiveView.extend({
       this._update();
     });
     this.stats.refreshCount();
-    await this.stats.refreshRounds();
     await this._nextRow();
   },
 
-  /** Wait for the saves in flight, then fetch and show a new row of suggestions. */
+  /**
+   * Wait for the saves in flight, then fetch and show a new row of suggestions, and the latest round beside it:
+   * rounds started meanwhile (automatic retraining, another labeler's Retrain) ranked the row, so the stats bar
+   * names the round whose predictions the cards show.
+   */
   async _nextRow() {
     if (this.loadingRow) {
       return;
@@ -99,7 +102,8 @@ const GuidedView = LiveView.extend({
     await Promise.allSettled([...this.pending]);
     try {
       const limit = this.project.config.batchSize || 8;
-      const suggestions = await getJson(`${this.base}/suggestions?limit=${limit}`);
+      const [suggestions] = await Promise.all([getJson(`${this.base}/suggestions?limit=${limit}`),
+        this.stats.refreshRounds()]);
       if (this._destroyed) {
         return;
       }
@@ -168,8 +172,7 @@ const GuidedView = LiveView.extend({
     if (event.ctrlKey || event.metaKey || event.altKey || !this.cards.length || this.loadingRow) {
       return;
     }
-    const target = event.target;
-    if (target && (target.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName))) {
+    if (isTyping(event.target)) {
       return;
     }
     const key = event.key;

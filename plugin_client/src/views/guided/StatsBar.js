@@ -1,6 +1,7 @@
-// The guided page's stats bar: how many labels the project has, the latest round, its cross-validated accuracy
-// with its interval and its accuracy on the audit sample (the tooltips say what they are, or why they were not
-// measured), the stopping signal, and the Retrain button, which saves
+// The guided page's stats bar: how many labels the project has, the latest round, its accuracy on the audit sample
+// (random checks: the unbiased estimate, shown first) and its cross-validated accuracy on the labels, each with its
+// interval (the tooltips say what they are, or why they were not measured), the stopping signal, and the Retrain
+// button, which saves
 // what is in flight, asks for a round (POST .../train) and polls the rounds until a newer one appears or training
 // stops without one.
 import { getJson, request } from '../../api.js';
@@ -40,13 +41,26 @@ const StatsBar = LiveView.extend({
     this.$('.hl-retrain').prop('disabled', false);
   },
 
+  /**
+   * Count the project's labels again. Counts asked for in quick succession (one per saved label) may be answered
+   * out of order, so only the newest one's answer is shown; the count carries `hl-counting` until it arrives.
+   */
   async refreshCount() {
+    this._countAsked = (this._countAsked || 0) + 1;
+    const asked = this._countAsked;
+    const counter = this.$('.hl-label-count').addClass('hl-counting');
+    let text;
     try {
       const { xhr } = await request('GET', `${this.base}/labels`, { params: { limit: 1 } });
-      this.$('.hl-label-count').text(Number(xhr.getResponseHeader('Girder-Total-Count')).toLocaleString());
+      text = Number(xhr.getResponseHeader('Girder-Total-Count')).toLocaleString();
     } catch (error) {
-      this.$('.hl-label-count').text('?');
-      this.messages.failed('Could not count the labels', error);
+      if (asked === this._countAsked) {
+        text = '?';
+        this.messages.failed('Could not count the labels', error);
+      }
+    }
+    if (asked === this._countAsked) {
+      counter.text(text).removeClass('hl-counting');
     }
   },
 

@@ -7,7 +7,7 @@
 // Pan mode, the right button in any mode, and the wheel move the view. This view holds the mode, the active category
 // (ModeButtons, CategoryPicker and the keys), the requests and the page's data attributes that tests wait for.
 import { getJson, projectRoute, request } from '../../api.js';
-import { LiveView, MessagesView } from '../common.js';
+import { LiveView, MessagesView, isTyping } from '../common.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
 import SlideViewer from '../slide/SlideViewer.js';
 import BrushLayer from './BrushLayer.js';
@@ -220,7 +220,7 @@ const BulkView = LiveView.extend({
   },
 
   _key(event) {
-    if (event.target.closest && event.target.closest('input, textarea, select')) {
+    if (isTyping(event.target)) {
       return;
     }
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === 'z') {

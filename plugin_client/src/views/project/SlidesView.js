@@ -1,24 +1,17 @@
-// The slides section of the project page: the slides with their segment counts and Paint links and, for admins, the
-// Make segments button: one job per slide (POST .../segments), each job's progress polled (GET job/{id}) and shown in
-// the slide's row until all are done, then the slides reloaded for their new counts.
+// The slides section of the project page: the slides with their segment counts and Paint links; each slide's segment
+// job while it is queued or running: its place in the server's heavy-work queue (GET .../work), then its progress
+// (GET job/{id}), polled until the project has no work left, then the slides reloaded for their new counts; for
+// admins the Make segments button (POST .../segments: a job per slide, queued), a Cancel button on each queued or
+// running job, whoever started it (POST .../work/{job}/cancel) and the carry-over reports of labeled slides
+// whose new segments wait to be applied, with the stale labels (ResegmentationView).
 import { request } from '../../api.js';
 import { LiveView, detailOf, requestOf } from '../common.js';
+import ResegmentationView from './ResegmentationView.js';
+import { JOB, isState, jobDone, jobOf } from './segmentJobs.js';
 import template from './slides.pug';
 
-/** How often a running segment job is polled (ms). */
+/** How often the queue and the jobs in it are polled (ms). */
 const JOB_POLL_MS = 1000;
-
-/** Girder job statuses (girder_jobs JobStatus). */
-const JOB = { INACTIVE: 0, QUEUED: 1, RUNNING: 2, SUCCESS: 3, ERROR: 4, CANCELED: 5 };
-const JOB_WORDS = { 0: 'waiting', 1: 'queued', 2: 'running', 3: 'done', 4: 'failed', 5: 'canceled' };
-
-function jobDone(job) {
-  return [JOB.SUCCESS, JOB.ERROR, JOB.CANCELED].includes(job.status);
-}
-
-function jobFailed(job) {
-  return job.status === JOB.ERROR || job.status === JOB.CANCELED;
-}
 
 function loadJob(jobId, withLog = false) {
   return request('GET', `job/${jobId}`, { params: withLog ? { includeLog: 'true' } : undefined })
@@ -31,51 +24,60 @@ function lastLogLine(job) {
   return lines[lines.length - 1] || '';
 }
 
-/** What a slide's row shows of its job (slides.pug's `job` mixin): a state's text, or the job's progress. */
-function jobOf(job) {
-  if (!job) {
-    return null;
-  }
-  if (job.state === 'current' || job.state === 'running-elsewhere') {
-    return { state: job.state, text: job.state === 'current' ? 'up to date' : 'a job is already making them' };
-  }
-  const total = job.total || 0;
-  const current = job.current || 0;
-  return {
-    word: JOB_WORDS[job.status] || 'starting', failed: jobFailed(job), total, current,
-    percent: total ? Math.round((100 * current) / total) : 0, message: job.message, error: job.error,
-  };
+/**
+ * A job the row follows, before its first poll; `unreadable`: the user may not read it (a Girder job is its
+ * creator's: the project's readers see only its place in the queue, not its progress).
+ */
+function newJob(id, unreadable = false) {
+  return { id, status: JOB.QUEUED, current: 0, total: 0, message: '', unreadable };
 }
 
 const SlidesView = LiveView.extend({
   events: {
     'click .hl-make-segments': '_makeSegments',
+    'click .hl-cancel-job': '_cancelJob',
   },
 
   /**
-   * `folderId` is the project's, `slides` its slides (GET .../slides), `admin` whether the user makes segments,
-   * `paint(itemId)` the route of painting a slide (null without write access).
+   * `folderId` is the project's, `slides` its slides (GET .../slides), `admin` whether the user makes segments and
+   * cancels jobs, `paint(itemId)` the route of painting a slide (null without write access). Work queued or running
+   * when the page opens is shown and followed at once.
    */
   initialize({ folderId, slides, admin, paint }) {
     Object.assign(this, { folderId, slides, admin, paint });
-    this.jobs = {}; // by item id
+    this.jobs = {}; // by item id: the job each row follows, or the state POST .../segments answered
+    this.work = {}; // by item id: the project's queue entries (GET .../work) at the last poll
+    this.cancelling = new Set(); // job ids whose cancel request is on its way
     this.message = null;
     this.busy = false;
-    this._timers = new Set();
+    this._timer = null;
+    this._polling = false;
+    this._pollAgain = false;
+    this.carry = admin ? new ResegmentationView({ parentView: this, folderId }) : null;
+    if (this.carry) {
+      this.listenTo(this.carry, 'hl:segmentsChanged', this._reloadSlides);
+    }
     this.render();
+    this._poll(true);
   },
 
   destroy(...args) {
-    this._timers.forEach((timer) => clearTimeout(timer));
+    clearTimeout(this._timer);
     return LiveView.prototype.destroy.apply(this, args);
   },
 
   render() {
-    const jobs = Object.fromEntries(Object.entries(this.jobs).map(([item, job]) => [item, jobOf(job)]));
+    const jobs = Object.fromEntries(Object.entries(this.jobs).map(([item, job]) => [item, jobOf(job, this.work[item])]));
+    if (this.carry) {
+      this.carry.$el.detach(); // out of the way of `html()`, which would drop the events of every element it replaces
+    }
     this.$el.html(template({
       slides: this.slides, admin: this.admin, message: this.message, busy: this.busy, paint: this.paint, jobs,
-      showJobs: Object.keys(jobs).length > 0, detailOf, requestOf,
+      showJobs: Object.keys(jobs).length > 0, cancelling: this.cancelling, detailOf, requestOf,
     }));
+    if (this.carry) {
+      this.$('.hl-resegmentation-body').append(this.carry.$el); // one view, kept across the section's redraws
+    }
     return this;
   },
 
@@ -85,24 +87,25 @@ const SlidesView = LiveView.extend({
     this.message = { kind: 'info', title: 'Starting the segment jobs…' };
     this.render();
     request('POST', `histomics_label/project/${this.folderId}/segments`, { params: force ? { force: 'true' } : {} })
-      .then(({ data: started }) => {
+      .then(({ data: answer }) => {
         if (this._destroyed) {
           return;
         }
-        const jobs = {};
-        started.forEach((entry) => {
-          if (entry.status === 'started') {
-            jobs[entry.item] = { id: entry.job, status: JOB.QUEUED, current: 0, total: 0, message: '' };
-          } else {
-            jobs[entry.item] = { state: entry.status === 'current' ? 'current' : 'running-elsewhere' };
+        this.jobs = {};
+        this.work = {};
+        answer.forEach((entry) => {
+          if (isState(entry.status)) {
+            this.jobs[entry.item] = { state: entry.status };
+          } else { // started now, or the slide's job already queued or running
+            this.jobs[entry.item] = newJob(entry.job);
+            this.work[entry.item] = { status: entry.position === 0 ? 'running' : 'queued', position: entry.position };
           }
         });
-        this.jobs = jobs;
-        const count = started.filter((e) => e.status === 'started').length;
+        const count = answer.filter((e) => !isState(e.status)).length;
         this.message = { kind: 'info', title: count ? `Making segments for ${count} slide(s)…`
           : 'Every slide\'s segments are up to date.' };
         this.render();
-        this._pollJobs();
+        this._poll();
       }, (error) => {
         if (this._destroyed) {
           return;
@@ -113,35 +116,119 @@ const SlidesView = LiveView.extend({
       });
   },
 
-  _pollJobs() {
-    const running = Object.entries(this.jobs).filter(([, job]) => job.id && !jobDone(job));
-    if (!running.length) {
-      this._jobsFinished();
-      return;
-    }
-    Promise.all(running.map(([item, job]) => loadJob(job.id).then((data) => {
-      Object.assign(job, { status: data.status, current: data.progress ? data.progress.current : 0,
-        total: data.progress ? data.progress.total : 0, message: data.progress ? data.progress.message : '' });
-      if (jobFailed(job)) {
-        return loadJob(job.id, true).then((full) => { job.error = lastLogLine(full) || 'the job failed'; });
-      }
-      return item;
-    }))).then(() => {
+  /** Cancel the clicked row's job (queued: it leaves the queue; running: its child process is killed), then poll. */
+  _cancelJob(event) {
+    const jobId = event.currentTarget.dataset.job;
+    this.cancelling.add(jobId);
+    this.render();
+    request('POST', `histomics_label/project/${this.folderId}/work/${jobId}/cancel`).then(() => {
       if (this._destroyed) {
         return;
       }
-      this.render();
-      const timer = setTimeout(() => {
-        this._timers.delete(timer);
-        this._pollJobs();
-      }, JOB_POLL_MS);
-      this._timers.add(timer);
+      this.cancelling.delete(jobId);
+      this._poll();
     }, (error) => {
+      if (this._destroyed) {
+        return;
+      }
+      this.cancelling.delete(jobId);
+      this.message = { kind: 'danger', title: 'Could not cancel the segment job.', error };
+      this.render();
+    });
+  },
+
+  /**
+   * One poll: the project's queue (GET .../work), then every followed job that has not ended (GET job/{id}), work
+   * queued by anyone followed too; again after JOB_POLL_MS while the queue holds any of the project's work, else
+   * the end (`_jobsFinished`). A poll asked for while one runs comes right after it. `quiet`: the page just opened,
+   * so an empty queue ends nothing.
+   */
+  _poll(quiet = false) {
+    if (this._polling) {
+      this._pollAgain = true;
+      return;
+    }
+    clearTimeout(this._timer);
+    this._polling = true;
+    request('GET', `histomics_label/project/${this.folderId}/work`).then(({ data }) => {
+      const entries = data.work.filter((entry) => entry.item);
+      this.work = Object.fromEntries(entries.map((entry) => [entry.item, entry]));
+      entries.forEach((entry) => {
+        const followed = this.jobs[entry.item];
+        if (!followed || followed.id !== entry.job) {
+          this.jobs[entry.item] = newJob(entry.job, !this.admin);
+        }
+      });
+      Object.entries(this.jobs).forEach(([item, job]) => {
+        if (job.unreadable && !this.work[item]) { // it left the queue: how it ended is its creator's to read
+          delete this.jobs[item];
+        }
+      });
+      const open = Object.values(this.jobs).filter((job) => job.id && !job.unreadable && !jobDone(job));
+      return Promise.all(open.map((job) => this._refreshJob(job))).then(() => entries.length > 0);
+    }).then((active) => {
+      this._polling = false;
+      if (this._destroyed) {
+        return;
+      }
+      if (this._pollAgain) { // jobs were started or cancelled meanwhile: what this poll saw is already old
+        this._pollAgain = false;
+        this._poll();
+        return;
+      }
+      if (!active) {
+        if (!quiet || Object.keys(this.jobs).length) {
+          this._jobsFinished();
+        }
+        return;
+      }
+      this.busy = true;
+      this.render();
+      this._timer = setTimeout(() => this._poll(), JOB_POLL_MS);
+    }, (error) => {
+      this._polling = false;
       if (this._destroyed) {
         return;
       }
       this.busy = false;
       this.message = { kind: 'danger', title: 'Could not follow the segment jobs.', error };
+      this.render();
+    });
+  },
+
+  /**
+   * Read the job's status and progress into `job`, and the last line of its log once it failed. A job the user may
+   * not read (another admin's) is marked `unreadable` and shown by its place in the queue only.
+   */
+  _refreshJob(job) {
+    return loadJob(job.id).then((data) => {
+      Object.assign(job, { status: data.status, current: data.progress ? data.progress.current : 0,
+        total: data.progress ? data.progress.total : 0, message: data.progress ? data.progress.message : '' });
+      if (job.status === JOB.ERROR) {
+        return loadJob(job.id, true).then((full) => { job.error = lastLogLine(full) || 'the job failed'; });
+      }
+      return null;
+    }, (error) => {
+      if (error.status !== 403) {
+        throw error;
+      }
+      job.unreadable = true;
+    });
+  },
+
+  /** The slides again (GET .../slides), for their segment counts after new segments were applied. */
+  _reloadSlides() {
+    request('GET', `histomics_label/project/${this.folderId}/slides`).then(({ data: slides }) => {
+      if (this._destroyed) {
+        return;
+      }
+      this.slides = slides;
+      this.render();
+    }, (error) => {
+      if (this._destroyed) {
+        return;
+      }
+      this.message = { kind: 'danger', title: 'Could not reload the slides.', error };
       this.render();
     });
   },
@@ -152,12 +239,22 @@ const SlidesView = LiveView.extend({
         return;
       }
       this.slides = slides;
-      const failed = Object.values(this.jobs).filter(jobFailed).length;
+      if (this.carry) {
+        this.carry.reload();
+      }
+      const jobs = Object.values(this.jobs);
+      const failed = jobs.filter((job) => job.status === JOB.ERROR).length;
+      const cancelled = jobs.filter((job) => job.status === JOB.CANCELED).length;
       this.busy = false;
-      this.message = failed
-        ? { kind: 'danger', title: `${failed} segment job(s) failed.`,
-          error: { message: 'The failed job\'s row in the table says why.' } }
-        : { kind: 'success', title: 'Segments are ready.' };
+      if (failed) {
+        this.message = { kind: 'danger', title: `${failed} segment job(s) failed.`,
+          error: { message: 'The failed job\'s row in the table says why.' } };
+      } else if (cancelled) {
+        const others = jobs.some((job) => job.status === JOB.SUCCESS) ? '; the other slides\' segments are ready' : '';
+        this.message = { kind: 'warning', title: `${cancelled} segment job(s) cancelled${others}.` };
+      } else {
+        this.message = { kind: 'success', title: 'Segments are ready.' };
+      }
       this.render();
     }, (error) => {
       if (this._destroyed) {

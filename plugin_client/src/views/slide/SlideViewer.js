@@ -14,6 +14,7 @@ export default class SlideViewer {
     this.itemId = itemId;
     const { sizeX, sizeY, tileWidth, tileHeight } = tiles;
     const params = geo.util.pixelCoordinateParams(node, sizeX, sizeY, tileWidth, tileHeight);
+    this.baseZoom = params.map.max; // one screen pixel per base pixel
     params.map.max += ZOOM_PAST_BASE;
     this.maxLevel = params.layer.maxLevel;
     this.map = geo.map(params.map);
@@ -27,15 +28,24 @@ export default class SlideViewer {
     this.map.size({ width: this.node.clientWidth, height: this.node.clientHeight });
   }
 
-  /** Show a base-pixel box `[x0, y0, x1, y1]` with `context` times its size around it, centred. */
+  /**
+   * Show a base-pixel box `[x0, y0, x1, y1]` with `context` times its size around it, centred, but never magnified
+   * past the slide's own resolution: a small segment gets more of its surroundings rather than blurred, upsampled
+   * tissue (the labeler may still zoom further in).
+   */
   showRegion([x0, y0, x1, y1], context = 4) {
     const side = Math.max(x1 - x0, y1 - y0, 16) * context;
     const cx = (x0 + x1) / 2;
     const cy = (y0 + y1) / 2;
     const view = this.map.zoomAndCenterFromBounds(
       { left: cx - side / 2, right: cx + side / 2, top: cy - side / 2, bottom: cy + side / 2 }, 0);
-    this.map.zoom(Math.min(view.zoom, this.map.zoomRange().max));
+    this.map.zoom(Math.min(view.zoom, this.baseZoom));
     this.map.center({ x: cx, y: cy });
+  }
+
+  /** Screen pixels per base pixel at the map's zoom now (1: the slide's own resolution). */
+  scale() {
+    return 2 ** (this.map.zoom() - this.baseZoom);
   }
 
   /** Call `callback` once the map has drawn everything it asked for. */
