@@ -39,7 +39,8 @@ from ..core.models import models
 from ..core.pipeline import model_options, representation
 from ..core.progress import Progress, no_progress
 from ..core.rounds import train_slides_round
-from ..models.label import Label, LabelEvent
+from ..models.effective_labels import effective_labels
+from ..models.label import Label, LabelEvent, by_slide
 from ..models.round import Round
 from ..models.training_state import TrainingState
 from ..models.work_queue import HeavyWork
@@ -343,7 +344,7 @@ def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
     if not 1 <= limit <= MAX_SUGGESTIONS:
         raise ValidationException(f'limit must be between 1 and {MAX_SUGGESTIONS}', 'limit')
     try:
-        slides, _ = segmented_slides(folder, config)
+        slides, _ = segmented_slides(folder, config, by_slide(effective_labels(folder['_id'])))
         if not slides:
             return []
         rep = representation(folders.pipeline_config(folder, slides[0][0], config))

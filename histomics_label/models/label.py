@@ -148,11 +148,13 @@ class Label(Model):
                                             {'$set': {'category': new, 'rev': ObjectId()}}).modified_count
         self.collection.update_many({'project': project_id, 'review.category': old},
                                     {'$set': {'review.category': new, 'rev': ObjectId()}})
+        LabelEpoch().bump(project_id)
         return count
 
     def remove_project(self, project_id: ObjectId) -> None:
         self.collection.delete_many({'project': project_id})
         LabelEvent().collection.delete_many({'project': project_id})
+        LabelEpoch().collection.delete_one({'_id': project_id})
 
     # -- reading ---------------------------------------------------------------------------------------------------
 
@@ -186,28 +188,11 @@ class Label(Model):
         query = {'project': project_id}
         if item_id is not None:
             query['item'] = item_id
-        latest: dict[Key, tuple[datetime.datetime, ObjectId, str]] = {}
-        overrides: dict[Key, tuple[datetime.datetime, datetime.datetime, ObjectId, str]] = {}
-        fields = {'item': 1, 'segment': 1, 'category': 1, 'review': 1, 'updated': 1}
-        for doc in self.collection.find(query, fields):
-            key = (doc['item'], doc['segment'])
-            made = (doc.get('updated') or NEVER, doc['_id'], doc['category'])
-            if key not in latest or made[:2] > latest[key][:2]:
-                latest[key] = made
-            review = doc.get('review')
-            if review and review.get('status') == 'overridden':
-                reviewed = (review['time'], made[0], doc['_id'], review['category'])
-                if key not in overrides or reviewed[:3] > overrides[key][:3]:
-                    overrides[key] = reviewed
-        return {**{key: made[2] for key, made in latest.items()},
-                **{key: reviewed[3] for key, reviewed in overrides.items()}}
+        return effective_of(self.collection.find(query, EFFECTIVE_FIELDS))
 
     def effective_by_slide(self, project_id: ObjectId) -> dict[ObjectId, dict[int, str]]:
         """``{item: {segment: category}}``: ``effective`` grouped by slide, for work done slide by slide."""
-        grouped: dict[ObjectId, dict[int, str]] = {}
-        for (item_id, segment), category in self.effective(project_id).items():
-            grouped.setdefault(item_id, {})[segment] = category
-        return grouped
+        return by_slide(self.effective(project_id))
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
@@ -310,14 +295,17 @@ class Label(Model):
     def _record(batch: str, project_id: ObjectId, user_id: ObjectId, changes: list[Change],
                 now: datetime.datetime, action: str) -> None:
         """Record each change as an event of ``batch`` made by ``user_id``: the whole label before and after it, and
-        its category before and after (None: no label) for a reader of the history."""
+        its category before and after (None: no label) for a reader of the history. ``recorded``, taken after the
+        labels were written, is what ``effective_labels`` reads the changes since a time by."""
         events = []
+        recorded = _now()
         for before, after in changes:
             label = before or after
             events.append({'batch': batch, 'project': project_id, 'labeler': user_id, 'item': label['item'],
                            'segment': label['segment'], 'label': label['_id'],
                            'before': before and before['category'], 'after': after and after['category'],
-                           'beforeLabel': before, 'afterLabel': after, 'time': now, 'action': action})
+                           'beforeLabel': before, 'afterLabel': after, 'time': now, 'recorded': recorded,
+                           'action': action})
         if events:
             LabelEvent().collection.insert_many(events, ordered=True)
 
@@ -353,13 +341,44 @@ IDLE_GAP = datetime.timedelta(minutes=2)
 """A labeler's pause longer than this between two writes is not labeling time (a break, another task)."""
 
 
+EFFECTIVE_FIELDS = {'item': 1, 'segment': 1, 'category': 1, 'review': 1, 'updated': 1}
+"""What ``effective_of`` reads of a label document."""
+
+
+def effective_of(documents: Iterable[dict]) -> dict[Key, str]:
+    """``{(item, segment): category}`` over label documents in any order: per segment, the override reviewed last
+    where it has one, else its most recent label (ties on time go to the later document id)."""
+    latest: dict[Key, tuple[datetime.datetime, ObjectId, str]] = {}
+    overrides: dict[Key, tuple[datetime.datetime, datetime.datetime, ObjectId, str]] = {}
+    for doc in documents:
+        key = (doc['item'], doc['segment'])
+        made = (doc.get('updated') or NEVER, doc['_id'], doc['category'])
+        if key not in latest or made[:2] > latest[key][:2]:
+            latest[key] = made
+        review = doc.get('review')
+        if review and review.get('status') == 'overridden':
+            reviewed = (review['time'], made[0], doc['_id'], review['category'])
+            if key not in overrides or reviewed[:3] > overrides[key][:3]:
+                overrides[key] = reviewed
+    return {**{key: made[2] for key, made in latest.items()},
+            **{key: reviewed[3] for key, reviewed in overrides.items()}}
+
+
+def by_slide(effective: dict[Key, str]) -> dict[ObjectId, dict[int, str]]:
+    """``{item: {segment: category}}``: effective labels grouped by slide, for work done slide by slide."""
+    grouped: dict[ObjectId, dict[int, str]] = {}
+    for (item_id, segment), category in effective.items():
+        grouped.setdefault(item_id, {})[segment] = category
+    return grouped
+
 class LabelEvent(Model):
     """One change of one label, in a batch: what ``undo`` reverts and what an audit reads."""
 
     def initialize(self) -> None:
         self.name = 'histomics_label_label_event'
         self.ensureIndices([([('project', ASCENDING), ('batch', ASCENDING)], {}),
-                            ([('project', ASCENDING), ('time', DESCENDING)], {})])
+                            ([('project', ASCENDING), ('time', DESCENDING)], {}),
+                            ([('project', ASCENDING), ('recorded', ASCENDING)], {})])
 
     def validate(self, doc: dict) -> dict:
         return doc
@@ -381,3 +400,22 @@ class LabelEvent(Model):
             seconds += sum(min(later - earlier, IDLE_GAP).total_seconds()
                            for earlier, later in zip(ordered, ordered[1:], strict=False))
         return seconds / 60
+
+
+class LabelEpoch(Model):
+    """Per project, a token that changes whenever labels are rewritten without an event of their own (a category
+    renamed or merged, labels carried over to new segments or deleted as stale): whoever keeps labels between reads
+    (``effective_labels``) reads them all again when it changes."""
+
+    def initialize(self) -> None:
+        self.name = 'histomics_label_label_epoch'
+
+    def validate(self, doc: dict) -> dict:
+        return doc
+
+    def bump(self, project_id: ObjectId) -> None:
+        self.collection.update_one({'_id': project_id}, {'$set': {'epoch': ObjectId()}}, upsert=True)
+
+    def current(self, project_id: ObjectId) -> ObjectId | None:
+        found = self.collection.find_one({'_id': project_id})
+        return found and found['epoch']

@@ -15,6 +15,7 @@ import time
 from girder_jobs.models.job import Job
 
 from ..models.detached_label import DetachedLabel
+from ..models.effective_labels import forget
 from ..models.label import Label
 from ..models.round import Round
 from ..models.training_state import TrainingState
@@ -53,6 +54,7 @@ def remove_project(folder: dict) -> None:
             break
         time.sleep(0.2)
     Label().remove_project(project_id)
+    forget(project_id)
     for model in (DetachedLabel(), Round(), TrainingState()):
         model.collection.delete_many({'project': project_id})
     shutil.rmtree(data_dir() / str(project_id), ignore_errors=True)

@@ -45,7 +45,7 @@ from pymongo import UpdateOne
 from ..core.io.store import replace_store, rounds_folder
 from ..core.segments.carry_over import Fate, Overlap, overlap, store_id
 from ..models.detached_label import DetachedLabel
-from ..models.label import Label, LabelEvent
+from ..models.label import Label, LabelEpoch, LabelEvent
 from . import folders
 
 UNMATCHED_CHOICES = ('keep', 'delete')
@@ -124,7 +124,10 @@ def apply(folder: dict, item: dict, unmatched: str) -> dict:
         raise ValidationException(f'unmatched must be one of {", ".join(UNMATCHED_CHOICES)}, not {unmatched!r}',
                                   'unmatched')
     with _applying(folder, item):
-        return _apply(folder, item, unmatched)
+        try:
+            return _apply(folder, item, unmatched)
+        finally:  # the labels moved or went without events of their own, however far it got
+            LabelEpoch().bump(folder['_id'])
 
 
 @contextmanager
@@ -271,6 +274,7 @@ def delete_stale_labels(folder: dict, item_id: ObjectId | None = None, ids: list
     deleted = 0
     if attached:
         deleted += Label().removeWithQuery({'project': folder['_id'], '_id': {'$in': attached}}).deleted_count
+        LabelEpoch().bump(folder['_id'])
     if detached:
         deleted += DetachedLabel().remove_ids(folder['_id'], detached)
     return {'deleted': deleted}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bson.objectid import ObjectId
+
 from ..core.io.labels import Category, LabelSet
 from ..core.io.store import SlideStore
 from ..core.pipeline import representation
@@ -14,14 +16,19 @@ from ..settings import data_dir
 from . import folders
 
 
-def segmented_slides(folder: dict, config: dict) -> tuple[list[tuple[dict, object, LabelSet]], int]:
+def segmented_slides(folder: dict, config: dict, effective: dict[ObjectId, dict[int, str]] | None = None,
+                     ) -> tuple[list[tuple[dict, object, LabelSet]], int]:
     """``(item, store path, labels)`` of each slide whose store has its segments and current features, and how
     many labeled segments were left out as stale: a segment id outside ``1..n_segments`` of its slide's store (left
     by a re-segmentation before segmentations were versioned) names no segment, and one such label must not stop
-    training or suggestions for the whole project. ``GET .../stale_labels`` lists them for deletion."""
+    training or suggestions for the whole project. ``GET .../stale_labels`` lists them for deletion.
+
+    ``effective``: the project's effective labels by slide where the caller has them (a suggestion request reads
+    them incrementally, ``models.effective_labels``); else every label is read."""
     categories = [Category(c['name'], c['color'], c['excluded']) for c in config['categories']]
     index = {c.name: i for i, c in enumerate(categories)}
-    effective = Label().effective_by_slide(folder['_id'])
+    if effective is None:
+        effective = Label().effective_by_slide(folder['_id'])
     result, stale, rep = [], 0, None
     for item in folders.slides(folder):
         path = folders.store_path(folder, item)

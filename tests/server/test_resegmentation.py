@@ -64,6 +64,7 @@ def test_a_labeled_slide_segmented_again_keeps_its_labels_until_the_report_is_ap
 
     from histomics_label.core.io.store import SlideStore
     from histomics_label.jobs import rounds
+    from histomics_label.models.effective_labels import effective_labels
     from histomics_label.models.label import Label
     from histomics_label.projects import folders, resegmentation
 
@@ -77,6 +78,7 @@ def test_a_labeled_slide_segmented_again_keeps_its_labels_until_the_report_is_ap
     reviewed = next(iter(_labels(project).values()))
     Label().review(project['folder'], admin, reviewed['_id'], 'stroma')
     before, digest = _labels(project), _digest(store)
+    kept_before = effective_labels(project['folder']['_id'])  # what suggestion requests keep from now on
 
     _configure(server, project, admin, radius=14)
     started, logs = _make_segments(server, project, admin)
@@ -122,6 +124,7 @@ def test_a_labeled_slide_segmented_again_keeps_its_labels_until_the_report_is_ap
         assert new['segment'] == expected[old['segment']][1]  # the new segment over most of its old pixels
         for key in ('labeler', 'category', 'created', 'updated', 'view', 'review'):
             assert new.get(key) == old.get(key)
+    assert effective_labels(project['folder']['_id']) == Label().effective(project['folder']['_id']) != kept_before
 
     stale = server.request(_path(project, '/stale_labels'), user=user)
     assertStatusOk(stale)
@@ -237,6 +240,7 @@ def test_the_slide_is_its_girder_file_not_its_path(server, project, admin, fsAss
 
 
 def test_stale_labels_are_listed_and_deleted(server, project, admin, user):
+    from histomics_label.models.effective_labels import effective_labels
     from histomics_label.models.label import Label
     from histomics_label.projects import folders
 
@@ -245,6 +249,7 @@ def test_stale_labels_are_listed_and_deleted(server, project, admin, user):
     stale = {'project': project['folder']['_id'], 'item': project['item']['_id'], 'segment': n + 7,
              'labeler': admin['_id'], 'category': 'tumor'}
     Label().collection.insert_one(stale)  # as a re-segmentation before versions left them
+    assert (project['item']['_id'], n + 7) in effective_labels(project['folder']['_id'])
     listed = server.request(_path(project, '/stale_labels'), user=user)
     assertStatusOk(listed)
     assert [(s['segment'], s['detached']) for s in listed.json] == [(n + 7, False)]
@@ -252,6 +257,7 @@ def test_stale_labels_are_listed_and_deleted(server, project, admin, user):
     assertStatusOk(server.request(_path(project, '/stale_labels'), method='DELETE', user=admin,
                                   params={'ids': json.dumps([listed.json[0]['_id']])}))
     assert sorted(doc['segment'] for doc in _labels(project).values()) == [1, 2]
+    assert effective_labels(project['folder']['_id']) == Label().effective(project['folder']['_id'])
 
 
 def test_a_stale_label_does_not_stop_training_or_suggestions(server, project, admin):
