@@ -44,10 +44,11 @@ from ..models.label import Label, LabelEvent, by_slide
 from ..models.round import Round
 from ..models.training_state import TrainingState
 from ..models.work_queue import HeavyWork
-from ..projects import folders
+from ..projects import folders, notify
 from ..projects.segmented import rankings_folder, segmented_slides
 from ..settings import TRAINING_JOBS
 from . import queue
+from .segments import KIND as SEGMENTS
 from .workers.errors import child_error
 from .workers.rounds import store_outputs
 
@@ -112,7 +113,26 @@ def labels_changed(folder: dict, config: dict, user: dict, changed: int) -> dict
         return None
     if TrainingState().rerun_if_running(folder['_id']):
         return {'status': 'queued'}
+    if segments_in_progress(folder['_id']):  # its slides may lack features until then: the round would fail
+        return {'status': 'waiting', 'message': 'A round starts once the project\'s segments are made.'}
     return round_if_trainable(folder, config, user, f'{count} new labels')
+
+
+def segments_in_progress(project_id: ObjectId, besides: ObjectId | None = None) -> bool:
+    """Whether segment work of the project (other than job ``besides``) is queued or running."""
+    query = {'kind': SEGMENTS, 'project': project_id, **({'job': {'$ne': besides}} if besides else {})}
+    return HeavyWork().collection.count_documents(query, limit=1) > 0
+
+
+def after_segments(folder: dict, user: dict | None, job_id: ObjectId) -> dict | None:
+    """At the end of segment job ``job_id``: the round that label writes asked for while segments were being made
+    (``labels_changed`` held it back), once no other segment work of the project is left; else None."""
+    config = folders.config_of(folder)
+    every = config.get('retrainEvery', 0)
+    if not every or TrainingState().state(folder['_id'])['labelsSince'] < every \
+            or segments_in_progress(folder['_id'], besides=job_id):
+        return None
+    return round_if_trainable(folder, config, user, 'labels written while segments were made')
 
 
 def round_if_trainable(folder: dict, config: dict, user: dict | None, reason: str) -> dict | None:
@@ -246,18 +266,23 @@ def run_job(job: dict, context: queue.WorkContext | None = None) -> None:
     folder_id = ObjectId(job['kwargs']['project'])
     job = Job().updateJob(job, status=JobStatus.RUNNING, progressTotal=1, progressCurrent=0,
                           progressMessage='training')
+    folder = Folder().load(folder_id, force=True)
     try:
-        folder = Folder().load(folder_id, force=True)
         if folder is None:
             raise HistomicsLabelError('the project was deleted while the round waited')
+        notify.training(folder, 'running')
         document = run_round(folder, context, _stage_reporter(job, context))
     except queue.WorkStopped:
         context.record_stop(job)
+        notify.training(folder, 'stopped')
         return
     except Exception as exc:
         logger.info('Round of project %s failed: %s', folder_id, exc)
         Job().updateJob(job, status=JobStatus.ERROR, log=f'Error: {exc}\nThe previous round stays in place.\n')
+        if folder is not None:
+            notify.training(folder, 'failed', message=str(exc))
         return
+    notify.training(folder, 'done', document)
     from ..projects.publishing import publish_soon
 
     publish_soon(folder_id)

@@ -172,8 +172,12 @@ def run_job(job: dict, context: queue.WorkContext) -> None:
         logger.info('Segment job for %s failed: %s', item['name'], exc)
         Job().updateJob(job, status=JobStatus.ERROR, log=f'Error: {exc}\n')
         return
+    from .rounds import after_segments
+
+    training = after_segments(folder, requester, job['_id'])
+    started = '; a round was started for the labels written meanwhile' if training else ''
     Job().updateJob(job, status=JobStatus.SUCCESS, progressCurrent=1000, progressMessage='done',
-                    log=f'{count} segments with features; segment image item {image["_id"]}\n')
+                    log=f'{count} segments with features; segment image item {image["_id"]}{started}\n')
 
 
 def _changes_segments(pipeline: PipelineConfig) -> bool:

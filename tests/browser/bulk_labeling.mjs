@@ -184,7 +184,7 @@ await run({
   mark('erase');
 
   phase = 'overlays';
-  // label both trainable categories, train a round, and open the view again to see the model's overlays
+  // label both trainable categories, train a round (the open page learns of it), and open the view again
   await page.locator('.hl-mode[data-mode="brush"]').click();
   await page.keyboard.press(input.key);
   const painted = await stroke(x0, x1, y);
@@ -194,8 +194,15 @@ await run({
   result.overlays.trained = await page.evaluate(async (projectId) => {
     const response = await fetch(`api/v1/histomics_label/project/${projectId}/train?wait=true`,
       { method: 'POST', headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
-    return response.status;
+    return { status: response.status, round: response.ok ? (await response.json()).round.number : null };
   }, input.projectId);
+  // Girder's notification stream tells the open page: the toolbar says so and the model's overlays are offered
+  await page.waitForFunction((number) => document.querySelector('.hl-bulk').dataset.round === String(number),
+    result.overlays.trained.round, { timeout: 15000 });
+  result.overlays.live = {
+    status: (await page.locator('.hl-paint-status').innerText()).trim(),
+    predictionsDisabled: await page.locator('.hl-fill[data-fill="predictions"]').evaluate((b) => b.disabled),
+  };
   await page.reload();
   await page.locator('.hl-bulk.hl-map-idle').waitFor();
   const plain = await mapShot();

@@ -1,7 +1,8 @@
 // Drives Debian Chromium (npm playwright-core, through driver.mjs) through the guided labeling view for
 // test_guided_rounds.py: opens it, has a round trained outside the view (as another labeler's Retrain or automatic
-// retraining would: POST .../train?wait=true with the page's login), then accepts every card of the row by keyboard;
-// reads the stats bar before and after the next row arrives. Prints one JSON object of observations on stdout; the
+// retraining would: POST .../train?wait=true with the page's login), waits for the stats bar to name it (Girder's
+// notification stream; nothing on the page is touched), then accepts every card of the row by keyboard; reads the
+// stats bar before, meanwhile and after the next row arrives. Prints one JSON object of observations on stdout; the
 // pytest test makes the assertions. Screenshots go to `artifacts`.
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
@@ -45,7 +46,12 @@ await run({
       .done((data) => resolve(data.round.number))
       .fail((xhr) => reject(new Error(`POST train failed (${xhr.status})`)));
   }), input.projectId);
-  result.meanwhile = await stats(); // nothing tells the open view yet
+  const answered = Date.now();
+  // Girder's notification stream tells the open view: the stats bar names the new round, the row stays
+  await page.waitForFunction((number) => document.querySelector('.hl-round-number').innerText.trim() === String(number),
+    result.trained, { timeout: 15000 });
+  result.shownAfterMs = Date.now() - answered;
+  result.meanwhile = { ...await stats(), status: await text('.hl-train-status') };
 
   phase = 'label';
   for (let index = 0; index < result.before.row.length; index += 1) {

@@ -1,8 +1,9 @@
 """The bulk labeling (paint) view in Chromium, on the live stack: a project made through the REST API on the real H&E
 sample (segments and an embedding map made by the segment job), the slide drawn by geojs over large_image's tiles
 (WebGL through SwiftShader) with the segments as a pixelmap layer, one brush stroke across the middle of the slide
-painted with a category chosen by key, undone, painted and erased; then a round trained and the model's overlays
-and the segment borders switched on. What the page shows is checked against what the server stored, and the
+painted with a category chosen by key, undone, painted and erased; then a round trained (the open page learns of it
+through Girder's notification stream and offers the model's overlays) and the model's overlays and the segment
+borders switched on. What the page shows is checked against what the server stored, and the
 overlays by what the map draws."""
 
 
@@ -107,9 +108,14 @@ def test_eraser_removes_painted_labels(observed):
     assert not observed['consoleErrors'].get('erase')
 
 
-def test_model_overlays_and_borders_are_drawn(observed):
+def test_model_overlays_and_borders_are_drawn(observed, stack, project):
     overlays = observed['overlays']
-    assert min(overlays['painted']) >= 3 and overlays['trained'] == 200
+    assert min(overlays['painted']) >= 3 and overlays['trained']['status'] == 200
+    # the open page learnt of the round from the notification stream, before any reload
+    [trained] = stack.client().get(f'{project["base"]}/rounds')['rounds']
+    assert overlays['trained']['round'] == trained['number']
+    assert overlays['live']['status'].startswith(f'Round {trained["number"]} trained on {trained["labelsUsed"]} labels')
+    assert overlays['live']['predictionsDisabled'] is False
     assert overlays['fillsDisabled'] == [False, False, False]
     # each switch changes what a good part of the map shows (tissue covers about half of it)
     assert overlays['labelsOff'] > 0.002, overlays

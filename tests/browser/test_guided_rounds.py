@@ -1,8 +1,8 @@
 """The guided view's stats bar follows rounds trained outside it, in Chromium on the live stack: a project on the
 real H&E sample with seed labels and a first round (all through the REST API); while the view is open a second
-round is trained (as automatic retraining or another labeler's Retrain would); once the labeler finishes the row,
-the next row comes from that round and the stats bar names it, with its accuracy and the share of predictions it
-changed, as the server's rounds say."""
+round is trained (as automatic retraining or another labeler's Retrain would). Girder's notification stream tells
+the open view at once: the stats bar names the round and says what it trained on, as the server's rounds say, while
+the row of cards stays; once the labeler finishes the row, the next row comes from that round."""
 
 import pytest
 from helpers.live_stack import seeded_project
@@ -31,11 +31,17 @@ def observed(stack, project, browser_driver) -> dict:
 
 def test_the_next_row_names_the_round_trained_meanwhile(observed, project, stack):
     first = project['first']['number']
-    assert observed['before']['round'] == observed['meanwhile']['round'] == str(first)
+    assert observed['before']['round'] == str(first)
     assert observed['trained'] == first + 1
     rounds = stack.client().get(f'{project["base"]}/rounds')['rounds']
     latest = rounds[-1]
     assert latest['number'] == first + 1  # the labels accepted in the view started no round (retrainEvery 0)
+    meanwhile = observed['meanwhile']
+    assert meanwhile['round'] == str(latest['number']) and meanwhile['row'] == observed['before']['row']
+    changed = latest['predictionsChanged']['changed']
+    assert meanwhile['status'] == (f'Round {latest["number"]} trained on {latest["labelsUsed"]} labels; '
+                                   f'{changed:,} prediction{"" if changed == 1 else "s"} changed.')
+    assert meanwhile['accuracy'] == accuracy_words(latest['accuracy'])
     after = observed['after']
     assert after['round'] == str(latest['number'])
     assert after['accuracy'] == accuracy_words(latest['accuracy'])

@@ -219,3 +219,34 @@ def test_every_round_learns_from_its_new_labels(server, project, admin, seeded):
         agreed = sum(names[k] == category for k, (_, category) in zip(after.probabilities[rows].argmax(axis=1),
                                                                         contradicted, strict=True))
         assert agreed >= 7, f'round {number} predicts {agreed} of its 10 new labels'
+
+
+def test_labels_written_while_segments_are_made_start_their_round_when_the_segments_are_done(
+        server, project, admin, seeded, cmu_svs):
+    """A second slide is being segmented: labels that reach ``retrainEvery`` meanwhile are told the round waits
+    (it would find slides without features), and the segment job's end starts it."""
+    from girder.models.upload import Upload
+    from girder_jobs.models.job import Job
+
+    from histomics_label.jobs import rounds as round_jobs
+    from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.models.round import Round
+    from histomics_label.projects import folders
+
+    folders.save_config(project['folder'], {'retrainEvery': 5})
+    with open(cmu_svs, 'rb') as handle:
+        Upload().uploadFromFile(handle, cmu_svs.stat().st_size, f'second-{cmu_svs.name}', parentType='folder',
+                                parent=project['folder'], user=admin)
+    started = server.request(_path(project, '/segments'), method='POST', user=admin)
+    assertStatusOk(started)
+    [job] = [entry['job'] for entry in started.json if 'job' in entry]
+    answer = _label(server, project, admin, seeded)  # the job's child is still starting: no slide is done
+    assert answer['training'] == {'status': 'waiting',
+                                  'message': 'A round starts once the project\'s segments are made.'}
+    assert Round().collection.count_documents({'project': project['folder']['_id']}) == 0
+    segment_jobs.wait_for_segment_jobs()
+    log = ''.join(Job().load(job, force=True, includeLog=True)['log'])
+    assert 'a round was started for the labels written meanwhile' in log
+    round_jobs.wait_for_rounds(project['folder']['_id'])
+    [trained] = Round().find({'project': project['folder']['_id']})
+    assert trained['labelsUsed'] == len([s for s, c in seeded if c != 'background'])

@@ -220,6 +220,39 @@ export function isTyping(target) {
  * `_destroyed`, which callbacks check before touching the page. Views with more to release (timers, listeners,
  * a viewer) release it in their own `destroy` and then call this one.
  */
+/** The notification type the server sends when a project's training changes (histomics_label/projects/notify.py). */
+const TRAINING_EVENT = 'g:event.histomics_label.training';
+
+/**
+ * Call `handler(data)` with each training event of project `projectId` that Girder's notification stream brings
+ * (a round started, done, failed or stopped, by anyone), for as long as `view` lives.
+ */
+export function onTraining(view, projectId, handler) {
+  view.listenTo(girder.utilities.eventStream, TRAINING_EVENT, (event) => {
+    if (event.data && event.data.project === projectId) {
+      handler(event.data);
+    }
+  });
+}
+
+/** A training event (`onTraining`) as a sentence: "Round 7 trained on 64 labels; 212 predictions changed." */
+export function trainingText(data) {
+  if (data.state === 'running') {
+    return 'A new round is training…';
+  }
+  if (data.state === 'failed') {
+    return `The last round failed (${data.message}); the previous model stays.`;
+  }
+  if (data.state === 'stopped') {
+    return 'The round was stopped; the previous model stays.';
+  }
+  const round = data.round || {};
+  const changed = round.predictionsChanged;
+  const change = changed ? `; ${changed.changed.toLocaleString()} prediction${changed.changed === 1 ? '' : 's'} ` +
+    'changed' : '';
+  return `Round ${round.number} trained on ${round.labelsUsed} labels${change}.`;
+}
+
 export const LiveView = View.extend({
   destroy(...args) {
     this._destroyed = true;

@@ -46,7 +46,8 @@ const GuidedView = LiveView.extend({
     this.$el.html(template({ projectRoute: projectRoute(this.folderId) }));
     this.messages = new MessagesView({ el: this.$('.hl-messages'), parentView: this });
     this.stats = new StatsBar({
-      el: this.$('.hl-guided-stats'), parentView: this, base: this.base, messages: this.messages,
+      el: this.$('.hl-guided-stats'), parentView: this, projectId: this.folderId, base: this.base,
+      messages: this.messages,
       saved: () => Promise.allSettled([...this.pending]), newRound: () => this._nextRow(),
     });
     return this;
@@ -243,7 +244,12 @@ const GuidedView = LiveView.extend({
     card.labels.push(name);
     card.saving += 1;
     this._showLabel(card, name);
-    const saved = send().then(({ data }) => data.batch);
+    const saved = send().then(({ data }) => {
+      if (data.training && data.training.status === 'waiting') {
+        this.stats.say(data.training.message); // labels written while segments are made: the round waits
+      }
+      return data.batch;
+    });
     const entry = { card, saved, name };
     this.history.push(entry);
     this.pending.add(saved);

@@ -3,9 +3,11 @@
 // interval (the tooltips say what they are, or why they were not measured), the stopping signal, and the Retrain
 // button, which saves
 // what is in flight, asks for a round (POST .../train) and polls the rounds until a newer one appears or training
-// stops without one.
+// stops without one. Rounds started by anyone else (automatic retraining, another labeler's Retrain) reach it through
+// Girder's notification stream: it says what is training and, once a round is done, shows it at once; the row of
+// cards stays until it is done (GuidedView fetches the next row with the latest round).
 import { getJson, request } from '../../api.js';
-import { LiveView, accuracyOf, auditOf, changeOf } from '../common.js';
+import { LiveView, accuracyOf, auditOf, changeOf, onTraining, trainingText } from '../common.js';
 import template from './statsBar.pug';
 
 /** How often the rounds are polled while a retrain runs (ms). */
@@ -20,11 +22,12 @@ const StatsBar = LiveView.extend({
    * `base` is the project's API path, `messages` the page's MessagesView; before a retrain `saved()` resolves once
    * the labels in flight are saved, and after one `newRound()` shows the next row (both Promises).
    */
-  initialize({ base, messages, saved, newRound }) {
+  initialize({ projectId, base, messages, saved, newRound }) {
     Object.assign(this, { base, messages, saved, newRound });
     this.rounds = [];
     this.training = false;
     this.render();
+    onTraining(this, projectId, (data) => this._trainingEvent(data));
   },
 
   destroy(...args) {
@@ -84,6 +87,22 @@ const StatsBar = LiveView.extend({
     } catch (error) {
       this.messages.failed('Could not read the training rounds', error);
       return null;
+    }
+  },
+
+  /** Say `text` where the bar says what training does. */
+  say(text) {
+    this.$('.hl-train-status').text(text);
+  },
+
+  /** A training event of the project, from anyone (`onTraining`): said, and a finished round shown at once. */
+  _trainingEvent(data) {
+    if (this.training) {
+      return; // this labeler's own Retrain: its poll says what happens
+    }
+    this.say(trainingText(data));
+    if (data.state === 'done') {
+      this.refreshRounds();
     }
   },
 

@@ -7,7 +7,7 @@
 // Pan mode, the right button in any mode, and the wheel move the view. This view holds the mode, the active category
 // (ModeButtons, CategoryPicker and the keys), the requests and the page's data attributes that tests wait for.
 import { getJson, projectRoute, request } from '../../api.js';
-import { LiveView, MessagesView, isTyping } from '../common.js';
+import { LiveView, MessagesView, isTyping, onTraining, trainingText } from '../common.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
 import SlideViewer from '../slide/SlideViewer.js';
 import BrushLayer from './BrushLayer.js';
@@ -40,6 +40,7 @@ const BulkView = LiveView.extend({
     this._onResize = () => this._resize();
     window.addEventListener('resize', this._onResize);
     this.render();
+    onTraining(this, this.folderId, (data) => this._trainingEvent(data));
     this._load();
   },
 
@@ -186,6 +187,27 @@ const BulkView = LiveView.extend({
     this._labelsShown();
   },
 
+  /**
+   * A training event of the project, from anyone (`onTraining`): said in the toolbar, and once a round is done the
+   * model's overlays show it (the slide's entry says which it has now).
+   */
+  async _trainingEvent(data) {
+    this._status(trainingText(data));
+    if (data.state !== 'done' || !this.overlay) {
+      return;
+    }
+    try {
+      const slides = await getJson(`${this.base}/slides`);
+      const slide = slides.find((entry) => entry._id === this.itemId);
+      if (slide && slide.segmentImage && !this._destroyed) {
+        await this.controls.modelChanged(slide.segmentImage);
+        this.$('.hl-bulk').attr('data-round', String(data.round.number));
+      }
+    } catch (error) {
+      this.messages.failed('Could not read the slide after the new round', error);
+    }
+  },
+
   /** Record how many segments the overlay shows as labeled (for the page's tests and the status line). */
   _labelsShown() {
     const labels = this.overlay.values.labels;
@@ -278,11 +300,12 @@ const BulkView = LiveView.extend({
       if (data.batch) {
         this.batches.push(data.batch);
       }
+      const waiting = data.training && data.training.status === 'waiting' ? ` ${data.training.message}` : '';
       const count = (data.segments || []).length;
       this.$('.hl-bulk').attr('data-last-segments', (data.segments || []).join(','));
       this._status(stroke.erase
         ? `Erased the labels of ${count} segment${count === 1 ? '' : 's'}.`
-        : `Labeled ${count} segment${count === 1 ? '' : 's'} as ${category.name}.`);
+        : `Labeled ${count} segment${count === 1 ? '' : 's'} as ${category.name}.${waiting}`);
       this.$('.hl-paint-count').text(String(count));
       if (!stroke.erase && this.overlay) {
         const value = this.active + 1;

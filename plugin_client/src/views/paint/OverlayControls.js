@@ -13,6 +13,9 @@ const FILLS = [
   { id: 'embedding', name: 'Embedding map', title: 'Alike colours: alike embeddings (needs the embeddingMap setting)' },
 ];
 
+/** The fills that show the model's output, which each round changes. */
+const MODEL_FILLS = ['predictions', 'certainty'];
+
 const OverlayControls = LiveView.extend({
   events: {
     'input .hl-opacity': '_opacityChanged',
@@ -44,6 +47,25 @@ const OverlayControls = LiveView.extend({
     this.$('.hl-show-borders').prop('disabled', !segmentImage.boundaries);
     this._offerFills(segmentImage);
     this._restyle();
+  },
+
+  /**
+   * A new round was trained: offer what the slide's `segmentImage` has now, and show the model's overlay in view
+   * (predictions or certainty) from the new round; the other model overlays are fetched anew when chosen.
+   */
+  async modelChanged(segmentImage) {
+    if (!this.overlay) {
+      return;
+    }
+    this._offerFills(segmentImage);
+    this.overlay.forget(MODEL_FILLS.filter((fill) => fill !== this.fill));
+    if (MODEL_FILLS.includes(this.fill)) {
+      try {
+        await this.overlay.reload(this.fill);
+      } catch (error) {
+        this.messages.failed('Could not show the new round\'s overlay', error);
+      }
+    }
   },
 
   /** Turn off every control but the opacity (a slide without segments). */

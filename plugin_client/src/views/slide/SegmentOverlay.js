@@ -117,6 +117,11 @@ export default class SegmentOverlay {
     this.redraw();
   }
 
+  /** Drop the loaded values of these kinds (a new round made them old); they are fetched when next shown. */
+  forget(kinds) {
+    kinds.forEach((kind) => delete this.values[kind]);
+  }
+
   /** Whether values of this kind are loaded. */
   has(kind) {
     return Boolean(this.values[kind]);
