@@ -97,8 +97,10 @@ def validate_categories(categories: Any) -> list[dict]:
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
             raise ConfigurationError(f'Category {index + 1} needs a name of 1–{MAX_NAME_LENGTH} characters')
         name = name.strip()
-        if name in names:
-            raise ConfigurationError(f'Category names must be unique; {name!r} is repeated')
+        if name.casefold() in names:
+            same = next(c['name'] for c in result if c['name'].casefold() == name.casefold())
+            raise ConfigurationError(f'Category names must be unique, whatever their case; {name!r} is repeated'
+                                     + ('' if same == name else f' (as {same!r}): rename or merge one of them'))
         color = category.get('color', _palette(index))
         if not isinstance(color, str):
             raise ConfigurationError(f'Category {name!r} has an invalid colour {color!r}')
@@ -115,7 +117,7 @@ def validate_categories(categories: Any) -> list[dict]:
             if hotkey in hotkeys:
                 raise ConfigurationError(f'Hotkey {hotkey!r} is used by two categories')
             hotkeys.add(hotkey)
-        names.add(name)
+        names.add(name.casefold())
         result.append({'name': name, 'color': color, 'excluded': excluded, 'hotkey': hotkey})
     return result
 

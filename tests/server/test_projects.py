@@ -48,6 +48,8 @@ def test_create_and_update_a_project(server, project, admin):
     ('{"radius": 2.5}', 'whole number'),
     ('{"colour": "red"}', 'Unknown configuration fields'),
     ('{"categories": [{"name": "a"}, {"name": "a"}]}', 'repeated'),
+    ('{"categories": [{"name": "Stroma"}, {"name": "stroma"}]}', "'stroma' is repeated (as 'Stroma')"),
+    ('{"categories": [{"name": "%s"}]}' % ('x' * 101), '1–100 characters'),
     ('{"categories": [{"name": "a", "color": "blue-ish"}]}', 'not a colour'),
     ('{"categories": [{"name": "a", "hotkey": "1"}]}', 'hotkey'),
     ('[1, 2]', 'JSON object'),
