@@ -73,11 +73,16 @@ await run({
   result.window = WIDTH;
   await visit('project', '', ['.hl-project-name', '.hl-category-name']);
   // a name over the limit, and one that differs from another only in case: each refused, saying why, in the page
+  const detail = '.hl-categories-section .hl-section-message.alert-danger .hl-message-detail';
   const refused = async (name) => {
+    const before = await page.locator(detail).count() ? await page.locator(detail).innerText() : null;
     await page.locator('.hl-new-name').fill(name);
     await page.locator('.hl-add').click();
-    await page.locator('.hl-categories-section .hl-section-message.alert-danger').waitFor();
-    const said = (await page.locator('.hl-categories-section .hl-message-detail').innerText()).trim();
+    await page.waitForFunction(([selector, old]) => {
+      const shown = document.querySelector(selector);
+      return shown && shown.innerText !== old;
+    }, [detail, before]);
+    const said = (await page.locator(detail).innerText()).trim();
     const kept = await page.locator('.hl-new-name').inputValue();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     return { said, kept: kept === name, overflow };

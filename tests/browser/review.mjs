@@ -52,6 +52,13 @@ const cards = () => page.locator('.hl-review-card').evaluateAll((all) => all.map
 })));
 const cardState = (labelId) => page.locator(`.hl-review-card[data-label-id="${labelId}"] .hl-review-state`)
   .innerText().then((t) => t.trim());
+/** What a card leads with (its first line's category and swatch colour) and the labeler's category it shows. */
+const cardLead = (labelId) => page.locator(`.hl-review-card[data-label-id="${labelId}"] .hl-review-fields`)
+  .evaluate((fields) => ({
+    lead: fields.firstElementChild.querySelector('strong').textContent.trim(),
+    leadColour: getComputedStyle(fields.firstElementChild.querySelector('.hl-swatch')).backgroundColor,
+    original: fields.querySelector('.hl-review-category').textContent.trim(),
+  }));
 /** The learning curve as drawn: both series' points (with their data), interval bars, axis titles and note. */
 const curve = () => page.locator('.hl-review-curve').evaluate((box) => {
   const points = (selector) => [...box.querySelectorAll(selector)].map((c) => ({
@@ -187,7 +194,8 @@ await run({
   await idle();
   result.actions = {
     approve: { labelId: approveId, state: await cardState(approveId) },
-    override: { labelId: overrideId, category: overrideTo, state: await cardState(overrideId) },
+    override: { labelId: overrideId, category: overrideTo, state: await cardState(overrideId),
+      ...await cardLead(overrideId) },
     relabel: { labelId: relabelId, item: relabelCard.item, segment: relabelCard.segment, category: relabelTo,
       message: await text('.hl-message.alert-success') },
   };

@@ -26,6 +26,12 @@ READER = {'login': 'reviewreader', 'password': 'password1'}
 SHARED_SAME, SHARED_DIFFERENT = 6, 4
 
 
+def _rgb(hex_colour: str) -> str:
+    """A ``#rrggbb`` colour as the browser's computed style writes it."""
+    red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f'rgb({red}, {green}, {blue})'
+
+
 def whole(value: float) -> int:
     """A fraction as a whole percentage, rounded as the client's Math.round does (half up)."""
     return math.floor(value * 100 + 0.5)
@@ -153,6 +159,10 @@ def test_approve_override_relabel(observed, stack, project):
     assert overridden['review']['category'] == override['category'] != overridden['category']
     assert overridden['category'] == project['secondLabels'][overridden['segment']]  # the original is kept
     assert override['state'] == f'Overridden → {override["category"]} by {project["me"]["login"]}'
+    # the card leads with the reviewer's category, in its colour, and still shows the labeler's
+    colour = next(c['color'] for c in CATEGORIES if c['name'] == override['category'])
+    assert (override['lead'], override['leadColour']) == (override['category'], _rgb(colour))
+    assert override['original'] == overridden['category']
     relabel = actions['relabel']
     mine = [label for label in stored.values() if label['segment'] == relabel['segment']
             and label['labeler'] == project['me']['_id']]
