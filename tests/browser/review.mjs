@@ -186,6 +186,7 @@ await run({
   await page.locator(`.hl-review-card[data-label-id="${overrideId}"] .hl-review-choice`).selectOption(overrideTo);
   await page.locator(`.hl-review-card[data-label-id="${overrideId}"] .hl-review-override`).click();
   await page.locator(`.hl-review-card.hl-review-overridden[data-label-id="${overrideId}"]`).waitFor();
+  const orderBefore = (await cards()).map((card) => card.labelId);
   const relabelCard = (await cards()).find((card) => card.labelId === relabelId);
   const relabelTo = await otherChoice(relabelId);
   await page.locator(`.hl-review-card[data-label-id="${relabelId}"] .hl-review-choice`).selectOption(relabelTo);
@@ -197,8 +198,26 @@ await run({
     override: { labelId: overrideId, category: overrideTo, state: await cardState(overrideId),
       ...await cardLead(overrideId) },
     relabel: { labelId: relabelId, item: relabelCard.item, segment: relabelCard.segment, category: relabelTo,
-      message: await text('.hl-message.alert-success') },
+      message: await text('.hl-message.alert-success'), orderBefore,
+      orderAfter: (await cards()).map((card) => card.labelId) },
   };
+  // with no filter and no grouping (newest first), a relabel shows the new label right after its card: none moves
+  await filter('labeler', '');
+  await filter('group', '');
+  const unfiltered = (await cards()).map((card) => card.labelId);
+  // a card of the other labeler where both agree, relabeled to another category: my label of it changes
+  const other = (await cards()).find((card) => card.labeler !== input.login && card.segment !== relabelCard.segment &&
+    input.sameSegments.includes(card.segment));
+  const successes = await page.locator('.hl-message.alert-success').count();
+  const otherTo = await otherChoice(other.labelId);
+  await page.locator(`.hl-review-card[data-label-id="${other.labelId}"] .hl-review-choice`).selectOption(otherTo);
+  await page.locator(`.hl-review-card[data-label-id="${other.labelId}"] .hl-review-relabel`).click();
+  await page.waitForFunction((count) => document.querySelectorAll('.hl-message.alert-success').length > count,
+    successes);
+  await idle();
+  result.actions.inPlace = { labelId: other.labelId, segment: other.segment, category: otherTo,
+    orderBefore: unfiltered, cardsAfter: (await cards()).map((card) => ({ labelId: card.labelId,
+      segment: card.segment, labeler: card.labeler, category: card.category })) };
   await page.screenshot({ path: `${input.artifacts}/review_actions.png`, fullPage: true });
 
   phase = 'agreement';

@@ -80,7 +80,9 @@ def project(stack, cmu_svs):
 @pytest.fixture(scope='module')
 def observed(stack, project, browser_driver) -> dict:
     """What the driver script saw in Chromium (see review.mjs)."""
-    request = {'reader': READER, 'projectId': project['folder']['_id'], 'secondId': project['second']['_id']}
+    same = [s for s, c in project['secondLabels'].items() if c == project['seeds'][s]]  # both labelers agree
+    request = {'reader': READER, 'projectId': project['folder']['_id'], 'secondId': project['second']['_id'],
+               'sameSegments': same}
     return browser_driver.run('review.mjs', stack, request, timeout=600)
 
 
@@ -169,6 +171,20 @@ def test_approve_override_relabel(observed, stack, project):
     assert len(mine) == 1 and mine[0]['category'] == relabel['category'] and mine[0]['view'] == 'review'
     assert relabel['category'] != project['secondLabels'][relabel['segment']]
     assert 'now labeled' in relabel['message']
+    # the page was filtered to another labeler: the new label is not one of its cards, and no card moved
+    assert relabel['orderAfter'] == relabel['orderBefore']
+    # unfiltered, newest first: the new label's card comes right after the card relabeled, and no card moved
+    # (my label of that segment changed category: shown where it was, or added right after the card relabeled)
+    in_place = actions['inPlace']
+    after = [card['labelId'] for card in in_place['cardsAfter']]
+    added = [label_id for label_id in after if label_id not in in_place['orderBefore']]
+    assert [label_id for label_id in after if label_id not in added] == in_place['orderBefore']
+    [mine] = [card for card in in_place['cardsAfter']
+              if (card['segment'], card['labeler']) == (in_place['segment'], project['me']['login'])]
+    assert mine['category'] == in_place['category'] != project['seeds'][in_place['segment']]
+    assert added in ([], [mine['labelId']])
+    if added:
+        assert after[after.index(mine['labelId']) - 1] == in_place['labelId']
     reviewed = [label for label in stored.values() if label['review']]
     assert len(reviewed) == 2
     assert not observed['consoleErrors'].get('actions')

@@ -40,10 +40,10 @@ const LabelGrid = View.extend({
 
   /**
    * `base` is the project's API path, `categories` and `slides` the project's, `canWrite` whether the user reviews,
-   * `messages` the page's MessagesView.
+   * `messages` the page's MessagesView, `accepts(label)` whether a label belongs on the page as listed.
    */
-  initialize({ base, categories, slides, canWrite, messages }) {
-    Object.assign(this, { base, categories, slides, canWrite, messages });
+  initialize({ base, categories, slides, canWrite, messages, accepts }) {
+    Object.assign(this, { base, categories, slides, canWrite, messages, accepts });
     this.labels = [];
   },
 
@@ -148,8 +148,41 @@ const LabelGrid = View.extend({
       this.messages.failed(`Could not relabel segment ${label.segment} as "${choice}"`, error);
       return;
     }
+    await this._showMine(card, label);
+    card.removeClass('hl-review-saving').find('button, select').prop('disabled', false);
     this.messages.add(`Segment ${label.segment} is now labeled "${choice}" by you.`, 'success');
     this.trigger('relabeled');
+  },
+
+  /**
+   * After a relabel, show the caller's label of that segment where the labeler is looking: in place of its card where
+   * the page shows it, else right after the card acted on where it belongs on the page (`accepts`). The page is not
+   * listed again, so no card moves under the cursor (newest first, the new label would go on top); the next listing
+   * puts it in its sorted place.
+   */
+  async _showMine(card, label) {
+    let mine;
+    try {
+      const { data } = await request('GET', `${this.base}/labels`, {
+        params: { item: label.item, labeler: girder.auth.getCurrentUser().id, sort: 'updated', sortdir: '-1', limit: 1 },
+      });
+      mine = data.find((found) => found.segment === label.segment);
+    } catch (error) {
+      this.messages.failed('Could not read your new label', error);
+      return;
+    }
+    if (!mine || this._destroyed) {
+      return;
+    }
+    const shown = this.labels.findIndex((l) => l._id === mine._id);
+    const html = cardTemplate({ ...this._locals(), label: mine });
+    if (shown >= 0) {
+      this.labels[shown] = mine;
+      this.$(`.hl-review-card[data-label-id="${mine._id}"]`).replaceWith(html);
+    } else if (this.accepts(mine)) {
+      this.labels.push(mine);
+      card.after(html);
+    }
   },
 });
 

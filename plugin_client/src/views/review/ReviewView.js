@@ -71,12 +71,10 @@ const ReviewView = LiveView.extend({
     this.listenTo(this.pager, 'next', this._next);
     this.grid = new LabelGrid({
       el: this.$('.hl-review-grid'), parentView: this, base, categories, slides, canWrite: this._canWrite(), messages,
+      accepts: (label) => this._accepts(label),
     });
     this.listenTo(this.grid, 'reviewed', () => this.agreement.load());
-    this.listenTo(this.grid, 'relabeled', async () => {
-      await this._loadLabels();
-      this.agreement.load();
-    });
+    this.listenTo(this.grid, 'relabeled', () => this.agreement.load());
     this.agreement = new AgreementPanel({ el: this.$('.hl-review-agreement'), parentView: this, base, messages });
     this.listenTo(this.agreement, 'labelers', (labelers) => this.filtersView.noteLabelers(labelers));
     this.curve = new LearningCurve({ el: this.$('.hl-review-curve'), parentView: this });
@@ -116,6 +114,19 @@ const ReviewView = LiveView.extend({
   _next() {
     this.offset += Number(this.filters.limit);
     this._loadLabels();
+  },
+
+  /**
+   * Whether a label belongs on the page as listed: it passes every filter, and the page is not grouped (a card added
+   * by hand could land in another group than its own).
+   */
+  _accepts(label) {
+    const f = this.filters;
+    const disagrees = Boolean(label.predicted) && label.predicted !== label.category;
+    return !f.group && (!f.item || label.item === f.item) && (!f.labeler || label.labeler === f.labeler) &&
+      (!f.category || label.category === f.category) &&
+      (!f.reviewed || Boolean(label.review) === (f.reviewed === 'true')) &&
+      (!f.disagree || disagrees === (f.disagree === 'true'));
   },
 
   _query() {
