@@ -4,14 +4,10 @@ a store made again at the same path, even when its round has the same number as 
 
 import numpy as np
 import pytest
-from skimage.data import immunohistochemistry
-from skimage.measure import regionprops
-from skimage.segmentation import slic
+from helpers.ihc_store import ihc_segmentation, write_ihc_store
 
 from histomics_label.core.acquisition.ranking_store import fingerprint
-from histomics_label.core.io.slide import SlideInfo
 from histomics_label.core.io.store import ROUNDS_KEPT, SlideStore, append_round
-from histomics_label.core.segments import SegmentTable
 
 CATEGORIES = [{'name': 'tumor', 'color': '#ff0000', 'excluded': False},
               {'name': 'stroma', 'color': '#00ff00', 'excluded': False}]
@@ -20,22 +16,11 @@ CATEGORIES = [{'name': 'tumor', 'color': '#ff0000', 'excluded': False},
 @pytest.fixture(scope='module')
 def segmentation():
     """SLIC superpixels of skimage's real IHC tissue image and their segment table."""
-    labels = slic(immunohistochemistry(), n_segments=200, compactness=10, start_label=1).astype(np.uint32)
-    props = regionprops(labels)
-    table = SegmentTable(
-        bbox=np.array([[p.bbox[1], p.bbox[0], p.bbox[3], p.bbox[2]] for p in props], np.int64),
-        centroid=np.array([[p.centroid[1], p.centroid[0]] for p in props]),
-        area=np.array([p.area for p in props], np.int64))
-    return labels, table
+    return ihc_segmentation(200)
 
 
 def _create(path, segmentation):
-    labels, table = segmentation
-    height, width = labels.shape
-    info = SlideInfo('/data/ihc.tiff', width * 2, height * 2, 20.0, 10.0, 2.0, width, height)
-    with SlideStore.create(path, info, {'source': 'slic', 'radius': 15}) as writer:
-        writer.create_label_raster(height, width)[:] = labels
-        writer.write_segments(table)
+    write_ihc_store(path, segmentation)
     with SlideStore(path) as store:
         return store.n_segments
 

@@ -6,14 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
-from skimage.data import immunohistochemistry
-from skimage.measure import regionprops
-from skimage.segmentation import slic
+from helpers.ihc_store import ihc_segmentation, write_ihc_store
 
 from histomics_label.core.errors import StoreError
-from histomics_label.core.io.slide import SlideInfo
 from histomics_label.core.io.store import ROUNDS_KEPT, SlideStore, append_round, rounds_folder
-from histomics_label.core.segments import SegmentTable
 
 CATEGORIES = [{'name': 'tumor', 'color': '#ff0000', 'excluded': False},
               {'name': 'stroma', 'color': '#00ff00', 'excluded': False},
@@ -23,28 +19,14 @@ CATEGORIES = [{'name': 'tumor', 'color': '#ff0000', 'excluded': False},
 @pytest.fixture(scope='module')
 def segmentation():
     """SLIC superpixels of skimage's real IHC tissue image and its segment table."""
-    labels = slic(immunohistochemistry(), n_segments=300, compactness=10, start_label=1).astype(np.uint32)
-    props = regionprops(labels)
-    table = SegmentTable(
-        bbox=np.array([[p.bbox[1], p.bbox[0], p.bbox[3], p.bbox[2]] for p in props], np.int64),
-        centroid=np.array([[p.centroid[1], p.centroid[0]] for p in props]),
-        area=np.array([p.area for p in props], np.int64))
-    return labels, table
+    return ihc_segmentation(300)
 
-
-def _create(path, segmentation):
-    labels, table = segmentation
-    height, width = labels.shape
-    info = SlideInfo('/data/ihc.tiff', width * 2, height * 2, 20.0, 10.0, 2.0, width, height)
-    with SlideStore.create(path, info, {'source': 'slic', 'radius': 15}) as writer:
-        writer.create_label_raster(height, width)[:] = labels
-        writer.write_segments(table)
 
 
 @pytest.fixture
 def store_path(tmp_path, segmentation):
     path = tmp_path / 'slide.h5'
-    _create(path, segmentation)
+    write_ihc_store(path, segmentation)
     return path
 
 
@@ -120,7 +102,7 @@ def test_round_files_named_before_store_ids_are_read_and_compacted(store_path, s
         (written,) = [name for name in os.listdir(folder) if name.startswith(f'{seed}.')]
         os.rename(os.path.join(folder, written), os.path.join(folder, f'{seed}.h5'))
     other = store_path.with_name('other.h5')
-    _create(other, segmentation)
+    write_ihc_store(other, segmentation)
     append_round(other, **_round(n, 99))
     (foreign,) = [name for name in os.listdir(rounds_folder(other)) if name.endswith('.h5')]
     shutil.copy(os.path.join(rounds_folder(other), foreign), os.path.join(folder, '6.h5'))  # another store's
@@ -138,7 +120,7 @@ def test_round_files_named_before_store_ids_are_read_and_compacted(store_path, s
 def test_a_new_store_drops_the_old_rounds(store_path, segmentation):
     n = len(segmentation[1].area)
     append_round(store_path, **_round(n, 1))
-    _create(store_path, segmentation)
+    write_ihc_store(store_path, segmentation)
     with SlideStore(store_path) as store:
         assert store.rounds() == []
     assert not [name for name in os.listdir(rounds_folder(store_path)) if name.endswith('.h5')]
