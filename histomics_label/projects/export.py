@@ -1,7 +1,7 @@
 """Exports of a project's labels and predictions: CSV, GeoJSON, and an HDF5 training set (features + labels).
 
 Coordinates are slide base pixels. GeoJSON polygons are the outlines of the segments traced on the slide store's
-segment raster (scikit-image ``find_contours``), so another tool (QuPath, a script) gets the real shapes. Each
+segment raster (``core.segments.outline``), so another tool (QuPath, a script) gets the real shapes. Each
 row carries the effective label (a reviewer's override, else the most recent label), who labeled it, and the
 latest round's prediction and its probability where the slide has a round.
 """
@@ -23,11 +23,11 @@ import numpy as np
 from bson.objectid import ObjectId
 from girder.exceptions import ValidationException
 from girder.models.user import User
-from skimage.measure import find_contours
 
 from ..core.errors import ConfigurationError, HistomicsLabelError
 from ..core.io.store import SlideStore
 from ..core.segments.base import SegmentTable
+from ..core.segments.outline import segment_ring
 from ..models.label import Label
 from . import folders
 
@@ -181,7 +181,7 @@ def to_geojson(folder: dict, rows: Iterable[dict]) -> Iterator[str]:
                     store.close()
                 store, item = SlideStore(folders.store_path(folder, ObjectId(row['item']))), row['item']
             feature = {'type': 'Feature',
-                       'geometry': {'type': 'Polygon', 'coordinates': [_outline(store, row['segment'])]},
+                       'geometry': {'type': 'Polygon', 'coordinates': [segment_ring(store, row['segment'])]},
                        'properties': {key: row[key] for key in ('item', 'slide', 'segment', 'label', 'labelers',
                                                                 'predicted', 'probability')}}
             yield (', ' if k else '') + json.dumps(feature)
@@ -244,19 +244,6 @@ def to_hdf5(folder: dict, item: dict | None) -> Path:
         h5.attrs['extractor'] = config['extractor']
         h5.attrs['project'] = str(folder['_id'])
     return Path(name)
-
-
-def _outline(store: SlideStore, segment: int) -> list[list[float]]:
-    """The segment's outer boundary as a closed ring of base-pixel coordinates."""
-    x0, y0, x1, y1 = (int(v) for v in store.segments(np.array([segment - 1])).bbox[0])
-    mask = store.label_region(x0, y0, x1, y1) == segment
-    contours = find_contours(np.pad(mask, 1).astype(np.uint8), 0.5)
-    ring = max(contours, key=len) if contours else np.array([[0, 0], [0, 1], [1, 1], [1, 0]], float) + 1
-    scale = store.slide_info.scale
-    points = [[round((x0 + c - 1) * scale, 1), round((y0 + r - 1) * scale, 1)] for r, c in ring]
-    if points[0] != points[-1]:
-        points.append(points[0])
-    return points
 
 
 def _stream_and_remove(path: Path) -> Callable[[], Iterator[bytes]]:

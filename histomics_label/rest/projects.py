@@ -13,6 +13,7 @@ from girder.models.folder import Folder
 
 from ..projects import categories, summary
 from ..projects.config import DEFAULTS
+from ..projects.outlines import segment_place
 from .bodies import add_models, autoDescribeBodyRoute
 
 CONFIG = {
@@ -41,6 +42,7 @@ def add_routes(resource: Resource) -> None:
     resource.route('GET', ('project', ':id'), get_project)
     resource.route('PUT', ('project', ':id'), put_project)
     resource.route('GET', ('project', ':id', 'slides'), get_slides)
+    resource.route('GET', ('project', ':id', 'slide', ':item', 'segment', ':segment'), get_segment)
 
 
 @access.public(scope=TokenScope.DATA_READ)
@@ -74,3 +76,17 @@ def put_project(folder: dict, config: dict) -> dict:
     .errorResponse('Read access was denied on the folder.', 403))
 def get_slides(folder: dict) -> list[dict]:
     return summary.slide_summaries(folder)
+
+
+@access.public(scope=TokenScope.DATA_READ)
+@autoDescribeRoute(
+    Description('Where one segment of a slide lies: its base-pixel box (region) and its outline.')
+    .notes('The outline is a closed ring of base-pixel [x, y] points along the segment\'s pixel edges, simplified '
+           'within half an analysis pixel: what a viewer draws to show the segment.')
+    .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
+    .param('item', 'The slide (an item of the project).', paramType='path')
+    .param('segment', 'The segment id.', paramType='path', dataType='integer')
+    .errorResponse('Unknown slide or segment.')
+    .errorResponse('Read access was denied on the folder.', 403))
+def get_segment(folder: dict, item: str, segment: int) -> dict:
+    return segment_place(folder, item, segment)

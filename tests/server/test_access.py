@@ -21,6 +21,7 @@ NEEDS = {
     ('POST', '/slide/{item}/embeddings'): 'admin', ('GET', '/resegmentation'): 'admin',
     ('POST', '/slide/{item}/resegmentation'): 'admin', ('DELETE', '/slide/{item}/resegmentation'): 'admin',
     ('GET', '/stale_labels'): 'read', ('DELETE', '/stale_labels'): 'admin',
+    ('GET', '/slide/{item}/segment/{segment}'): 'read',
 }
 """The access each route needs on the project folder (docs/rest.md)."""
 
@@ -34,7 +35,7 @@ def _routes(server):
 
 def _call(server, project, method, suffix, user):
     path = f'/histomics_label/project/{project["folder"]["_id"]}' + suffix.replace('{labelId}', 'a' * 24).replace(
-        '{job}', 'a' * 24).replace('{item}', str(project['item']['_id']))
+        '{job}', 'a' * 24).replace('{item}', str(project['item']['_id'])).replace('{segment}', '1')
     params = {'batch': 'x', 'old': 'tumor', 'new': 'x', 'source': 'tumor', 'target': 'stroma', 'format': 'csv',
               'item': str(project['item']['_id']), 'segments': '[1]', 'kind': 'labels'}
     body = json.dumps({'labels': [{'item': str(project['item']['_id']), 'segment': 1, 'category': 'tumor'}]})

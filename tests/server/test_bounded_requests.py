@@ -87,6 +87,10 @@ def test_labeling_a_suggestion_takes_it_out_of_the_next_get_without_a_round(serv
     _forbid_ranking_on_request(monkeypatch)
     first = server.request(_path(project, '/suggestions'), user=user, params={'limit': 8}).json
     assert [s['segment'] for s in first] == stored[:8]
+    item = str(project['item']['_id'])
+    for suggestion in first:  # each card carries its segment's outline, as the segment route traces it
+        place = server.request(_path(project, f'/slide/{item}/segment/{suggestion["segment"]}'), user=user).json
+        assert suggestion['outline'] == place['outline'] and suggestion['region'] == place['region']
     _label(server, project, admin, [(first[0]['segment'], first[0]['predicted']),
                                     (first[3]['segment'], first[3]['predicted'])])
     again = server.request(_path(project, '/suggestions'), user=user, params={'limit': 8}).json

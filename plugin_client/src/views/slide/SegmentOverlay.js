@@ -85,6 +85,7 @@ export default class SegmentOverlay {
       maxLevel: this.viewer.maxLevel,
       wrapX: false,
       wrapY: false,
+      keepLower: false,
       tileOffset: () => ({ x: 0, y: 0 }),
       attribution: '',
       tileWidth: width,
