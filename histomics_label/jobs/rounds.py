@@ -45,7 +45,7 @@ from ..models.round import Round
 from ..models.training_state import TrainingState
 from ..models.work_queue import HeavyWork
 from ..projects import folders, notify
-from ..projects.outlines import segment_outlines
+from ..projects.outlines import segment_pictures
 from ..projects.segmented import rankings_folder, segmented_slides
 from ..settings import TRAINING_JOBS
 from . import queue
@@ -381,17 +381,15 @@ def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
                                    audit_every=config['auditEvery'], batch=config['batchSize'])
     except HistomicsLabelError as exc:
         raise ValidationException(str(exc)) from exc
-    outlines = {}
-    for position in {suggestion['slide'] for suggestion in found}:
-        outlines[position] = segment_outlines(folder, slides[position][0], [
-            suggestion['segment'] for suggestion in found if suggestion['slide'] == position])
+    pictures = {position: segment_pictures(folder, slides[position][0], [
+        suggestion['segment'] for suggestion in found if suggestion['slide'] == position])
+        for position in {suggestion['slide'] for suggestion in found}}
     result = []
     for suggestion in found:
         position = suggestion.pop('slide')
         item = slides[position][0]
         result.append({'item': str(item['_id']), 'itemName': item['name'], **suggestion,
-                       'region': suggestion['bbox_base'], 'outline': outlines[position].get(suggestion['segment']),
-                       'thumbnail': folders.thumbnail_url(item['_id'], suggestion['bbox_base'])})
+                       'region': suggestion['bbox_base'], **pictures[position][suggestion['segment']]})
     return result
 
 

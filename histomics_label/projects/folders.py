@@ -174,10 +174,8 @@ def in_project(folder: dict, item: dict) -> bool:
 THUMBNAIL_WIDTH = 128
 
 
-def thumbnail_url(item_id, region) -> str | None:
-    """The API path (under /api/v1) of a segment's thumbnail: its base-pixel region of the slide, 128 px wide."""
-    if region is None:
-        return None
+def thumbnail_url(item_id, region) -> str:
+    """The API path (under /api/v1) of a base-pixel region of the slide, 128 px wide: a segment's thumbnail."""
     x0, y0, x1, y1 = (int(v) for v in region)
     return (f'item/{item_id}/tiles/region?left={x0}&top={y0}&right={x1}&bottom={y1}&width={THUMBNAIL_WIDTH}'
             '&encoding=PNG')

@@ -20,12 +20,14 @@ from girder.models.user import User
 from ..models.label import Label
 from . import agreement, categories, folders
 from .agreement import ModelCall
-from .outlines import segment_outlines
+from .outlines import segment_pictures
 
 MAX_BATCH = 100_000
 """Most labels one request may write: a painted region of a slide, not a whole cohort."""
 LABEL_SORTS = ('updated', 'created', 'segment', 'category', 'certainty')
 """The sorts of a listing; ``certainty`` is the latest round's, read from the slide stores."""
+NO_PICTURE = {'outline': None, 'thumbnailRegion': None, 'thumbnail': None}
+"""What a label of a stale segment (or of a slide without segments) shows instead."""
 
 Key = tuple[ObjectId, int]
 """A labeled segment: ``(item, segment)``."""
@@ -130,8 +132,9 @@ def find(folder: dict, filters: LabelFilter, sort: tuple[str, int], offset: int 
 
 
 def describe(folder: dict, labels: list[dict], calls: dict[Key, ModelCall] | None = None) -> list[dict]:
-    """Labels as JSON, with the labeler's login, each segment's base-pixel region, outline and thumbnail, and the
-    model's call on it (its predicted category and that category's probability; null before a round).
+    """Labels as JSON, with the labeler's login, each segment's base-pixel region, outline and thumbnail (its
+    region with surroundings, ``outlines.segment_pictures``), and the model's call on it (its predicted category
+    and that category's probability; null before a round).
 
     ``calls`` are the model's calls already read for these labels (read here when not given), so a request opens
     each slide store's latest round once.
@@ -139,7 +142,7 @@ def describe(folder: dict, labels: list[dict], calls: dict[Key, ModelCall] | Non
     if calls is None:
         calls = agreement.model_calls(folder, _keys(labels))
     regions = _regions(folder, labels)
-    outlines = _outlines(folder, regions)
+    pictures = _pictures(folder, regions)
     logins: dict[ObjectId, str | None] = {}
     for label in labels:
         for user_id in (label['labeler'], (label.get('review') or {}).get('reviewer')):
@@ -156,7 +159,7 @@ def describe(folder: dict, labels: list[dict], calls: dict[Key, ModelCall] | Non
             'category': label['category'], 'labeler': str(label['labeler']),
             'labelerLogin': logins[label['labeler']], 'created': label['created'],
             'updated': label['updated'], 'view': label.get('view'), 'region': regions.get(key),
-            'thumbnail': folders.thumbnail_url(label['item'], regions.get(key)), 'outline': outlines.get(key),
+            **pictures.get(key, NO_PICTURE),
             'predicted': None if call is None else call.category,
             'certainty': None if call is None else call.certainty,
             'review': None if review_doc is None else {
@@ -221,13 +224,13 @@ def _regions(folder: dict, labels: list[dict]) -> dict[Key, list[int]]:
     return regions
 
 
-def _outlines(folder: dict, regions: dict[Key, list[int]]) -> dict[Key, list[list[float]]]:
-    """The outline of each segment that has a region, one store opened per slide."""
+def _pictures(folder: dict, regions: dict[Key, list[int]]) -> dict[Key, dict]:
+    """The outline and thumbnail of each segment that has a region, one store opened per slide."""
     by_item: dict[ObjectId, list[int]] = {}
     for item_id, segment in regions:
         by_item.setdefault(item_id, []).append(segment)
-    return {(item_id, segment): ring for item_id, segments in by_item.items()
-            for segment, ring in segment_outlines(folder, item_id, segments).items()}
+    return {(item_id, segment): picture for item_id, segments in by_item.items()
+            for segment, picture in segment_pictures(folder, item_id, segments).items()}
 
 
 def _keys(labels: list[dict]) -> list[Key]:

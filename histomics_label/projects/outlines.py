@@ -1,10 +1,12 @@
-"""The outlines of a slide's segments for the web client: what a card's thumbnail and the slide viewers draw as a
-thin line around the segment being looked at (``core.segments.outline``), read with one store opened per slide."""
+"""What the web client draws of a segment besides the slide: its outline (``core.segments.outline``), a thin line
+around the segment being looked at, and its thumbnail, the segment with its surroundings, which the outline is drawn
+over. One store is opened per slide."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 from girder.exceptions import ValidationException
 
 from ..core.io.store import SlideStore
@@ -13,17 +15,39 @@ from . import folders
 
 TOLERANCE = 0.5
 """Analysis pixels a simplified outline may stray from the traced one: below what a viewer shows at base zoom."""
+SURROUNDINGS = 0.5
+"""A thumbnail shows this share of the segment's box on each side of it (at least MIN_SURROUNDINGS base pixels)."""
+MIN_SURROUNDINGS = 16
 
 
-def segment_outlines(folder: dict, item, segments: Iterable[int]) -> dict[int, list[list[float]]]:
-    """Base-pixel rings of the slide's ``segments`` (ids outside the slide's segments get none); empty before
-    segment generation."""
-    path = folders.store_path(folder, item)
+def thumbnail_region(box: Iterable[float], width: int, height: int) -> list[int]:
+    """The base-pixel box a segment's thumbnail shows: its own box with its surroundings, within the slide."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    dx = max(MIN_SURROUNDINGS, int((x1 - x0) * SURROUNDINGS))
+    dy = max(MIN_SURROUNDINGS, int((y1 - y0) * SURROUNDINGS))
+    return [max(0, x0 - dx), max(0, y0 - dy), min(width, x1 + dx), min(height, y1 + dy)]
+
+
+def segment_pictures(folder: dict, item, segments: Iterable[int]) -> dict[int, dict]:
+    """Per segment of the slide: its ``outline`` (base-pixel ring), ``thumbnailRegion`` and ``thumbnail`` (the API
+    path of that region, 128 px wide). Ids outside the slide's segments get none; all get none before segment
+    generation."""
+    item_id = item['_id'] if isinstance(item, dict) else item
+    path = folders.store_path(folder, item_id)
     if not path.exists():
         return {}
     with SlideStore(path) as store:
-        count = store.n_segments
-        return {segment: segment_ring(store, segment, TOLERANCE) for segment in set(segments) if 1 <= segment <= count}
+        wanted = sorted(s for s in set(segments) if 1 <= s <= store.n_segments)
+        if not wanted:
+            return {}
+        info = store.slide_info
+        boxes = store.segments(np.asarray(wanted, np.int64) - 1).bbox * info.scale
+        pictures = {}
+        for segment, box in zip(wanted, boxes, strict=True):
+            region = thumbnail_region(np.rint(box), info.base_width, info.base_height)
+            pictures[segment] = {'outline': segment_ring(store, segment, TOLERANCE), 'thumbnailRegion': region,
+                                 'thumbnail': folders.thumbnail_url(item_id, region)}
+        return pictures
 
 
 def segment_place(folder: dict, item_id: str, segment: int) -> dict:
@@ -37,4 +61,4 @@ def segment_place(folder: dict, item_id: str, segment: int) -> dict:
         raise ValidationException(f'The slide {item["name"]} has segments 1 to {count}, not {segment}', 'segment')
     [box] = folders.segment_boxes(folder, item, [segment])
     return {'item': str(item['_id']), 'itemName': item['name'], 'segment': segment,
-            'region': [int(v) for v in box], 'outline': segment_outlines(folder, item, [segment])[segment]}
+            'region': [int(v) for v in box], **segment_pictures(folder, item, [segment])[segment]}

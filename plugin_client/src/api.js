@@ -105,3 +105,9 @@ export async function getBytes(path) {
   }
   return response.arrayBuffer();
 }
+
+/** The client route of one segment on its slide in the painting view, outlined; `from` (review or label) adds a
+ * Back button that returns there. */
+export function segmentRoute(folderId, itemId, segment, from) {
+  return `${paintRoute(folderId, itemId)}?segment=${segment}${from ? `&from=${from}` : ''}`;
+}

@@ -18,6 +18,7 @@ router.route('histomics_label/project/:id/review', 'histomicsLabelReview', (fold
   events.trigger('g:navigateTo', ReviewView, { folderId });
 });
 
-router.route('histomics_label/project/:id/paint/:item', 'histomicsLabelPaint', (folderId, itemId) => {
-  events.trigger('g:navigateTo', BulkView, { folderId, itemId });
+router.route('histomics_label/project/:id/paint/:item', 'histomicsLabelPaint', (folderId, itemId, query) => {
+  const { segment, mag: magnification, from } = query || {};
+  events.trigger('g:navigateTo', BulkView, { folderId, itemId, segment, magnification, from });
 });

@@ -19,14 +19,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+PORT_TRIES = 3
+"""Starts on a new free port when another process took the one chosen (an outgoing connection of any process may get
+a port ``free_port`` answered, between the answer and Girder's bind)."""
+
+
 @contextmanager
 def running_stack(folder: Path) -> Iterator:
     """A live stack with its data in ``folder`` on a free port, stopped at the end whatever happened."""
     from histomics_label.devtools.stack import Stack
+    from histomics_label.devtools.stack.launcher import StackError
 
-    stack = Stack(folder, port=free_port(), timeout=120)
+    for attempt in range(1, PORT_TRIES + 1):
+        stack = Stack(folder, port=free_port(), timeout=120)
+        try:
+            stack.start()
+            break
+        except StackError as exc:
+            stack.stop()
+            if 'address already in use' not in str(exc) or attempt == PORT_TRIES:
+                raise
     try:
-        stack.start()
         yield stack
     finally:
         stack.stop()

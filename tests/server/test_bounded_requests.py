@@ -90,7 +90,8 @@ def test_labeling_a_suggestion_takes_it_out_of_the_next_get_without_a_round(serv
     item = str(project['item']['_id'])
     for suggestion in first:  # each card carries its segment's outline, as the segment route traces it
         place = server.request(_path(project, f'/slide/{item}/segment/{suggestion["segment"]}'), user=user).json
-        assert suggestion['outline'] == place['outline'] and suggestion['region'] == place['region']
+        for key in ('region', 'outline', 'thumbnailRegion', 'thumbnail'):
+            assert suggestion[key] == place[key], key
     _label(server, project, admin, [(first[0]['segment'], first[0]['predicted']),
                                     (first[3]['segment'], first[3]['predicted'])])
     again = server.request(_path(project, '/suggestions'), user=user, params={'limit': 8}).json

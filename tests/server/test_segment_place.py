@@ -42,6 +42,15 @@ def test_a_segments_place_is_its_box_and_outline_in_the_store(server, project, u
             box = [int(v) for v in table.bbox[segment - 1]]
             assert place['item'] == str(project['item']['_id']) and place['segment'] == segment
             assert place['region'] == [int(round(v * scale)) for v in box]
+            # the thumbnail shows the segment with half its size around it, within the slide
+            x0, y0, x1, y1 = place['region']
+            t0, u0, t1, u1 = place['thumbnailRegion']
+            info = store.slide_info
+            dx, dy = max(16, (x1 - x0) // 2), max(16, (y1 - y0) // 2)
+            assert t0 == max(0, x0 - dx) and t1 == min(info.base_width, x1 + dx)
+            assert u0 == max(0, y0 - dy) and u1 == min(info.base_height, y1 + dy)
+            assert place['thumbnail'] == (f'item/{place["item"]}/tiles/region?left={t0}&top={u0}&right={t1}'
+                                          f'&bottom={u1}&width=128&encoding=PNG')
             inside = _pixels_inside(place['outline'], store, box)
             mask = store.label_region(*box) == segment
             # the simplified outline (within half an analysis pixel) keeps nearly every pixel on its side
@@ -72,4 +81,6 @@ def test_the_review_listing_outlines_each_labeled_segment(server, project, admin
     labels = listed.json['labels'] if isinstance(listed.json, dict) else listed.json
     assert sorted(label['segment'] for label in labels) == [5, 40, 90]
     for label in labels:
-        assert label['outline'] == _segment(server, project, admin, label['segment']).json['outline']
+        place = _segment(server, project, admin, label['segment']).json
+        assert {key: label[key] for key in ('region', 'outline', 'thumbnailRegion', 'thumbnail')} == {
+            key: place[key] for key in ('region', 'outline', 'thumbnailRegion', 'thumbnail')}

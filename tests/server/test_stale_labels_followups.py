@@ -88,5 +88,8 @@ def test_the_label_listing_gives_a_stale_label_no_region_and_the_others_their_se
             ids = store.label_region(int(np.floor(x0 / scale)), int(np.floor(y0 / scale)),
                                      int(np.ceil(x1 / scale)), int(np.ceil(y1 / scale)))
             assert segment in ids
+            # the thumbnail shows the region with its surroundings
+            t0, u0, t1, u1 = by_segment[segment]['thumbnailRegion']
+            assert t0 <= x0 and u0 <= y0 and x1 <= t1 and y1 <= u1
             assert by_segment[segment]['thumbnail'].startswith(f'item/{project["item"]["_id"]}/tiles/region?'
-                                                               f'left={x0}&top={y0}&right={x1}&bottom={y1}')
+                                                               f'left={t0}&top={u0}&right={t1}&bottom={u1}')

@@ -1,6 +1,7 @@
 // The current card in focus: the slide viewer around its segment (FocusViewer), where it is, what is predicted and
 // chosen and whether it is an audit card, and the category buttons (CategoryButtons, whose `choose` and
 // `unclassifiable` events the page listens to as `buttons`).
+import { segmentRoute } from '../../api.js';
 import { categoryColor, chance } from '../common.js';
 import CategoryButtons from './CategoryButtons.js';
 import FocusViewer from './FocusViewer.js';
@@ -12,8 +13,9 @@ const { View } = girder.views;
 const FocusPanel = View.extend({
   className: 'hl-focus',
 
-  /** `base`, `slides`, `categories` and `messages` as FocusViewer takes them. */
-  initialize({ base, slides, categories, messages }) {
+  /** `folderId` is the project's folder; `base`, `slides`, `categories` and `messages` as FocusViewer takes them. */
+  initialize({ folderId, base, slides, categories, messages }) {
+    this.folderId = folderId;
     this.categories = categories;
     this.$el.html(template());
     this.viewer = new FocusViewer({
@@ -28,6 +30,7 @@ const FocusPanel = View.extend({
     const label = card.labels[card.labels.length - 1];
     this.$('.hl-focus-info').html(infoTemplate({
       card, label, position: position + 1, count, chance, color: (name) => categoryColor(this.categories, name),
+      jump: `#${segmentRoute(this.folderId, card.item, card.segment, 'label')}`,
     }));
     this.buttons.setActive(label);
   },

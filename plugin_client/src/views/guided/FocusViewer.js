@@ -1,5 +1,5 @@
-// The slide around the current card in a geojs viewer: large_image's tiles, the card's segment outlined in yellow and
-// the labeled segments tinted (SegmentOverlay over the slide's segment image). The viewer is kept while the cards
+// The slide around the current card in a geojs viewer: large_image's tiles, the card's segment outlined with a thin
+// yellow line (its outline from the server, which leaves the tissue inside visible) and the labeled segments tinted (SegmentOverlay over the slide's segment image). The viewer is kept while the cards
 // are of the same slide; the map node gets `data-item`, `data-segment`, `data-scale` (screen pixels per slide pixel)
 // and, once drawn, the class hl-map-idle.
 import { getJson } from '../../api.js';
@@ -56,12 +56,10 @@ const FocusViewer = LiveView.extend({
       }
     }
     this.viewer.showRegion(card.region, FOCUS_CONTEXT);
+    this.viewer.outline(card.outline || null);
     await this.overlayLoading;
     if (this._focusToken !== token || !this.viewer) {
       return;
-    }
-    if (this.overlay) {
-      this.overlay.highlight(card.segment);
     }
     node.attr({ 'data-item': card.item, 'data-segment': String(card.segment),
       'data-scale': this.viewer.scale().toFixed(3) });

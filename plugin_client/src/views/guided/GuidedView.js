@@ -140,8 +140,8 @@ const GuidedView = LiveView.extend({
     const body = this.$('.hl-guided-body').removeClass('hl-loading');
     if (!this.focusPanel) {
       this.focusPanel = new FocusPanel({
-        parentView: this, base: this.base, slides: this.slides, categories: this.categories,
-        messages: this.messages,
+        parentView: this, folderId: this.folderId, base: this.base, slides: this.slides,
+        categories: this.categories, messages: this.messages,
       });
       this.listenTo(this.focusPanel.buttons, 'choose', this._choose);
       this.listenTo(this.focusPanel.buttons, 'unclassifiable', this._unclassifiable);

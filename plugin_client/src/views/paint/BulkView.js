@@ -6,6 +6,10 @@
 // them) and answers the segments and a batch id; Undo reverts the newest stroke (POST .../labels/undo?batch=...).
 // Pan mode, the right button in any mode, and the wheel move the view. This view holds the mode, the active category
 // (ModeButtons, CategoryPicker and the keys), the requests and the page's data attributes that tests wait for.
+//
+// `?segment=K` (a card's "Show on slide") opens the slide at segment K, outlined with a thin line; `&mag=M` shows it
+// at magnification M (else with its surroundings); `&from=review|label` adds a Back button. The overview map, the
+// scale bar and a legend of the overlays shown sit in the corners of the slide.
 import { getJson, projectRoute, request } from '../../api.js';
 import { LiveView, MessagesView, isTyping, onTraining, trainingText } from '../common.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
@@ -15,8 +19,13 @@ import CategoryPicker from './CategoryPicker.js';
 import loadError from './loadError.pug';
 import ModeButtons from './ModeButtons.js';
 import OverlayControls from './OverlayControls.js';
+import OverlayLegend from './OverlayLegend.js';
+import OverviewMap from '../slide/OverviewMap.js';
 import template from './paint.pug';
 import './paint.css';
+
+/** A segment opened from a card is shown with this many times its size around it. */
+const SEGMENT_CONTEXT = 6;
 
 const BulkView = LiveView.extend({
   className: 'hl-bulk-view',
@@ -24,11 +33,16 @@ const BulkView = LiveView.extend({
   events: {
     'input .hl-brush-size': '_brushSizeChanged',
     'click .hl-undo': '_undo',
+    'click .hl-back': '_back',
   },
 
   initialize(settings) {
     this.folderId = settings.folderId;
     this.itemId = settings.itemId;
+    this.segment = Number.isInteger(Number(settings.segment)) && Number(settings.segment) > 0
+      ? Number(settings.segment) : null;
+    this.magnification = Number(settings.magnification) > 0 ? Number(settings.magnification) : null;
+    this.from = ['review', 'label'].includes(settings.from) ? settings.from : null;
     this.base = `histomics_label/project/${this.folderId}`;
     this.categories = [];
     this.active = 0;
@@ -47,6 +61,10 @@ const BulkView = LiveView.extend({
   destroy(...args) {
     document.removeEventListener('keydown', this._onKey);
     window.removeEventListener('resize', this._onResize);
+    if (this.overview) {
+      this.overview.remove();
+      this.overview = null;
+    }
     if (this.viewer) {
       this.viewer.exit();
       this.viewer = null;
@@ -57,7 +75,7 @@ const BulkView = LiveView.extend({
 
   render() {
     const brushSize = 12; // radius, screen pixels
-    this.$el.html(template({ projectRoute: projectRoute(this.folderId), brushSize }));
+    this.$el.html(template({ projectRoute: projectRoute(this.folderId), brushSize, from: this.from }));
     this.messages = new MessagesView({ el: this.$('.hl-messages'), parentView: this });
     this.modes = new ModeButtons({ el: this.$('.hl-modes'), parentView: this });
     this.listenTo(this.modes, 'mode', this._setMode);
@@ -66,10 +84,13 @@ const BulkView = LiveView.extend({
     this.controls = new OverlayControls({
       el: this.$('.hl-overlay-controls'), parentView: this, messages: this.messages,
     });
-    this.listenTo(this.controls, 'styled', ({ fill, borders, showLabels }) => {
+    this.legend = new OverlayLegend({ parentView: this });
+    this.listenTo(this.controls, 'styled', (styled) => {
+      const { fill, borders, showLabels } = styled;
       this.$('.hl-bulk').attr({
         'data-fill': fill || '', 'data-borders': String(borders), 'data-labels': String(showLabels),
       });
+      this.legend.show(this.overlay, styled, this.segment);
     });
     this.listenTo(this.controls, 'status', this._status);
     this.brush = new BrushLayer({ el: this.$('.hl-bulk-overlay'), parentView: this, brushSize });
@@ -138,7 +159,36 @@ const BulkView = LiveView.extend({
     }
     this.controls.attach(this.overlay, slide.segmentImage, this.categories);
     this._labelsShown();
+    if (this.segment !== null) {
+      await this._showSegment();
+    }
     this._whenIdle();
+  },
+
+  /** Open the slide at the segment of the page's address, outlined (a card's "Show on slide"). */
+  async _showSegment() {
+    let place;
+    try {
+      place = await getJson(`${this.base}/slide/${this.itemId}/segment/${this.segment}`);
+    } catch (error) {
+      this.messages.failed(`Could not show segment ${this.segment}`, error);
+      this.segment = null;
+      return;
+    }
+    if (this._destroyed || !this.viewer) {
+      return;
+    }
+    this.viewer.showRegion(place.region, SEGMENT_CONTEXT, this.magnification);
+    this.viewer.outline(place.outline);
+    this.$('.hl-bulk').attr('data-segment', String(this.segment));
+  },
+
+  _back() {
+    if (window.history.length > 1) {
+      window.history.back();
+    } else {
+      girder.router.navigate(`${projectRoute(this.folderId)}/${this.from}`, { trigger: true });
+    }
   },
 
   _setReadOnly() {
@@ -151,6 +201,8 @@ const BulkView = LiveView.extend({
     this.viewer = new SlideViewer(this.$('.hl-bulk-map')[0], this.itemId, tiles);
     this.map = this.viewer.map;
     this.brush.attach(this.map);
+    this.overview = new OverviewMap(stage[0], this.viewer, tiles);
+    stage.append(this.legend.el);
     stage.addClass('hl-map-ready');
     this._resize();
   },

@@ -2,7 +2,7 @@
 // prediction and certainty, review state), all together or grouped by a field of the labels (the groups are of the
 // page shown). Users with write access approve or override a label (PUT .../labels/{id}/review; triggers `reviewed`)
 // or relabel its segment (PUT .../labels, view "review", which sets their own label of it; triggers `relabeled`).
-import { apiUrl, request } from '../../api.js';
+import { apiUrl, request, segmentRoute } from '../../api.js';
 import { categoryColor } from '../common.js';
 import cardTemplate from './labelCard.pug';
 import template from './labelGrid.pug';
@@ -39,11 +39,11 @@ const LabelGrid = View.extend({
   },
 
   /**
-   * `base` is the project's API path, `categories` and `slides` the project's, `canWrite` whether the user reviews,
+   * `folderId` is the project's folder, `base` its API path, `categories` and `slides` the project's, `canWrite` whether the user reviews,
    * `messages` the page's MessagesView, `accepts(label)` whether a label belongs on the page as listed.
    */
-  initialize({ base, categories, slides, canWrite, messages, accepts }) {
-    Object.assign(this, { base, categories, slides, canWrite, messages, accepts });
+  initialize({ folderId, base, categories, slides, canWrite, messages, accepts }) {
+    Object.assign(this, { folderId, base, categories, slides, canWrite, messages, accepts });
     this.labels = [];
   },
 
@@ -58,6 +58,7 @@ const LabelGrid = View.extend({
       categories: this.categories, canWrite: this.canWrite, certaintyText, when, reviewText,
       color: (name) => categoryColor(this.categories, name), thumbnail: (label) => apiUrl(label.thumbnail),
       slideName: (itemId) => this._slideName(itemId),
+      jump: (label) => `#${segmentRoute(this.folderId, label.item, label.segment, 'review')}`,
     };
   },
 

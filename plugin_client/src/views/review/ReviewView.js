@@ -70,7 +70,7 @@ const ReviewView = LiveView.extend({
     this.listenTo(this.pager, 'previous', this._previous);
     this.listenTo(this.pager, 'next', this._next);
     this.grid = new LabelGrid({
-      el: this.$('.hl-review-grid'), parentView: this, base, categories, slides, canWrite: this._canWrite(), messages,
+      el: this.$('.hl-review-grid'), parentView: this, folderId: this.folderId, base, categories, slides, canWrite: this._canWrite(), messages,
       accepts: (label) => this._accepts(label),
     });
     this.listenTo(this.grid, 'reviewed', () => this.agreement.load());

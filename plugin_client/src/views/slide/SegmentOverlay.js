@@ -5,17 +5,21 @@
 // and a few changed labels update only their entries.
 //
 // With `boundaries` the segment image holds segment k as index 2k inside and 2k + 1 on its outline, so segment
-// borders and the outline of one highlighted segment are colours of the same table.
+// borders are colours of the same table. (One segment is outlined with a thin vector line instead: SlideViewer.)
 import { getBytes, getJson, apiUrl } from '../../api.js';
 
 const TRANSPARENT = { r: 0, g: 0, b: 0, a: 0 };
 const BORDER = { r: 0.1, g: 0.1, b: 0.1, a: 0.65 };
-const HIGHLIGHT_OUTLINE = { r: 1, g: 0.92, b: 0, a: 1 };
-const HIGHLIGHT_FILL = { r: 1, g: 0.92, b: 0, a: 0.18 };
 /** Model certainty from least (red) through yellow to most (blue), ColorBrewer's RdYlBu ends and middle. */
 const CERTAINTY_STOPS = [[0.843, 0.098, 0.11], [1, 1, 0.749], [0.173, 0.482, 0.714]];
 /** Predictions are drawn paler than labels, so that the two read apart when both are shown. */
-const PREDICTION_ALPHA = 0.55;
+export const PREDICTION_ALPHA = 0.55;
+
+/** The certainty ramp as a CSS gradient, least certain on the left (for legends). */
+export function certaintyGradient() {
+  const stops = CERTAINTY_STOPS.map(([r, g, b]) => `rgb(${Math.round(r * 255)}, ${Math.round(g * 255)}, ${Math.round(b * 255)})`);
+  return `linear-gradient(to right, ${stops.join(', ')})`;
+}
 
 function parseColor(color) {
   const match = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(color || '');
@@ -49,7 +53,6 @@ export default class SegmentOverlay {
     this.showLabels = true;
     this.fill = null;
     this.borders = false;
-    this.highlighted = null;
     this.certaintyFloor = 1;
   }
 
@@ -69,27 +72,33 @@ export default class SegmentOverlay {
     return this;
   }
 
-  /** Tile-layer settings that place the segment image's tiles on the slide's base-pixel coordinates. */
+  /**
+   * Tile-layer settings that place the segment image's tiles on the slide's base-pixel coordinates, each image level
+   * at the map level of its own resolution: the segment image has one pixel per `scale` base pixels, so its full
+   * resolution is map level `slideMax − k` (k = log2 scale, rounded) with its pixels `scale / 2^k` level pixels
+   * wide. Each zoom then draws the image level that has about one pixel per screen pixel (or finer), never a
+   * coarser one stretched; lower levels are not kept under the drawn ones (`keepLower`), where the transparent
+   * inside of a segment would show their coarser outlines through.
+   */
   _layerParams(imageTiles) {
     const scale = this.image.scale || 1;
     const { sizeX, sizeY, tileWidth, tileHeight, levels } = imageTiles;
     const imageMax = levels - 1;
-    // a tile at map level L covers tileWidth · 2^(slideMax − L) base pixels; the segment image's level j tile
-    // covers its tileWidth · scale · 2^(imageMax − j): they match for j = L − shift
-    const shift = this.viewer.maxLevel - imageMax;
-    const width = tileWidth * scale;
-    const height = tileHeight * scale;
+    const steps = Math.max(0, Math.round(Math.log2(scale)));
+    const stretch = scale / 2 ** steps;
+    const top = this.viewer.maxLevel - steps;
+    const shift = top - imageMax; // image level j is map level j + shift
     const url = apiUrl(`item/${this.image.id}/tiles/zxy/`);
     return {
-      minLevel: shift,
-      maxLevel: this.viewer.maxLevel,
+      minLevel: Math.max(0, shift),
+      maxLevel: top,
       wrapX: false,
       wrapY: false,
       keepLower: false,
       tileOffset: () => ({ x: 0, y: 0 }),
       attribution: '',
-      tileWidth: width,
-      tileHeight: height,
+      tileWidth: tileWidth * stretch,
+      tileHeight: tileHeight * stretch,
       tileRounding: Math.ceil,
       crossDomain: 'use-credentials',
       url: (x, y, level) => `${url}${level - shift}/${x}/${y}?encoding=PNG`,
@@ -154,17 +163,6 @@ export default class SegmentOverlay {
     }
   }
 
-  /** Outline one segment (by id) in bright yellow, or none with null. */
-  highlight(segment) {
-    const previous = this.highlighted;
-    this.highlighted = segment === null ? null : segment - (this.image.offset || 0);
-    const spread = this.image.boundaries ? 2 : 1;
-    [previous, this.highlighted].filter((k) => k !== null && k >= 0).forEach((k) => {
-      this.layer.indexModified(k * spread, k * spread + spread - 1);
-    });
-    this.layer.draw();
-  }
-
   redraw() {
     if (this.layer) {
       this.layer.modified();
@@ -193,9 +191,6 @@ export default class SegmentOverlay {
     const outline = boundaries && (i & 1) === 1;
     if (k === 0 && !this.image.offset) {
       return TRANSPARENT; // background
-    }
-    if (k === this.highlighted) {
-      return outline || !boundaries ? HIGHLIGHT_OUTLINE : HIGHLIGHT_FILL;
     }
     if (outline && this.borders) {
       return BORDER;
