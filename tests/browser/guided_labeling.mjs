@@ -223,6 +223,19 @@ await run({
   await page.screenshot({ path: `${input.artifacts}/guided_failed_save.png`, fullPage: true });
   await page.unroute('**/histomics_label/project/*/labels');
 
+  phase = 'jump';
+  // "Show on slide" opens the painting view at the current card's segment; Back returns to the row
+  const shown = await current();
+  await page.locator('.hl-focus-jump').click();
+  await page.locator(`.hl-bulk.hl-map-idle[data-segment="${shown.segment}"]`).waitFor();
+  result.jump = {
+    card: shown, hash: await page.evaluate(() => window.location.hash),
+    view: (await page.locator('.hl-bulk-map').getAttribute('data-view')).split(',').map(Number),
+  };
+  await page.locator('.hl-back').click();
+  await page.locator('.hl-card').first().waitFor();
+  result.jump.backHash = await page.evaluate(() => window.location.hash);
+
   phase = 'reader';
   // a user with read access only: no Label button, and the label route says why it does not label
   const readerContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });

@@ -144,6 +144,29 @@ await run({
   await page.screenshot({ path: `${input.artifacts}/review_panels.png`, fullPage: true,
     clip: await page.locator('.hl-review-panels').boundingBox() });
 
+  // each thumbnail carries its segment's outline, in the thumbnail's own base-pixel frame
+  result.outlines = await page.locator('.hl-review-card').evaluateAll((all) => all.map((card) => {
+    const svg = card.querySelector('.hl-thumbnail-outline');
+    return { segment: Number(card.dataset.segment), item: card.dataset.item,
+      viewBox: svg && svg.getAttribute('viewBox'),
+      points: svg && svg.querySelector('.hl-outline-line').getAttribute('points') };
+  }));
+
+  phase = 'jump';
+  const first = page.locator('.hl-review-card').first();
+  const jumped = { segment: Number(await first.getAttribute('data-segment')), item: await first.getAttribute('data-item') };
+  await first.locator('.hl-review-jump').click();
+  await page.locator(`.hl-bulk.hl-map-idle[data-segment="${jumped.segment}"]`).waitFor();
+  jumped.hash = await page.evaluate(() => window.location.hash);
+  jumped.view = (await page.locator('.hl-bulk-map').getAttribute('data-view')).split(',').map(Number);
+  jumped.legend = await page.locator('.hl-legend .hl-legend-row[data-kind="outline"]').textContent();
+  await page.screenshot({ path: `${input.artifacts}/review_show_on_slide.png` });
+  await page.locator('.hl-back').click();
+  await page.locator('.hl-review-card').first().waitFor();
+  jumped.backHash = await page.evaluate(() => window.location.hash);
+  result.jump = jumped;
+  await idle();
+
   phase = 'minutes';
   await page.locator('.hl-curve-x[data-axis="minutes"]').click();
   await page.locator('.hl-review-curve-chart[data-axis="minutes"], .hl-review-no-curve').first().waitFor();

@@ -237,6 +237,19 @@ def test_failed_save_is_shown_and_taken_back(observed, stack, project):
     assert any('400' in error for error in observed['consoleErrors'].get('failedSave', []))
 
 
+def test_show_on_slide_opens_the_segment_and_back_returns(observed, stack, project):
+    jump = observed['jump']
+    card = jump['card']
+    route = f'#histomics_label/project/{project["folder"]["_id"]}'
+    assert jump['hash'] == f'{route}/paint/{card["item"]}?segment={card["segment"]}&from=label'
+    place = stack.client().get(f'{project["base"]}/slide/{card["item"]}/segment/{card["segment"]}')
+    x0, y0, x1, y1 = place['region']
+    left, top, right, bottom = jump['view']
+    assert left <= x0 and x1 <= right and top <= y0 and y1 <= bottom
+    assert jump['backHash'] == f'{route}/label'
+    assert not observed['consoleErrors'].get('jump')
+
+
 def test_reader_gets_no_label_button(observed):
     reader = observed['reader']
     assert reader['labelButtons'] == 0 and reader['cards'] == 0

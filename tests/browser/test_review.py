@@ -114,6 +114,27 @@ def test_grid_shows_labels_with_thumbnails(observed, project):
     assert not observed['consoleErrors'].get('login') and not observed['consoleErrors'].get('open')
 
 
+def test_thumbnails_outline_their_segment_and_open_it_on_the_slide(observed, stack, project):
+    base = f'histomics_label/project/{project["folder"]["_id"]}'
+    listed = {(label['item'], label['segment']): label
+              for label in stack.client().get(f'{base}/labels', parameters={'limit': 0})}
+    for card in observed['outlines']:
+        label = listed[(card['item'], card['segment'])]
+        x0, y0, x1, y1 = label['thumbnailRegion']
+        assert card['viewBox'] == f'0 0 {x1 - x0} {y1 - y0}'
+        # the card draws the server's outline, moved into the thumbnail's frame
+        drawn = [float(v) for point in card['points'].split() for v in point.split(',')]
+        assert drawn == pytest.approx([v for x, y in label['outline'] for v in (x - x0, y - y0)], abs=0.051)
+    jump = observed['jump']
+    assert jump['hash'] == f'#{base}/paint/{jump["item"]}?segment={jump["segment"]}&from=review'
+    rx0, ry0, rx1, ry1 = listed[(jump['item'], jump['segment'])]['region']
+    left, top, right, bottom = jump['view']
+    assert left <= rx0 and rx1 <= right and top <= ry0 and ry1 <= bottom  # the segment in view
+    assert f'segment {jump["segment"]}' in jump['legend']
+    assert jump['backHash'] == f'#{base}/review'
+    assert not observed['consoleErrors'].get('jump')
+
+
 @pytest.mark.parametrize('order', ['least', 'most'])
 def test_sorts_by_certainty(observed, project, order):
     page = observed['certainty'][order]
