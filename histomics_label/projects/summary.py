@@ -8,13 +8,15 @@ from girder.models.folder import Folder
 
 from ..core.io.store import SlideStore
 from . import folders
+from .not_slides import not_slides
 from .segment_images import segment_image_of
 
 
 def project_summary(folder: dict, user: dict | None) -> dict:
-    """The project's id, name, configuration, number of slides, and whether ``user`` may label and configure it."""
+    """The project's id, name, configuration, number of slides, the folder's items that are not slides (with why),
+    and whether ``user`` may label and configure it."""
     return {'_id': str(folder['_id']), 'name': folder['name'], 'config': folders.config_of(folder),
-            'slides': len(folders.slides(folder)),
+            'slides': len(folders.slides(folder)), 'notSlides': not_slides(folder),
             'access': {'write': Folder().hasAccess(folder, user, AccessType.WRITE),
                        'admin': Folder().hasAccess(folder, user, AccessType.ADMIN)}}
 

@@ -40,6 +40,9 @@ await run({
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}`);
   await page.locator('.hl-add-category').waitFor();
   await page.screenshot({ path: `${input.artifacts}/project_setup_start.png`, fullPage: true });
+  result.notSlides = await page.locator('.hl-not-slide').evaluateAll((all) => all.map((entry) => ({
+    item: entry.dataset.item, name: entry.querySelector('a').textContent,
+    reason: entry.querySelector('.hl-not-slide-reason').textContent })));
 
   phase = 'add';
   await page.locator('.hl-new-name').fill('necrosis');
@@ -126,7 +129,7 @@ await run({
   phase = 'segments';
   await page.locator('.hl-make-segments').click();
   await page.locator('.hl-slide .hl-job').waitFor();
-  result.segments = { jobSeen: true, states: [] };
+  result.segments = { jobSeen: true, states: [], started: await text('.hl-slides-message') };
   const deadline = Date.now() + SEGMENTS_TIMEOUT;
   // watch the progress until the slides are reloaded (the final message)
   while (Date.now() < deadline) {

@@ -5,6 +5,8 @@ requests the server refuses shown on the page; then a user with read access sees
 control. What the page shows is checked against what the server stored."""
 
 
+import io
+
 import pytest
 from helpers.live_stack import add_user, slide_project
 
@@ -22,6 +24,10 @@ def project(stack, cmu_svs):
     client = stack.client()
     folder, item, base = slide_project(client, cmu_svs, 'Setup project', CONFIG)
     add_user(client, folder['_id'], READER, 0)
+    # files that are not slides, as an admin may drop them into the folder
+    for name, data, mime in (('notes.txt', b'tumour in the upper left\n', 'text/plain'),
+                             ('fake.tiff', b'not an image at all', 'image/tiff')):
+        client.uploadStreamToFolder(folder['_id'], io.BytesIO(data), name, len(data), mimeType=mime)
     return {'folder': folder, 'item': item, 'base': base}
 
 
@@ -63,6 +69,16 @@ def test_settings_form_saves_changed_fields(observed):
     assert any('400' in error for error in observed['consoleErrors'].get('badRadius', []))
     assert observed['settings']['message'] == 'Saved: radius.'
     assert observed['settings']['radius'] == str(NEW_RADIUS)
+
+
+def test_files_that_are_not_slides_are_listed_with_why(observed, stack, project):
+    listed = stack.client().get(project['base'])['notSlides']
+    assert [entry['name'] for entry in listed] == ['fake.tiff', 'notes.txt']
+    assert observed['notSlides'] == [{'item': e['_id'], 'name': e['name'], 'reason': e['reason']} for e in listed]
+    assert 'No image reader of large_image can read fake.tiff' in observed['notSlides'][0]['reason']
+    # segment generation leaves them out and says so
+    assert observed['segments']['started'] == ('Making segments for 1 slide(s)… 2 item(s) of the folder are not '
+                                               'slides and were left out: see why below the slides.')
 
 
 def test_segments_made_from_the_button(observed, stack, project):

@@ -56,6 +56,7 @@ const ProjectView = LiveView.extend({
     });
     this.slides = new SlidesView({
       el: this.$('.hl-slides-body'), parentView: this, folderId, slides: this.state.slides, admin,
+      notSlides: project.notSlides || [],
       paint: write ? (itemId) => paintRoute(project._id, itemId) : null,
     });
     this.settings = new SettingsView({ el: this.$('.hl-settings-body'), parentView: this, folderId, project, admin });

@@ -39,12 +39,13 @@ const SlidesView = LiveView.extend({
   },
 
   /**
-   * `folderId` is the project's, `slides` its slides (GET .../slides), `admin` whether the user makes segments and
+   * `folderId` is the project's, `slides` its slides (GET .../slides), `notSlides` the folder's items that are not
+   * slides, with why (GET .../project's `notSlides`), `admin` whether the user makes segments and
    * cancels jobs, `paint(itemId)` the route of painting a slide (null without write access). Work queued or running
    * when the page opens is shown and followed at once.
    */
-  initialize({ folderId, slides, admin, paint }) {
-    Object.assign(this, { folderId, slides, admin, paint });
+  initialize({ folderId, slides, notSlides, admin, paint }) {
+    Object.assign(this, { folderId, slides, notSlides: notSlides || [], admin, paint });
     this.jobs = {}; // by item id: the job each row follows, or the state POST .../segments answered
     this.work = {}; // by item id: the project's queue entries (GET .../work) at the last poll
     this.cancelling = new Set(); // job ids whose cancel request is on its way
@@ -72,7 +73,7 @@ const SlidesView = LiveView.extend({
       this.carry.$el.detach(); // out of the way of `html()`, which would drop the events of every element it replaces
     }
     this.$el.html(template({
-      slides: this.slides, admin: this.admin, message: this.message, busy: this.busy, paint: this.paint, jobs,
+      slides: this.slides, notSlides: this.notSlides, admin: this.admin, message: this.message, busy: this.busy, paint: this.paint, jobs,
       showJobs: Object.keys(jobs).length > 0, cancelling: this.cancelling, detailOf, requestOf,
     }));
     if (this.carry) {
@@ -102,8 +103,10 @@ const SlidesView = LiveView.extend({
           }
         });
         const count = answer.filter((e) => !isState(e.status)).length;
-        this.message = { kind: 'info', title: count ? `Making segments for ${count} slide(s)…`
-          : 'Every slide\'s segments are up to date.' };
+        const others = this.notSlides.length ? ` ${this.notSlides.length} item(s) of the folder are not slides and `
+          + 'were left out: see why below the slides.' : '';
+        this.message = { kind: 'info', title: (count ? `Making segments for ${count} slide(s)…`
+          : 'Every slide\'s segments are up to date.') + others };
         this.render();
         this._poll();
       }, (error) => {
