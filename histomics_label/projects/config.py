@@ -18,6 +18,7 @@ from ..core.errors import ConfigurationError
 from ..core.features.extractors import extractors
 from ..core.features.representations import check_model_fits, representations
 from ..core.io.annotation import parse_color
+from ..core.io.labels import DEFAULT_COLORS
 from ..core.models import models
 
 META_KEY = 'histomicsLabel'
@@ -127,9 +128,5 @@ def trainable_names(config: dict) -> list[str]:
     return [c['name'] for c in config['categories'] if not c['excluded']]
 
 
-_COLOURS = ('#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c', '#fabebe',
-            '#008080', '#e6beff', '#9a6324', '#800000', '#aaffc3', '#808000', '#000075')
-
-
 def _palette(index: int) -> str:
-    return _COLOURS[index % len(_COLOURS)]
+    return DEFAULT_COLORS[index % len(DEFAULT_COLORS)]

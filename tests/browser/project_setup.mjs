@@ -44,6 +44,17 @@ await run({
     item: entry.dataset.item, name: entry.querySelector('a').textContent,
     reason: entry.querySelector('.hl-not-slide-reason').textContent })));
 
+  phase = 'colourBlind';
+  // red and green categories: the page warns that they look alike to colour-blind eyes and offers safe colours
+  const lookAlike = () => page.locator('.hl-look-alike-pair').evaluateAll((all) => all.map((pair) => ({
+    first: pair.dataset.first, second: pair.dataset.second, text: pair.textContent.replace(/\s+/g, ' ').trim() })));
+  result.colourBlind = { before: await lookAlike() };
+  await page.locator('.hl-safe-colours').click();
+  await categoriesMessage('success');
+  result.colourBlind.message = await text('.hl-categories-message');
+  result.colourBlind.after = await lookAlike();
+  result.colourBlind.swatches = [await swatchOf('tumor'), await swatchOf('stroma')];
+
   phase = 'add';
   await page.locator('.hl-new-name').fill('necrosis');
   await page.locator('.hl-new-color').fill('#4363d8');

@@ -38,6 +38,16 @@ def observed(stack, project, browser_driver) -> dict:
     return browser_driver.run('project_setup.mjs', stack, request, timeout=900)
 
 
+def test_colours_that_look_alike_to_colour_blind_eyes_are_flagged_and_mended(observed):
+    seen = observed['colourBlind']
+    # the red (#e6194b) and green (#3cb44b) of the project: 8.9 apart (CIELAB) as a deuteranope sees them
+    assert seen['before'] == [{'first': 'tumor', 'second': 'stroma',
+                               'text': 'tumor and stroma look alike with red-green colour blindness (deuteranopia).'}]
+    assert seen['message'] == 'The categories have colour-blind safe colours now.'
+    assert seen['after'] == []
+    assert seen['swatches'] == ['rgb(0, 114, 178)', 'rgb(230, 159, 0)']  # Okabe and Ito's blue and orange
+
+
 def test_categories_are_edited_in_the_page(observed):
     assert observed['added']['names'] == ['tumor', 'stroma', 'necrosis', 'debris']
     assert observed['added']['swatch'] == 'rgb(67, 99, 216)'
@@ -100,12 +110,12 @@ def test_server_has_the_setup(observed, stack, project):
     assert config['radius'] == NEW_RADIUS
     assert config['magnification'] == 5 and config['patchSize'] == 48 and config['retrainEvery'] == 0
     assert [(c['name'], c['color'], c['excluded'], c['hotkey']) for c in config['categories']] == [
-        ('tumor', '#ff8000', False, 't'), ('connective', '#3cb44b', False, None),
+        ('tumor', '#ff8000', False, 't'), ('connective', '#e69f00', False, None),
         ('necrosis', '#4363d8', True, 'n')]
 
 
 def test_admin_phases_have_no_console_errors(observed):
-    for phase in ('login', 'open', 'add', 'colour', 'hotkey', 'rename', 'exclude', 'merge', 'settings',
+    for phase in ('login', 'open', 'colourBlind', 'add', 'colour', 'hotkey', 'rename', 'exclude', 'merge', 'settings',
                   'segments'):
         assert not observed['consoleErrors'].get(phase), (phase, observed['consoleErrors'][phase])
 

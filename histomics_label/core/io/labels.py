@@ -25,8 +25,11 @@ from ..errors import ConfigurationError, LabelsError
 from .annotation import EXCLUDED_DESCRIPTION, parse_color
 
 UNLABELED = 'unlabeled'
-DEFAULT_COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45',
-                  '#fabed4', '#469990', '#dcbeff', '#9a6324', '#800000', '#aaffc3', '#808000', '#000075']
+DEFAULT_COLORS = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#000000',
+                  '#332288', '#88ccee', '#44aa99', '#117733', '#999933', '#ddcc77', '#cc6677', '#882255']
+"""Category colours given where none is chosen: Okabe and Ito's eight, which stay apart for red-green and
+blue-yellow colour-blind eyes, then Paul Tol's muted scheme for a ninth and later category (some of which come close
+to the first eight: the project page warns of pairs that look alike)."""
 
 
 @dataclass(frozen=True)

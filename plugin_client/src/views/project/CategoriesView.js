@@ -6,9 +6,14 @@
 import { request } from '../../api.js';
 import { LiveView, detailOf, requestOf, toHex } from '../common.js';
 import template from './categories.pug';
+import { lookAlike } from './colourVision.js';
 
-const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c',
-  '#fabebe', '#008080', '#e6beff', '#9a6324', '#800000', '#aaffc3', '#808000', '#000075'];
+/**
+ * The server's default colours (core/io/labels.py DEFAULT_COLORS, checked equal by a test): Okabe and Ito's eight,
+ * apart for colour-blind eyes, then Paul Tol's muted scheme.
+ */
+export const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#000000',
+  '#332288', '#88ccee', '#44aa99', '#117733', '#999933', '#ddcc77', '#cc6677', '#882255'];
 
 /** A colour of the palette not yet used by a category (the first one when all are). */
 function nextColour(categories) {
@@ -46,6 +51,7 @@ const CategoriesView = LiveView.extend({
     'submit .hl-merge-form': '_askMerge',
     'click .hl-merge-yes': '_merge',
     'click .hl-merge-no': '_cancelMerge',
+    'click .hl-safe-colours': '_safeColours',
   },
 
   /**
@@ -71,7 +77,7 @@ const CategoriesView = LiveView.extend({
     const categories = this._categories();
     this.$el.html(template({
       categories, admin: this.admin, renaming: this.renaming, merge: this.merge, message: this.message,
-      draft: this.draft, newColour: nextColour(categories),
+      draft: this.draft, newColour: nextColour(categories), alike: lookAlike(categories),
       names: categories.map((c) => ({ value: c.name, text: c.name })), toHex, detailOf, requestOf,
     }));
     const input = this.$('.hl-rename-input');
@@ -136,6 +142,12 @@ const CategoriesView = LiveView.extend({
     this._put(changed(this._categories(), name, { excluded }),
       excluded ? `${name} is excluded: it never trains and is never suggested.` : `${name} is trained again.`,
       `Could not change whether ${name} is excluded.`);
+  },
+
+  /** Recolour every category with the palette's colours, in order (the first eight tell apart for colour-blind eyes). */
+  _safeColours() {
+    const recoloured = this._categories().map((c, index) => ({ ...c, color: PALETTE[index % PALETTE.length] }));
+    this._put(recoloured, 'The categories have colour-blind safe colours now.', 'Could not change the colours.');
   },
 
   _remove(event) {
