@@ -1,5 +1,6 @@
 // A "Histomics Label" button among a folder page's header buttons. A project folder opens its project page; any
-// other folder gets a short explanation in place, without a request (the folder's metadata says which it is).
+// other folder opens the set-up of a new project for the folder's admins (NewProjectView) and gets a short
+// explanation in place for everyone else, without a request (the folder's metadata and access level say which).
 import { isProject, projectRoute } from './api.js';
 
 const { $ } = girder;
@@ -20,10 +21,14 @@ wrap(HierarchyWidget, 'render', function (render, ...args) {
       girder.router.navigate(projectRoute(folder.id), { trigger: true });
       return;
     }
+    if (folder.getAccessLevel() >= girder.constants.AccessType.ADMIN) {
+      girder.router.navigate(`${projectRoute(folder.id)}/new`, { trigger: true });
+      return;
+    }
     this.$('.hl-not-project').remove();
     $('<div class="hl-not-project alert alert-info" role="status"></div>')
-      .text(`"${folder.name()}" is not a Histomics Label project. A folder administrator makes it one by giving ` +
-        'it categories (PUT /histomics_label/project/{id}); its large-image items are then the project\'s slides.')
+      .text(`"${folder.name()}" is not a Histomics Label project. One of the folder's administrators can set it ` +
+        'up as one with this button; its large-image items then become the project\'s slides.')
       .insertAfter(this.$('.g-hierarchy-actions-header'));
   });
   buttons.prepend(button);

@@ -3,11 +3,16 @@ import GuidedView from './views/guided/GuidedView.js';
 import ProjectView from './views/project/ProjectView.js';
 import ReviewView from './views/review/ReviewView.js';
 import BulkView from './views/paint/BulkView.js';
+import NewProjectView from './views/project/NewProjectView.js';
 
 const { events, router } = girder;
 
 router.route('histomics_label/project/:id', 'histomicsLabelProject', (folderId) => {
   events.trigger('g:navigateTo', ProjectView, { folderId });
+});
+
+router.route('histomics_label/project/:id/new', 'histomicsLabelNewProject', (folderId) => {
+  events.trigger('g:navigateTo', NewProjectView, { folderId });
 });
 
 router.route('histomics_label/project/:id/label', 'histomicsLabelGuided', (folderId) => {

@@ -46,15 +46,29 @@ await run({
   await page.locator('.hl-project-name').waitFor();
   result.folderButton = { hash: await page.evaluate(() => window.location.hash) };
 
-  phase = 'notProject';
+  phase = 'setUp';
+  // the folder's admin is offered the set-up of a new project
   await page.goto(`${input.url}/#folder/${input.plainFolderId}`);
   await page.locator('.hl-open-project').click();
-  await page.locator('.hl-not-project').waitFor();
-  result.notProject = {
-    message: (await page.locator('.hl-not-project').innerText()).trim(),
+  await page.locator('.hl-new-project h2').waitFor();
+  result.setUp = {
     hash: await page.evaluate(() => window.location.hash),
+    heading: (await page.locator('.hl-new-project h2').innerText()).trim(),
   };
-  await page.screenshot({ path: `${input.artifacts}/not_a_project.png`, fullPage: true });
+
+  phase = 'notProject';
+  // a user who may only read the folder is told what the button would do for its admins
+  const readerPage = await openPage(await browser.newContext({ viewport: { width: 1280, height: 900 } }), TIMEOUT,
+    result, () => phase);
+  await login(readerPage, input.url, input.reader.login, input.reader.password);
+  await readerPage.goto(`${input.url}/#folder/${input.plainFolderId}`);
+  await readerPage.locator('.hl-open-project').click();
+  await readerPage.locator('.hl-not-project').waitFor();
+  result.notProject = {
+    message: (await readerPage.locator('.hl-not-project').innerText()).trim(),
+    hash: await readerPage.evaluate(() => window.location.hash),
+  };
+  await readerPage.screenshot({ path: `${input.artifacts}/not_a_project.png`, fullPage: true });
 
   phase = 'failedRequest';
   await page.goto(`${input.url}/#histomics_label/project/${input.missingId}`);

@@ -4,11 +4,13 @@ and a request that fails."""
 
 
 import pytest
+from helpers.live_stack import add_user
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
 CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
               {'name': 'background', 'color': '#888888', 'excluded': True}]
+READER = {'login': 'folderreader', 'password': 'password1'}
 
 
 @pytest.fixture(scope='module')
@@ -23,6 +25,7 @@ def folders(stack, cmu_svs):
         client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
     client.put(f'histomics_label/project/{project["_id"]}', json={'categories': CATEGORIES})
     plain = client.createFolder(private['_id'], 'Just a folder')
+    add_user(client, plain['_id'], READER, 0)
     return {'project': project, 'plain': plain, 'item': item}
 
 
@@ -30,7 +33,7 @@ def folders(stack, cmu_svs):
 def observed(stack, folders, browser_driver) -> dict:
     """What the driver script saw in Chromium (see project_page.mjs)."""
     request = {'projectId': folders['project']['_id'], 'plainFolderId': folders['plain']['_id'],
-               'missingId': '0123456789abcdef01234567'}
+               'missingId': '0123456789abcdef01234567', 'reader': READER}
     return browser_driver.run('project_page.mjs', stack, request, timeout=300)
 
 
@@ -50,9 +53,14 @@ def test_project_page_shows_project(observed, stack, folders):
 
 def test_folder_button_opens_project_or_explains(observed, folders):
     assert observed['folderButton']['hash'] == f'#histomics_label/project/{folders["project"]["_id"]}'
+    # the plain folder's admin gets the set-up of a new project; a reader, what its admins could do
+    assert observed['setUp']['hash'] == f'#histomics_label/project/{folders["plain"]["_id"]}/new'
+    assert observed['setUp']['heading'] == 'Set up Just a folder as a Histomics Label project'
     assert 'is not a Histomics Label project' in observed['notProject']['message']
+    assert "One of the folder's administrators can set it up" in observed['notProject']['message']
     assert observed['notProject']['hash'] == f'#folder/{folders["plain"]["_id"]}'
-    assert not observed['consoleErrors'].get('folderButton') and not observed['consoleErrors'].get('notProject')
+    for phase in ('folderButton', 'setUp', 'notProject'):
+        assert not observed['consoleErrors'].get(phase), phase
 
 
 def test_failed_request_is_shown(observed):

@@ -6,7 +6,7 @@ import { LiveView, detailOf, requestOf } from '../common.js';
 import messageTemplate from './sectionMessage.pug';
 import template from './settings.pug';
 
-const CHOICES = {
+export const CHOICES = {
   feature: ['vector', 'image'],
   extractor: ['efficientnet_lite0', 'uni', 'timm', 'imported'],
   model: ['linear', 'seeded_kmeans', 'cnn_torch', 'cnn_keras'],
