@@ -36,7 +36,7 @@ from ..core.acquisition.suggestions import MC_SAMPLES, audited_labels
 from ..core.errors import HistomicsLabelError
 from ..core.io.labels import LabelSet
 from ..core.models import models
-from ..core.pipeline import model_options, representation
+from ..core.pipeline import model_options
 from ..core.progress import Progress, no_progress
 from ..core.rounds import train_slides_round
 from ..models.effective_labels import effective_labels
@@ -154,7 +154,7 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
     """Train one round now, in this thread (a CNN in a child process that ``context`` supervises), telling a linear
     round's stages to ``progress``; returns the recorded round. Raises on failure, changing nothing."""
     config = folders.config_of(folder)
-    slides, stale = segmented_slides(folder, config)
+    slides, stale, rep = segmented_slides(folder, config)
     if not slides:
         raise HistomicsLabelError('No slide of the project has segments and features yet; generate them first')
     pipeline = folders.pipeline_config(folder, slides[0][0], config)
@@ -164,11 +164,11 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
         numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'], outputs, context)
     else:
         audited = audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
-        records = train_slides_round(stores, representation(pipeline), config['model'], model_options(pipeline),
-                                     progress, audited=audited)
+        records = train_slides_round(stores, rep, config['model'], model_options(pipeline), progress,
+                                     audited=audited)
         numbers, metrics = [record.number for record in records], records[0].metrics
         changes = [record.metrics.get('slide_predictions_changed') for record in records]
-        store_outputs(stores, representation(pipeline), outputs)
+        store_outputs(stores, rep, outputs)
     number = (Round().latest(folder['_id']) or {}).get('number', 0)
     created = _now()
     document = {'project': folder['_id'], 'number': number + 1, 'created': created, 'model': config['model'],
@@ -370,10 +370,9 @@ def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
     if not 1 <= limit <= MAX_SUGGESTIONS:
         raise ValidationException(f'limit must be between 1 and {MAX_SUGGESTIONS}', 'limit')
     try:
-        slides, _ = segmented_slides(folder, config, by_slide(effective_labels(folder['_id'])))
+        slides, _, rep = segmented_slides(folder, config, by_slide(effective_labels(folder['_id'])))
         if not slides:
             return []
-        rep = representation(folders.pipeline_config(folder, slides[0][0], config))
         found = served_suggestions(rankings_folder(folder), [(str(path), labels) for _, path, labels in slides],
                                    config['certainty'], limit, config['seed'], rep=rep,
                                    embedding_key=config['extractor'], mc_samples=MC_SAMPLES,

@@ -77,7 +77,7 @@ def _ranking_key(folder: dict) -> tuple[str, str] | None:
 
 def _ranked_stores(folder: dict) -> list[str]:
     """The stores the project's rankings are computed from (its segmented slides', in the order requests use)."""
-    return [str(path) for _, path, _ in segmented_slides(folder, folders.config_of(folder))[0]]
+    return [str(path) for _, path, _ in segmented_slides(folder, folders.config_of(folder)).slides]
 
 
 def _fingerprint(folder: dict, stores: list[str]) -> str:

@@ -5,9 +5,11 @@ a category rename or merge alike."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from bson.objectid import ObjectId
 
+from ..core.features.representations import Representation
 from ..core.io.labels import Category, LabelSet
 from ..core.io.store import SlideStore
 from ..core.pipeline import representation
@@ -16,12 +18,24 @@ from ..settings import data_dir
 from . import folders
 
 
+class Segmented(NamedTuple):
+    """The slides ready for training and suggestions, with what it took to find them."""
+
+    slides: list[tuple[dict, object, LabelSet]]
+    """``(item, store path, labels)`` of each slide whose store has its segments and current features."""
+    stale: int
+    """Labeled segments left out as stale."""
+    rep: Representation | None
+    """The project's representation (None when no slide has a store), made once for every caller."""
+
+
 def segmented_slides(folder: dict, config: dict, effective: dict[ObjectId, dict[int, str]] | None = None,
-                     ) -> tuple[list[tuple[dict, object, LabelSet]], int]:
-    """``(item, store path, labels)`` of each slide whose store has its segments and current features, and how
-    many labeled segments were left out as stale: a segment id outside ``1..n_segments`` of its slide's store (left
-    by a re-segmentation before segmentations were versioned) names no segment, and one such label must not stop
-    training or suggestions for the whole project. ``GET .../stale_labels`` lists them for deletion.
+                     ) -> Segmented:
+    """``(item, store path, labels)`` of each slide whose store has its segments and current features, how many
+    labeled segments were left out as stale, and the project's representation: a segment id outside
+    ``1..n_segments`` of its slide's store (left by a re-segmentation before segmentations were versioned) names no
+    segment, and one such label must not stop training or suggestions for the whole project. ``GET
+    .../stale_labels`` lists them for deletion.
 
     ``effective``: the project's effective labels by slide where the caller has them (a suggestion request reads
     them incrementally, ``models.effective_labels``); else every label is read."""
@@ -45,7 +59,7 @@ def segmented_slides(folder: dict, config: dict, effective: dict[ObjectId, dict[
         pairs = sorted(pair for pair in labeled if 1 <= pair[0] <= count)
         stale += len(labeled) - len(pairs)
         result.append((item, path, LabelSet(categories, [p[0] for p in pairs], [p[1] for p in pairs])))
-    return result, stale
+    return Segmented(result, stale, rep)
 
 
 def rankings_folder(folder: dict) -> Path:
