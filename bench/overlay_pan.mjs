@@ -1,6 +1,10 @@
 // Chromium side of bench_overlay.py: opens a slide's painting view, times how long the segment overlay takes to
 // appear and to switch to predictions, then pans the map by dragging in Pan mode while counting animation frames.
-// Input (HL_BENCH_INPUT, JSON): {url, login, password, projectId, itemId, chromium, nodeModules, seconds}.
+// Then opens the guided view beside it and times `keypresses` category keys, each from the key to the next card's
+// slide view drawn (its segment outlined, the map idle); last, trains a round through the REST API from the page and
+// times, from the answer, how long each open view takes to name the new round (Girder's notification stream).
+// Input (HL_BENCH_INPUT, JSON): {url, login, password, projectId, itemId, chromium, nodeModules, seconds,
+// keypresses}.
 // Prints one JSON object of figures.
 import { createRequire } from 'node:module';
 
@@ -72,6 +76,53 @@ try {
   result.frame_ms_median = at(0.5);
   result.frame_ms_p95 = at(0.95);
   result.messages = await page.locator('.hl-message-text').allInnerTexts();
+
+  // the guided view beside it: from a category key to the next card's slide view drawn with its outline
+  const guided = await page.context().newPage();
+  guided.setDefaultTimeout(300000);
+  await guided.goto(`${input.url}/#histomics_label/project/${input.projectId}/label`);
+  await guided.locator('.hl-card.hl-current').waitFor();
+  const current = () => guided.locator('.hl-card.hl-current').getAttribute('data-segment');
+  await guided.locator(`.hl-focus-map.hl-map-idle[data-segment="${await current()}"]`).waitFor();
+  const keys = [];
+  for (let i = 0; i < input.keypresses; i += 1) {
+    const before = await current();
+    const pressed = Date.now();
+    await guided.keyboard.press(i % 2 ? '2' : '1');
+    const handle = await guided.waitForFunction((previous) => {
+      const card = document.querySelector('.hl-card.hl-current');
+      const next = card && card.dataset.segment;
+      return next && next !== previous && document.querySelector(
+        `.hl-focus-map.hl-map-idle[data-segment="${next}"]`) ? next : false;
+    }, before, { polling: 'raf' });
+    await handle.dispose();
+    keys.push(Date.now() - pressed);
+    await guided.waitForTimeout(200);
+  }
+  const sorted = [...keys].sort((a, b) => a - b);
+  result.next_card_ms = keys;
+  result.next_card_ms_median = sorted[Math.floor(sorted.length / 2)];
+  result.next_card_ms_p95 = sorted[Math.min(sorted.length - 1, Math.ceil(0.95 * sorted.length) - 1)];
+
+  // a round trained by someone else: from the train request's answer to each open view naming the new round
+  const number = Number(await page.locator('.hl-bulk').getAttribute('data-round')) || null;
+  const trained = await page.evaluate(async (projectId) => {
+    const response = await fetch(`api/v1/histomics_label/project/${projectId}/train?wait=true`,
+      { method: 'POST', headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
+    return { answered: Date.now(), body: await response.json() };
+  }, input.projectId);
+  const round = trained.body.round && trained.body.round.number;
+  if (!round || round === number) {
+    throw new Error(`no new round: ${JSON.stringify(trained.body)}`);
+  }
+  const shown = async (view, check) => {
+    await view.waitForFunction(check, round, { polling: 'raf' });
+    return (Date.now() - trained.answered) / 1000;
+  };
+  [result.round_to_paint_s, result.round_to_guided_s] = await Promise.all([
+    shown(page, (n) => document.querySelector('.hl-bulk').getAttribute('data-round') === String(n)),
+    shown(guided, (n) => (document.querySelector('.hl-round-number') || {}).textContent === String(n)),
+  ]);
 } catch (error) {
   result.failure = error.message;
 } finally {

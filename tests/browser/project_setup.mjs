@@ -56,6 +56,13 @@ await run({
   result.colourBlind.swatches = [await swatchOf('tumor'), await swatchOf('stroma')];
 
   phase = 'add';
+  // the keyboard's place is ringed: Tab from the name field to the colour field
+  await page.locator('.hl-new-name').focus();
+  await page.keyboard.press('Tab');
+  result.focusRing = await page.evaluate(() => {
+    const style = getComputedStyle(document.activeElement);
+    return { element: document.activeElement.className, style: style.outlineStyle, width: style.outlineWidth };
+  });
   await page.locator('.hl-new-name').fill('necrosis');
   await page.locator('.hl-new-color').fill('#4363d8');
   await page.locator('.hl-new-hotkey').fill('n');

@@ -48,6 +48,12 @@ def test_colours_that_look_alike_to_colour_blind_eyes_are_flagged_and_mended(obs
     assert seen['swatches'] == ['rgb(0, 114, 178)', 'rgb(230, 159, 0)']  # Okabe and Ito's blue and orange
 
 
+def test_the_keyboards_place_is_ringed(observed):
+    ring = observed['focusRing']
+    assert 'hl-new-color' in ring['element']
+    assert ring['style'] == 'solid' and ring['width'] == '2px'
+
+
 def test_categories_are_edited_in_the_page(observed):
     assert observed['added']['names'] == ['tumor', 'stroma', 'necrosis', 'debris']
     assert observed['added']['swatch'] == 'rgb(67, 99, 216)'
