@@ -149,6 +149,12 @@ await run({
     const segments = (await row()).map((c) => c.segment);
     if (segments.join() !== rows[rows.length - 1].join()) {
       rows.push(segments);
+      // what the server suggests now, before any card of the new row is labeled (the row was asked for early)
+      result.serverRow = await page.evaluate(async ([projectId, limit]) => {
+        const response = await fetch(`api/v1/histomics_label/project/${projectId}/suggestions?limit=${limit}`,
+          { headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
+        return (await response.json()).map((s) => s.segment);
+      }, [input.projectId, segments.length]);
     } else {
       // the card shows what was chosen while its row is still on the page
       const shown = (await row()).find((c) => c.segment === card.segment);

@@ -166,6 +166,8 @@ def test_keyboard_labels_are_stored_as_guided(observed, stack, project):
     # the first row (8 cards) was labeled in order, then the next row came without a reload
     assert [step['segment'] for step in steps[:8]] == [card['segment'] for card in observed['open']['row']]
     assert len(observed['rows']) == 2 and not set(observed['rows'][0]) & set(observed['rows'][1])
+    # the next row, asked for while the first row's last card was answered, is what the server suggests once it is
+    assert observed['rows'][1] == observed['serverRow']
     assert [step['segment'] for step in steps[8:]] == observed['rows'][1][:len(KEYS) - 8]
     for step in steps[:7] + steps[8:]:  # a card shows its chosen category while its row is on the page
         assert step['shown'] == expected_category(step)

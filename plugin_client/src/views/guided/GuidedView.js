@@ -3,10 +3,12 @@
 // outlined in yellow and the labeled segments tinted, and the categories as buttons) and the label count, latest
 // round and Retrain button (StatsBar). This view holds the row and the keys: each choice is saved at once (PUT
 // .../labels, view "guided"); Backspace undoes the newest choice with the batch id its PUT returned. When the row is
-// done, or a retrain has finished, the next row is fetched in place. Every failed request is shown on the page, in
-// the messages area (MessagesView), with what was asked and Girder's answer.
+// done, or a retrain has finished, the next row is fetched in place; while the labeler answers a row's last card it is
+// already being fetched (one suggestion more, the last card's segment left out of it), unless a round finishes
+// meanwhile. Every failed request is shown on the page, in the messages area (MessagesView), with what was asked and
+// Girder's answer.
 import { getJson, projectRoute, request } from '../../api.js';
-import { LiveView, MessagesView, isTyping } from '../common.js';
+import { LiveView, MessagesView, isTyping, onTraining } from '../common.js';
 import bodyNotice from './bodyNotice.pug';
 import CardStrip from './CardStrip.js';
 import { unclassifiableKey } from './CategoryButtons.js';
@@ -31,9 +33,15 @@ const GuidedView = LiveView.extend({
     this.history = []; // newest last: {card, saved: Promise of the PUT's batch id}
     this.pending = new Set(); // the saves in flight, awaited before the next row is fetched
     this.loadingRow = false;
+    this.prefetched = null; // the next row asked for early: {row, answer}
     this._onKey = (event) => this._key(event);
     document.addEventListener('keydown', this._onKey);
     this.render();
+    onTraining(this, this.folderId, (data) => {
+      if (data.state === 'done') {
+        this.prefetched = null; // a new round ranks the next row differently
+      }
+    });
     this._load();
   },
 
@@ -100,11 +108,12 @@ const GuidedView = LiveView.extend({
     }
     this.loadingRow = true;
     this.$('.hl-guided-body').addClass('hl-loading');
+    const prefetched = this.prefetched && this.prefetched.row === this.cards ? this.prefetched : null;
+    this.prefetched = null;
     await Promise.allSettled([...this.pending]);
     try {
       const limit = this.project.config.batchSize || 8;
-      const [suggestions] = await Promise.all([getJson(`${this.base}/suggestions?limit=${limit}`),
-        this.stats.refreshRounds()]);
+      const [suggestions] = await Promise.all([this._rowFrom(prefetched, limit), this.stats.refreshRounds()]);
       if (this._destroyed) {
         return;
       }
@@ -117,6 +126,38 @@ const GuidedView = LiveView.extend({
     } finally {
       this.loadingRow = false;
     }
+  },
+
+  /**
+   * Ask for the next row while the labeler answers the last card of this one: one suggestion more than a row, asked
+   * once the row's other labels are saved (so that the server leaves them out).
+   */
+  _prefetchRow() {
+    if (this.prefetched || this.loadingRow) {
+      return;
+    }
+    const limit = (this.project.config.batchSize || 8) + 1;
+    const answer = Promise.allSettled([...this.pending])
+      .then(() => getJson(`${this.base}/suggestions?limit=${limit}`));
+    answer.catch(() => {}); // a failed early ask: the row is asked for again when needed
+    this.prefetched = { row: this.cards, answer };
+  },
+
+  /** The next row: the early answer without the segments this row labeled, else asked for now. */
+  async _rowFrom(prefetched, limit) {
+    if (prefetched) {
+      try {
+        const labeled = new Set(this.cards.filter((c) => c.labels.length).map((c) => `${c.item}/${c.segment}`));
+        const answer = await prefetched.answer;
+        const row = answer.filter((s) => !labeled.has(`${s.item}/${s.segment}`));
+        if (row.length >= Math.min(limit, answer.length - 1)) {
+          return row.slice(0, limit);
+        }
+      } catch (error) {
+        // asked for again below
+      }
+    }
+    return getJson(`${this.base}/suggestions?limit=${limit}`);
   },
 
   // ---- rendering ---------------------------------------------------------------------------------------------
@@ -281,6 +322,9 @@ const GuidedView = LiveView.extend({
       this._update();
       this._nextRow();
       return;
+    }
+    if (this.cards.filter((c) => !c.labels.length).length === 1) {
+      this._prefetchRow(); // the labeler is on the row's last card
     }
     this.current = next;
     this._update();
