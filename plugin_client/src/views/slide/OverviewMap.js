@@ -4,11 +4,7 @@
 import geo from 'geojs/geo.lean.min.js';
 
 import { apiUrl } from '../../api.js';
-
-const RECTANGLE_STYLES = [
-  { strokeColor: '#000000', strokeWidth: 3, strokeOpacity: 0.5 },
-  { strokeColor: '#ffeb00', strokeWidth: 1.5, strokeOpacity: 1 },
-];
+import { OUTLINE_STYLES } from './SlideViewer.js';
 
 export default class OverviewMap {
   /** Add the overview of `viewer`'s slide (`tiles`: its large_image tile metadata) to `container`. */
@@ -36,7 +32,7 @@ export default class OverviewMap {
     this.map.zoom(fit.zoom);
     this.map.center(fit.center);
     const layer = this.map.createLayer('feature', { features: ['line'] });
-    this.lines = RECTANGLE_STYLES.map((style) => layer.createFeature('line')
+    this.lines = OUTLINE_STYLES.map((style) => layer.createFeature('line')
       .position((point) => ({ x: point[0], y: point[1] })).style({ ...style, closed: true }));
     this.layer = layer;
 

@@ -12,7 +12,7 @@ import './slide.css';
 /** How far past the slide's base resolution the map may zoom (levels). */
 const ZOOM_PAST_BASE = 2;
 /** A dark line under the yellow one, so that the outline reads on pale and on yellow-ish tissue alike. */
-const OUTLINE_STYLES = [
+export const OUTLINE_STYLES = [
   { strokeColor: '#000000', strokeWidth: 3.5, strokeOpacity: 0.55 },
   { strokeColor: '#ffeb00', strokeWidth: 1.5, strokeOpacity: 1 },
 ];
