@@ -219,14 +219,23 @@ const SlidesView = LiveView.extend({
     });
   },
 
-  /** The slides again (GET .../slides), for their segment counts after new segments were applied. */
-  _reloadSlides() {
-    request('GET', `histomics_label/project/${this.folderId}/slides`).then(({ data: slides }) => {
+  /** Read the slides again (GET .../slides) into `slides`; answers whether the view is still open. */
+  _fetchSlides() {
+    return request('GET', `histomics_label/project/${this.folderId}/slides`).then(({ data: slides }) => {
       if (this._destroyed) {
-        return;
+        return false;
       }
       this.slides = slides;
-      this.render();
+      return true;
+    });
+  },
+
+  /** The slides again, for their segment counts after new segments were applied. */
+  _reloadSlides() {
+    this._fetchSlides().then((open) => {
+      if (open) {
+        this.render();
+      }
     }, (error) => {
       if (this._destroyed) {
         return;
@@ -237,11 +246,10 @@ const SlidesView = LiveView.extend({
   },
 
   _jobsFinished() {
-    request('GET', `histomics_label/project/${this.folderId}/slides`).then(({ data: slides }) => {
-      if (this._destroyed) {
+    this._fetchSlides().then((open) => {
+      if (!open) {
         return;
       }
-      this.slides = slides;
       if (this.carry) {
         this.carry.reload();
       }
