@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from bson.objectid import ObjectId
 from girder.constants import AccessType
 from girder.exceptions import RestException, ValidationException
@@ -188,13 +187,3 @@ def segment_count(folder: dict, item: dict) -> int | None:
         return None
     with SlideStore(path) as store:
         return store.n_segments
-
-
-def segment_boxes(folder: dict, item: dict, segments: np.ndarray) -> np.ndarray | None:
-    """``(n, 4)`` base-pixel boxes (x0, y0, x1, y1) of segment ids, or None before segment generation."""
-    path = store_path(folder, item)
-    if not path.exists():
-        return None
-    with SlideStore(path) as store:
-        boxes = store.segments(np.asarray(segments, np.int64) - 1).bbox
-        return np.rint(boxes * store.slide_info.scale).astype(np.int64)

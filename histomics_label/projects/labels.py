@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-import numpy as np
 from bson.objectid import ObjectId
 from girder.constants import SortDir
 from girder.exceptions import ValidationException
@@ -26,7 +25,7 @@ MAX_BATCH = 100_000
 """Most labels one request may write: a painted region of a slide, not a whole cohort."""
 LABEL_SORTS = ('updated', 'created', 'segment', 'category', 'certainty')
 """The sorts of a listing; ``certainty`` is the latest round's, read from the slide stores."""
-NO_PICTURE = {'outline': None, 'thumbnailRegion': None, 'thumbnail': None}
+NO_PICTURE = {'region': None, 'outline': None, 'thumbnailRegion': None, 'thumbnail': None}
 """What a label of a stale segment (or of a slide without segments) shows instead."""
 
 Key = tuple[ObjectId, int]
@@ -141,8 +140,7 @@ def describe(folder: dict, labels: list[dict], calls: dict[Key, ModelCall] | Non
     """
     if calls is None:
         calls = agreement.model_calls(folder, _keys(labels))
-    regions = _regions(folder, labels)
-    pictures = _pictures(folder, regions)
+    pictures = _pictures(folder, labels)
     logins: dict[ObjectId, str | None] = {}
     for label in labels:
         for user_id in (label['labeler'], (label.get('review') or {}).get('reviewer')):
@@ -158,8 +156,7 @@ def describe(folder: dict, labels: list[dict], calls: dict[Key, ModelCall] | Non
             '_id': str(label['_id']), 'item': str(label['item']), 'segment': label['segment'],
             'category': label['category'], 'labeler': str(label['labeler']),
             'labelerLogin': logins[label['labeler']], 'created': label['created'],
-            'updated': label['updated'], 'view': label.get('view'), 'region': regions.get(key),
-            **pictures.get(key, NO_PICTURE),
+            'updated': label['updated'], 'view': label.get('view'), **pictures.get(key, NO_PICTURE),
             'predicted': None if call is None else call.category,
             'certainty': None if call is None else call.certainty,
             'review': None if review_doc is None else {
@@ -205,30 +202,13 @@ def _query(folder: dict, filters: LabelFilter) -> dict:
         until=_time(filters.until, 'until') if filters.until else None, reviewed=filters.reviewed)
 
 
-def _regions(folder: dict, labels: list[dict]) -> dict[Key, list[int]]:
-    """The base-pixel box (x0, y0, x1, y1) of each labeled segment of a segmented slide, one box read per slide.
+def _pictures(folder: dict, labels: list[dict]) -> dict[Key, dict]:
+    """The region, outline and thumbnail of each labeled segment of a segmented slide, one store opened per slide.
     A stale label (its segment id beyond the slide's segments, see ``GET .../stale_labels``) gets none, so one such
     label does not break the listing of the whole project."""
     by_item: dict[ObjectId, list[int]] = {}
     for label in labels:
         by_item.setdefault(label['item'], []).append(label['segment'])
-    regions = {}
-    for item_id, named in by_item.items():
-        count = folders.segment_count(folder, item_id)
-        segments = [s for s in named if count is not None and 1 <= s <= count]
-        if not segments:
-            continue
-        boxes = folders.segment_boxes(folder, item_id, np.array(segments))
-        if boxes is not None:
-            regions.update({(item_id, s): [int(v) for v in box] for s, box in zip(segments, boxes, strict=True)})
-    return regions
-
-
-def _pictures(folder: dict, regions: dict[Key, list[int]]) -> dict[Key, dict]:
-    """The outline and thumbnail of each segment that has a region, one store opened per slide."""
-    by_item: dict[ObjectId, list[int]] = {}
-    for item_id, segment in regions:
-        by_item.setdefault(item_id, []).append(segment)
     return {(item_id, segment): picture for item_id, segments in by_item.items()
             for segment, picture in segment_pictures(folder, item_id, segments).items()}
 

@@ -29,9 +29,9 @@ def thumbnail_region(box: Iterable[float], width: int, height: int) -> list[int]
 
 
 def segment_pictures(folder: dict, item, segments: Iterable[int]) -> dict[int, dict]:
-    """Per segment of the slide: its ``outline`` (base-pixel ring), ``thumbnailRegion`` and ``thumbnail`` (the API
-    path of that region, 128 px wide). Ids outside the slide's segments get none; all get none before segment
-    generation."""
+    """Per segment of the slide: its ``region`` (base-pixel box), ``outline`` (base-pixel ring), ``thumbnailRegion``
+    and ``thumbnail`` (the API path of that region, 128 px wide). Ids outside the slide's segments (a stale label,
+    see ``GET .../stale_labels``) get none; all get none before segment generation."""
     item_id = item['_id'] if isinstance(item, dict) else item
     path = folders.store_path(folder, item_id)
     if not path.exists():
@@ -43,10 +43,10 @@ def segment_pictures(folder: dict, item, segments: Iterable[int]) -> dict[int, d
         info = store.slide_info
         boxes = store.segments(np.asarray(wanted, np.int64) - 1).bbox * info.scale
         pictures = {}
-        for segment, box in zip(wanted, boxes, strict=True):
-            region = thumbnail_region(np.rint(box), info.base_width, info.base_height)
-            pictures[segment] = {'outline': segment_ring(store, segment, TOLERANCE), 'thumbnailRegion': region,
-                                 'thumbnail': folders.thumbnail_url(item_id, region)}
+        for segment, box in zip(wanted, np.rint(boxes).astype(np.int64), strict=True):
+            region = thumbnail_region(box, info.base_width, info.base_height)
+            pictures[segment] = {'region': [int(v) for v in box], 'outline': segment_ring(store, segment, TOLERANCE),
+                                 'thumbnailRegion': region, 'thumbnail': folders.thumbnail_url(item_id, region)}
         return pictures
 
 
@@ -59,6 +59,5 @@ def segment_place(folder: dict, item_id: str, segment: int) -> dict:
         raise ValidationException(f'The slide {item["name"]} has no segments yet', 'item')
     if not 1 <= segment <= count:
         raise ValidationException(f'The slide {item["name"]} has segments 1 to {count}, not {segment}', 'segment')
-    [box] = folders.segment_boxes(folder, item, [segment])
     return {'item': str(item['_id']), 'itemName': item['name'], 'segment': segment,
-            'region': [int(v) for v in box], **segment_pictures(folder, item, [segment])[segment]}
+            **segment_pictures(folder, item, [segment])[segment]}
