@@ -3,15 +3,12 @@
 // and opacity the overlay draws them with. Redrawn on each change of what is shown.
 import template from './overlayLegend.pug';
 import { LiveView } from '../common.js';
-import { certaintyGradient, PREDICTION_ALPHA } from '../slide/SegmentOverlay.js';
+import { certaintyGradient, parseColor, PREDICTION_ALPHA } from '../slide/SegmentOverlay.js';
 
+/** A category's colour as the overlay draws it, with `alpha`. */
 function withAlpha(color, alpha) {
-  const match = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(color || '');
-  if (!match) {
-    return `rgba(153, 153, 153, ${alpha})`;
-  }
-  const [r, g, b] = match.slice(1).map((hex) => parseInt(hex, 16));
-  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
+  const { r, g, b } = parseColor(color);
+  return `rgba(${Math.round(r * 255)}, ${Math.round(g * 255)}, ${Math.round(b * 255)}, ${alpha})`;
 }
 
 const OverlayLegend = LiveView.extend({

@@ -21,7 +21,8 @@ export function certaintyGradient() {
   return `linear-gradient(to right, ${stops.join(', ')})`;
 }
 
-function parseColor(color) {
+/** A category's `#rrggbb` colour as 0–1 channels (mid grey for anything else), as the overlay draws it. */
+export function parseColor(color) {
   const match = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})/i.exec(color || '');
   if (!match) {
     return { r: 0.6, g: 0.6, b: 0.6 };
