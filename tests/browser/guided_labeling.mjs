@@ -140,12 +140,40 @@ await run({
     await route.fulfill({ response });
     answered();
   });
+  // slide and segment-image tiles the page asks the server for (a tile fetched ahead is not asked for again)
+  await page.evaluate(() => performance.setResourceTimingBufferSize(100000));
+  /** Before a key: note when it was pressed and, from then on, when the viewer has drawn a card other than `shown`. */
+  const watchNextCard = (shown) => page.evaluate((segment) => {
+    const map = document.querySelector('.hl-focus-map');
+    window.hlKeyAt = performance.now();
+    window.hlDrawnAt = null;
+    const observer = new MutationObserver(() => {
+      if (map.classList.contains('hl-map-idle') && map.dataset.segment !== segment) {
+        window.hlDrawnAt = performance.now();
+        observer.disconnect();
+      }
+    });
+    observer.observe(map, { attributes: true, attributeFilter: ['class', 'data-segment'] });
+  }, String(shown));
+  /** The tiles asked for from the key to the next card drawn (those fetched ahead for later cards come after). */
+  const tilesAskedForNextCard = () => page.evaluate(() => performance.getEntriesByType('resource')
+    .filter((entry) => entry.name.includes('/tiles/zxy/') && entry.startTime >= window.hlKeyAt &&
+      entry.startTime < window.hlDrawnAt)
+    .map((entry) => entry.name.replace(/^.*\/item\//, '')));
   for (const [index, key] of input.keys.entries()) {
     const card = await current();
     card.focusBadge = await page.locator('.hl-focus-where .hl-audit-badge').count();
+    // the viewer fetches the tiles around the card that comes next once the current one is drawn (a labeler looks
+    // at a card far longer than that); the tiles asked for from the key to the next card drawn are counted
+    card.prefetched = await page.locator('.hl-focus-map[data-prefetched]')
+      .getAttribute('data-prefetched', { timeout: 10000 }).then(Number, () => null);
+    await watchNextCard(card.segment);
     delayNext = index === input.keys.length - 2;
     await page.keyboard.press(key);
     await idle(false);
+    card.next = (await current()).segment;
+    await page.locator(`.hl-focus-map.hl-map-idle[data-segment="${card.next}"]`).waitFor();
+    card.tileRequests = await tilesAskedForNextCard();
     const segments = (await row()).map((c) => c.segment);
     if (segments.join() !== rows[rows.length - 1].join()) {
       rows.push(segments);

@@ -199,6 +199,16 @@ def test_keyboard_labels_are_stored_as_guided(observed, stack, project):
     assert not any(observed['consoleErrors'].get(name) for name in ('label', 'undo'))
 
 
+def test_the_next_card_is_drawn_from_tiles_fetched_ahead(observed):
+    steps = observed['labeled']
+    # before each key the viewer had fetched the tiles around the card that came next, the next row's first card
+    # included (asked for with the row while its last card was answered) ...
+    assert [step['prefetched'] for step in steps] == [step['next'] for step in steps]
+    # ... so that showing it asked the server for no tile of the slide or of its segment image
+    asked = [step['tileRequests'] for step in steps]
+    assert [len(tiles) for tiles in asked] == [0] * len(steps), asked
+
+
 def test_retrain_button_shows_new_round_and_row(observed, stack, project):
     retrain = observed['retrain']
     rounds = stack.client().get(f'{project["base"]}/rounds')['rounds']

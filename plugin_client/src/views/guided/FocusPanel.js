@@ -24,9 +24,9 @@ const FocusPanel = View.extend({
     this.buttons = new CategoryButtons({ el: this.$('.hl-choices'), parentView: this, categories });
   },
 
-  /** Show `card`, the `position`-th (from 0) of `count` in the row. */
-  show(card, position, count) {
-    this.viewer.focus(card);
+  /** Show `card`, the `position`-th (from 0) of `count` in the row; `upcoming` is the card likely shown next. */
+  show(card, position, count, upcoming = null) {
+    this.viewer.focus(card, upcoming);
     const label = card.labels[card.labels.length - 1];
     this.$('.hl-focus-info').html(infoTemplate({
       card, label, position: position + 1, count, chance, color: (name) => categoryColor(this.categories, name),

@@ -1,7 +1,7 @@
 // The slide around the current card in a geojs viewer: large_image's tiles, the card's segment outlined with a thin
 // yellow line (its outline from the server, which leaves the tissue inside visible) and the labeled segments tinted (SegmentOverlay over the slide's segment image). The viewer is kept while the cards
 // are of the same slide; the map node gets `data-item`, `data-segment`, `data-scale` (screen pixels per slide pixel)
-// and, once drawn, the class hl-map-idle.
+// and, once the card's view is drawn (its tiles loaded), the class hl-map-idle.
 import { getJson } from '../../api.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';
 import SlideViewer from '../slide/SlideViewer.js';
@@ -27,14 +27,17 @@ const FocusViewer = LiveView.extend({
     return LiveView.prototype.destroy.apply(this, args);
   },
 
-  /** Show the card's segment: open its slide (when another slide's card was shown), pan, outline. */
-  async focus(card) {
+  /**
+   * Show the card's segment: open its slide (when another slide's card was shown), pan, outline. Once drawn, the
+   * tiles around `upcoming` (the card likely shown next, if any) are fetched ahead.
+   */
+  async focus(card, upcoming = null) {
     const token = {};
     this._focusToken = token;
     const node = this.$el;
+    node.removeClass('hl-map-idle').removeAttr('data-prefetched');
     if (!this.viewer || this.viewer.itemId !== card.item) {
       this._close();
-      node.removeClass('hl-map-idle');
       let tiles;
       try {
         tiles = await this._tiles(card.item);
@@ -66,8 +69,27 @@ const FocusViewer = LiveView.extend({
     this.viewer.onIdle(() => {
       if (this._focusToken === token) {
         node.addClass('hl-map-idle');
+        if (upcoming) {
+          this.prefetch(upcoming);
+        }
       }
     });
+  },
+
+  /**
+   * Fetch ahead the slide's and the overlay's tiles around a card shown later, when it is on the slide shown now,
+   * so that a key press draws it from the cache (other slides' tiles are fetched when opened). Once fetched, the
+   * map node's `data-prefetched` names the card's segment (until the next card is shown).
+   */
+  prefetch(card) {
+    if (this.viewer && this.viewer.itemId === card.item && card.region) {
+      const token = this._focusToken;
+      this.viewer.prefetchRegion(card.region, FOCUS_CONTEXT).then(() => {
+        if (this._focusToken === token) {
+          this.$el.attr('data-prefetched', String(card.segment));
+        }
+      }, () => {}); // a tile that failed is asked for again when shown
+    }
   },
 
   /** Tint a segment with its new label (none: untinted) when its slide is the one shown. */

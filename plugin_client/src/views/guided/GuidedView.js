@@ -141,6 +141,13 @@ const GuidedView = LiveView.extend({
       .then(() => getJson(`${this.base}/suggestions?limit=${limit}`));
     answer.catch(() => {}); // a failed early ask: the row is asked for again when needed
     this.prefetched = { row: this.cards, answer };
+    answer.then((suggestions) => {
+      // the next row's first card, whose tiles are fetched ahead like a row's next card
+      const first = suggestions.find((s) => !this.cards.some((c) => c.item === s.item && c.segment === s.segment));
+      if (first && this.focusPanel && this.prefetched && this.prefetched.answer === answer) {
+        this.focusPanel.viewer.prefetch(first);
+      }
+    }, () => {});
   },
 
   /** The next row: the early answer without the segments this row labeled, else asked for now. */
@@ -197,7 +204,7 @@ const GuidedView = LiveView.extend({
     this.cardStrip.update(this.cards, this.current);
     const card = this.cards[this.current];
     if (card && this.focusPanel) {
-      this.focusPanel.show(card, this.current, this.cards.length);
+      this.focusPanel.show(card, this.current, this.cards.length, this._upcoming());
     }
   },
 
@@ -345,6 +352,12 @@ const GuidedView = LiveView.extend({
   },
 
   /** The index of the next card without a label after the current one (wrapping round), or null. */
+  /** The card shown once the current one is answered: the next unlabeled one of the row, if any. */
+  _upcoming() {
+    const next = this._nextUnlabeled();
+    return next === null || next === this.current ? null : this.cards[next];
+  },
+
   _nextUnlabeled() {
     for (let step = 1; step <= this.cards.length; step += 1) {
       const index = (this.current + step) % this.cards.length;

@@ -16,7 +16,7 @@ export const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '
   '#332288', '#88ccee', '#44aa99', '#117733', '#999933', '#ddcc77', '#cc6677', '#882255'];
 
 /** A colour of the palette not yet used by a category (the first one when all are). */
-function nextColour(categories) {
+export function nextColour(categories) {
   const used = new Set(categories.map((c) => toHex(c.color)));
   return PALETTE.find((colour) => !used.has(colour)) || PALETTE[categories.length % PALETTE.length];
 }

@@ -10,7 +10,7 @@
 // says "up to". The defaults are the server's own, from its API description.
 import { apiUrl, getJson, projectRoute, request } from '../../api.js';
 import { LiveView, detailOf, requestOf } from '../common.js';
-import { PALETTE } from './CategoriesView.js';
+import { PALETTE, nextColour } from './CategoriesView.js';
 import { CHOICES } from './SettingsView.js';
 import template from './newProject.pug';
 
@@ -153,8 +153,7 @@ const NewProjectView = LiveView.extend({
   },
 
   _addCategory() {
-    const used = new Set(this.categories.map((c) => c.color));
-    this.categories.push({ name: '', color: PALETTE.find((c) => !used.has(c)) || PALETTE[0] });
+    this.categories.push({ name: '', color: nextColour(this.categories) });
     this.render();
     this.$('.hl-new-category-name').last().trigger('focus');
   },

@@ -17,6 +17,19 @@ export const OUTLINE_STYLES = [
   { strokeColor: '#ffeb00', strokeWidth: 1.5, strokeOpacity: 1 },
 ];
 
+/**
+ * The span `center ± half` moved to lie within `[low, high]` as geojs keeps a view within a map's bounds: centred
+ * on them when it is wider, else shifted in from the edge it crosses.
+ */
+function clampSpan(center, half, low, high) {
+  if (2 * half >= high - low) {
+    const middle = (low + high) / 2;
+    return [middle - half, middle + half];
+  }
+  const shift = Math.max(low - (center - half), 0) + Math.min(high - (center + half), 0);
+  return [center - half + shift, center + half + shift];
+}
+
 export default class SlideViewer {
   /** `tiles` is large_image's tile metadata of the item (GET item/{id}/tiles). */
   constructor(node, itemId, tiles) {
@@ -69,18 +82,51 @@ export default class SlideViewer {
    * tissue (the labeler may still zoom further in). With `magnification` (and a slide that records its own), the
    * box is centred at that magnification instead.
    */
-  showRegion([x0, y0, x1, y1], context = 4, magnification = null) {
+  showRegion(box, context = 4, magnification = null) {
+    const { zoom, center } = this._regionView(box, context, magnification);
+    // in one step: a zoom about the old centre would first ask for the tiles of a view never shown
+    this.map.zoomAndCenter(zoom, center);
+  }
+
+  /**
+   * Fetch ahead the tiles of every tile layer (the slide's and the segment overlay's) that `showRegion(box, context)`
+   * would draw, so that showing that box next draws from the layers' caches instead of waiting for the server.
+   * Resolves once they are fetched; a tile that failed is simply asked for again when shown.
+   */
+  prefetchRegion(box, context = 4) {
+    const view = this._regionView(box, context, null);
+    const range = this.map.zoomRange();
+    const zoom = Math.min(Math.max(view.zoom, range.min), range.max);
+    const size = this.map.size();
+    const units = this.map.unitsPerPixel(zoom);
+    // the map keeps its view inside the slide (geojs's clampBounds): the same box, moved as it would be
+    const max = this.map.maxBounds();
+    const [x0, x1] = clampSpan(view.center.x, (size.width / 2) * units, max.left, max.right);
+    const [y0, y1] = clampSpan(view.center.y, (size.height / 2) * units, max.top, max.bottom);
+    // tile layers take bounds in the map's own coordinates (y up), not in base pixels (y down)
+    const corners = geo.transform.transformCoordinates(this.map.ingcs(), this.map.gcs(), [
+      { x: x0, y: y0 }, { x: x1, y: y1 }]);
+    const bounds = {
+      left: corners[0].x, right: corners[1].x, top: Math.max(corners[0].y, corners[1].y),
+      bottom: Math.min(corners[0].y, corners[1].y),
+    };
+    const layers = this.map.layers().filter((layer) => typeof layer.prefetch === 'function');
+    // each tile layer draws the level its own rounding of the map's zoom picks (geojs keeps it in its options)
+    return Promise.all(layers.map((layer) => Promise.resolve(
+      layer.prefetch((layer._options.tileRounding || Math.round)(zoom), bounds))));
+  }
+
+  /** The zoom and centre at which `showRegion` shows a box (see there). */
+  _regionView([x0, y0, x1, y1], context, magnification) {
     const side = Math.max(x1 - x0, y1 - y0, 16) * context;
-    const cx = (x0 + x1) / 2;
-    const cy = (y0 + y1) / 2;
+    const center = { x: (x0 + x1) / 2, y: (y0 + y1) / 2 };
     if (magnification && this.magnification) {
-      this.map.zoom(this.baseZoom + Math.log2(magnification / this.magnification));
-    } else {
-      const view = this.map.zoomAndCenterFromBounds(
-        { left: cx - side / 2, right: cx + side / 2, top: cy - side / 2, bottom: cy + side / 2 }, 0);
-      this.map.zoom(Math.min(view.zoom, this.baseZoom));
+      return { zoom: this.baseZoom + Math.log2(magnification / this.magnification), center };
     }
-    this.map.center({ x: cx, y: cy });
+    const view = this.map.zoomAndCenterFromBounds({
+      left: center.x - side / 2, right: center.x + side / 2, top: center.y - side / 2, bottom: center.y + side / 2,
+    }, 0);
+    return { zoom: Math.min(view.zoom, this.baseZoom), center };
   }
 
   /** Screen pixels per base pixel at the map's zoom now (1: the slide's own resolution). */
