@@ -1,4 +1,5 @@
-# Two images from one file:
+# Two images from one file, both with the plugin installed from its wheel: build it first (python -m build, in a
+# checkout with Node.js; the wheel carries the built web client, so no Node.js is needed here), then
 #   docker build -t histomics-label:latest .                  the Slicer CLI image slicer_cli_web runs from the
 #                                                             DSA job panel (register it: Slicer CLI Web → upload
 #                                                             image "histomics-label:latest")
@@ -10,12 +11,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/histomics_label
-COPY setup.py README.md ./
-COPY histomics_label ./histomics_label
-# The CPU build of torch; install it first so no CUDA build is pulled in.
-RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install --no-cache-dir . \
- && python -c "import histomics_label.core.features.extractors"
+COPY dist/histomics_label-*.whl /tmp/wheels/
+# The CPU build of the torch release the wheel pins; installed first so that no CUDA build is pulled in.
+RUN pip install --no-cache-dir torch==2.14.1 --index-url https://download.pytorch.org/whl/cpu \
+ && pip install --no-cache-dir /tmp/wheels/histomics_label-*.whl \
+ && rm -r /tmp/wheels \
+ && python -c "import histomics_label.core.features.extractors, histomics_label.web_client as c; assert c.client_built()"
 
 FROM base AS server
 # Girder 5 with Histomics Label and the plugins it loads; MongoDB and Redis come from docker-compose.yml.

@@ -4,9 +4,14 @@ The Girder 5 stack is pinned here, in one place; tox and CI install the package 
 would resolve to the Girder 3 stack (see docs/install.md).
 """
 
+import sys
 from pathlib import Path
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
+
+HERE = Path(__file__).resolve().parent
 
 GIRDER_5_STACK = [
     'girder==5.0.21',
@@ -47,6 +52,34 @@ ENGINE = [
     'umap-learn>=0.5.6',
 ]
 
+
+
+def build_web_client() -> None:
+    """Build the web client into ``histomics_label/web_client/dist`` when it is missing or older than its sources."""
+    sys.path.insert(0, str(HERE))
+    from histomics_label.devtools.client_build import build_client
+
+    build_client()
+
+
+class BuildPyWithClient(build_py):
+    """Build the web client before the package is copied, so every wheel carries it: Node.js is needed to build the
+    package from a checkout, never to install a wheel."""
+
+    def run(self) -> None:
+        build_web_client()
+        super().run()
+
+
+class SdistWithClient(sdist):
+    """Build the web client before the sdist is made: the sdist carries its sources and the client built from them
+    (MANIFEST.in), so a wheel made from the sdist needs no Node.js either."""
+
+    def run(self) -> None:
+        build_web_client()
+        super().run()
+
+
 setup(
     name='histomics-label',
     version='0.1.0',
@@ -70,8 +103,11 @@ setup(
             'mongomock-ng>=7.11',
             'schemathesis==4.32.5',
             'ruff>=0.6',
+            # python -m build: the packaging test builds the sdist and wheel as a release would
+            'build>=1.2',
         ],
     },
+    cmdclass={'build_py': BuildPyWithClient, 'sdist': SdistWithClient},
     entry_points={
         'girder.plugin': ['histomics_label = histomics_label.plugin:HistomicsLabelPlugin'],
     },

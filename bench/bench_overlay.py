@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f'{size:,} segments: project ready in {preparing:.0f} s', flush=True)
             figures = drive(info, folder, item, chromium, args.seconds, args.keypresses)
             results.append({'segments': size, **figures})
-            print(f'  open {figures["open_s"]:.2f} s, predictions {figures["predictions_s"]:.2f} s, '
+            print(f'  open {figures["open_s"]:.2f} s, predictions {figures["predictions_s"]:.2f} s '
+                  f'(bytes fetched in {figures["predictions_fetch_s"]:.2f} s), '
                   f'panning {figures["fps"]:.1f} fps, next card p95 {figures["next_card_ms_p95"]:.0f} ms, '
                   f'round to views {figures["round_to_paint_s"]:.2f} / {figures["round_to_guided_s"]:.2f} s',
                   flush=True)

@@ -38,6 +38,11 @@ try {
   await page.waitForFunction(() => document.querySelector('.hl-bulk').getAttribute('data-fill') === 'predictions');
   await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
   result.predictions_s = (Date.now() - started) / 1000;
+  // of which the predictions' bytes, from the request to the last byte
+  result.predictions_fetch_s = await page.evaluate(() => {
+    const entry = performance.getEntriesByType('resource').filter((e) => e.name.includes('kind=predictions')).pop();
+    return entry ? (entry.responseEnd - entry.startTime) / 1000 : null;
+  });
   await page.locator('.hl-show-borders').check();
   await page.locator('.hl-mode[data-mode="pan"]').click();
   await page.waitForTimeout(1000);

@@ -25,13 +25,14 @@ a port ``free_port`` answered, between the answer and Girder's bind)."""
 
 
 @contextmanager
-def running_stack(folder: Path) -> Iterator:
-    """A live stack with its data in ``folder`` on a free port, stopped at the end whatever happened."""
+def running_stack(folder: Path, python: str | None = None) -> Iterator:
+    """A live stack with its data in ``folder`` on a free port, stopped at the end whatever happened; Girder runs in
+    ``python`` (this interpreter by default)."""
     from histomics_label.devtools.stack import Stack
     from histomics_label.devtools.stack.launcher import StackError
 
     for attempt in range(1, PORT_TRIES + 1):
-        stack = Stack(folder, port=free_port(), timeout=120)
+        stack = Stack(folder, port=free_port(), timeout=120, python=python)
         try:
             stack.start()
             break

@@ -79,7 +79,8 @@ class Stack:
 
     ``password`` is the admin's password on the first start (a random one otherwise); later starts read the
     credentials saved in ``data_dir/credentials.json``. ``venv_dir`` is where the Python 3.13 virtualenv with
-    mongoeco is made once and reused.
+    mongoeco is made once and reused. ``python`` is the interpreter Girder runs in (this one by default; another is,
+    say, a virtualenv where the plugin was installed from its wheel).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class Stack:
         password: str | None = None,
         venv_dir: str | os.PathLike | None = None,
         timeout: float = 180.0,
+        python: str | os.PathLike | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.port = port
@@ -98,6 +100,7 @@ class Stack:
         self.password = password
         self.venv_dir = Path(venv_dir) if venv_dir else default_venv_dir()
         self.timeout = timeout
+        self.python = str(python or sys.executable)
         self.logs_dir = self.data_dir / 'logs'
         self.assetstore_dir = self.data_dir / 'assetstore'
         self.state_file = self.data_dir / 'stack.json'
@@ -194,7 +197,7 @@ class Stack:
             'HISTOMICS_LABEL_DATA_DIR': str(self.data_dir / 'histomics_label'),
         }
         command = [
-            sys.executable, '-c', 'from girder.cli import main; main()', 'serve', '--mode', 'production',
+            self.python, '-c', 'from girder.cli import main; main()', 'serve', '--mode', 'production',
             '--database', state['mongo']['address'], '--host', self.host, '--port', str(self.port),
         ]
         url = f'http://{_url_host(self.host)}:{self.port}/'
