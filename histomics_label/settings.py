@@ -2,20 +2,44 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
-from girder.exceptions import ValidationException
+from girder.constants import AssetstoreType
+from girder.exceptions import GirderException, ValidationException
+from girder.models.assetstore import Assetstore
 from girder.models.setting import Setting
 from girder.utility import setting_utilities
 
 DATA_DIR = 'histomics_label.data_dir'
 """Folder where the server keeps each slide's store (segments, features, rounds); local to the Girder server."""
+LEGACY_DATA_DIR = Path.home() / '.local' / 'share' / 'histomics_label'
+"""Where stores went by default before the default moved beside the assetstore; kept where it holds stores."""
+
+logger = logging.getLogger(__name__)
 
 
 @setting_utilities.default(DATA_DIR)
 def _default_data_dir() -> str:
-    return os.environ.get('HISTOMICS_LABEL_DATA_DIR') or str(Path.home() / '.local' / 'share' / 'histomics_label')
+    """``$HISTOMICS_LABEL_DATA_DIR``, else a folder ``histomics_label`` in the root of the current filesystem
+    assetstore: on the disk (and in the backups and container volume) that holds the slides the stores are made
+    from, never in a home folder. A server whose stores already lie in the old default folder keeps it."""
+    if os.environ.get('HISTOMICS_LABEL_DATA_DIR'):
+        return os.environ['HISTOMICS_LABEL_DATA_DIR']
+    if LEGACY_DATA_DIR.is_dir() and any(LEGACY_DATA_DIR.iterdir()):
+        logger.warning('Histomics Label keeps using %s, where its slide stores are; set %s to move them',
+                       LEGACY_DATA_DIR, DATA_DIR)
+        return str(LEGACY_DATA_DIR)
+    try:
+        current = Assetstore().getCurrent()
+    except GirderException as exc:
+        raise GirderException(f'Set {DATA_DIR} (an absolute path on the server) or make an assetstore: the slide '
+                              'stores go beside the current filesystem assetstore by default') from exc
+    if current.get('type') != AssetstoreType.FILESYSTEM:
+        raise GirderException(f'Set {DATA_DIR} (an absolute path on the server): the current assetstore '
+                              f'"{current["name"]}" is not a folder on this server, where the slide stores could go')
+    return str(Path(current['root']) / 'histomics_label')
 
 
 @setting_utilities.validator(DATA_DIR)
@@ -27,7 +51,10 @@ def _validate_data_dir(doc: dict) -> None:
 
 
 def data_dir() -> Path:
-    """The data folder, created when missing."""
+    """The data folder, created when missing. The first use stores the default in the setting, so that a later
+    change of the current assetstore (or of the environment) never moves the stores out from under the projects."""
+    if Setting()._get(DATA_DIR) is None:  # girder's cached read of the stored setting; None: only the default
+        Setting().set(DATA_DIR, _default_data_dir())
     path = Path(Setting().get(DATA_DIR))
     path.mkdir(parents=True, exist_ok=True)
     return path
