@@ -91,6 +91,9 @@ try {
   await guided.locator(`.hl-focus-map.hl-map-idle[data-segment="${await current()}"]`).waitFor();
   const keys = [];
   for (let i = 0; i < input.keypresses; i += 1) {
+    // a labeler looks at a card for seconds: long enough for the view to fetch the tiles around the next card (it
+    // names it in data-prefetched), which is waited for, up to 2 s
+    await guided.locator('.hl-focus-map[data-prefetched]').waitFor({ timeout: 2000 }).catch(() => {});
     const before = await current();
     const pressed = Date.now();
     await guided.keyboard.press(i % 2 ? '2' : '1');
