@@ -1,6 +1,7 @@
 // The slide around the current card in a geojs viewer: large_image's tiles, the card's segment outlined with a thin
-// yellow line (its outline from the server, which leaves the tissue inside visible) and the labeled segments tinted (SegmentOverlay over the slide's segment image). The viewer is kept while the cards
-// are of the same slide; the map node gets `data-item`, `data-segment`, `data-scale` (screen pixels per slide pixel)
+// yellow line (its outline from the server, which leaves the tissue inside visible) and the labeled segments tinted
+// (SegmentOverlay over the slide's segment image). The viewer is kept while the cards are of the same slide; the
+// map node gets `data-item`, `data-segment`, `data-scale` (screen pixels per slide pixel)
 // and, once the card's view is drawn (its tiles loaded), the class hl-map-idle.
 import { getJson } from '../../api.js';
 import SegmentOverlay from '../slide/SegmentOverlay.js';

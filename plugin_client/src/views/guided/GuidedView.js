@@ -351,13 +351,13 @@ const GuidedView = LiveView.extend({
     }
   },
 
-  /** The index of the next card without a label after the current one (wrapping round), or null. */
   /** The card shown once the current one is answered: the next unlabeled one of the row, if any. */
   _upcoming() {
     const next = this._nextUnlabeled();
     return next === null || next === this.current ? null : this.cards[next];
   },
 
+  /** The index of the next card without a label after the current one (wrapping round), or null. */
   _nextUnlabeled() {
     for (let step = 1; step <= this.cards.length; step += 1) {
       const index = (this.current + step) % this.cards.length;
