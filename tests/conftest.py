@@ -3,6 +3,8 @@
 import pytest
 
 from histomics_label.devtools import sample_data
+from histomics_label.devtools.docker.daemon import PrivateDaemon
+from histomics_label.devtools.docker.image import CLI_IMAGE, build_cli_image
 
 
 @pytest.fixture(scope='session')
@@ -36,3 +38,29 @@ def embedded_cmu(cmu_svs, tmp_path_factory):
     store = tmp_path_factory.mktemp('embedded') / 'cmu.h5'
     run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(store), **EMBEDDED_FAST))
     return store
+
+
+@pytest.fixture(scope='session')
+def docker_daemon():
+    """A private Docker daemon for the session, stopped by its PID after the last test."""
+    with PrivateDaemon() as daemon:
+        yield daemon
+
+
+@pytest.fixture(scope='session')
+def cli_image(docker_daemon) -> str:
+    """The CLI image of this checkout (built by the test command's set-up; built here when missing or stale)."""
+    build_cli_image(docker_daemon)
+    return CLI_IMAGE
+
+
+@pytest.fixture(scope='session')
+def seed_label_file(cmu_svs, embedded_cmu, tmp_path_factory):
+    """A label file for the H&E sample at ``EMBEDDED_FAST`` (three stain-picked categories, our label JSON)."""
+    import json
+
+    from histomics_label.devtools.cli_demo import seed_labels
+
+    path = tmp_path_factory.mktemp('labels') / 'labels.json'
+    path.write_text(json.dumps(seed_labels(str(embedded_cmu), str(cmu_svs), EMBEDDED_FAST['magnification'])))
+    return path

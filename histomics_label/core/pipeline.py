@@ -134,7 +134,8 @@ def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
     """Run every stage for one slide.
 
     Without labels it stops after features (segment generation jobs), and suggests a first batch when the
-    certainty metric needs no model (``kmeans_cold_start``, ``coreset``).
+    certainty metric needs no model (``kmeans_cold_start``, ``coreset``); on a store trained before, a cold-start
+    function hands over to the store's latest model, as in a project.
     """
     config.validate()
     if labels is not None:
@@ -156,8 +157,9 @@ def run_pipeline(config: PipelineConfig, labels: LabelSet | None = None,
         suggestion_list = suggest(config.store, labels, config.certainty, config.suggestions, config.seed, rep=rep,
                                   embedding_key=config.extractor)
     elif not acquisition_functions.get(config.certainty).uses_model:
+        # a store trained before hands the cold start over to its model, which needs the representation
         suggestion_list = suggest(config.store, LabelSet([]), config.certainty, config.suggestions, config.seed,
-                                  embedding_key=config.extractor)
+                                  rep=representation(config), embedding_key=config.extractor)
     progress(1000, 1000, 'done')
     categories = [c.as_dict() for c in labels.categories] if labels is not None else []
     return PipelineResult(config.store, n_segments, round_number, categories, classes, suggestion_list, metrics,

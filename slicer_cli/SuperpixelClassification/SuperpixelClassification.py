@@ -40,7 +40,7 @@ def run(args) -> dict:
     from histomics_label.core.io import outputs
     from histomics_label.core.io.label_tiff import write_segment_tiff
     from histomics_label.core.io.labels import read_labels
-    from histomics_label.core.io.store import SlideStore
+    from histomics_label.core.io.store import SlideStore, pack_rounds
     from histomics_label.core.pipeline import PipelineConfig, run_pipeline
 
     if not args.store:
@@ -84,6 +84,8 @@ def run(args) -> dict:
         if args.suggestions and result.suggestions:
             outputs.write_json_atomic(args.suggestions, outputs.suggestions_document(
                 args.image, args.store, result.round, args.certainty, result.suggestions))
+        # the store is an output file (the DSA uploads it alone): it carries its rounds itself
+        pack_rounds(args.store)
     if hasattr(report, 'close'):
         report.close()
     return {'segments': result.n_segments, 'round': result.round, 'metrics': result.metrics,

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from histomics_label.core.acquisition import acquisition_functions
-from histomics_label.core.acquisition.suggestions import SLIVER_SHARE
+from histomics_label.core.acquisition.suggestions import DEFAULT_FUNCTION, SLIVER_SHARE
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools.cli_demo import seed_labels
 
@@ -81,6 +82,12 @@ def test_full_run_writes_every_output(cmu_svs, segmented):
         record = reader.latest_round()
     assert n > 150
     assert record.probabilities.shape == (n, 3)
+    # the store file alone carries the round (the DSA uploads that one file)
+    alone = folder / 'uploaded' / store.name
+    alone.parent.mkdir()
+    shutil.copy(store, alone)
+    with SlideStore(alone) as uploaded:
+        np.testing.assert_array_equal(uploaded.latest_round().probabilities, record.probabilities)
     np.testing.assert_allclose(record.probabilities.sum(axis=1), 1, atol=1e-4)
 
     annotations = json.loads(outputs['annotation'].read_text())
@@ -271,10 +278,9 @@ def test_batch_acquisition_functions(cmu_svs, segmented, tmp_path, certainty):
 
 
 @pytest.mark.parametrize('certainty', ['kmeans_cold_start', 'coreset'])
-def test_first_batch_before_any_label(cmu_svs, segmented, tmp_path, certainty):
-    _, store, _ = segmented
+def test_first_batch_before_any_label(cmu_svs, embedded_cmu, tmp_path, certainty):
     copy = tmp_path / 'copy.h5'
-    copy.write_bytes(store.read_bytes())
+    copy.write_bytes(embedded_cmu.read_bytes())
     output = tmp_path / 's.json'
     args = [str(cmu_svs), '--store', str(copy), *FAST, '--certainty', certainty, '--suggestioncount', '6',
             '--suggestions', str(output)]
@@ -286,8 +292,7 @@ def test_first_batch_before_any_label(cmu_svs, segmented, tmp_path, certainty):
     with SlideStore(copy) as reader:
         features = reader.features('efficientnet_lite0')
         area = reader.segment_areas()
-        trained = reader.latest_round() is not None  # earlier tests of this module train on the shared store
-    assert all((s['predicted'] is None) != trained for s in picked)
+    assert all(s['predicted'] is None and s['strategy'] == certainty for s in picked)
     # the run's batch is the function's own choice on the stored embeddings, nothing labeled, among the segments
     # that are not slivers
     candidates = area >= SLIVER_SHARE * np.median(area)
@@ -297,6 +302,28 @@ def test_first_batch_before_any_label(cmu_svs, segmented, tmp_path, certainty):
     # coreset's first pick has no centre to be far from: an infinite distance, written as null
     scores = [np.inf if s['score'] is None else s['score'] for s in picked]
     np.testing.assert_allclose(scores, expected.scores, rtol=1e-6)
+
+
+def test_a_first_batch_asked_of_a_trained_store_comes_from_its_model(cmu_svs, segmented, tmp_path):
+    _, store, labels = segmented
+    trained, copy = tmp_path / 'trained.h5', tmp_path / 'copy.h5'
+    trained.write_bytes(store.read_bytes())
+    label_file = tmp_path / 'labels.json'
+    label_file.write_text(json.dumps(labels))
+    assert cli.main([str(cmu_svs), '--store', str(trained), '--labelfile', str(label_file), *FAST]) == 0
+    copy.write_bytes(trained.read_bytes())  # the file alone: the CLI's store carries its rounds
+    output = tmp_path / 's.json'
+    args = [str(cmu_svs), '--store', str(copy), *FAST, '--certainty', 'kmeans_cold_start', '--suggestioncount', '6',
+            '--suggestions', str(output)]
+    assert cli.main(args) == 0
+    with SlideStore(copy) as reader:
+        record = reader.latest_round()
+    document = json.loads(output.read_text())
+    assert document['round'] is None  # no round of its own
+    names = [c['name'] for c in record.categories]
+    for suggestion in document['suggestions']:
+        assert suggestion['strategy'] == DEFAULT_FUNCTION
+        assert suggestion['predicted'] == names[record.probabilities[suggestion['segment'] - 1].argmax()]
 
 
 def test_model_certainty_without_labels_writes_no_suggestions(cmu_svs, segmented, tmp_path, capsys):

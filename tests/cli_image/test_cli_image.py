@@ -5,14 +5,12 @@ outside it."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools import REPO_ROOT
-from histomics_label.devtools.cli_demo import seed_labels
 
 pytestmark = pytest.mark.docker
 
@@ -54,20 +52,12 @@ def test_a_cli_that_fails_in_the_container_says_why(docker_daemon, cli_image, tm
     assert not (tmp_path / 'slide.h5').exists()
 
 
-@pytest.fixture(scope='module')
-def label_file(cmu_svs, embedded_cmu, tmp_path_factory) -> Path:
-    """Seed labels for the sample (three stain-picked categories), read off the session's segmented store."""
-    path = tmp_path_factory.mktemp('labels') / 'labels.json'
-    path.write_text(json.dumps(seed_labels(str(embedded_cmu), str(cmu_svs), 5)))
-    return path
-
-
 def test_superpixel_classification_in_the_container_matches_the_run_outside(docker_daemon, cli_image, cmu_svs,
-                                                                            label_file, tmp_path):
+                                                                            seed_label_file, tmp_path):
     inside, outside = tmp_path / 'inside', tmp_path / 'outside'
     for folder in (inside, outside):
         folder.mkdir()
-        (folder / 'labels.json').write_bytes(label_file.read_bytes())
+        (folder / 'labels.json').write_bytes(seed_label_file.read_bytes())
     run_image(docker_daemon, cli_image, 'SuperpixelClassification',
               *cli_args(f'/slides/{cmu_svs.name}', '/data'),
               mounts=[(cmu_svs.parent, '/slides:ro'), (inside, '/data')])

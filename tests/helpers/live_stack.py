@@ -25,14 +25,14 @@ a port ``free_port`` answered, between the answer and Girder's bind)."""
 
 
 @contextmanager
-def running_stack(folder: Path, python: str | None = None) -> Iterator:
+def running_stack(folder: Path, python: str | None = None, **options) -> Iterator:
     """A live stack with its data in ``folder`` on a free port, stopped at the end whatever happened; Girder runs in
-    ``python`` (this interpreter by default)."""
+    ``python`` (this interpreter by default); ``options`` go to ``Stack`` (workers, docker_host)."""
     from histomics_label.devtools.stack import Stack
     from histomics_label.devtools.stack.launcher import StackError
 
     for attempt in range(1, PORT_TRIES + 1):
-        stack = Stack(folder, port=free_port(), timeout=120, python=python)
+        stack = Stack(folder, port=free_port(), timeout=120, python=python, **options)
         try:
             stack.start()
             break

@@ -106,6 +106,8 @@ with; the third lets a reader that listed the rounds just before two appends sti
 The learning curve does not read stores: each round's figures are recorded in the database."""
 ROUNDS_LOCK = '.lock'
 """The lock file, inside a store's rounds folder, that round appends hold."""
+ROUND_FILE_ONLY_ATTRS = ('format', 'schema_version', 'store_id')
+"""Root attributes of a round file that say what the file is, not what the round is."""
 
 Rows = None | slice | np.ndarray | list[int]
 
@@ -435,6 +437,44 @@ def append_round(store_path: str | os.PathLike, **round_fields) -> int:
         kept = (numbers + [number])[-ROUNDS_KEPT:]
         _remove_round_files(folder, keep={final} | {paths[k] for k in kept if k in paths})
     return number
+
+
+def pack_rounds(store_path: str | os.PathLike) -> list[int]:
+    """Move the store's round files into the store (as ``/rounds/<k>``), so that its one file carries its rounds:
+    for a store that leaves this machine, such as a CLI's output uploaded to Girder. Returns the rounds moved.
+
+    Rounds no longer kept (``ROUNDS_KEPT``) are dropped from the store. Holds the store's lock, then the rounds'
+    lock (the order ``create`` takes them in), and writes a copy of the store that replaces it only once complete;
+    the round files are removed only after, so a reader sees every kept round before, during and after.
+    """
+    path = os.fspath(store_path)
+    with _exclusive(f'{path}.lock', path):
+        with SlideStore(path) as store:
+            if not store._round_paths():
+                return []
+        folder = rounds_folder(path)
+        with _exclusive(os.path.join(folder, ROUNDS_LOCK), path):
+            with SlideStore(path) as store:
+                paths = store._round_paths()
+            with _atomic_replace(path) as temp:
+                _copy_file(path, temp)
+                with h5py.File(temp, 'r+', locking=False) as h5:
+                    inside = h5.require_group('rounds')
+                    for number, round_path in sorted(paths.items()):
+                        with h5py.File(round_path, 'r', locking=False) as source:
+                            group = inside.create_group(str(number))
+                            for key, value in source.attrs.items():
+                                if key not in ROUND_FILE_ONLY_ATTRS:
+                                    group.attrs[key] = value
+                            for name in source:
+                                source.copy(source[name], group)
+                    dropped = sorted(map(int, inside))[:-ROUNDS_KEPT]
+                    for number in dropped:
+                        del inside[str(number)]
+                if dropped:
+                    _repack(temp)
+            _remove_round_files(folder, keep={found for _, _, found in _round_files(path)} - set(paths.values()))
+    return sorted(paths)
 
 
 class StoreWriter(_StoreView):

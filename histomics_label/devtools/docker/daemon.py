@@ -27,7 +27,11 @@ class DockerError(RuntimeError):
 
 
 def state_dir() -> Path:
-    """Where the private daemon keeps its images between runs (``$XDG_CACHE_HOME/histomics_label/docker``)."""
+    """Where the private daemon keeps its images between runs: ``$HISTOMICS_LABEL_DOCKER_DIR``, else
+    ``$XDG_CACHE_HOME/histomics_label/docker``. Two daemons need two folders (a start stops the one its folder
+    names)."""
+    if os.environ.get('HISTOMICS_LABEL_DOCKER_DIR'):
+        return Path(os.environ['HISTOMICS_LABEL_DOCKER_DIR'])
     cache = os.environ.get('XDG_CACHE_HOME') or str(Path.home() / '.cache')
     return Path(cache) / 'histomics_label' / 'docker'
 

@@ -16,8 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--password', help="the admin's password on the first start (default: a random one)")
     parser.add_argument('--timeout', type=float, default=180.0,
                         help='seconds to wait for each service to answer (default: %(default)s)')
+    parser.add_argument('--workers', type=int, default=0,
+                        help='girder_worker processes to start after Girder (default: %(default)s)')
+    parser.add_argument('--docker-host', help="the Docker daemon the workers run Docker tasks on (DOCKER_HOST)")
     args = parser.parse_args(argv)
-    stack = Stack(args.data, args.port, args.host, password=args.password, timeout=args.timeout)
+    stack = Stack(args.data, args.port, args.host, password=args.password, timeout=args.timeout,
+                  workers=args.workers, docker_host=args.docker_host)
     try:
         if args.command == 'start':
             info = stack.start()
@@ -37,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for service in services:
             state = f'running, pid {service.pid}' if service.running else 'stopped'
-            print(f'{service.name:7} {state:20} {service.address}  log {service.log}')
+            print(f'{service.name:8} {state:20} {service.address}  log {service.log}')
         return 0 if all(service.running for service in services) else 1
     except StackError as error:
         print(f'error: {error}', file=sys.stderr)

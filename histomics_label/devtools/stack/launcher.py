@@ -1,4 +1,5 @@
-"""Start, stop and inspect a persistent local Girder 5 stack: Redis, a Mongo-wire server over SQLite, Girder.
+"""Start, stop and inspect a persistent local Girder 5 stack: Redis, a Mongo-wire server over SQLite, Girder, and
+girder_worker processes (Celery, with Redis as the broker) for the tasks Girder hands out, slicer_cli_web's among them.
 
 No MongoDB server can be installed from the registries these machines reach, so the database is mongoeco's wire
 server (``mongo_wire.py``, run under Python 3.13 from its own cached virtualenv). Each service runs detached in
@@ -31,7 +32,9 @@ MONGOECO_REQUIREMENT = 'mongoeco[wire]==4.11.0'
 
 ADMIN_LOGIN = 'admin'
 SERVICES = ('redis', 'mongo', 'girder')
-"""Start order; they stop in the reverse order."""
+"""Start order of the services every stack runs, before its workers; they stop in the reverse order."""
+BROKER_DB, BACKEND_DB = 1, 2
+"""Redis databases of the Celery broker and result backend (Girder's notifications use database 0)."""
 
 MONGO_WIRE_SCRIPT = Path(__file__).with_name('mongo_wire.py')
 
@@ -80,7 +83,9 @@ class Stack:
     ``password`` is the admin's password on the first start (a random one otherwise); later starts read the
     credentials saved in ``data_dir/credentials.json``. ``venv_dir`` is where the Python 3.13 virtualenv with
     mongoeco is made once and reused. ``python`` is the interpreter Girder runs in (this one by default; another is,
-    say, a virtualenv where the plugin was installed from its wheel).
+    say, a virtualenv where the plugin was installed from its wheel). ``workers`` girder_worker processes start after
+    Girder, each with its own working folder (``DATA/worker-N``); they share only the broker and Girder's API, as
+    workers on separate machines do, and run Docker tasks on the daemon at ``docker_host`` (``DOCKER_HOST``).
     """
 
     def __init__(
@@ -93,6 +98,8 @@ class Stack:
         venv_dir: str | os.PathLike | None = None,
         timeout: float = 180.0,
         python: str | os.PathLike | None = None,
+        workers: int = 0,
+        docker_host: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.port = port
@@ -101,6 +108,8 @@ class Stack:
         self.venv_dir = Path(venv_dir) if venv_dir else default_venv_dir()
         self.timeout = timeout
         self.python = str(python or sys.executable)
+        self.docker_host = docker_host
+        self.services = (*SERVICES, *(f'worker-{number}' for number in range(1, workers + 1)))
         self.logs_dir = self.data_dir / 'logs'
         self.assetstore_dir = self.data_dir / 'assetstore'
         self.state_file = self.data_dir / 'stack.json'
@@ -117,7 +126,7 @@ class Stack:
         with _locked(self.data_dir / '.stack.lock'):
             state = self._read_state()
             if state is not None:
-                if all(_service_alive(state.get(name)) for name in SERVICES):
+                if all(_service_alive(state.get(name)) for name in self.services):
                     return self._info(state, already_running=True, start_seconds=time.monotonic() - started)
                 self._stop_services(state)
             _require_free_port(self.host, self.port)
@@ -127,6 +136,8 @@ class Stack:
                 self._start_mongo(state)
                 self._start_girder(state)
                 self._bootstrap(state)
+                for name in self.services[len(SERVICES):]:
+                    self._start_worker(state, name)
             except BaseException:
                 self._stop_services(state)
                 raise
@@ -147,18 +158,13 @@ class Stack:
         state = self._read_state()
         if state is None:
             return []
-        result = []
-        for name in SERVICES:
-            record = state.get(name)
-            if record is not None:
-                result.append(ServiceStatus(name, record['pid'], _service_alive(record), record['address'],
-                                            Path(record['log'])))
-        return result
+        return [ServiceStatus(name, record['pid'], _service_alive(record), record['address'], Path(record['log']))
+                for name, record in state.items()]
 
     def info(self) -> StackInfo:
         """Where the running stack answers and how to log in; raise ``StackError`` when it does not run."""
         state = self._read_state()
-        if state is None or not all(_service_alive(state.get(name)) for name in SERVICES):
+        if state is None or not all(_service_alive(state.get(name)) for name in self.services):
             raise StackError(f'the stack in {self.data_dir} is not running; start it first')
         return self._info(state)
 
@@ -190,6 +196,7 @@ class Stack:
     def _start_girder(self, state: dict[str, dict]) -> None:
         env = {
             **os.environ,
+            **_celery_env(state),
             'GIRDER_NOTIFICATION_REDIS_URL': state['redis']['address'],
             # No mail server here: Girder writes its mails into its log instead.
             'GIRDER_EMAIL_TO_CONSOLE': 'true',
@@ -204,6 +211,27 @@ class Stack:
         self._spawn(state, 'girder', command, url, cwd=self.data_dir, env=env)
         self._wait(state, 'girder', lambda: _http_ok(url + 'api/v1/system/version'),
                    f'Girder does not answer GET {url}api/v1/system/version')
+
+    def _start_worker(self, state: dict[str, dict], name: str) -> None:
+        """A girder_worker (Celery worker, one task at a time) whose temporary files, Docker volumes among them, stay
+        in its own folder; it reaches Girder through the API URL, as a worker on another machine would."""
+        folder = self.data_dir / name
+        (folder / 'tmp').mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **_celery_env(state),
+            'GIRDER_WORKER_API_URL': state['girder']['address'] + 'api/v1',
+            'TMPDIR': str(folder / 'tmp'),
+            # Celery refuses to run as root unless told (these machines run everything as root)
+            'C_FORCE_ROOT': '1',
+        }
+        if self.docker_host:
+            env['DOCKER_HOST'] = self.docker_host
+        command = [self.python, '-m', 'celery', '--app', 'girder_worker.app', 'worker', '--hostname',
+                   f'{name}@%h', '--concurrency', '1', '--loglevel', 'INFO', '--without-gossip', '--without-mingle']
+        self._spawn(state, name, command, f'celery {name}', cwd=folder, env=env)
+        self._wait(state, name, lambda: ' ready.' in _log_tail(state[name], lines=200),
+                   f'{name} did not report ready')
 
     def _spawn(self, state: dict[str, dict], name: str, command: list[str], address: str, *, cwd: Path,
                env: dict[str, str] | None = None) -> None:
@@ -238,9 +266,8 @@ class Stack:
 
     def _stop_services(self, state: dict[str, dict], timeout: float = 20.0) -> list[str]:
         stopped = []
-        for name in reversed(SERVICES):
-            record = state.get(name)
-            if record is not None and _service_alive(record):
+        for name, record in reversed(state.items()):
+            if _service_alive(record):
                 _terminate(record['pid'], timeout)
                 stopped.append(name)
         with contextlib.suppress(FileNotFoundError):
@@ -431,6 +458,12 @@ def _log_tail(record: dict, lines: int = 40) -> str:
 
 
 # ---- small helpers
+
+
+def _celery_env(state: dict[str, dict]) -> dict[str, str]:
+    """Where Girder sends girder_worker tasks and where workers take them: the stack's Redis."""
+    redis = state['redis']['address']
+    return {'GIRDER_WORKER_BROKER': f'{redis}/{BROKER_DB}', 'GIRDER_WORKER_BACKEND': f'{redis}/{BACKEND_DB}'}
 
 
 @contextlib.contextmanager

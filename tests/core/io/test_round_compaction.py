@@ -9,7 +9,7 @@ import pytest
 from helpers.ihc_store import ihc_segmentation, write_ihc_store
 
 from histomics_label.core.errors import StoreError
-from histomics_label.core.io.store import ROUNDS_KEPT, SlideStore, append_round, rounds_folder
+from histomics_label.core.io.store import ROUNDS_KEPT, SlideStore, append_round, pack_rounds, rounds_folder
 
 CATEGORIES = [{'name': 'tumor', 'color': '#ff0000', 'excluded': False},
               {'name': 'stroma', 'color': '#00ff00', 'excluded': False},
@@ -125,3 +125,28 @@ def test_a_new_store_drops_the_old_rounds(store_path, segmentation):
         assert store.rounds() == []
     assert not [name for name in os.listdir(rounds_folder(store_path)) if name.endswith('.h5')]
     assert append_round(store_path, **_round(n, 2)) == 1
+
+
+def test_packing_moves_the_round_files_into_the_store(store_path, segmentation, tmp_path):
+    n = len(segmentation[1].area)
+    for seed in range(1, ROUNDS_KEPT + 3):
+        append_round(store_path, **_round(n, seed))
+    with SlideStore(store_path) as store:
+        kept = store.rounds()
+    assert pack_rounds(store_path) == kept
+    assert not [name for name in os.listdir(rounds_folder(store_path)) if name.endswith('.h5')]
+    # the one file, alone elsewhere, carries every kept round, whole
+    alone = tmp_path / 'uploaded' / 'slide.h5'
+    alone.parent.mkdir()
+    shutil.copy(store_path, alone)
+    with SlideStore(alone) as store:
+        assert store.rounds() == kept
+        for number, seed in zip(kept, range(ROUNDS_KEPT + 3 - len(kept), ROUNDS_KEPT + 3), strict=True):
+            _assert_round(store.round(number), n, seed)
+    # rounds go on after the packed ones, and a second pack adds the new one
+    assert append_round(store_path, **_round(n, 99)) == kept[-1] + 1
+    assert pack_rounds(store_path) == [kept[-1] + 1]
+    with SlideStore(store_path) as store:
+        _assert_round(store.latest_round(), n, 99)
+        assert len(store._h5['rounds']) == ROUNDS_KEPT  # the rounds no longer kept left the store
+    assert pack_rounds(store_path) == []

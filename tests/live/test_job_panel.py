@@ -1,0 +1,123 @@
+"""The DSA job panel's path, end to end: slicer_cli_web registers the CLI image from the Docker daemon, and
+SuperpixelClassification sent through slicer_cli_web's REST call (what the job panel sends) becomes a Girder job that
+a girder_worker process (its own process; Celery over the stack's Redis) runs in the container, reporting progress
+into the job and uploading its outputs to Girder. The outputs are checked against the same CLI run outside Girder on
+the same slide and labels."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers.live_stack import running_stack
+
+from histomics_label.core.io.store import SlideStore
+from histomics_label.devtools import REPO_ROOT
+from histomics_label.devtools.stack.jobs import wait_for_job
+
+pytestmark = [pytest.mark.live, pytest.mark.docker]
+
+SUCCESS, ERROR = 3, 4
+LISTED = json.loads((REPO_ROOT / 'slicer_cli' / 'slicer_cli_list.json').read_text())
+FAST = {'magnification': '5', 'radius': '10', 'patchSize': '48', 'numWorkers': '1', 'tileSize': '256'}
+OUTPUTS = {'store': 'slide.h5', 'segmentImage': 'segments.tiff', 'suggestions': 'suggestions.json'}
+
+
+@pytest.fixture(scope='module')
+def stack(tmp_path_factory, docker_daemon, cli_image):
+    """A live stack with one girder_worker running Docker tasks on the session's private daemon."""
+    with running_stack(tmp_path_factory.mktemp('job-panel') / 'data', workers=1,
+                       docker_host=docker_daemon.host) as stack:
+        yield stack
+
+
+@pytest.fixture(scope='module')
+def tasks(stack, cli_image) -> dict[str, dict]:
+    """The image registered as a DSA admin does it (Slicer CLI Web → upload image): its CLIs, by name."""
+    client = stack.client()
+    collection = client.createCollection('Tasks', public=True)
+    folder = client.createFolder(collection['_id'], 'Slicer CLI Web Tasks', parentType='collection')
+    job = client.put('slicer_cli_web/docker_image',
+                     parameters={'name': json.dumps([cli_image]), 'folder': folder['_id']})
+    ended = wait_for_job(client, job['_id'], timeout=300)
+    assert ended['status'] == SUCCESS, ended.get('log')
+    return {cli['name']: cli for cli in client.get('slicer_cli_web/cli', parameters={'folder': folder['_id']})}
+
+
+def test_registering_the_image_lists_its_clis_with_their_specifications(stack, tasks, cli_image):
+    assert set(tasks) == set(LISTED)
+    client = stack.client()
+    for name, cli in tasks.items():
+        assert cli['image'] == cli_image
+        spec = client.get(f'slicer_cli_web/cli/{cli["_id"]}')['xml']
+        assert spec.strip() == (REPO_ROOT / 'slicer_cli' / name / f'{name}.xml').read_text().strip()
+
+
+def run_outside(slide, label_file, folder) -> None:
+    """The same CLI run on the same files, outside Girder and Docker."""
+    script = REPO_ROOT / 'slicer_cli' / 'SuperpixelClassification' / 'SuperpixelClassification.py'
+    args = [str(slide), '--labelfile', str(label_file)]
+    for name, value in FAST.items():
+        args += [f'--{"workers" if name == "numWorkers" else name.lower()}', value]
+    for name, filename in OUTPUTS.items():
+        args += [f'--{name.lower()}', str(folder / filename)]
+    subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True, timeout=900)
+
+
+def test_superpixel_classification_from_the_job_panel(stack, tasks, cmu_svs, seed_label_file, tmp_path):
+    client = stack.client()
+    me = client.get('user/me')
+    private = next(client.listFolder(me['_id'], 'user', name='Private'))
+    inputs = client.createFolder(private['_id'], 'job panel')
+    results = client.createFolder(inputs['_id'], 'results')
+    slide = client.uploadFileToFolder(inputs['_id'], str(cmu_svs))
+    labels = client.uploadFileToFolder(inputs['_id'], str(seed_label_file))
+    parameters = {'image': slide['_id'], 'labelFile': labels['_id'], **FAST}
+    for name, filename in OUTPUTS.items():
+        parameters |= {name: filename, f'{name}_folder': results['_id']}
+
+    job = client.post(f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run', parameters=parameters)
+    ended = wait_for_job(client, job['_id'], timeout=900)
+    log = ''.join(ended.get('log') or [])
+    assert ended['status'] == SUCCESS, log[-4000:]
+    # the CLI's progress reached the job (slicer_cli_web reads the container's progress tags)
+    assert ended['progress']['total'] > 0 and ended['progress']['current'] == ended['progress']['total']
+
+    # the outputs are in Girder, and are what the CLI writes outside Girder and Docker from the same inputs
+    uploaded = {item['name']: item for item in client.listItem(results['_id'])}
+    assert set(uploaded) == set(OUTPUTS.values())
+    fetched, local = tmp_path / 'fetched', tmp_path / 'local'
+    for folder in (fetched, local):
+        folder.mkdir()
+    for name, item in uploaded.items():
+        client.downloadItem(item['_id'], str(fetched), name)
+    run_outside(cmu_svs, seed_label_file, local)
+    with SlideStore(fetched / 'slide.h5') as a, SlideStore(local / 'slide.h5') as b:
+        np.testing.assert_array_equal(a.label_raster[:], b.label_raster[:])
+        np.testing.assert_allclose(a.latest_round().probabilities, b.latest_round().probabilities, atol=1e-3)
+    suggested = [json.loads((folder / 'suggestions.json').read_text())['suggestions'] for folder in (fetched, local)]
+    assert [s['segment'] for s in suggested[0]] == [s['segment'] for s in suggested[1]] != []
+    assert (fetched / 'segments.tiff').read_bytes() == (local / 'segments.tiff').read_bytes()
+
+
+def test_a_cli_that_fails_fails_its_job_with_the_reason_and_uploads_nothing(stack, tasks, cmu_svs, tmp_path):
+    client = stack.client()
+    me = client.get('user/me')
+    private = next(client.listFolder(me['_id'], 'user', name='Private'))
+    inputs = client.createFolder(private['_id'], 'job panel, bad labels')
+    results = client.createFolder(inputs['_id'], 'results')
+    bad = tmp_path / 'labels.json'
+    bad.write_text(json.dumps({'categories': ['tumor', 'stroma'], 'labels': {'1': 'tumor', '2': 'zebra'}}))
+    slide = client.uploadFileToFolder(inputs['_id'], str(cmu_svs))
+    labels = client.uploadFileToFolder(inputs['_id'], str(bad))
+    parameters = {'image': slide['_id'], 'labelFile': labels['_id'], **FAST}
+    for name, filename in OUTPUTS.items():
+        parameters |= {name: filename, f'{name}_folder': results['_id']}
+
+    job = client.post(f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run', parameters=parameters)
+    ended = wait_for_job(client, job['_id'], timeout=900)
+    log = ''.join(ended.get('log') or [])
+    assert ended['status'] == ERROR
+    assert "Unknown category 'zebra'" in log, log[-3000:]
+    assert list(client.listItem(results['_id'])) == []
