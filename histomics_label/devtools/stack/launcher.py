@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import girder_client
+import requests
 
 MONGOECO_REQUIREMENT = 'mongoeco[wire]==4.11.0'
 """The Mongo-wire server's package; the adjustments in ``mongo_wire.py`` were made against this version."""
@@ -59,9 +60,17 @@ class StackInfo:
     already_running: bool = False
     start_seconds: float = 0.0
 
-    def client(self) -> girder_client.GirderClient:
-        """A ``GirderClient`` logged in as the admin."""
+    def client(self, tries: int = 3) -> girder_client.GirderClient:
+        """A ``GirderClient`` logged in as the admin. A login whose connection is dropped is tried again (at most
+        ``tries`` times): once, on 2 busy cores, the first login after a restart had its connection reset by the
+        server that had just answered the start's own login (the cause was not found; its log was not kept)."""
         client = girder_client.GirderClient(apiUrl=self.api_url)
+        for attempt in range(1, tries):
+            try:
+                client.authenticate(self.admin_login, self.admin_password)
+                return client
+            except requests.ConnectionError:
+                time.sleep(attempt)
         client.authenticate(self.admin_login, self.admin_password)
         return client
 
