@@ -7,6 +7,7 @@ the same slide and labels."""
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -121,3 +122,55 @@ def test_a_cli_that_fails_fails_its_job_with_the_reason_and_uploads_nothing(stac
     assert ended['status'] == ERROR
     assert "Unknown category 'zebra'" in log, log[-3000:]
     assert list(client.listItem(results['_id'])) == []
+
+
+def test_an_image_that_is_not_built_fails_its_registration_naming_it(stack):
+    client = stack.client()
+    folder = client.createFolder(client.createCollection('More tasks')['_id'], 'Tasks', parentType='collection')
+    job = client.put('slicer_cli_web/docker_image',
+                     parameters={'name': json.dumps(['histomics-label:not-built']), 'folder': folder['_id']})
+    ended = wait_for_job(client, job['_id'], timeout=120)
+    assert ended['status'] == ERROR
+    assert 'Could not find the following images\nhistomics-label:not-built' in ''.join(ended['log'])
+    assert client.get('slicer_cli_web/cli', parameters={'folder': folder['_id']}) == []
+
+
+def leftover_volumes(stack) -> list[str]:
+    """Temporary folders the worker mounted into containers and has not removed."""
+    return [path.name for path in (stack.data_dir / 'worker-1' / 'tmp').iterdir() if path.name.startswith('tmp')]
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return found
+
+
+def test_a_container_killed_mid_run_fails_its_job_leaves_nothing_and_a_rerun_succeeds(stack, tasks, docker_daemon,
+                                                                                     cli_image, cmu_svs):
+    client = stack.client()
+    me = client.get('user/me')
+    private = next(client.listFolder(me['_id'], 'user', name='Private'))
+    inputs = client.createFolder(private['_id'], 'job panel, killed')
+    results = client.createFolder(inputs['_id'], 'results')
+    slide = client.uploadFileToFolder(inputs['_id'], str(cmu_svs))
+    parameters = {'image': slide['_id'], **FAST, 'store': 'slide.h5', 'store_folder': results['_id'],
+                  'segmentImage': 'segments.tiff', 'segmentImage_folder': results['_id']}
+    run = f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run'
+
+    job = client.post(run, parameters=parameters)
+    running = wait_until(lambda: docker_daemon.docker('ps', '--quiet', '--filter', f'ancestor={cli_image}')
+                         .stdout.split(), 120, 'the CLI container did not start')
+    docker_daemon.docker('kill', *running)
+    ended = wait_for_job(client, job['_id'], timeout=300)
+    assert ended['status'] == ERROR
+    assert 'Non-zero exit code from docker container (137)' in ''.join(ended['log'])
+    assert list(client.listItem(results['_id'])) == []
+    wait_until(lambda: leftover_volumes(stack) == [], 30, f'the worker left {leftover_volumes(stack)}')
+
+    again = wait_for_job(client, client.post(run, parameters=parameters)['_id'], timeout=900)
+    assert again['status'] == SUCCESS, ''.join(again['log'])[-3000:]
+    assert {item['name'] for item in client.listItem(results['_id'])} == {'slide.h5', 'segments.tiff'}
+    wait_until(lambda: leftover_volumes(stack) == [], 30, f'the worker left {leftover_volumes(stack)}')

@@ -43,6 +43,9 @@ HOST_AUTHORITIES = '/usr/local/share/ca-certificates'
 CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt'
 PYPI = 'https://pypi.org/simple'
 SOURCE_LABEL = 'org.histomics-label.sources'
+CLEANUP_IMAGE = 'busybox:latest'
+"""The image girder_worker runs ``chmod`` in to clean a Docker task's temporary folders (its name is fixed there).
+A DSA host pulls it from Docker Hub; here the Debian base, which has ``chmod``, is tagged with its name."""
 
 
 def has_image(daemon: PrivateDaemon, tag: str) -> bool:
@@ -117,10 +120,12 @@ def build_cli_image(daemon: PrivateDaemon, tag: str = CLI_IMAGE, torch: str = LO
                     force: bool = False) -> bool:
     """Build the ``cli`` target of the Dockerfile as ``tag`` on the local base; returns False when the image of
     this very checkout is already there."""
+    base = build_base(daemon)
+    if not has_image(daemon, CLEANUP_IMAGE):
+        daemon.docker('tag', base, CLEANUP_IMAGE)
     digest = source_digest(torch)
     if not force and image_label(daemon, tag, SOURCE_LABEL) == digest:
         return False
-    base = build_base(daemon)
     with tempfile.TemporaryDirectory(prefix='hl-image-') as folder:
         context, wheelhouse = Path(folder) / 'context', build_wheelhouse(Path(folder) / 'wheels', torch)
         (context / 'dist').mkdir(parents=True)
