@@ -45,10 +45,12 @@ def run(args) -> dict:
 
     if not args.store:
         raise ConfigurationError('An output store path (--store) is required')
-    if (args.annotation or args.embeddingMap) and not args.segmentImageId:
-        raise ConfigurationError('A pixelmap annotation refers to the segment image by its Girder item id: give '
-                                 '--segmentimageid (the DSA passes it), or leave out --annotation and '
-                                 '--embeddingmap')
+    pixelmaps = bool(args.segmentImageId)
+    if (args.annotation or args.embeddingMap) and not pixelmaps:
+        # the job panel names every output file by default, so this is the usual first run from the DSA
+        print('No --segmentimageid: a pixelmap annotation refers to the segment image by its Girder item id, so '
+              'the prediction and embedding map annotations are not written; run again with the id of the segment '
+              'image this run makes to have them', file=sys.stderr)
     labels = None
     if args.labelFile:
         labels = read_labels(args.labelFile, cli_utils.strings(args.labels))
@@ -73,12 +75,12 @@ def run(args) -> dict:
         if args.segmentImage:
             with SlideStore(args.store) as store:
                 write_segment_tiff(store.label_raster, args.segmentImage)
-        if args.annotation and result.round is not None:
+        if args.annotation and pixelmaps and result.round is not None:
             document = outputs.prediction_annotation(args.store, args.segmentImageId)
             if args.heatmaps:
                 document = [document, outputs.certainty_annotation(args.store, args.segmentImageId)]
             outputs.write_json_atomic(args.annotation, document)
-        if args.embeddingMap:
+        if args.embeddingMap and pixelmaps:
             outputs.write_json_atomic(args.embeddingMap, outputs.embedding_map_annotation(
                 args.store, args.segmentImageId, args.extractor))
         if args.suggestions and result.suggestions:

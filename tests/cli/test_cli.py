@@ -174,10 +174,24 @@ def test_bad_labels(cmu_svs, segmented, tmp_path, capsys, labels, message):
     _assert_failed_cleanly(code, capsys, message, *outputs.values())
 
 
-def test_annotation_needs_the_segment_image_id(cmu_svs, tmp_path, capsys):
-    outputs = _outputs(tmp_path)
-    code = cli.main([str(cmu_svs), '--store', str(tmp_path / 's.h5'), '--annotation', str(outputs['annotation'])])
-    _assert_failed_cleanly(code, capsys, '--segmentimageid', tmp_path / 's.h5', outputs['annotation'])
+def test_without_the_segment_image_id_the_annotations_are_left_out_and_said_so(cmu_svs, segmented, tmp_path,
+                                                                              capsys):
+    """The DSA job panel names every output file by default, the annotations included, and has no segment image id
+    on a first run: the run writes everything else."""
+    _, store, labels = segmented
+    copy, label_file = tmp_path / 's.h5', tmp_path / 'labels.json'
+    copy.write_bytes(store.read_bytes())
+    label_file.write_text(json.dumps(labels))
+    outputs = {**_outputs(tmp_path), 'embeddingmap': tmp_path / 'map.anot'}
+    args = [str(cmu_svs), '--store', str(copy), '--labelfile', str(label_file), *FAST]
+    for flag, path in outputs.items():
+        args += [f'--{flag}', str(path)]
+    assert cli.main(args) == 0
+    assert 'No --segmentimageid' in capsys.readouterr().err
+    assert not outputs['annotation'].exists() and not outputs['embeddingmap'].exists()
+    assert outputs['suggestions'].exists() and outputs['segmentimage'].exists()
+    with SlideStore(copy) as reader:
+        assert reader.latest_round() is not None and reader.embedding_map_names() != []
 
 
 def test_corrupt_store(cmu_svs, tmp_path, capsys):
