@@ -236,8 +236,11 @@ class Stack:
         }
         if self.docker_host:
             env['DOCKER_HOST'] = self.docker_host
+        # one task at a time, and one more reserved at most: tasks run for minutes, so a worker must not hold several
+        # queued ones that an idle worker could run (Celery reserves four per process by default)
         command = [self.python, '-m', 'celery', '--app', 'girder_worker.app', 'worker', '--hostname',
-                   f'{name}@%h', '--concurrency', '1', '--loglevel', 'INFO', '--without-gossip', '--without-mingle']
+                   f'{name}@%h', '--concurrency', '1', '--prefetch-multiplier', '1', '--loglevel', 'INFO',
+                   '--without-gossip', '--without-mingle']
         self._spawn(state, name, command, f'celery {name}', cwd=folder, env=env)
         self._wait(state, name, lambda: ' ready.' in _log_tail(state[name], lines=200),
                    f'{name} did not report ready')
