@@ -2,13 +2,11 @@
 slide, labels and output files picked with its file choosers, the job watched on its page until it succeeds; the
 job ran in the CLI image on a girder_worker process, and its outputs landed in the chosen folder (cli_panel.mjs)."""
 
-import json
 
 import pytest
-from helpers.live_stack import running_stack
+from helpers.live_stack import private_folder, register_cli_image, running_stack
 
 from histomics_label.core.io.store import SlideStore
-from histomics_label.devtools.stack.jobs import wait_for_job
 
 pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.docker]
 
@@ -27,16 +25,11 @@ def stack(web_client, tmp_path_factory, docker_daemon, cli_image):
 @pytest.fixture(scope='module')
 def observed(stack, cli_image, cmu_svs, seed_label_file, browser_driver) -> dict:
     client = stack.client()
-    tasks = client.createFolder(client.createCollection('Tasks', public=True)['_id'], 'Slicer CLI Web Tasks',
-                                parentType='collection')
-    job = client.put('slicer_cli_web/docker_image', parameters={'name': json.dumps([cli_image]),
-                                                                'folder': tasks['_id']})
-    assert wait_for_job(client, job['_id'], timeout=300)['status'] == 3
-    cli = next(cli for cli in client.get('slicer_cli_web/cli', parameters={'folder': tasks['_id']})
-               if cli['name'] == 'SuperpixelClassification')
+    registered, clis = register_cli_image(client, cli_image)
+    assert registered['status'] == 3
+    cli = clis['SuperpixelClassification']
     me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    inputs = client.createFolder(private['_id'], 'Slides')
+    inputs = private_folder(client, 'Slides')
     client.uploadFileToFolder(inputs['_id'], str(cmu_svs))
     client.uploadFileToFolder(inputs['_id'], str(seed_label_file))
     request = {'cliId': cli['_id'], 'userName': f'{me["firstName"]} {me["lastName"]}',

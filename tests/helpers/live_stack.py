@@ -115,3 +115,20 @@ def seeded_project(client, slide: Path, name: str, config: dict, names: dict) ->
                                                   for s, c in seeds.items()], 'view': 'api'})
     first = client.post(f'{base}/train', parameters={'wait': 'true'})['round']
     return {'folder': folder, 'item': item, 'base': base, 'seeds': seeds, 'first': first}
+
+
+def register_cli_image(client, image: str, collection: str = 'Tasks') -> tuple[dict, dict[str, dict]]:
+    """The CLI image registered as a DSA admin does it (Slicer CLI Web → upload image) into a new tasks folder: the
+    registration job once ended, and the CLIs it made, by name."""
+    folder = client.createFolder(client.createCollection(collection, public=True)['_id'], 'Slicer CLI Web Tasks',
+                                 parentType='collection')
+    job = client.put('slicer_cli_web/docker_image', parameters={'name': json.dumps([image]), 'folder': folder['_id']})
+    ended = wait_for_job(client, job['_id'], timeout=300)
+    clis = client.get('slicer_cli_web/cli', parameters={'folder': folder['_id']})
+    return ended, {cli['name']: cli for cli in clis}
+
+
+def private_folder(client, name: str) -> dict:
+    """A new folder ``name`` in the user's Private folder."""
+    me = client.get('user/me')
+    return client.createFolder(next(client.listFolder(me['_id'], 'user', name='Private'))['_id'], name)

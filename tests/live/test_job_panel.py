@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers.live_stack import running_stack
+from helpers.live_stack import private_folder, register_cli_image, running_stack
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools import REPO_ROOT
@@ -36,14 +36,9 @@ def stack(tmp_path_factory, docker_daemon, cli_image):
 @pytest.fixture(scope='module')
 def tasks(stack, cli_image) -> dict[str, dict]:
     """The image registered as a DSA admin does it (Slicer CLI Web → upload image): its CLIs, by name."""
-    client = stack.client()
-    collection = client.createCollection('Tasks', public=True)
-    folder = client.createFolder(collection['_id'], 'Slicer CLI Web Tasks', parentType='collection')
-    job = client.put('slicer_cli_web/docker_image',
-                     parameters={'name': json.dumps([cli_image]), 'folder': folder['_id']})
-    ended = wait_for_job(client, job['_id'], timeout=300)
+    ended, clis = register_cli_image(stack.client(), cli_image)
     assert ended['status'] == SUCCESS, ended.get('log')
-    return {cli['name']: cli for cli in client.get('slicer_cli_web/cli', parameters={'folder': folder['_id']})}
+    return clis
 
 
 def test_registering_the_image_lists_its_clis_with_their_specifications(stack, tasks, cli_image):
@@ -53,6 +48,20 @@ def test_registering_the_image_lists_its_clis_with_their_specifications(stack, t
         assert cli['image'] == cli_image
         spec = client.get(f'slicer_cli_web/cli/{cli["_id"]}')['xml']
         assert spec.strip() == (REPO_ROOT / 'slicer_cli' / name / f'{name}.xml').read_text().strip()
+
+
+def send_run(client, tasks, name: str, slide, label_file) -> tuple[dict, dict]:
+    """SuperpixelClassification on ``slide`` and ``label_file``, uploaded into a new folder ``name``, sent as the job
+    panel sends it with ``OUTPUTS`` into its subfolder ``results``: the job once ended, and that subfolder."""
+    inputs = private_folder(client, name)
+    results = client.createFolder(inputs['_id'], 'results')
+    slide = client.uploadFileToFolder(inputs['_id'], str(slide))
+    labels = client.uploadFileToFolder(inputs['_id'], str(label_file))
+    parameters = {'image': slide['_id'], 'labelFile': labels['_id'], **FAST}
+    for output, filename in OUTPUTS.items():
+        parameters |= {output: filename, f'{output}_folder': results['_id']}
+    job = client.post(f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run', parameters=parameters)
+    return wait_for_job(client, job['_id'], timeout=900), results
 
 
 def run_outside(slide, label_file, folder) -> None:
@@ -68,18 +77,7 @@ def run_outside(slide, label_file, folder) -> None:
 
 def test_superpixel_classification_from_the_job_panel(stack, tasks, cmu_svs, seed_label_file, tmp_path):
     client = stack.client()
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    inputs = client.createFolder(private['_id'], 'job panel')
-    results = client.createFolder(inputs['_id'], 'results')
-    slide = client.uploadFileToFolder(inputs['_id'], str(cmu_svs))
-    labels = client.uploadFileToFolder(inputs['_id'], str(seed_label_file))
-    parameters = {'image': slide['_id'], 'labelFile': labels['_id'], **FAST}
-    for name, filename in OUTPUTS.items():
-        parameters |= {name: filename, f'{name}_folder': results['_id']}
-
-    job = client.post(f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run', parameters=parameters)
-    ended = wait_for_job(client, job['_id'], timeout=900)
+    ended, results = send_run(client, tasks, 'job panel', cmu_svs, seed_label_file)
     log = ''.join(ended.get('log') or [])
     assert ended['status'] == SUCCESS, log[-4000:]
     # the CLI's progress reached the job (slicer_cli_web reads the container's progress tags)
@@ -104,20 +102,9 @@ def test_superpixel_classification_from_the_job_panel(stack, tasks, cmu_svs, see
 
 def test_a_cli_that_fails_fails_its_job_with_the_reason_and_uploads_nothing(stack, tasks, cmu_svs, tmp_path):
     client = stack.client()
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    inputs = client.createFolder(private['_id'], 'job panel, bad labels')
-    results = client.createFolder(inputs['_id'], 'results')
     bad = tmp_path / 'labels.json'
     bad.write_text(json.dumps({'categories': ['tumor', 'stroma'], 'labels': {'1': 'tumor', '2': 'zebra'}}))
-    slide = client.uploadFileToFolder(inputs['_id'], str(cmu_svs))
-    labels = client.uploadFileToFolder(inputs['_id'], str(bad))
-    parameters = {'image': slide['_id'], 'labelFile': labels['_id'], **FAST}
-    for name, filename in OUTPUTS.items():
-        parameters |= {name: filename, f'{name}_folder': results['_id']}
-
-    job = client.post(f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run', parameters=parameters)
-    ended = wait_for_job(client, job['_id'], timeout=900)
+    ended, results = send_run(client, tasks, 'job panel, bad labels', cmu_svs, bad)
     log = ''.join(ended.get('log') or [])
     assert ended['status'] == ERROR
     assert "Unknown category 'zebra'" in log, log[-3000:]
@@ -125,14 +112,10 @@ def test_a_cli_that_fails_fails_its_job_with_the_reason_and_uploads_nothing(stac
 
 
 def test_an_image_that_is_not_built_fails_its_registration_naming_it(stack):
-    client = stack.client()
-    folder = client.createFolder(client.createCollection('More tasks')['_id'], 'Tasks', parentType='collection')
-    job = client.put('slicer_cli_web/docker_image',
-                     parameters={'name': json.dumps(['histomics-label:not-built']), 'folder': folder['_id']})
-    ended = wait_for_job(client, job['_id'], timeout=120)
+    ended, clis = register_cli_image(stack.client(), 'histomics-label:not-built', collection='More tasks')
     assert ended['status'] == ERROR
     assert 'Could not find the following images\nhistomics-label:not-built' in ''.join(ended['log'])
-    assert client.get('slicer_cli_web/cli', parameters={'folder': folder['_id']}) == []
+    assert clis == {}
 
 
 def leftover_volumes(stack) -> list[str]:
@@ -151,9 +134,7 @@ def wait_until(condition, timeout: float, what: str):
 def test_a_container_killed_mid_run_fails_its_job_leaves_nothing_and_a_rerun_succeeds(stack, tasks, docker_daemon,
                                                                                      cli_image, cmu_svs):
     client = stack.client()
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    inputs = client.createFolder(private['_id'], 'job panel, killed')
+    inputs = private_folder(client, 'job panel, killed')
     results = client.createFolder(inputs['_id'], 'results')
     slide = client.uploadFileToFolder(inputs['_id'], str(cmu_svs))
     parameters = {'image': slide['_id'], **FAST, 'store': 'slide.h5', 'store_folder': results['_id'],

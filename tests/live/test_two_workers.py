@@ -4,13 +4,12 @@ slicer_cli_web as the job panel sends them; the jobs split across both workers, 
 worker, in its own worker's folder, and every slide's store comes back. (The plugin's own segment jobs still run in
 the server's queue; this is slicer_cli_web's path.)"""
 
-import json
 import re
 import shutil
 
 import numpy as np
 import pytest
-from helpers.live_stack import running_stack
+from helpers.live_stack import private_folder, register_cli_image, running_stack
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools.stack.jobs import wait_for_job
@@ -31,22 +30,15 @@ def stack(tmp_path_factory, docker_daemon, cli_image):
 
 def test_a_batch_of_slides_splits_across_two_workers(stack, cli_image, cmu_svs, tmp_path):
     client = stack.client()
-    tasks = client.createFolder(client.createCollection('Tasks', public=True)['_id'], 'Tasks',
-                                parentType='collection')
-    registered = client.put('slicer_cli_web/docker_image', parameters={'name': json.dumps([cli_image]),
-                                                                       'folder': tasks['_id']})
-    assert wait_for_job(client, registered['_id'], timeout=300)['status'] == SUCCESS
-    cli = next(cli for cli in client.get('slicer_cli_web/cli', parameters={'folder': tasks['_id']})
-               if cli['name'] == 'SuperpixelClassification')
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    batch = client.createFolder(private['_id'], 'Batch')
+    registered, clis = register_cli_image(client, cli_image)
+    assert registered['status'] == SUCCESS
+    batch = private_folder(client, 'Batch')
     jobs = []
     for number in range(1, SLIDES + 1):
         slide = tmp_path / f'slide-{number}.svs'
         shutil.copy(cmu_svs, slide)
         uploaded = client.uploadFileToFolder(batch['_id'], str(slide))
-        jobs.append(client.post(f'slicer_cli_web/cli/{cli["_id"]}/run', parameters={
+        jobs.append(client.post(f'slicer_cli_web/cli/{clis["SuperpixelClassification"]["_id"]}/run', parameters={
             'image': uploaded['_id'], 'store': f'slide-{number}.h5', 'store_folder': batch['_id'], **FAST}))
     ended = [wait_for_job(client, job['_id'], timeout=900) for job in jobs]
     assert [job['status'] for job in ended] == [SUCCESS] * SLIDES, [''.join(job['log'])[-2000:] for job in ended]

@@ -2,13 +2,12 @@
 the broker and runs once a worker is back (the broker keeps it across the restart); a worker without a Docker daemon
 fails the job at once with the reason in its log."""
 
-import json
 import os
 import signal
 import time
 
 import pytest
-from helpers.live_stack import running_stack
+from helpers.live_stack import private_folder, register_cli_image, running_stack
 
 from histomics_label.devtools.stack.jobs import wait_for_job
 
@@ -18,24 +17,14 @@ INACTIVE, QUEUED, SUCCESS, ERROR = 0, 1, 3, 4
 FAST = {'magnification': '5', 'radius': '10', 'patchSize': '48', 'numWorkers': '1', 'tileSize': '256'}
 
 
-def register(client, image: str) -> tuple[dict, dict]:
-    """The image registered as an admin does it: the registration job once ended, and the tasks folder."""
-    folder = client.createFolder(client.createCollection('Tasks', public=True)['_id'], 'Tasks',
-                                 parentType='collection')
-    job = client.put('slicer_cli_web/docker_image', parameters={'name': json.dumps([image]), 'folder': folder['_id']})
-    return wait_for_job(client, job['_id'], timeout=300), folder
-
-
 def test_a_job_sent_while_no_worker_runs_waits_and_runs_when_one_is_back(tmp_path, docker_daemon, cli_image,
                                                                          cmu_svs):
     with running_stack(tmp_path / 'data', workers=1, docker_host=docker_daemon.host) as stack:
         client = stack.client()
-        registered, tasks = register(client, cli_image)
+        registered, clis = register_cli_image(client, cli_image)
         assert registered['status'] == SUCCESS
-        cli = next(cli for cli in client.get('slicer_cli_web/cli', parameters={'folder': tasks['_id']})
-                   if cli['name'] == 'SuperpixelClassification')
-        me = client.get('user/me')
-        folder = client.createFolder(next(client.listFolder(me['_id'], 'user', name='Private'))['_id'], 'Waiting')
+        cli = clis['SuperpixelClassification']
+        folder = private_folder(client, 'Waiting')
         slide = client.uploadFileToFolder(folder['_id'], str(cmu_svs))
 
         os.killpg(stack.info().pids['worker-1'], signal.SIGKILL)  # the worker's machine goes down
@@ -54,6 +43,6 @@ def test_a_job_sent_while_no_worker_runs_waits_and_runs_when_one_is_back(tmp_pat
 def test_a_worker_without_a_docker_daemon_fails_the_job_saying_so(tmp_path, cli_image):
     missing = f'unix://{tmp_path}/no-docker.sock'
     with running_stack(tmp_path / 'data', workers=1, docker_host=missing) as stack:
-        registered, _ = register(stack.client(), cli_image)
+        registered, _ = register_cli_image(stack.client(), cli_image)
     assert registered['status'] == ERROR
     assert 'Could not create the docker client' in ''.join(registered['log'])

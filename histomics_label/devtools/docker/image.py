@@ -138,6 +138,8 @@ def build_cli_image(daemon: PrivateDaemon, tag: str = CLI_IMAGE, torch: str = LO
                           '--build-arg', f'BASE_IMAGE={base}', '--build-arg', f'TORCH_REQUIREMENT={torch}',
                           '--build-arg', f'TORCH_INDEX_URL={PYPI}', '--build-arg', f'EXTRA_WHEELS={wheels_url}',
                           '--label', f'{SOURCE_LABEL}={digest}', '--tag', tag, str(context))
+    # the image this one replaced, untagged now, and its layers (2 GB a build)
+    daemon.docker('image', 'prune', '--force')
     return True
 
 
