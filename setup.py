@@ -18,6 +18,7 @@ GIRDER_5_STACK = [
     'girder-client==5.0.21',
     'girder-jobs==5.0.21',
     'girder-plugin-worker==5.0.21',
+    'girder-worker==5.0.21',
     'girder-slicer-cli-web==5.0.21',
     'girder-large-image==1.35.6a198',
     'girder-large-image-annotation==1.35.6a198',
@@ -111,6 +112,7 @@ setup(
     cmdclass={'build_py': BuildPyWithClient, 'sdist': SdistWithClient},
     entry_points={
         'girder.plugin': ['histomics_label = histomics_label.plugin:HistomicsLabelPlugin'],
+        'girder_worker_plugins': ['histomics_label = histomics_label.jobs.workers.celery_plugin:WorkerPlugin'],
     },
     classifiers=[
         'Framework :: Girder',

@@ -71,6 +71,16 @@ JOB_TIMEOUT_MINUTES = 'histomics_label.job_timeout_minutes'
 """Minutes a piece of heavy work may run before it is stopped (its child process killed) and its job fails."""
 
 
+EXECUTOR = 'histomics_label.heavy_work_executor'
+"""Where a slide's segments and features are made: ``server`` (a child process of the Girder server, limited by
+``HEAVY_JOBS``) or ``girder_worker`` (a Celery task on the DSA's girder_worker workers, which need this package
+installed; they fetch the slide and send the store back through Girder's API, so they may run on other machines)."""
+EXECUTORS = ('server', 'girder_worker')
+WORKER_JOBS = 'histomics_label.worker_jobs_per_process'
+"""With the ``girder_worker`` executor, how many pieces of heavy work one Girder process hands to the workers at
+once; the broker queues them and each worker takes as many as its Celery concurrency allows."""
+
+
 @setting_utilities.default(HEAVY_JOBS)
 def _default_heavy_jobs() -> int:
     return 1
@@ -89,6 +99,27 @@ def _default_training_jobs() -> int:
 @setting_utilities.validator(TRAINING_JOBS)
 def _validate_training_jobs(doc: dict) -> None:
     doc['value'] = _whole_in(doc['value'], 1, 64, 'Training rounds per server process')
+
+
+@setting_utilities.default(EXECUTOR)
+def _default_executor() -> str:
+    return 'server'
+
+
+@setting_utilities.validator(EXECUTOR)
+def _validate_executor(doc: dict) -> None:
+    if doc['value'] not in EXECUTORS:
+        raise ValidationException(f'The heavy-work executor must be one of {", ".join(EXECUTORS)}', 'value')
+
+
+@setting_utilities.default(WORKER_JOBS)
+def _default_worker_jobs() -> int:
+    return 64
+
+
+@setting_utilities.validator(WORKER_JOBS)
+def _validate_worker_jobs(doc: dict) -> None:
+    doc['value'] = _whole_in(doc['value'], 1, 10000, 'Heavy jobs handed to girder_worker per server process')
 
 
 @setting_utilities.default(JOB_TIMEOUT_MINUTES)

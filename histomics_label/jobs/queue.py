@@ -8,7 +8,9 @@ queue and who runs what live in the database, a process that dies stops beating 
 (at once by the next process on its host, else after ``STALE_AFTER_S``), and every piece of work has a time limit
 and can be cancelled from the job list. Work runs as Girder jobs, so the job panel shows it; a handler is
 ``(job, context)`` and runs its child process under ``context.supervise`` so that a cancel or the time limit kills
-it. Moving this work to girder_worker changes the executor (what ``_run`` calls), not the queue's semantics.
+it. With the ``girder_worker`` executor a slide's segment work runs as a Celery task on the workers instead
+(``jobs.remote``); the queue keeps its semantics (one piece per slide, cancel, time limit, requeue after a restart)
+and only hands out more pieces at once (``WORKER_JOBS``), since they no longer run in this process.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ Handler = Callable[[dict, 'WorkContext'], None]
 NotRun = Callable[[dict], None]
 _handlers: dict[str, Handler] = {}
 _not_run: dict[str, NotRun] = {}
-_limits: dict[str, str] = {}
+_limits: dict[str, str | Callable[[], str]] = {}
 _dispatcher: Dispatcher | None = None
 _dispatcher_lock = threading.Lock()
 
@@ -59,9 +61,11 @@ class WorkStopped(HistomicsLabelError):
     """The work was cancelled or ran past its time limit; its child process was killed."""
 
 
-def register(kind: str, handler: Handler, limit_setting: str = HEAVY_JOBS, not_run: NotRun | None = None) -> None:
-    """Run ``handler(job, context)`` for queued work of ``kind``, at most ``limit_setting`` (a setting's key) pieces
-    of the kinds that share it at once per process; ``not_run(entry)`` when a piece ends without its handler running
+def register(kind: str, handler: Handler, limit_setting: str | Callable[[], str] = HEAVY_JOBS,
+             not_run: NotRun | None = None) -> None:
+    """Run ``handler(job, context)`` for queued work of ``kind``, at most ``limit_setting`` (a setting's key, or a
+    function that names it: the limit depends on where the work runs) pieces of the kinds that share it at once per
+    process; ``not_run(entry)`` when a piece ends without its handler running
     (cancelled while queued, or given up after ``MAX_ATTEMPTS``), so that what it held is released."""
     _handlers[kind] = handler
     _limits[kind] = limit_setting
@@ -299,11 +303,12 @@ class Dispatcher:
         """The kinds of work this process may start now: those whose limit (shared by the kinds of one setting)
         its running work leaves room for. Work of a kind not registered here waits (a process that has not
         imported its module yet, or a newer server's kind)."""
+        settings = {kind: limit() if callable(limit) else limit for kind, limit in _limits.items()}
         running: dict[str, int] = {}
         for kind, _ in self._active.values():
-            running[_limits[kind]] = running.get(_limits[kind], 0) + 1
+            running[settings[kind]] = running.get(settings[kind], 0) + 1
         full = {setting for setting, count in running.items() if count >= int(Setting().get(setting))}
-        return [kind for kind, setting in _limits.items() if setting not in full]
+        return [kind for kind, setting in settings.items() if setting not in full]
 
     def _run(self, entry: dict) -> None:
         try:

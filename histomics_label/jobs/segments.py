@@ -1,11 +1,12 @@
 """Segment generation for a project's slides, as Girder jobs whose progress shows in the job list.
 
 Each slide's job runs the SuperpixelClassification pipeline (segments and features, no labels: the same code the
-Slicer CLI runs) in a child process of the server, so a crash or a memory blow-up in the engine cannot take Girder
-down, and reads its Slicer progress tags to update the job. The store is written atomically by the engine, so a
-failed job leaves the slide as it was. Then the segment-id image is uploaded as a large-image item in the project's
-``SEGMENTS_FOLDER`` (pixelmap annotations refer to it by id). In a DSA with Docker the same pipeline runs from the
-job panel through slicer_cli_web and the CLI image instead.
+Slicer CLI runs) in a child process, so a crash or a memory blow-up in the engine cannot take Girder down, and reads
+its Slicer progress tags to update the job. The child runs on the server, or on a girder_worker worker with the
+``girder_worker`` executor (``jobs.remote``: the setting ``EXECUTOR``), which sends the store back through Girder. The
+store is written atomically by the engine, so a failed job leaves the slide as it was. Then the segment-id image is
+uploaded as a large-image item in the project's ``SEGMENTS_FOLDER`` (pixelmap annotations refer to it by id). In a DSA
+with Docker the same pipeline runs from the job panel through slicer_cli_web and the CLI image instead.
 
 Jobs go through the server's heavy-work queue (``jobs.queue``): each server process runs at most its limit of
 them (one by default: a job's dask cluster uses every core), one per slide at a time, and a job left by a stopped
@@ -18,14 +19,10 @@ The slide is named by its Girder file, not its path, so moving the assetstore ch
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
-import subprocess
-import sys
 import tempfile
-import threading
+from dataclasses import asdict
 from pathlib import Path
 
 from bson.objectid import ObjectId
@@ -33,6 +30,7 @@ from girder.exceptions import ValidationException
 from girder.models.file import File
 from girder.models.folder import Folder
 from girder.models.item import Item
+from girder.models.setting import Setting
 from girder.models.upload import Upload
 from girder.models.user import User
 from girder_jobs.constants import JobStatus
@@ -43,14 +41,13 @@ from ..core.io.store import SlideStore
 from ..core.pipeline import PipelineConfig, representation, same_segmentation
 from ..projects import folders, resegmentation
 from ..projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
-from . import queue
-from .workers.errors import child_error
+from ..settings import EXECUTOR, HEAVY_JOBS, WORKER_JOBS
+from . import queue, remote
+from .workers.child import run_segments_child
 
 logger = logging.getLogger(__name__)
 JOB_TYPE = 'histomics_label.segments'
 """Item metadata key on a slide naming the item id of its segment-id image."""
-_PROGRESS = re.compile(r'<filter-progress>([0-9.]+)</filter-progress>')
-_COMMENT = re.compile(r'<filter-comment>(.*?)</filter-comment>')
 KIND = 'segments'
 """The heavy-work queue's kind for a slide's segments and features."""
 
@@ -118,9 +115,11 @@ def _queue(folder: dict, item: dict, user: dict) -> dict:
                                f'{item["name"]}', type=JOB_TYPE, user=user, public=False,
                                kwargs={'project': str(folder['_id']), 'item': str(item['_id'])})
     job = Job().updateJob(job, status=JobStatus.QUEUED)
+    task_job = remote.prepare(job, user) if executor() == 'girder_worker' else None
     entry, new = queue.submit(KIND, f'{KIND}:{item["_id"]}', job, folder['_id'], item['_id'])
     if not new:
-        Job().remove(job)
+        for unused in filter(None, (task_job, job)):
+            Job().remove(unused)
         return {'status': entry['status'], 'job': str(entry['job']), 'position': queue.position(entry['job'])}
     return {'status': 'started', 'job': str(job['_id']), 'position': queue.position(job['_id'])}
 
@@ -152,7 +151,10 @@ def run_job(job: dict, context: queue.WorkContext) -> None:
             pipeline.store = str(resegmentation.pending_path(folder, item))
         else:
             resegmentation.discard(folder, item)  # the settings went back to the store's: nothing waits any more
-        _run_pipeline_child(job, pipeline, context)
+        if executor() == 'girder_worker':
+            remote.run_segments(job, folder, item, pipeline, context)
+        else:
+            _run_pipeline_child(job, pipeline, context)
         with SlideStore(pipeline.store) as store:
             count = store.n_segments
         if versioned:
@@ -203,31 +205,20 @@ def apply_resegmentation(folder: dict, item_id: str, unmatched: str, user: dict)
     return {**result, 'segmentImage': str(image['_id']), 'training': training}
 
 
-def _run_pipeline_child(job: dict, pipeline, context: queue.WorkContext) -> None:
-    """Run the pipeline in a child interpreter, relaying its progress into the job; raise with its error, or
-    ``WorkStopped`` when the job was cancelled or ran past its time limit (the child is killed)."""
-    from dataclasses import asdict
+def _run_pipeline_child(job: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> None:
+    """Run the pipeline in a child interpreter of the server, relaying its progress into the job; raise with its
+    error, or ``WorkStopped`` when the job was cancelled or ran past its time limit (the child is killed)."""
+    progress = {'job': job}
 
-    command = [sys.executable, '-m', 'histomics_label.jobs.workers.segments', json.dumps(asdict(pipeline))]
-    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
-    with (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                           preexec_fn=queue.dies_with_parent) as child, context.supervise(child)):
-        errors: list[str] = []
-        reader = threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True)
-        reader.start()
-        message = 'segments'
-        for line in child.stdout:
-            comment = _COMMENT.search(line)
-            if comment:
-                message = comment.group(1)
-            progress = _PROGRESS.search(line)
-            if progress:
-                job = Job().updateJob(job, progressCurrent=int(float(progress.group(1)) * 1000),
-                                      progressMessage=message)
-        child.wait()
-        reader.join()
-    if child.returncode != 0:
-        raise RuntimeError(child_error(errors, child.returncode, 'the pipeline'))
+    def report(fraction: float, message: str) -> None:
+        progress['job'] = Job().updateJob(progress['job'], progressCurrent=int(fraction * 1000),
+                                          progressMessage=message)
+
+    stopped = run_segments_child(asdict(pipeline), report, context.stop_reason, queue.POLL_S,
+                                 preexec_fn=queue.dies_with_parent)
+    if stopped:
+        context.stopped = stopped
+        raise queue.WorkStopped(f'Stopped: {stopped}')
 
 
 def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> dict:
@@ -285,4 +276,13 @@ def _previous_images(target: dict, name: str, previous: str | None, new_id) -> l
     return list(found.values())
 
 
-queue.register(KIND, run_job)
+def executor() -> str:
+    """Where segment work runs now: ``server`` or ``girder_worker`` (``settings.EXECUTOR``)."""
+    return Setting().get(EXECUTOR)
+
+
+def _limit_setting() -> str:
+    return WORKER_JOBS if executor() == 'girder_worker' else HEAVY_JOBS
+
+
+queue.register(KIND, run_job, limit_setting=_limit_setting)

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tifffile
 from helpers.live_stack import slides_project, store_path
 
 from histomics_label.core.io.store import SlideStore
-from histomics_label.devtools import sample_data
 from histomics_label.devtools.stack.jobs import wait_for_job
 
 pytestmark = pytest.mark.live
@@ -26,34 +24,8 @@ pytestmark = pytest.mark.live
 CONFIG = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'}],
           'magnification': 5, 'radius': 10, 'patchSize': 32, 'feature': 'image', 'model': 'cnn_torch',
           'retrainEvery': 0, 'batchSize': 8}
-CROP = 1024
-"""Side of each slide in pixels at 20x: tens of segments at 5x."""
 RUNNING, SUCCESS = 2, 3
 SEGMENT_WORKER = b'histomics_label.jobs.workers.segments'
-
-
-def write_crop(source: np.ndarray, top: int, left: int, path: Path) -> Path:
-    """A ``CROP``-pixel square of ``source`` as a tiled pyramidal JPEG TIFF (one IFD per level) at 20x."""
-    pixels_per_cm = 1e4 / sample_data.MICRONS_PER_PIXEL
-    level, factor = source[top:top + CROP, left:left + CROP], 1
-    with tifffile.TiffWriter(path) as tiff:
-        while True:
-            tiff.write(level, tile=(256, 256), photometric='rgb', compression='jpeg', subfiletype=int(factor > 1),
-                       resolution=(pixels_per_cm / factor, pixels_per_cm / factor), resolutionunit='CENTIMETER',
-                       description=f'crop|AppMag = {sample_data.MAGNIFICATION}|MPP = {sample_data.MICRONS_PER_PIXEL}',
-                       metadata=None)
-            if max(level.shape[:2]) <= 256:
-                return path
-            level, factor = sample_data.halve(level), factor * 2
-
-
-@pytest.fixture(scope='module')
-def crops(cmu_svs, tmp_path_factory) -> list[Path]:
-    """Six different small slides cut from the real H&E sample (2220 x 2967 px)."""
-    source = tifffile.imread(cmu_svs, key=0)
-    folder = tmp_path_factory.mktemp('crops')
-    corners = [(top, left) for top in (0, 960, 1920) for left in (0, 1180)]
-    return [write_crop(source, top, left, folder / f'crop-{top}-{left}.tiff') for top, left in corners]
 
 
 def project_of(client, slides: list[Path], name: str) -> tuple[dict, list[dict], str]:

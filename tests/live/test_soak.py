@@ -41,8 +41,8 @@ import pytest
 import tifffile
 from helpers import carry_over_oracle
 from helpers.carry_over_oracle import store_raster
+from helpers.crops import write_crop
 from helpers.live_stack import add_user, slides_project, store_path
-from test_queue_restart import write_crop
 
 from histomics_label.devtools.stack.jobs import wait_for_job
 

@@ -300,3 +300,45 @@ def test_a_project_admin_cancels_work_another_user_started(queue, server, admin,
     Job().cancelJob(Job().load(blocker['_id'], force=True))
     work_queue.wait_until_idle(30)
     assert [r['key'] for r in records] == ['blocker']
+
+
+def test_a_kinds_limit_follows_the_setting_its_function_names(queue):
+    """Segment work is limited by ``HEAVY_JOBS`` when it runs in the server and by ``WORKER_JOBS`` when it is handed
+    to girder_worker: the limit is read when work is taken, so a change of executor applies to the next piece."""
+    from girder.models.setting import Setting
+
+    from histomics_label.settings import HEAVY_JOBS, WORKER_JOBS
+
+    work_queue, records, make_job = queue
+    named = {'setting': HEAVY_JOBS}
+    work_queue.register('switched', work_queue._handlers['sleep'], limit_setting=lambda: named['setting'])
+    Setting().set(HEAVY_JOBS, 1)
+    Setting().set(WORKER_JOBS, 3)
+    for k in range(3):
+        work_queue.submit('switched', f'server-{k}', make_job(f'server-{k}', 0.4))
+    work_queue.wait_until_idle(60)
+    assert _most_at_once(records) == 1
+    records.clear()
+    named['setting'] = WORKER_JOBS
+    for k in range(6):
+        work_queue.submit('switched', f'worker-{k}', make_job(f'worker-{k}', 0.6))
+    work_queue.wait_until_idle(60)
+    assert sorted(r['key'] for r in records) == [f'worker-{k}' for k in range(6)]
+    assert _most_at_once(records) == 3
+
+
+@pytest.mark.parametrize(('value', 'accepted'), [('server', True), ('girder_worker', True), ('celery', False),
+                                                 ('', False)])
+def test_the_executor_setting_takes_only_known_executors(server, value, accepted):
+    from girder.exceptions import ValidationException
+    from girder.models.setting import Setting
+
+    from histomics_label.settings import EXECUTOR
+
+    assert Setting().get(EXECUTOR) == 'server'  # without workers, the work runs where it always could
+    if accepted:
+        Setting().set(EXECUTOR, value)
+        assert Setting().get(EXECUTOR) == value
+    else:
+        with pytest.raises(ValidationException, match='server, girder_worker'):
+            Setting().set(EXECUTOR, value)

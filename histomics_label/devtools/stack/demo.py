@@ -2,11 +2,11 @@
 
 ``python -m histomics_label.devtools.stack.demo [--data live-data] [--port 8080]`` (what ``tox -e demo`` runs) starts
 the live stack (or finds it running), and through the REST API, as a user would: makes the collection "Histomics Label
-demo" with a project folder holding the sample slide, configures its categories, starts segment generation and
-follows its job to the end, labels a few segments picked by stain (``demo.seed_labels``: enough to show a model,
-not a pathologist's work), trains a round, and prints the URL, the login and what to open. Run again, it reuses
-everything it made; stop the stack with ``python -m histomics_label.devtools.stack stop --data live-data``.
-"""
+demo" with a project folder holding the sample slide, configures its categories, starts segment generation (on the
+stack's girder_worker process: ``--workers``) and follows its job to the end, labels a few segments picked by stain
+(``demo.seed_labels``: enough to show a model, not a pathologist's work), trains a round, and prints the URL, the
+login and what to open. Run again, it reuses everything it made; stop the stack with ``python -m
+histomics_label.devtools.stack stop --data live-data``. """
 
 from __future__ import annotations
 
@@ -132,11 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--data', type=Path, default=Path('live-data'), help='the stack\'s data folder')
     parser.add_argument('--port', type=int, default=8080, help='Girder\'s port')
     parser.add_argument('--host', default='127.0.0.1')
+    parser.add_argument('--workers', type=int, default=1,
+                        help='girder_worker processes that make the segments (0: the server makes them; default: '
+                             '%(default)s)')
     args = parser.parse_args(argv)
     try:
-        info = Stack(args.data, port=args.port, host=args.host).start()
+        info = Stack(args.data, port=args.port, host=args.host, workers=args.workers).start()
         print(f'live stack {"running" if info.already_running else "started"} at {info.url}', flush=True)
         client = info.client()
+        client.put('system/setting', parameters={'key': 'histomics_label.heavy_work_executor',
+                                                 'value': 'girder_worker' if args.workers else 'server'})
         tasks = register_cli_specs(client)
         folder, item = demo_project(client)
         client.put(f'histomics_label/project/{folder["_id"]}', json=CONFIG)

@@ -1,0 +1,184 @@
+"""A slide's segment work on girder_worker (the ``girder_worker`` executor, ``settings.EXECUTOR``).
+
+The server's queue still decides when a slide's work starts (one piece per slide, cancel, time limit, a restart);
+instead of a child process of its own it sends the Celery task ``workers.tasks.make_segments`` by name
+(``SEGMENTS_TASK``), with a Girder job of its own (a child of the slide's job, so the job panel shows the worker's log
+and progress), a token of the admin who asked for the work (read the slide, write the store's upload), and an item to
+upload the store to. While it waits it relays the task's progress into the slide's job; then it copies the uploaded
+store into place (the store folder is the server's) and removes the upload. The rest of the slide's job (versioned
+segmentations, the segment image, the next round) runs in the server as before.
+
+A worker that dies loses its task (Celery acknowledges on receipt): the task tells its job it is alive every
+``BEAT_S``, and a running task silent for ``SILENT_AFTER_S`` fails the slide's job, which a rerun of "Make segments"
+starts again. After a server restart the queue runs the slide's job again, which picks up the task it had sent.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import time
+from pathlib import Path
+
+from girder.constants import TokenScope
+from girder.exceptions import GirderException
+from girder.models.file import File
+from girder.models.folder import Folder
+from girder.models.item import Item
+from girder.models.setting import Setting
+from girder.models.token import Token
+from girder.models.user import User
+from girder_jobs.constants import JobStatus
+from girder_jobs.models.job import Job
+
+from ..core.errors import HistomicsLabelError
+from ..core.io.store import replace_store
+from ..core.pipeline import PipelineConfig
+from ..projects.segment_images import SEGMENTS_FOLDER
+from . import queue
+from .workers.celery_plugin import BEAT_S, SEGMENTS_TASK, STORE_NAME
+from .workers.errors import child_error
+
+WORKER_JOB_TYPE = 'histomics_label.segments.worker'
+SILENT_AFTER_S = 10 * BEAT_S
+"""A running task whose job has heard nothing from it for this long is judged lost with its worker."""
+_DIRECT_PATH = 'worker.direct_path'
+"""girder_worker plugin's setting: workers see Girder's files at their paths (a shared mount)."""
+_API_URL = 'worker.api_url'
+"""girder_worker plugin's setting: the API URL workers reach Girder at."""
+_ENDED = (JobStatus.SUCCESS, JobStatus.ERROR, JobStatus.CANCELED)
+
+
+def prepare(job: dict, user: dict) -> dict:
+    """Make the Girder job of the slide's task, inactive until ``run_segments`` sends it; call it in the request
+    that queues the slide's job. girder_worker's plugin gives every new job the API URL workers report to, from
+    the request (or its ``worker.api_url`` setting); the queue's thread has no request to take it from."""
+    try:
+        return Job().createJob(title=f'{job["title"]} (on a worker)', type=WORKER_JOB_TYPE,
+                               handler='celery_handler', user=user, public=False, parentJob=job)
+    except GirderException as exc:
+        raise HistomicsLabelError(f'Workers cannot be told where Girder is ({exc}): set the worker plugin\'s API '
+                                  f'URL ({_API_URL})') from None
+
+
+def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> None:
+    """Make ``pipeline.store`` on a worker; raise with the worker's reason when it failed, ``WorkStopped`` when the
+    slide's job was cancelled or ran past its time limit (the task is cancelled too)."""
+    task_job = _task_job(job)
+    if task_job['status'] == JobStatus.INACTIVE:
+        task_job = _send(task_job, folder, item, pipeline, context)
+    try:
+        task_job = _wait(job, task_job, context)
+        if task_job['status'] == JobStatus.CANCELED:
+            context.stopped = 'its worker job was cancelled'
+            raise queue.WorkStopped(f'Stopped: {context.stopped}')
+        if task_job['status'] != JobStatus.SUCCESS:
+            raise HistomicsLabelError(child_error(''.join(task_job.get('log') or []).splitlines(), 1,
+                                                  'the worker task'))
+        _take_store(task_job, Path(pipeline.store))
+    finally:
+        _discard_upload(task_job)
+
+
+def _task_job(job: dict) -> dict:
+    """The slide's task job: the one ``prepare`` made, or the one an earlier start of the slide's job sent (after a
+    server restart: waiting on it costs nothing, sending again would run the work twice); a new one when that
+    one failed or was cancelled, or the executor changed while the slide's job waited."""
+    earlier = Job().findOne({'parentId': job['_id'], 'type': WORKER_JOB_TYPE}, sort=[('created', -1)])
+    if earlier is None or earlier['status'] in (JobStatus.ERROR, JobStatus.CANCELED):
+        return prepare(job, User().load(job['userId'], force=True))
+    return earlier
+
+
+def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> dict:
+    """Send the task of ``task_job``, with a token of the admin who asked for it and an item to upload the store
+    to; returns the task job, queued."""
+    from girder_worker.app import app
+
+    requester = User().load(task_job['userId'], force=True)
+    owner = User().load(folder['creatorId'], force=True) if folder.get('creatorId') else requester
+    target = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
+                                   description='Segment-id images of the Histomics Label project (do not edit)')
+    upload = Item().createItem(f'{item["_id"]}.store (from a worker, removed when copied)', creator=owner,
+                               folder=target)
+    token = Token().createToken(user=requester, days=context.timeout_s / 86400 + 1,
+                                scope=[TokenScope.DATA_READ, TokenScope.DATA_WRITE])
+    info = task_job['jobInfoSpec']
+    inputs = {'slide': _source(item['largeImage']['fileId'], pipeline.slide)}
+    if pipeline.label_image:
+        inputs['label_image'] = _source(pipeline.label_image_file['file'], pipeline.label_image)
+    sent = app.send_task(SEGMENTS_TASK, args=[_portable(pipeline), inputs, str(upload['_id'])], headers={
+        'jobInfoSpec': info, 'girder_api_url': info['url'].rsplit('/job/', 1)[0],
+        'girder_client_token': str(token['_id'])})
+    return Job().updateJob(task_job, status=JobStatus.QUEUED,
+                           otherFields={'celeryTaskId': sent.id, 'histomicsLabelUpload': upload['_id']})
+
+
+def _source(file_id, local_path: str) -> dict:
+    """How a worker gets a Girder file: by id, or at the server's path where workers see Girder's files."""
+    file = File().load(file_id, force=True)
+    source = {'file': str(file['_id']), 'name': file['name']}
+    if Setting().get(_DIRECT_PATH):
+        source['path'] = local_path
+    return source
+
+
+def _portable(pipeline: PipelineConfig) -> dict:
+    """The configuration without this server's paths (the worker sets its own)."""
+    from dataclasses import asdict
+
+    return {**asdict(pipeline), 'slide': '', 'store': '', 'label_image': pipeline.label_image and ''}
+
+
+def _wait(job: dict, task_job: dict, context: queue.WorkContext) -> dict:
+    """Relay the task's progress into the slide's job until the task ends; the ended task job."""
+    relayed = None
+    while True:
+        reason = context.stop_reason()
+        if reason:
+            Job().cancelJob(Job().load(task_job['_id'], force=True))
+            context.stopped = reason
+            raise queue.WorkStopped(f'Stopped: {reason}')
+        task_job = Job().load(task_job['_id'], force=True)
+        if task_job['status'] in _ENDED:
+            return task_job
+        progress = (task_job.get('progress') or {}).get('current'), (task_job.get('progress') or {}).get('message')
+        if progress != relayed and progress[0] is not None:
+            job = Job().updateJob(job, progressCurrent=int(progress[0]), progressMessage=progress[1])
+            relayed = progress
+        if task_job['status'] == JobStatus.RUNNING and _silent_for(task_job) > SILENT_AFTER_S:
+            Job().updateJob(task_job, status=JobStatus.ERROR, log=f'Error: its worker has not answered for '
+                                                                  f'{SILENT_AFTER_S:g} s (stopped or killed)\n')
+            raise HistomicsLabelError(f'The worker running it has not answered for {SILENT_AFTER_S:g} s (stopped or '
+                                      'killed); make the segments again to send it to another worker')
+        time.sleep(queue.POLL_S)
+
+
+def _silent_for(task_job: dict) -> float:
+    updated = task_job['updated']
+    if updated.tzinfo is None:
+        updated = updated.replace(tzinfo=datetime.UTC)
+    return (datetime.datetime.now(datetime.UTC) - updated).total_seconds()
+
+
+def _take_store(task_job: dict, destination: Path) -> None:
+    """Copy the store the task uploaded beside ``destination``, then move it into place as a new store replaces
+    an old one (``replace_store``: checked first, under the store's lock, the old store's rounds removed)."""
+    upload = Item().load(task_job['histomicsLabelUpload'], force=True)
+    file = upload and File().findOne({'itemId': upload['_id'], 'name': STORE_NAME})
+    if file is None:
+        raise HistomicsLabelError('The worker task ended without sending its store')
+    partial = destination.with_name(destination.name + '.from-worker')
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with File().open(file) as source, open(partial, 'wb') as target:
+            shutil.copyfileobj(source, target, 1 << 22)
+        replace_store(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _discard_upload(task_job: dict) -> None:
+    upload = task_job.get('histomicsLabelUpload') and Item().load(task_job['histomicsLabelUpload'], force=True)
+    if upload is not None:
+        Item().remove(upload)

@@ -1,0 +1,24 @@
+"""What girder_worker loads from the ``girder_worker_plugins`` entry point, and what the server and the tasks agree
+on (task names, the store's upload name, the beat). It imports neither girder_worker's Celery app (which loads
+this entry point while it starts) nor the tasks, so the server reads it without registering them."""
+
+from __future__ import annotations
+
+from girder_worker import GirderWorkerPluginABC
+
+SEGMENTS_TASK = 'histomics_label.segments'
+"""The Celery name of the segment task (``tasks.make_segments``); the server sends it by name."""
+STORE_NAME = 'store.h5'
+"""The name the segment task uploads the store under."""
+BEAT_S = 30.0
+"""How often a running task tells its job it is alive, progress or not (``jobs.remote`` judges a silent one lost)."""
+
+
+class WorkerPlugin(GirderWorkerPluginABC):
+    """Where the plugin's tasks are."""
+
+    def __init__(self, app, *args, **kwargs) -> None:
+        self.app = app
+
+    def task_imports(self) -> list[str]:
+        return ['histomics_label.jobs.workers.tasks']

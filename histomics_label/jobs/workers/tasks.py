@@ -1,0 +1,100 @@
+"""The plugin's girder_worker tasks: a slide's segments and features made on a worker machine.
+
+A DSA's girder_worker workers find these tasks through the ``girder_worker_plugins`` entry point (``celery_plugin``)
+once this package is installed beside them. A worker shares only the broker and Girder's API with the server, as a
+worker on another machine does: it reads the slide where Girder's files lie when it can see them (the worker plugin's
+*direct path* setting), else downloads the file with the task's token; it makes the store with the same child process
+the server's own executor runs (``workers.child``) and uploads it to the item the server named, which copies it into
+place (``jobs.remote``). Progress, the log and the end reach the task's Girder job through girder_worker's job
+manager; a cancel in Girder stops the child within seconds. Nothing here imports girder or the engine. """
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from girder_worker.app import app
+from girder_worker.utils import JobStatus
+
+from .celery_plugin import BEAT_S, SEGMENTS_TASK, STORE_NAME
+from .child import ChildFailed, run_segments_child
+
+POLL_S = 5.0
+"""How often a running task asks Girder whether its job was cancelled."""
+
+
+@app.task(bind=True, name=SEGMENTS_TASK)
+def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
+    """Make the segments and features ``pipeline`` (a ``PipelineConfig`` as a dict) asks for, its ``inputs`` (the
+    slide, and an imported segment-id image: see ``local_file``) read here, and upload the store to
+    ``output_item``; returns the uploaded file's id, or ``stopped`` when the job was cancelled."""
+    client, manager = self.girder_client, self.job_manager
+    if client is None or manager is None:
+        raise RuntimeError('The task came without a Girder job or token: send it from the plugin (jobs.remote)')
+    reporter = _Reporter(manager)
+    with tempfile.TemporaryDirectory(prefix='histomics-label-') as work:
+        for field, source in inputs.items():
+            pipeline[field] = local_file(client, source, Path(work) / field, reporter)
+        store = Path(work) / STORE_NAME
+        pipeline['store'] = str(store)
+        try:
+            stopped = run_segments_child(pipeline, reporter.progress, reporter.stop_reason, POLL_S)
+        except ChildFailed as exc:
+            manager.write(f'Error: {exc}\n', forceFlush=True)
+            raise
+        stopped = stopped or reporter.stop_reason()
+        if not stopped:
+            reporter.progress(1.0, 'sending the store to Girder')
+            try:
+                file = client.uploadFileToItem(output_item, str(store), filename=STORE_NAME)
+            except Exception:  # a cancel meanwhile removes the upload's item
+                stopped = reporter.stop_reason()
+                if not stopped:
+                    raise
+        if stopped:
+            manager.write(f'Stopped: {stopped}\n', forceFlush=True)
+            return {'stopped': stopped}
+    return {'file': str(file['_id'])}
+
+
+def local_file(client, source: dict, folder: Path, reporter: _Reporter) -> str:
+    """A path on this machine to the Girder file ``source`` names (``file``, ``name``, and ``path`` where the server
+    sends its own path): that path when this machine sees it, else a download into ``folder``."""
+    path = source.get('path')
+    if path and os.path.isfile(path) and os.access(path, os.R_OK):
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(source['name']).name
+    reporter.progress(0.0, f'downloading {source["name"]}')
+    client.downloadFile(source['file'], str(target))
+    return str(target)
+
+
+class _Reporter:
+    """The task's progress and liveness in its Girder job, shared by the thread that reads the child's output and
+    the one that watches for a cancel (girder_worker's job manager is not thread-safe)."""
+
+    def __init__(self, manager) -> None:
+        self._manager = manager
+        self._lock = threading.Lock()
+        self._sent = 0.0
+        self._fraction = 0.0
+
+    def progress(self, fraction: float, message: str) -> None:
+        with self._lock:
+            self._fraction = fraction
+            self._manager.updateProgress(total=1000, current=int(fraction * 1000), message=message)
+            self._sent = time.monotonic()
+
+    def stop_reason(self) -> str | None:
+        with self._lock:
+            if time.monotonic() - self._sent >= BEAT_S:
+                self._manager.updateProgress(current=int(self._fraction * 1000), forceFlush=True)
+                self._sent = time.monotonic()
+            status = self._manager.refreshStatus()
+        if status in (JobStatus.CANCELING, JobStatus.CANCELED):
+            return 'it was cancelled'
+        return None

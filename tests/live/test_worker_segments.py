@@ -1,0 +1,140 @@
+"""The plugin's own segment work on girder_worker (issue 17), rehearsed as two machines on one: two girder_worker
+processes with separate working folders, sharing only the broker (the stack's Redis) and Girder's API, take a
+4-slide project's segment jobs under the ``girder_worker`` executor. The jobs split across both workers, the
+Girder server never runs the pipeline, each worker fetches its slide through the API (workers are not told the
+server's paths), and every store the server puts in place is the store the engine makes from that slide here.
+A cancelled slide stops its task on the worker, leaves no store, and runs again on a rerun.
+
+Real processes, no mocks: the stack's Girder and Redis, two Celery workers and their child processes.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.live_stack import running_stack, slides_project, store_path
+
+from histomics_label.core.io.store import SlideStore
+from histomics_label.core.pipeline import PipelineConfig, run_pipeline
+from histomics_label.devtools.stack.jobs import wait_for_job
+from histomics_label.projects.segment_images import SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER
+
+pytestmark = pytest.mark.live
+
+CONFIG = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'}],
+          'magnification': 5, 'radius': 10, 'patchSize': 32, 'feature': 'image', 'model': 'cnn_torch',
+          'retrainEvery': 0, 'batchSize': 8}
+RUNNING, SUCCESS, CANCELED = 2, 3, 5
+SEGMENT_CHILD = b'histomics_label.jobs.workers.segments'
+WORKER_JOB_TYPE = 'histomics_label.segments.worker'
+
+
+@pytest.fixture(scope='module')
+def stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp('worker-segments') / 'data', workers=2) as stack:
+        client = stack.client()
+        client.put('system/setting', parameters={'key': 'histomics_label.heavy_work_executor',
+                                                 'value': 'girder_worker'})
+        yield stack
+
+
+def children(pid: int) -> list[bytes]:
+    """The command lines of every process below ``pid``."""
+    parents = {}
+    for entry in Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / 'stat').read_text().rpartition(')')[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent:
+                try:
+                    found.append((Path('/proc') / str(child) / 'cmdline').read_bytes())
+                except OSError:
+                    continue
+                frontier.append(child)
+    return found
+
+
+def follow(client, stack, job_ids: list[str], timeout: float = 900) -> tuple[list[dict], dict[str, int]]:
+    """Wait for the jobs to end, sampling whose processes run the segment child meanwhile; the ended jobs, and how
+    many samples saw the child under Girder and under each worker."""
+    pids = stack.info().pids
+    seen = {name: 0 for name in ('girder', 'worker-1', 'worker-2')}
+    deadline = time.monotonic() + timeout
+    pending = set(job_ids)
+    while pending and time.monotonic() < deadline:
+        for name in seen:
+            seen[name] += any(SEGMENT_CHILD in command for command in children(pids[name]))
+        pending = {job for job in pending if client.get(f'job/{job}')['status'] not in (SUCCESS, 4, CANCELED)}
+        time.sleep(0.2)
+    return [wait_for_job(client, job, timeout=10) for job in job_ids], seen
+
+
+def test_a_projects_segment_jobs_split_across_two_workers(stack, crops, tmp_path):
+    client = stack.client()
+    folder, items, base = slides_project(client, crops[:4], 'Segments on workers', CONFIG)
+    started = client.post(f'{base}/segments')
+    ended, seen = follow(client, stack, [entry['job'] for entry in started])
+    assert [job['status'] for job in ended] == [SUCCESS] * 4, [''.join(job['log'])[-1500:] for job in ended]
+    assert seen['girder'] == 0 and seen['worker-1'] and seen['worker-2'], seen
+
+    # each slide's job sent one task, which one worker received and ran
+    logs = {name: stack.info().logs[name].read_text(errors='replace') for name in ('worker-1', 'worker-2')}
+    ran_by = {}
+    for job in ended:
+        tasks = client.get('job', parameters={'parentId': job['_id'], 'types': f'["{WORKER_JOB_TYPE}"]'})
+        assert [task['status'] for task in tasks] == [SUCCESS], tasks
+        received = [name for name, log in logs.items() if f'[{tasks[0]["celeryTaskId"]}] received' in log]
+        assert len(received) == 1, received
+        ran_by[job['_id']] = received[0]
+        assert job['progress']['current'] == job['progress']['total']
+    assert sorted(set(ran_by.values())) == ['worker-1', 'worker-2'], ran_by
+
+    # every store in place is the engine's store of that slide, made here from the same file
+    for item, crop in zip(items, crops[:4], strict=True):
+        with SlideStore(store_path(client, folder, item)) as store:
+            params = store.segment_params
+            served = store.label_raster[...], store.n_segments
+        assert params['slide']['file'] == item['largeImage']['fileId']
+        local = run_pipeline(PipelineConfig(slide=str(crop), store=str(tmp_path / f'{item["_id"]}.h5'),
+                                            magnification=5, radius=10, compactness=params['compactness'],
+                                            feature='image', patch_size=32, model='cnn_torch'))
+        with SlideStore(local.store) as store:
+            np.testing.assert_array_equal(served[0], store.label_raster[...])
+            assert served[1] == store.n_segments
+        assert client.getItem(item['_id'])['meta'][SEGMENT_IMAGE_KEY]
+
+    # the uploads the stores came through are gone; the segment images stay
+    segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER))
+    names = sorted(entry['name'] for entry in client.listItem(segments_folder['_id']))
+    assert names == sorted(f'{item["_id"]}.segments.tiff' for item in items), names
+
+
+def test_a_cancelled_slide_stops_on_its_worker_and_runs_again(stack, crops):
+    client = stack.client()
+    folder, items, base = slides_project(client, crops[4:5], 'Cancelled on a worker', CONFIG)
+    job_id = client.post(f'{base}/segments')[0]['job']
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        tasks = client.get('job', parameters={'parentId': job_id, 'types': f'["{WORKER_JOB_TYPE}"]'})
+        if tasks and tasks[0]['status'] == RUNNING:
+            break
+        time.sleep(0.2)
+    assert tasks and tasks[0]['status'] == RUNNING, tasks
+    client.put(f'job/{job_id}/cancel')
+    job = wait_for_job(client, job_id, timeout=120)
+    assert job['status'] == CANCELED, job.get('log')
+    task = wait_for_job(client, tasks[0]['_id'], timeout=120)
+    assert task['status'] == CANCELED, task.get('log')
+    assert not store_path(client, folder, items[0]).exists()
+
+    rerun = wait_for_job(client, client.post(f'{base}/segments')[0]['job'], timeout=600)
+    assert rerun['status'] == SUCCESS, rerun.get('log')
+    with SlideStore(store_path(client, folder, items[0])) as store:
+        assert store.n_segments > 0
