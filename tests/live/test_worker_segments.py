@@ -3,11 +3,14 @@ processes with separate working folders, sharing only the broker (the stack's Re
 4-slide project's segment jobs under the ``girder_worker`` executor. The jobs split across both workers, the
 Girder server never runs the pipeline, each worker fetches its slide through the API (workers are not told the
 server's paths), and every store the server puts in place is the store the engine makes from that slide here.
-A cancelled slide stops its task on the worker, leaves no store, and runs again on a rerun.
+A cancelled slide stops its task on the worker, leaves no store, and runs again on a rerun; a Girder restarted
+alone mid-task takes the store of the task it had sent.
 
 Real processes, no mocks: the stack's Girder and Redis, two Celery workers and their child processes.
 """
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -116,17 +119,26 @@ def test_a_projects_segment_jobs_split_across_two_workers(stack, crops, tmp_path
     assert names == sorted(f'{item["_id"]}.segments.tiff' for item in items), names
 
 
+def task_jobs(client, job_id: str) -> list[dict]:
+    return client.get('job', parameters={'parentId': job_id, 'types': f'["{WORKER_JOB_TYPE}"]'})
+
+
+def running_task(client, job_id: str) -> dict:
+    """The slide job's task job, once a worker runs it."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        tasks = task_jobs(client, job_id)
+        if tasks and tasks[0]['status'] == RUNNING:
+            return tasks[0]
+        time.sleep(0.1)
+    raise AssertionError(f'no worker ran the task of job {job_id}: {tasks}')
+
+
 def test_a_cancelled_slide_stops_on_its_worker_and_runs_again(stack, crops):
     client = stack.client()
     folder, items, base = slides_project(client, crops[4:5], 'Cancelled on a worker', CONFIG)
     job_id = client.post(f'{base}/segments')[0]['job']
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        tasks = client.get('job', parameters={'parentId': job_id, 'types': f'["{WORKER_JOB_TYPE}"]'})
-        if tasks and tasks[0]['status'] == RUNNING:
-            break
-        time.sleep(0.2)
-    assert tasks and tasks[0]['status'] == RUNNING, tasks
+    tasks = [running_task(client, job_id)]
     client.put(f'job/{job_id}/cancel')
     job = wait_for_job(client, job_id, timeout=120)
     assert job['status'] == CANCELED, job.get('log')
@@ -136,5 +148,24 @@ def test_a_cancelled_slide_stops_on_its_worker_and_runs_again(stack, crops):
 
     rerun = wait_for_job(client, client.post(f'{base}/segments')[0]['job'], timeout=600)
     assert rerun['status'] == SUCCESS, rerun.get('log')
+    with SlideStore(store_path(client, folder, items[0])) as store:
+        assert store.n_segments > 0
+
+
+def test_girder_restarted_mid_task_takes_the_store_of_the_task_it_had_sent(stack, crops):
+    """Girder killed (SIGKILL) while a worker runs a slide's task, then started alone, as an admin restarts it while
+    the workers go on: the queue starts the slide's job again, which waits on the task already sent instead of
+    sending another, and takes its store (the worker kept its store until Girder answered again)."""
+    client = stack.client()
+    folder, items, base = slides_project(client, crops[5:6], 'Girder restarted', CONFIG)
+    job_id = client.post(f'{base}/segments')[0]['job']
+    task = running_task(client, job_id)
+    os.kill(stack.info().pids['girder'], signal.SIGKILL)
+    client = stack.restart('girder').client()
+    job = wait_for_job(client, job_id, timeout=600)
+    assert job['status'] == SUCCESS, job.get('log')
+    assert 'Started again (attempt 2)' in ''.join(job['log'])
+    tasks = task_jobs(client, job_id)
+    assert [(t['_id'], t['status']) for t in tasks] == [(task['_id'], SUCCESS)], tasks
     with SlideStore(store_path(client, folder, items[0])) as store:
         assert store.n_segments > 0

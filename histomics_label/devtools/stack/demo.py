@@ -6,7 +6,8 @@ demo" with a project folder holding the sample slide, configures its categories,
 stack's girder_worker process: ``--workers``) and follows its job to the end, labels a few segments picked by stain
 (``demo.seed_labels``: enough to show a model, not a pathologist's work), trains a round, and prints the URL, the
 login and what to open. Run again, it reuses everything it made; stop the stack with ``python -m
-histomics_label.devtools.stack stop --data live-data``. """
+histomics_label.devtools.stack stop --data live-data``.
+"""
 
 from __future__ import annotations
 

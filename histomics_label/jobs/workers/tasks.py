@@ -6,16 +6,21 @@ worker on another machine does: it reads the slide where Girder's files lie when
 *direct path* setting), else downloads the file with the task's token; it makes the store with the same child process
 the server's own executor runs (``workers.child``) and uploads it to the item the server named, which copies it into
 place (``jobs.remote``). Progress, the log and the end reach the task's Girder job through girder_worker's job
-manager; a cancel in Girder stops the child within seconds. Nothing here imports girder or the engine. """
+manager; a cancel in Girder stops the child within seconds. Nothing here imports girder or the engine.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 from girder_worker.app import app
 from girder_worker.utils import JobStatus
 
@@ -24,6 +29,9 @@ from .child import ChildFailed, run_segments_child
 
 POLL_S = 5.0
 """How often a running task asks Girder whether its job was cancelled."""
+UNREACHABLE_S = 300.0
+"""How long a finished task tries to send its store to a Girder that does not answer."""
+logger = logging.getLogger(__name__)
 
 
 @app.task(bind=True, name=SEGMENTS_TASK)
@@ -49,7 +57,7 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
         if not stopped:
             reporter.progress(1.0, 'sending the store to Girder')
             try:
-                file = client.uploadFileToItem(output_item, str(store), filename=STORE_NAME)
+                file = _upload(client, output_item, store)
             except Exception:  # a cancel meanwhile removes the upload's item
                 stopped = reporter.stop_reason()
                 if not stopped:
@@ -73,6 +81,20 @@ def local_file(client, source: dict, folder: Path, reporter: _Reporter) -> str:
     return str(target)
 
 
+def _upload(client, item_id: str, store: Path) -> dict:
+    """Upload the store to the item; a Girder that does not answer (restarted meanwhile) is tried again for
+    ``UNREACHABLE_S``."""
+    deadline = time.monotonic() + UNREACHABLE_S
+    while True:
+        try:
+            return client.uploadFileToItem(item_id, str(store), filename=STORE_NAME)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning('Girder does not answer; sending the store again in %g s', POLL_S)
+            time.sleep(POLL_S)
+
+
 class _Reporter:
     """The task's progress and liveness in its Girder job, shared by the thread that reads the child's output and
     the one that watches for a cancel (girder_worker's job manager is not thread-safe)."""
@@ -84,13 +106,16 @@ class _Reporter:
         self._fraction = 0.0
 
     def progress(self, fraction: float, message: str) -> None:
-        with self._lock:
+        with self._lock, _unless_unreachable():
             self._fraction = fraction
             self._manager.updateProgress(total=1000, current=int(fraction * 1000), message=message)
             self._sent = time.monotonic()
 
     def stop_reason(self) -> str | None:
-        with self._lock:
+        """'it was cancelled' when the job says so; None otherwise, and while Girder does not answer (the work
+        goes on through a restart of Girder)."""
+        status = None
+        with self._lock, _unless_unreachable():
             if time.monotonic() - self._sent >= BEAT_S:
                 self._manager.updateProgress(current=int(self._fraction * 1000), forceFlush=True)
                 self._sent = time.monotonic()
@@ -98,3 +123,12 @@ class _Reporter:
         if status in (JobStatus.CANCELING, JobStatus.CANCELED):
             return 'it was cancelled'
         return None
+
+
+@contextmanager
+def _unless_unreachable() -> Iterator[None]:
+    """Go on when Girder does not answer a report (a restart): the next one gets through."""
+    try:
+        yield
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        logger.warning('Girder does not answer (%s); going on', exc)
