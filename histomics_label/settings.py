@@ -74,7 +74,9 @@ JOB_TIMEOUT_MINUTES = 'histomics_label.job_timeout_minutes'
 EXECUTOR = 'histomics_label.heavy_work_executor'
 """Where a slide's segments and features are made: ``server`` (a child process of the Girder server, limited by
 ``HEAVY_JOBS``) or ``girder_worker`` (a Celery task on the DSA's girder_worker workers, which need this package
-installed; they fetch the slide and send the store back through Girder's API, so they may run on other machines)."""
+installed; they fetch the slide and send the store back through Girder's API, so they may run on other machines).
+With ``girder_worker`` (a production deployment) the web server process also never trains a model itself: every
+round runs in a child process of the server, so the server never loads torch."""
 EXECUTORS = ('server', 'girder_worker')
 WORKER_JOBS = 'histomics_label.worker_jobs_per_process'
 """With the ``girder_worker`` executor, how many pieces of heavy work one Girder process hands to the workers at
@@ -103,7 +105,14 @@ def _validate_training_jobs(doc: dict) -> None:
 
 @setting_utilities.default(EXECUTOR)
 def _default_executor() -> str:
-    return 'server'
+    """``$HISTOMICS_LABEL_HEAVY_WORK_EXECUTOR`` (a deployment's compose file sets it), else ``server``: without
+    workers the work runs where it always can."""
+    value = os.environ.get('HISTOMICS_LABEL_HEAVY_WORK_EXECUTOR', 'server')
+    if value not in EXECUTORS:
+        logger.error('HISTOMICS_LABEL_HEAVY_WORK_EXECUTOR=%s is none of %s; heavy work runs in the server', value,
+                     ', '.join(EXECUTORS))
+        return 'server'
+    return value
 
 
 @setting_utilities.validator(EXECUTOR)
@@ -130,6 +139,11 @@ def _default_job_timeout() -> int:
 @setting_utilities.validator(JOB_TIMEOUT_MINUTES)
 def _validate_job_timeout(doc: dict) -> None:
     doc['value'] = _whole_in(doc['value'], 1, 7 * 24 * 60, 'The time limit of heavy work (minutes)')
+
+
+def heavy_work_executor() -> str:
+    """Where heavy work runs now: ``server`` or ``girder_worker`` (``EXECUTOR``)."""
+    return Setting().get(EXECUTOR)
 
 
 def _whole_in(value, low: int, high: int, what: str) -> int:

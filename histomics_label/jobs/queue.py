@@ -15,11 +15,9 @@ and only hands out more pieces at once (``WORKER_JOBS``), since they no longer r
 
 from __future__ import annotations
 
-import ctypes
 import datetime
 import logging
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -138,13 +136,6 @@ class WorkContext:
             Job().updateJob(job, log=f'Stopped: {self.stopped}\n')
         else:
             Job().updateJob(job, status=JobStatus.CANCELED, log=f'Stopped: {self.stopped}\n')
-
-
-def dies_with_parent() -> None:
-    """``preexec_fn`` for a child process: the kernel kills it when the Girder process that started it dies (a
-    ``kill -9`` included), so that work queued again after a restart never runs beside an orphan of itself."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def submit(kind: str, key: str, job: dict, project_id: ObjectId | None = None,

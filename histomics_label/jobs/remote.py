@@ -131,8 +131,9 @@ def _portable(pipeline: PipelineConfig) -> dict:
 
 
 def _wait(job: dict, task_job: dict, context: queue.WorkContext) -> dict:
-    """Relay the task's progress into the slide's job until the task ends; the ended task job."""
-    relayed = None
+    """Relay the task's progress into the slide's job until the task ends; the ended task job. Silence counts from
+    when this wait began at the earliest: after a long Girder outage the task's next beat is still to come."""
+    relayed, waiting_since = None, datetime.datetime.now(datetime.UTC)
     while True:
         reason = context.stop_reason()
         if reason:
@@ -142,11 +143,14 @@ def _wait(job: dict, task_job: dict, context: queue.WorkContext) -> dict:
         task_job = Job().load(task_job['_id'], force=True)
         if task_job['status'] in _ENDED:
             return task_job
-        progress = (task_job.get('progress') or {}).get('current'), (task_job.get('progress') or {}).get('message')
+        if task_job['status'] == JobStatus.QUEUED:
+            progress = 0, 'waiting for a girder_worker worker to take it'
+        else:
+            progress = (task_job.get('progress') or {}).get('current'), (task_job.get('progress') or {}).get('message')
         if progress != relayed and progress[0] is not None:
             job = Job().updateJob(job, progressCurrent=int(progress[0]), progressMessage=progress[1])
             relayed = progress
-        if task_job['status'] == JobStatus.RUNNING and _silent_for(task_job) > SILENT_AFTER_S:
+        if task_job['status'] == JobStatus.RUNNING and _silent_for(task_job, waiting_since) > SILENT_AFTER_S:
             Job().updateJob(task_job, status=JobStatus.ERROR, log=f'Error: its worker has not answered for '
                                                                   f'{SILENT_AFTER_S:g} s (stopped or killed)\n')
             raise HistomicsLabelError(f'The worker running it has not answered for {SILENT_AFTER_S:g} s (stopped or '
@@ -154,11 +158,12 @@ def _wait(job: dict, task_job: dict, context: queue.WorkContext) -> dict:
         time.sleep(queue.POLL_S)
 
 
-def _silent_for(task_job: dict) -> float:
+def _silent_for(task_job: dict, since: datetime.datetime) -> float:
+    """Seconds since the task job last heard from its task, or since ``since`` when that is later."""
     updated = task_job['updated']
     if updated.tzinfo is None:
         updated = updated.replace(tzinfo=datetime.UTC)
-    return (datetime.datetime.now(datetime.UTC) - updated).total_seconds()
+    return (datetime.datetime.now(datetime.UTC) - max(updated, since)).total_seconds()
 
 
 def _take_store(task_job: dict, destination: Path) -> None:

@@ -47,9 +47,10 @@ from ..models.work_queue import HeavyWork
 from ..projects import folders, notify
 from ..projects.outlines import segment_pictures
 from ..projects.segmented import rankings_folder, segmented_slides
-from ..settings import TRAINING_JOBS
+from ..settings import TRAINING_JOBS, heavy_work_executor
 from . import queue
 from .segments import KIND as SEGMENTS
+from .workers.child import dies_with_parent
 from .workers.errors import child_error
 from .workers.rounds import store_outputs
 
@@ -162,6 +163,9 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
     outputs = round_outputs(folder, config)
     if models.get(config['model']).representation == 'image':
         numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'], outputs, context)
+    elif heavy_work_executor() == 'girder_worker':  # production: the web server never loads torch
+        audited = audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
+        numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'], outputs, context, audited)
     else:
         audited = audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
         records = train_slides_round(stores, rep, config['model'], model_options(pipeline), progress,
@@ -197,18 +201,22 @@ def round_outputs(folder: dict, config: dict) -> dict:
 
 
 def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str, outputs: dict,
-                    context: queue.WorkContext | None) -> tuple[list[int], dict, list[dict | None]]:
-    """Train a CNN round in a child interpreter (``workers.rounds``), which also stores the round's rankings and
-    indexes (``outputs``); raise with its error when it fails, ``WorkStopped`` when ``context`` stopped it."""
+                    context: queue.WorkContext | None,
+                    audited: list | None = None) -> tuple[list[int], dict, list[dict | None]]:
+    """Train a round in a child interpreter (``workers.rounds``), which also stores the round's rankings and
+    indexes (``outputs``); raise with its error when it fails, ``WorkStopped`` when ``context`` stopped it.
+    ``audited``: each slide's audited segment ids, for a model that is cross-validated."""
     from dataclasses import asdict
 
     request = {'pipeline': asdict(pipeline), 'model': model, 'outputs': outputs, 'slides': [
         {'store': path, 'categories': [c.as_dict() for c in labels.categories],
          'segment_ids': labels.segment_ids.tolist(), 'category_index': labels.category_index.tolist()}
         for path, labels in stores]}
+    if audited is not None:
+        request['audited'] = [ids.tolist() for ids in audited]
     with subprocess.Popen([sys.executable, '-m', 'histomics_label.jobs.workers.rounds'], stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=queue.dies_with_parent) as child:
+                          preexec_fn=dies_with_parent) as child:
         with context.supervise(child) if context is not None else contextlib.nullcontext():
             stdout, stderr = child.communicate(json.dumps(request))
     if child.returncode != 0:

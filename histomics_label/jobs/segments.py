@@ -30,7 +30,6 @@ from girder.exceptions import ValidationException
 from girder.models.file import File
 from girder.models.folder import Folder
 from girder.models.item import Item
-from girder.models.setting import Setting
 from girder.models.upload import Upload
 from girder.models.user import User
 from girder_jobs.constants import JobStatus
@@ -41,7 +40,7 @@ from ..core.io.store import SlideStore
 from ..core.pipeline import PipelineConfig, representation, same_segmentation
 from ..projects import folders, resegmentation
 from ..projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
-from ..settings import EXECUTOR, HEAVY_JOBS, WORKER_JOBS
+from ..settings import HEAVY_JOBS, WORKER_JOBS, heavy_work_executor
 from . import queue, remote
 from .workers.child import run_segments_child
 
@@ -115,7 +114,7 @@ def _queue(folder: dict, item: dict, user: dict) -> dict:
                                f'{item["name"]}', type=JOB_TYPE, user=user, public=False,
                                kwargs={'project': str(folder['_id']), 'item': str(item['_id'])})
     job = Job().updateJob(job, status=JobStatus.QUEUED)
-    task_job = remote.prepare(job, user) if executor() == 'girder_worker' else None
+    task_job = remote.prepare(job, user) if heavy_work_executor() == 'girder_worker' else None
     entry, new = queue.submit(KIND, f'{KIND}:{item["_id"]}', job, folder['_id'], item['_id'])
     if not new:
         for unused in filter(None, (task_job, job)):
@@ -146,12 +145,12 @@ def run_job(job: dict, context: queue.WorkContext) -> None:
     try:
         requester = User().load(job['userId'], force=True)  # an imported segment image is read with their access
         pipeline = slide_pipeline(folder, item, folders.config_of(folder), user=requester)
-        versioned = _changes_segments(pipeline)
+        versioned = changes_segments(pipeline)
         if versioned:
             pipeline.store = str(resegmentation.pending_path(folder, item))
         else:
             resegmentation.discard(folder, item)  # the settings went back to the store's: nothing waits any more
-        if executor() == 'girder_worker':
+        if heavy_work_executor() == 'girder_worker':
             remote.run_segments(job, folder, item, pipeline, context)
         else:
             _run_pipeline_child(job, pipeline, context)
@@ -182,7 +181,7 @@ def run_job(job: dict, context: queue.WorkContext) -> None:
                     log=f'{count} segments with features; segment image item {image["_id"]}{started}\n')
 
 
-def _changes_segments(pipeline: PipelineConfig) -> bool:
+def changes_segments(pipeline: PipelineConfig) -> bool:
     """Whether the slide has a store whose segments differ from those ``pipeline`` makes."""
     if not os.path.exists(pipeline.store):
         return False
@@ -214,8 +213,7 @@ def _run_pipeline_child(job: dict, pipeline: PipelineConfig, context: queue.Work
         progress['job'] = Job().updateJob(progress['job'], progressCurrent=int(fraction * 1000),
                                           progressMessage=message)
 
-    stopped = run_segments_child(asdict(pipeline), report, context.stop_reason, queue.POLL_S,
-                                 preexec_fn=queue.dies_with_parent)
+    stopped = run_segments_child(asdict(pipeline), report, context.stop_reason, queue.POLL_S)
     if stopped:
         context.stopped = stopped
         raise queue.WorkStopped(f'Stopped: {stopped}')
@@ -276,13 +274,8 @@ def _previous_images(target: dict, name: str, previous: str | None, new_id) -> l
     return list(found.values())
 
 
-def executor() -> str:
-    """Where segment work runs now: ``server`` or ``girder_worker`` (``settings.EXECUTOR``)."""
-    return Setting().get(EXECUTOR)
-
-
 def _limit_setting() -> str:
-    return WORKER_JOBS if executor() == 'girder_worker' else HEAVY_JOBS
+    return WORKER_JOBS if heavy_work_executor() == 'girder_worker' else HEAVY_JOBS
 
 
 queue.register(KIND, run_job, limit_setting=_limit_setting)

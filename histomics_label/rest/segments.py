@@ -1,5 +1,6 @@
 """``POST /histomics_label/project/{id}/segments``: make segments and features for the project's slides, as Girder
-jobs; ``POST .../slide/{item}/embeddings``: import a slide's embeddings computed elsewhere; the carry-over report
+jobs; ``POST .../slide/{item}/embeddings``: import a slide's embeddings computed elsewhere; ``POST
+.../slide/{item}/store``: adopt a store made elsewhere (the job panel's); the carry-over report
 of re-segmented slides (``GET .../resegmentation``), applying or discarding it (``POST`` / ``DELETE
 .../slide/{item}/resegmentation``); the project's stale labels (``GET`` / ``DELETE .../stale_labels``). ADMIN on the
 project folder does each, but listing stale labels, which READ does."""
@@ -15,6 +16,7 @@ from girder.exceptions import ValidationException
 from girder.models.file import File
 from girder.models.folder import Folder
 
+from ..jobs import adopted_stores
 from ..jobs import segments as segment_jobs
 from ..projects import folders, resegmentation
 from ..projects.embedding_import import import_slide_embeddings
@@ -24,6 +26,7 @@ def add_routes(resource: Resource) -> None:
     """Add the segment-generation and embedding-import routes to the plugin's ``/histomics_label`` resource."""
     resource.route('POST', ('project', ':id', 'segments'), make_segments)
     resource.route('POST', ('project', ':id', 'slide', ':item', 'embeddings'), import_embeddings)
+    resource.route('POST', ('project', ':id', 'slide', ':item', 'store'), adopt_store)
     resource.route('GET', ('project', ':id', 'resegmentation'), carry_over_reports)
     resource.route('POST', ('project', ':id', 'slide', ':item', 'resegmentation'), apply_resegmentation)
     resource.route('DELETE', ('project', ':id', 'slide', ':item', 'resegmentation'), discard_resegmentation)
@@ -61,6 +64,25 @@ def make_segments(folder: dict, force: bool) -> list[dict]:
     .errorResponse('Admin access was denied on the folder.', 403))
 def import_embeddings(folder: dict, item: str, file: dict) -> dict:
     return import_slide_embeddings(folder, item, file)
+
+
+@access.user(scope=TokenScope.DATA_WRITE)
+@autoDescribeRoute(
+    Description('Adopt a slide store made outside the project as the slide\'s segments and features.')
+    .notes('For the store the DSA job panel\'s SuperpixelClassification uploads (its "store" output), or one made '
+           'on another machine. It must be a store made from this slide with the project\'s current settings; '
+           'then it takes the slide\'s place as a segment job\'s store would: at once ("applied", with its segment '
+           'image published) unless the slide has labels on other segments, where it waits beside them for the '
+           'carry-over report ("waiting"). Anything else is a 400 that leaves the slide as it was.')
+    .modelParam('id', 'The project folder.', model=Folder, level=AccessType.ADMIN)
+    .param('item', 'The slide (an item of the project).', paramType='path')
+    .modelParam('fileId', 'The store file (.h5) in Girder.', model=File, level=AccessType.READ,
+                paramType='formData', destName='file')
+    .errorResponse('The file is not a store of this slide made with the project\'s settings (the message says '
+                   'how), or segment jobs of the project are running.')
+    .errorResponse('Admin access was denied on the folder.', 403))
+def adopt_store(folder: dict, item: str, file: dict) -> dict:
+    return adopted_stores.adopt_store(folder, item, file, getCurrentUser())
 
 
 @access.user(scope=TokenScope.DATA_READ)

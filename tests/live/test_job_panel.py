@@ -2,7 +2,7 @@
 SuperpixelClassification sent through slicer_cli_web's REST call (what the job panel sends) becomes a Girder job that
 a girder_worker process (its own process; Celery over the stack's Redis) runs in the container, reporting progress
 into the job and uploading its outputs to Girder. The outputs are checked against the same CLI run outside Girder on
-the same slide and labels."""
+the same slide and labels, and a project on that slide adopts the uploaded store (``POST .../slide/{item}/store``)."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers.live_stack import private_folder, register_cli_image, running_stack
+from helpers.live_stack import private_folder, register_cli_image, running_stack, slide_project, store_path
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools import REPO_ROOT
@@ -23,6 +23,9 @@ SUCCESS, ERROR = 3, 4
 LISTED = json.loads((REPO_ROOT / 'slicer_cli' / 'slicer_cli_list.json').read_text())
 FAST = {'magnification': '5', 'radius': '10', 'patchSize': '48', 'numWorkers': '1', 'tileSize': '256'}
 OUTPUTS = {'store': 'slide.h5', 'segmentImage': 'segments.tiff', 'suggestions': 'suggestions.json'}
+PROJECT = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'}],
+           'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0}
+"""A project with the settings of ``FAST``."""
 
 
 @pytest.fixture(scope='module')
@@ -98,6 +101,18 @@ def test_superpixel_classification_from_the_job_panel(stack, tasks, cmu_svs, see
     suggested = [json.loads((folder / 'suggestions.json').read_text())['suggestions'] for folder in (fetched, local)]
     assert [s['segment'] for s in suggested[0]] == [s['segment'] for s in suggested[1]] != []
     assert (fetched / 'segments.tiff').read_bytes() == (local / 'segments.tiff').read_bytes()
+
+    # the plugin's project picks the store up: a project on the same slide with the run's settings adopts it (its
+    # round, trained on the run's labels, is not the project's and stays behind)
+    folder, item, base = slide_project(client, cmu_svs, 'Adopts the job panel store', PROJECT)
+    store_file = next(client.listFile(uploaded['slide.h5']['_id']))
+    adopted = client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})
+    assert adopted['status'] == 'applied', adopted
+    with SlideStore(store_path(client, folder, item)) as served, SlideStore(fetched / 'slide.h5') as made:
+        np.testing.assert_array_equal(served.label_raster[:], made.label_raster[:])
+        assert served.rounds() == [] and made.rounds() != []
+    assert client.get(f'{base}/slides')[0]['segments'] == adopted['segments']
+    assert [s['status'] for s in client.post(f'{base}/segments')] == ['current']
 
 
 def test_a_cli_that_fails_fails_its_job_with_the_reason_and_uploads_nothing(stack, tasks, cmu_svs, tmp_path):

@@ -9,6 +9,7 @@ alone mid-task takes the store of the task it had sent.
 Real processes, no mocks: the stack's Girder and Redis, two Celery workers and their child processes.
 """
 
+import json
 import os
 import signal
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.live_stack import running_stack, slides_project, store_path
+from helpers.live_stack import running_stack, seeded_project, slides_project, store_path
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
@@ -167,5 +168,80 @@ def test_girder_restarted_mid_task_takes_the_store_of_the_task_it_had_sent(stack
     assert 'Started again (attempt 2)' in ''.join(job['log'])
     tasks = task_jobs(client, job_id)
     assert [(t['_id'], t['status']) for t in tasks] == [(task['_id'], SUCCESS)], tasks
+    with SlideStore(store_path(client, folder, items[0])) as store:
+        assert store.n_segments > 0
+
+
+LINEAR = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
+                         {'name': 'background', 'color': '#888888', 'excluded': True}],
+          'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0, 'batchSize': 8, 'embeddingMap': True}
+SEED_NAMES = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
+FUNCTIONS = ('negative_entropy', 'confidence', 'margin', 'batchbald', 'coreset', 'entropy_diverse',
+             'kmeans_cold_start', 'random')
+
+
+def test_in_production_the_web_server_never_loads_torch(stack, cmu_svs):
+    """With the ``girder_worker`` executor a labeler's whole loop (segments and embeddings on a worker, the linear
+    head's rounds in a child process, suggestions of every function, more like this, every overlay, the export)
+    leaves no torch library mapped in the Girder process; and a round trained in the child is the round the
+    server trains on the same labels in its own thread."""
+    client = stack.client()
+    made = seeded_project(client, cmu_svs, 'No torch in the server', LINEAR, SEED_NAMES)
+    base, item = made['base'], made['item']
+    for function in FUNCTIONS:
+        client.put(base, json={**LINEAR, 'certainty': function})
+        assert client.get(f'{base}/suggestions', parameters={'limit': 8}), function
+    examples = sorted(made['seeds'])[:2]
+    assert client.get(f'{base}/similar', parameters={'item': item['_id'], 'segments': json.dumps(examples)})
+    for kind in ('labels', 'predictions', 'certainty', 'embedding'):
+        client.sendRestRequest('GET', f'{base}/overlay', parameters={'item': item['_id'], 'kind': kind},
+                               jsonResp=False)
+    client.sendRestRequest('GET', f'{base}/export', parameters={'format': 'csv', 'predictions': 'true'},
+                           jsonResp=False)
+    maps = Path(f'/proc/{stack.info().pids["girder"]}/maps').read_text()
+    assert 'libtorch' not in maps and 'libc10' not in maps
+
+    # the same labels trained in the server's thread give the same model
+    client.put(base, json=LINEAR)
+    client.put('system/setting', parameters={'key': 'histomics_label.heavy_work_executor', 'value': 'server'})
+    try:
+        second = client.post(f'{base}/train', parameters={'wait': 'true'})['round']
+    finally:
+        client.put('system/setting', parameters={'key': 'histomics_label.heavy_work_executor',
+                                                 'value': 'girder_worker'})
+    first = made['first']
+    assert second['labelsUsed'] == first['labelsUsed']
+    assert second['accuracy'] == first['accuracy'] and second['auditAccuracy'] == first['auditAccuracy']
+    with SlideStore(store_path(client, made['folder'], item)) as store:
+        child_round, thread_round = store.round(first['slides'][item['_id']]), store.round(
+            second['slides'][item['_id']])
+        np.testing.assert_allclose(child_round.probabilities, thread_round.probabilities, atol=1e-4)
+
+
+def test_with_no_worker_running_a_slide_waits_and_says_so_then_runs_when_one_starts(stack, crops):
+    """Both workers stopped: the slide's job waits in the broker, its progress says it waits for a worker, and once
+    a worker starts again it runs. (Last in the module: it leaves the workers restarted.)"""
+    client = stack.client()
+    pids = stack.info().pids
+    for worker in ('worker-1', 'worker-2'):
+        os.kill(pids[worker], signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while any(Path(f'/proc/{pids[w]}').exists() for w in ('worker-1', 'worker-2')) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    folder, items, base = slides_project(client, crops[3:4], 'No worker', CONFIG)
+    job_id = client.post(f'{base}/segments')[0]['job']
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = client.get(f'job/{job_id}')
+        if 'waiting for a girder_worker worker' in (job.get('progress') or {}).get('message', ''):
+            break
+        time.sleep(0.2)
+    assert 'waiting for a girder_worker worker' in job['progress']['message'], job
+    time.sleep(3)
+    assert client.get(f'job/{job_id}')['status'] == RUNNING
+    assert [task['status'] for task in task_jobs(client, job_id)] == [1]  # queued in the broker
+    stack.restart('worker-1', 'worker-2')
+    job = wait_for_job(client, job_id, timeout=600)
+    assert job['status'] == SUCCESS, job.get('log')
     with SlideStore(store_path(client, folder, items[0])) as store:
         assert store.n_segments > 0

@@ -21,6 +21,7 @@ def queue(server, admin):
     from girder_jobs.models.job import Job
 
     from histomics_label.jobs import queue as work_queue
+    from histomics_label.jobs.workers.child import dies_with_parent
 
     records, lock = [], threading.Lock()
 
@@ -29,7 +30,7 @@ def queue(server, admin):
         started = time.monotonic()
         command = [sys.executable, '-c', f'import time; time.sleep({job["kwargs"]["seconds"]})']
         try:
-            with subprocess.Popen(command, preexec_fn=work_queue.dies_with_parent) as child:
+            with subprocess.Popen(command, preexec_fn=dies_with_parent) as child:
                 with context.supervise(child):
                     child.wait()
         except work_queue.WorkStopped as exc:
@@ -342,3 +343,16 @@ def test_the_executor_setting_takes_only_known_executors(server, value, accepted
     else:
         with pytest.raises(ValidationException, match='server, girder_worker'):
             Setting().set(EXECUTOR, value)
+
+
+@pytest.mark.parametrize(('environment', 'executor'), [('girder_worker', 'girder_worker'), ('server', 'server'),
+                                                       ('celery', 'server')])
+def test_a_deployment_chooses_the_executor_by_its_environment(server, monkeypatch, environment, executor):
+    """A compose file sets ``HISTOMICS_LABEL_HEAVY_WORK_EXECUTOR``; an unknown value leaves the work in the server
+    (logged) instead of breaking every request that reads the setting."""
+    from girder.models.setting import Setting
+
+    from histomics_label.settings import EXECUTOR
+
+    monkeypatch.setenv('HISTOMICS_LABEL_HEAVY_WORK_EXECUTOR', environment)
+    assert Setting().get(EXECUTOR) == executor

@@ -610,6 +610,15 @@ class StoreWriter(_StoreView):
         for start in range(0, len(patches), step):
             dataset[start:start + step] = patches[start:start + step]
 
+    def drop_rounds(self) -> int:
+        """Delete every round inside the store, as for a store that moves to where its rounds mean nothing (a
+        project adopting a store the CLI trained on its own labels); returns how many there were."""
+        count = len(self._h5['rounds']) if 'rounds' in self._h5 else 0
+        if count:
+            del self._h5['rounds']
+            self.needs_repack = True
+        return count
+
     def add_round(self, categories: list[dict], label_ids, label_categories, probabilities: np.ndarray,
                   model_name: str, model_params: dict, model_state: dict, metrics: dict) -> int:
         """Record a new round inside the store and return its number (1 for the first); the rounds inside the

@@ -152,21 +152,24 @@ class Stack:
                 raise
         return self._info(state, start_seconds=time.monotonic() - started)
 
-    def restart(self, name: str, timeout: float = 20.0) -> StackInfo:
-        """Start the service ``name`` (``girder`` or a worker) again, stopped first when it runs, leaving the others
-        running: as an admin restarts Girder alone while the database, the broker and the workers go on."""
+    def restart(self, *names: str, timeout: float = 20.0) -> StackInfo:
+        """Start the services ``names`` (``girder``, workers) again, each stopped first when it runs, leaving the
+        others running: as an admin restarts Girder alone while the database, the broker and the workers go on."""
         starters = {'girder': lambda state: self._start_girder(state),
                     **{worker: (lambda state, worker=worker: self._start_worker(state, worker))
                        for worker in self.services[len(SERVICES):]}}
-        if name not in starters:
-            raise StackError(f'{name} is not a service that restarts alone; choose one of {", ".join(starters)}')
+        unknown = [name for name in names if name not in starters]
+        if unknown:
+            raise StackError(f'{", ".join(unknown)}: not a service that restarts alone; choose among '
+                             f'{", ".join(starters)}')
         with _locked(self.data_dir / '.stack.lock'):
             state = self._read_state()
-            if state is None or name not in state:
+            if state is None or any(name not in state for name in names):
                 raise StackError(f'the stack in {self.data_dir} is not running; start it first')
-            if _service_alive(state[name]):
-                _terminate(state[name]['pid'], timeout)
-            starters[name](state)
+            for name in names:
+                if _service_alive(state[name]):
+                    _terminate(state[name]['pid'], timeout)
+                starters[name](state)
         return self.info()
 
     def stop(self, timeout: float = 20.0) -> list[str]:

@@ -8,9 +8,11 @@ alone.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -31,9 +33,17 @@ class ChildFailed(RuntimeError):
     """The child exited non-zero; the message is its own reason (``child_error``)."""
 
 
-def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, poll_s: float = 1.0,
-                       preexec_fn: Callable[[], None] | None = None) -> str | None:
-    """Make the segments and features ``pipeline`` (a ``PipelineConfig`` as a dict) asks for in a child interpreter.
+def dies_with_parent() -> None:
+    """``preexec_fn`` for a child process: the kernel kills it when the process that started it dies (a ``kill -9``
+    included), so that work queued again after a restart (of Girder, or of a worker) never runs beside an orphan of
+    itself."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, poll_s: float = 1.0) -> str | None:
+    """Make the segments and features ``pipeline`` (a ``PipelineConfig`` as a dict) asks for in a child interpreter
+    that dies with this process.
 
     Returns None when it finished, or the reason it was stopped (it was killed: ``stop_reason`` gave one); raises
     ``ChildFailed`` when it failed.
@@ -43,7 +53,7 @@ def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, 
     stopped: list[str] = []
     done = threading.Event()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          preexec_fn=preexec_fn) as child:
+                          preexec_fn=dies_with_parent) as child:
 
         def watch() -> None:
             while not done.wait(poll_s):

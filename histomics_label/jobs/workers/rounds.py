@@ -1,7 +1,8 @@
-"""The child process of a CNN training round: the same engine calls as in the server, in its own interpreter.
+"""The child process of a training round: the same engine calls as in the server, in its own interpreter.
 
 A CNN on masked patches trains for minutes and holds its patches and tensors in memory; in a child process that
-cannot slow the Girder server's requests or take it down. Reads one JSON object on stdin (the pipeline
+cannot slow the Girder server's requests or take it down. With the ``girder_worker`` executor (production) the linear
+head's rounds run here too, so that the web server never loads torch. Reads one JSON object on stdin (the pipeline
 configuration, the model, each slide's store and labels, and the round's ``outputs``: where to store its ranked
 suggestions and retrieval index, see ``store_outputs``) and writes the stores' new round numbers, the round's
 metrics and each slide's prediction change as one JSON line on stdout; an engine error is one ``Error: ...`` line
@@ -42,6 +43,8 @@ def store_outputs(stores: list, rep, outputs: dict) -> None:
 
 
 def main() -> int:
+    import numpy as np
+
     from ...core.errors import HistomicsLabelError
     from ...core.io.labels import Category, LabelSet
     from ...core.pipeline import PipelineConfig, model_options, representation
@@ -55,7 +58,10 @@ def main() -> int:
             categories = [Category(c['name'], c['color'], c['excluded']) for c in slide['categories']]
             slides.append((slide['store'], LabelSet(categories, slide['segment_ids'], slide['category_index'])))
         rep = representation(pipeline)
-        records = train_slides_round(slides, rep, request['model'], model_options(pipeline))
+        audited = request.get('audited')
+        records = train_slides_round(slides, rep, request['model'], model_options(pipeline),
+                                     audited=None if audited is None else [np.asarray(ids, np.int64)
+                                                                           for ids in audited])
         store_outputs(slides, rep, request['outputs'])
     except (HistomicsLabelError, KeyError, TypeError, ValueError) as exc:
         print(f'Error: {exc}', file=sys.stderr)

@@ -16,9 +16,10 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 from girder_worker.app import app
@@ -30,7 +31,10 @@ from .child import ChildFailed, run_segments_child
 POLL_S = 5.0
 """How often a running task asks Girder whether its job was cancelled."""
 UNREACHABLE_S = 300.0
-"""How long a finished task tries to send its store to a Girder that does not answer."""
+"""How long a task tries to fetch its slide from, or send its store to, a Girder that does not answer."""
+UNREACHABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+"""What a request to a Girder that stopped answering (mid-answer included) raises."""
+T = TypeVar('T')
 logger = logging.getLogger(__name__)
 
 
@@ -57,7 +61,8 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
         if not stopped:
             reporter.progress(1.0, 'sending the store to Girder')
             try:
-                file = _upload(client, output_item, store)
+                file = _through_restarts('sending the store', lambda: client.uploadFileToItem(
+                    output_item, str(store), filename=STORE_NAME))
             except Exception:  # a cancel meanwhile removes the upload's item
                 stopped = reporter.stop_reason()
                 if not stopped:
@@ -77,21 +82,20 @@ def local_file(client, source: dict, folder: Path, reporter: _Reporter) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / Path(source['name']).name
     reporter.progress(0.0, f'downloading {source["name"]}')
-    client.downloadFile(source['file'], str(target))
+    _through_restarts(f'downloading {source["name"]}', lambda: client.downloadFile(source['file'], str(target)))
     return str(target)
 
 
-def _upload(client, item_id: str, store: Path) -> dict:
-    """Upload the store to the item; a Girder that does not answer (restarted meanwhile) is tried again for
-    ``UNREACHABLE_S``."""
+def _through_restarts(what: str, call: Callable[[], T]) -> T:
+    """``call()``, tried again while Girder does not answer (restarted meanwhile), for ``UNREACHABLE_S`` at most."""
     deadline = time.monotonic() + UNREACHABLE_S
     while True:
         try:
-            return client.uploadFileToItem(item_id, str(store), filename=STORE_NAME)
-        except requests.ConnectionError:
+            return call()
+        except UNREACHABLE as exc:
             if time.monotonic() > deadline:
                 raise
-            logger.warning('Girder does not answer; sending the store again in %g s', POLL_S)
+            logger.warning('Girder does not answer (%s); %s again in %g s', exc, what, POLL_S)
             time.sleep(POLL_S)
 
 
@@ -130,5 +134,5 @@ def _unless_unreachable() -> Iterator[None]:
     """Go on when Girder does not answer a report (a restart): the next one gets through."""
     try:
         yield
-    except (requests.ConnectionError, requests.Timeout) as exc:
+    except UNREACHABLE as exc:
         logger.warning('Girder does not answer (%s); going on', exc)

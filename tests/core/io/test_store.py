@@ -157,6 +157,20 @@ def test_update_adds_rounds_and_replaces_features(store_path, segmentation):
             store.features('deep')
 
 
+def test_dropping_the_rounds_inside_a_store_keeps_its_segments_and_features(store_path, segmentation):
+    _, labels, table, colour = segmentation
+    add_labeled_round(store_path, len(table), seed=0)
+    add_labeled_round(store_path, len(table), seed=1)
+    with SlideStore.update(store_path) as writer:
+        assert writer.drop_rounds() == 2
+    with SlideStore(store_path) as store:
+        assert store.rounds() == [] and store.latest_round() is None
+        np.testing.assert_array_equal(store.label_raster[...], labels)
+        np.testing.assert_array_equal(store.features('colour'), colour)
+    with SlideStore.update(store_path) as writer:
+        assert writer.drop_rounds() == 0
+
+
 def test_replaced_features_do_not_grow_the_file(store_path, segmentation):
     _, _, table, colour = segmentation
     big = np.repeat(colour, 200, axis=1)

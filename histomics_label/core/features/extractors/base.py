@@ -53,11 +53,11 @@ class TorchImageExtractor(FeatureExtractor):
     std: tuple[float, float, float]
 
     def __init__(self, device: str = 'cpu', batch_size: int = 64, weights_path: str | None = None) -> None:
-        import torch
-
         if batch_size < 1:
             raise ConfigurationError(f'The feature batch size must be positive, not {batch_size}')
         if device.startswith('cuda'):
+            import torch  # only here: reading params() to see whether stored features are current loads no torch
+
             if not torch.cuda.is_available():
                 raise FeaturesError(f'Device {device!r} was asked for but torch sees no CUDA GPU; use device "cpu"')
         elif device != 'cpu':
