@@ -39,7 +39,8 @@ def adopt_store(folder: dict, item_id: str | ObjectId, file: dict, user: dict) -
                                   'have ended', 'item')
     store_path = folders.store_path(folder, item)
     store_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=store_path.parent, prefix='.adopting-') as work:  # moved, not copied, after
+    # beside the stores, so that the checked copy is moved into place (a rename), not copied again
+    with tempfile.TemporaryDirectory(dir=store_path.parent, prefix='.adopting-') as work:
         copy = Path(work) / 'adopted.h5'
         with File().open(file) as source, open(copy, 'wb') as target:
             shutil.copyfileobj(source, target, 1 << 22)

@@ -64,9 +64,9 @@ def prepare(job: dict, user: dict) -> dict:
 def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> None:
     """Make ``pipeline.store`` on a worker; raise with the worker's reason when it failed, ``WorkStopped`` when the
     slide's job was cancelled or ran past its time limit (the task is cancelled too)."""
-    task_job = _task_job(job)
+    task_job, token = _task_job(job), None
     if task_job['status'] == JobStatus.INACTIVE:
-        task_job = _send(task_job, folder, item, pipeline, context)
+        task_job, token = _send(task_job, folder, item, pipeline, context)
     try:
         task_job = _wait(job, task_job, context)
         if task_job['status'] == JobStatus.CANCELED:
@@ -78,6 +78,8 @@ def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, 
         _take_store(task_job, Path(pipeline.store))
     finally:
         _discard_upload(task_job)
+        if token is not None:  # sent before a restart: the token expires with the time limit
+            Token().remove(token)
 
 
 def _task_job(job: dict) -> dict:
@@ -90,9 +92,11 @@ def _task_job(job: dict) -> dict:
     return earlier
 
 
-def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> dict:
-    """Send the task of ``task_job``, with a token of the admin who asked for it and an item to upload the store
-    to; returns the task job, queued."""
+def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig,
+          context: queue.WorkContext) -> tuple[dict, dict]:
+    """Send the task of ``task_job``, with a token of the admin who asked for it (read the slide, write the upload;
+    it lasts the work's time limit) and an item to upload the store to; returns the task job, queued, and the
+    token."""
     from girder_worker.app import app
 
     requester = User().load(task_job['userId'], force=True)
@@ -101,7 +105,7 @@ def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig, co
                                    description='Segment-id images of the Histomics Label project (do not edit)')
     upload = Item().createItem(f'{item["_id"]}.store (from a worker, removed when copied)', creator=owner,
                                folder=target)
-    token = Token().createToken(user=requester, days=context.timeout_s / 86400 + 1,
+    token = Token().createToken(user=requester, days=context.timeout_s / 86400 + 1 / 24,
                                 scope=[TokenScope.DATA_READ, TokenScope.DATA_WRITE])
     info = task_job['jobInfoSpec']
     inputs = {'slide': _source(item['largeImage']['fileId'], pipeline.slide)}
@@ -111,7 +115,7 @@ def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig, co
         'jobInfoSpec': info, 'girder_api_url': info['url'].rsplit('/job/', 1)[0],
         'girder_client_token': str(token['_id'])})
     return Job().updateJob(task_job, status=JobStatus.QUEUED,
-                           otherFields={'celeryTaskId': sent.id, 'histomicsLabelUpload': upload['_id']})
+                           otherFields={'celeryTaskId': sent.id, 'histomicsLabelUpload': upload['_id']}), token
 
 
 def _source(file_id, local_path: str) -> dict:

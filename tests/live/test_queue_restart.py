@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.live_stack import slides_project, store_path
+from helpers.processes import command_line, descendants
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.devtools.stack.jobs import wait_for_job
@@ -59,32 +60,6 @@ def assert_whole_store(client, folder: dict, item: dict) -> int:
         assert count > 0
         assert int(np.max(store.label_raster[...])) == count
     return count
-
-
-def descendants(pid: int) -> dict[int, bytes]:
-    """Every process below ``pid`` (children, their children, ...) with its command line."""
-    parents = {}
-    for entry in Path('/proc').iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / 'stat').read_text().rpartition(')')[2].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = {}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, its_parent in parents.items():
-            if its_parent == parent and child not in found:
-                found[child] = command_line(child)
-                frontier.append(child)
-    return found
-
-
-def command_line(pid: int) -> bytes:
-    try:
-        return Path(f'/proc/{pid}/cmdline').read_bytes()
-    except OSError:
-        return b''
 
 
 def alive(pid: int, command: bytes) -> bool:

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pymongo
 import pytest
 from helpers.live_stack import running_stack, seeded_project, slides_project, store_path
+from helpers.processes import descendants
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
@@ -43,28 +45,6 @@ def stack(tmp_path_factory):
         yield stack
 
 
-def children(pid: int) -> list[bytes]:
-    """The command lines of every process below ``pid``."""
-    parents = {}
-    for entry in Path('/proc').iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / 'stat').read_text().rpartition(')')[2].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, its_parent in parents.items():
-            if its_parent == parent:
-                try:
-                    found.append((Path('/proc') / str(child) / 'cmdline').read_bytes())
-                except OSError:
-                    continue
-                frontier.append(child)
-    return found
-
-
 def follow(client, stack, job_ids: list[str], timeout: float = 900) -> tuple[list[dict], dict[str, int]]:
     """Wait for the jobs to end, sampling whose processes run the segment child meanwhile; the ended jobs, and how
     many samples saw the child under Girder and under each worker."""
@@ -74,7 +54,7 @@ def follow(client, stack, job_ids: list[str], timeout: float = 900) -> tuple[lis
     pending = set(job_ids)
     while pending and time.monotonic() < deadline:
         for name in seen:
-            seen[name] += any(SEGMENT_CHILD in command for command in children(pids[name]))
+            seen[name] += any(SEGMENT_CHILD in command for command in descendants(pids[name]).values())
         pending = {job for job in pending if client.get(f'job/{job}')['status'] not in (SUCCESS, 4, CANCELED)}
         time.sleep(0.2)
     return [wait_for_job(client, job, timeout=10) for job in job_ids], seen
@@ -99,6 +79,10 @@ def test_a_projects_segment_jobs_split_across_two_workers(stack, crops, tmp_path
         ran_by[job['_id']] = received[0]
         assert job['progress']['current'] == job['progress']['total']
     assert sorted(set(ran_by.values())) == ['worker-1', 'worker-2'], ran_by
+    # the tokens the tasks were sent with (the admin's, to read the slide and write the upload) are gone
+    with pymongo.MongoClient(stack.info().mongo_uri) as mongo:
+        assert mongo.get_default_database()['token'].count_documents(
+            {'scope': ['core.data.read', 'core.data.write']}) == 0
 
     # every store in place is the engine's store of that slide, made here from the same file
     for item, crop in zip(items, crops[:4], strict=True):
