@@ -12,7 +12,6 @@ current store as a new segmentation that waits for the admin's carry-over report
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from girder.models.item import Item
 from ..core.errors import HistomicsLabelError
 from ..core.io.store import SlideStore, replace_store
 from ..projects import folders, resegmentation
+from .remote import copy_out
 from .rounds import round_if_trainable, segments_in_progress
 from .segments import changes_segments, publish_segment_image, slide_is_current, slide_pipeline
 
@@ -42,11 +42,8 @@ def adopt_store(folder: dict, item_id: str | ObjectId, file: dict, user: dict) -
     # beside the stores, so that the checked copy is moved into place (a rename), not copied again
     with tempfile.TemporaryDirectory(dir=store_path.parent, prefix='.adopting-') as work:
         copy = Path(work) / 'adopted.h5'
-        with File().open(file) as source, open(copy, 'wb') as target:
-            shutil.copyfileobj(source, target, 1 << 22)
-        count = _checked(copy, folder, item, config, file)
-        with SlideStore(copy) as store:
-            foreign_rounds = bool(store.rounds())
+        copy_out(file, copy)
+        count, foreign_rounds = _checked(copy, folder, item, config, file)
         if foreign_rounds:  # trained on the CLI's labels, not the project's: the project's rounds start afresh
             with SlideStore.update(copy) as writer:
                 writer.drop_rounds()
@@ -66,11 +63,12 @@ def adopt_store(folder: dict, item_id: str | ObjectId, file: dict, user: dict) -
     return {'status': 'applied', 'segments': count, 'segmentImage': str(image['_id']), 'training': training}
 
 
-def _checked(path: Path, folder: dict, item: dict, config: dict, file: dict) -> int:
-    """The store's segment count, or a ``ValidationException`` saying why it cannot be the slide's."""
+def _checked(path: Path, folder: dict, item: dict, config: dict, file: dict) -> tuple[int, bool]:
+    """The store's segment count and whether it holds rounds, or a ``ValidationException`` saying why it cannot be
+    the slide's."""
     try:
         with SlideStore(path) as store:
-            count, params = store.n_segments, store.segment_params
+            count, params, rounds = store.n_segments, store.segment_params, bool(store.rounds())
     except HistomicsLabelError as exc:
         raise ValidationException(f'{file["name"]} is not a slide store: {exc}', 'fileId') from None
     slide_file = File().load(item['largeImage']['fileId'], force=True)
@@ -84,7 +82,7 @@ def _checked(path: Path, folder: dict, item: dict, config: dict, file: dict) -> 
             f'project: magnification {config["magnification"]}, radius {config["radius"]}, compactness '
             f'{config["compactness"]}, {config["feature"]} features by {config["extractor"]}, patch size '
             f'{config["patchSize"]}): run it with the project\'s settings, or change the project\'s', 'fileId')
-    return count
+    return count, rounds
 
 
 def same_segments(first: Path, second: Path, rows: int = 1024) -> bool:

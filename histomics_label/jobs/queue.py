@@ -7,10 +7,11 @@ could start the same slide twice. Here the limit is per process (the ``HEAVY_JOB
 queue and who runs what live in the database, a process that dies stops beating and its work is queued again
 (at once by the next process on its host, else after ``STALE_AFTER_S``), and every piece of work has a time limit
 and can be cancelled from the job list. Work runs as Girder jobs, so the job panel shows it; a handler is
-``(job, context)`` and runs its child process under ``context.supervise`` so that a cancel or the time limit kills
-it. With the ``girder_worker`` executor a slide's segment work runs as a Celery task on the workers instead
-(``jobs.remote``); the queue keeps its semantics (one piece per slide, cancel, time limit, requeue after a restart)
-and only hands out more pieces at once (``WORKER_JOBS``), since they no longer run in this process.
+``(job, context)`` and kills its child process (``workers.child``) as soon as ``context.stop_reason`` gives a reason
+(a cancel, the time limit). With the ``girder_worker`` executor a slide's segment work and a CNN's rounds run as
+Celery tasks on the workers instead (``jobs.remote``, ``jobs.remote_rounds``); the queue keeps its semantics (one
+piece per slide, cancel, time limit, requeue after a restart) and only hands out more segment work at once
+(``WORKER_JOBS``), since it no longer runs in this process.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ import datetime
 import logging
 import os
 import socket
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from typing import NoReturn
 
 from bson.objectid import ObjectId
 from girder.models.setting import Setting
@@ -96,31 +96,12 @@ class WorkContext:
         where stopping leaves nothing half-written."""
         reason = self.stop_reason()
         if reason:
-            self.stopped = reason
-            raise WorkStopped(f'Stopped: {reason}')
+            self.stop_with(reason)
 
-    @contextmanager
-    def supervise(self, child: subprocess.Popen) -> Iterator[None]:
-        """Kill ``child`` as soon as the work must stop; raise ``WorkStopped`` after the block when it was."""
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.wait(POLL_S):
-                reason = self.stop_reason()
-                if reason:
-                    self.stopped = reason
-                    child.kill()
-                    return
-
-        watcher = threading.Thread(target=watch, daemon=True, name='histomics-label-supervisor')
-        watcher.start()
-        try:
-            yield
-        finally:
-            done.set()
-            watcher.join()
-        if self.stopped:
-            raise WorkStopped(f'Stopped: {self.stopped}')
+    def stop_with(self, reason: str) -> NoReturn:
+        """Record why the work stopped (its child was killed for ``reason``) and raise ``WorkStopped``."""
+        self.stopped = reason
+        raise WorkStopped(f'Stopped: {reason}')
 
     def follow(self, job: dict) -> None:
         """The work goes on as ``job`` (a round after a round): its cancel now stops it."""

@@ -11,6 +11,9 @@ segmentations, the segment image, the next round) runs in the server as before.
 A worker that dies loses its task (Celery acknowledges on receipt): the task tells its job it is alive every
 ``BEAT_S``, and a running task silent for ``SILENT_AFTER_S`` fails the slide's job, which a rerun of "Make segments"
 starts again. After a server restart the queue runs the slide's job again, which picks up the task it had sent.
+
+The plumbing of a task (its Girder job, token and headers, the wait, the upload item) is shared with a round's task
+(``remote_rounds``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
+from bson.objectid import ObjectId
 from girder.constants import TokenScope
 from girder.exceptions import GirderException
 from girder.models.file import File
@@ -30,6 +34,7 @@ from girder.models.token import Token
 from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
+from girder_plugin_worker.utils import getWorkerApiUrl
 
 from ..core.errors import HistomicsLabelError
 from ..core.io.store import replace_store
@@ -40,9 +45,10 @@ from .workers.celery_plugin import BEAT_S, SEGMENTS_TASK, STORE_NAME
 from .workers.errors import child_error
 
 WORKER_JOB_TYPE = 'histomics_label.segments.worker'
+ROUND_WORKER_JOB_TYPE = 'histomics_label.train.worker'
 SILENT_AFTER_S = 10 * BEAT_S
 """A running task whose job has heard nothing from it for this long is judged lost with its worker."""
-_DIRECT_PATH = 'worker.direct_path'
+DIRECT_PATH = 'worker.direct_path'
 """girder_worker plugin's setting: workers see Girder's files at their paths (a shared mount)."""
 _API_URL = 'worker.api_url'
 """girder_worker plugin's setting: the API URL workers reach Girder at."""
@@ -61,6 +67,43 @@ def prepare(job: dict, user: dict) -> dict:
                                   f'URL ({_API_URL})') from None
 
 
+def create_task_job(parent: dict, title: str, job_type: str, user: dict | None) -> dict:
+    """The Girder job of a task, a child of ``parent``, inactive until sent; made in any thread. girder_worker's
+    plugin, which gives every new job the address its task reports to, can find the API URL only in a request or
+    its settings, and the queue's threads have no request: so the job is saved without the plugin's hook, with the
+    address ``worker_api_url`` finds."""
+    job = Job().createJob(title=title, type=job_type, handler='celery_handler', user=user, public=False,
+                          parentJob=parent, save=False)
+    job['_id'] = ObjectId()
+    job['jobInfoSpec'] = {'method': 'PUT', 'url': f'{worker_api_url(parent)}/job/{job["_id"]}',
+                          'reference': str(job['_id']), 'logPrint': True,
+                          'headers': {'Girder-Token': str(Job().createJobToken(job)['_id'])}}
+    return Job().save(job, triggerEvents=False)
+
+
+def request_api_url() -> str | None:
+    """The API URL workers reach Girder at: the worker plugin's setting, the server root setting, or the current
+    request's; None outside a request without those settings."""
+    try:
+        return getWorkerApiUrl()
+    except GirderException:
+        return None
+
+
+def worker_api_url(job: dict) -> str:
+    """The API URL workers reach Girder at, for a task of ``job``: ``request_api_url``, else the one recorded in
+    ``job``'s arguments (``apiUrl``: from the request that asked for it), else the one of the latest task sent."""
+    url = request_api_url() or (job.get('kwargs') or {}).get('apiUrl')
+    if url:
+        return url
+    earlier = Job().findOne({'type': {'$in': [WORKER_JOB_TYPE, ROUND_WORKER_JOB_TYPE]},
+                             'jobInfoSpec.url': {'$exists': True}}, sort=[('created', -1)])
+    if earlier is None:
+        raise HistomicsLabelError(f'Workers cannot be told where Girder is: set the worker plugin\'s API URL '
+                                  f'({_API_URL})')
+    return earlier['jobInfoSpec']['url'].rsplit('/job/', 1)[0]
+
+
 def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> None:
     """Make ``pipeline.store`` on a worker; raise with the worker's reason when it failed, ``WorkStopped`` when the
     slide's job was cancelled or ran past its time limit (the task is cancelled too)."""
@@ -68,16 +111,10 @@ def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, 
     if task_job['status'] == JobStatus.INACTIVE:
         task_job, token = _send(task_job, folder, item, pipeline, context)
     try:
-        task_job = _wait(job, task_job, context)
-        if task_job['status'] == JobStatus.CANCELED:
-            context.stopped = 'its worker job was cancelled'
-            raise queue.WorkStopped(f'Stopped: {context.stopped}')
-        if task_job['status'] != JobStatus.SUCCESS:
-            raise HistomicsLabelError(child_error(''.join(task_job.get('log') or []).splitlines(), 1,
-                                                  'the worker task'))
+        task_job = wait_for_task(job, task_job, context, 'make the segments again to send it to another worker')
         _take_store(task_job, Path(pipeline.store))
     finally:
-        _discard_upload(task_job)
+        discard_upload(task_job)
         if token is not None:  # sent before a restart: the token expires with the time limit
             Token().remove(token)
 
@@ -105,24 +142,35 @@ def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig,
                                    description='Segment-id images of the Histomics Label project (do not edit)')
     upload = Item().createItem(f'{item["_id"]}.store (from a worker, removed when copied)', creator=owner,
                                folder=target)
-    token = Token().createToken(user=requester, days=context.timeout_s / 86400 + 1 / 24,
-                                scope=[TokenScope.DATA_READ, TokenScope.DATA_WRITE])
-    info = task_job['jobInfoSpec']
+    token = task_token(requester, context)
     inputs = {'slide': _source(item['largeImage']['fileId'], pipeline.slide)}
     if pipeline.label_image:
         inputs['label_image'] = _source(pipeline.label_image_file['file'], pipeline.label_image)
-    sent = app.send_task(SEGMENTS_TASK, args=[_portable(pipeline), inputs, str(upload['_id'])], headers={
-        'jobInfoSpec': info, 'girder_api_url': info['url'].rsplit('/job/', 1)[0],
-        'girder_client_token': str(token['_id'])})
+    sent = app.send_task(SEGMENTS_TASK, args=[_portable(pipeline), inputs, str(upload['_id'])],
+                         headers=task_headers(task_job, token))
     return Job().updateJob(task_job, status=JobStatus.QUEUED,
                            otherFields={'celeryTaskId': sent.id, 'histomicsLabelUpload': upload['_id']}), token
+
+
+def task_token(user: dict, context: queue.WorkContext) -> dict:
+    """A token for a task to read its inputs and write its outputs as ``user``; it lasts the work's time limit."""
+    return Token().createToken(user=user, days=context.timeout_s / 86400 + 1 / 24,
+                               scope=[TokenScope.DATA_READ, TokenScope.DATA_WRITE])
+
+
+def task_headers(task_job: dict, token: dict) -> dict:
+    """The Celery headers girder_worker's tasks read: where to report (the task job) and Girder's API with
+    ``token``."""
+    info = task_job['jobInfoSpec']
+    return {'jobInfoSpec': info, 'girder_api_url': info['url'].rsplit('/job/', 1)[0],
+            'girder_client_token': str(token['_id'])}
 
 
 def _source(file_id, local_path: str) -> dict:
     """How a worker gets a Girder file: by id, or at the server's path where workers see Girder's files."""
     file = File().load(file_id, force=True)
     source = {'file': str(file['_id']), 'name': file['name']}
-    if Setting().get(_DIRECT_PATH):
+    if Setting().get(DIRECT_PATH):
         source['path'] = local_path
     return source
 
@@ -134,16 +182,28 @@ def _portable(pipeline: PipelineConfig) -> dict:
     return {**asdict(pipeline), 'slide': '', 'store': '', 'label_image': pipeline.label_image and ''}
 
 
-def _wait(job: dict, task_job: dict, context: queue.WorkContext) -> dict:
-    """Relay the task's progress into the slide's job until the task ends; the ended task job. Silence counts from
-    when this wait began at the earliest: after a long Girder outage the task's next beat is still to come."""
+def wait_for_task(job: dict, task_job: dict, context: queue.WorkContext, again: str) -> dict:
+    """Relay the task's progress into ``job`` until the task ends; the task job, ended well. Raises ``WorkStopped``
+    when ``job`` or the task job was cancelled (or ran past its time limit), and with the task's reason when it
+    failed or its worker was lost (the message ends with ``again``, what to do). Silence counts from when this wait
+    began at the earliest: after a long Girder outage the task's next beat is still to come."""
+    task_job = _wait(job, task_job, context, again)
+    if task_job['status'] == JobStatus.CANCELED:
+        context.stop_with('its worker job was cancelled')
+    if task_job['status'] != JobStatus.SUCCESS:
+        raise HistomicsLabelError(child_error(''.join(task_job.get('log') or []).splitlines(), 1,
+                                              'the worker task'))
+    return task_job
+
+
+def _wait(job: dict, task_job: dict, context: queue.WorkContext, again: str) -> dict:
+    """Relay the task's progress into ``job`` until the task ends; the ended task job."""
     relayed, waiting_since = None, datetime.datetime.now(datetime.UTC)
     while True:
         reason = context.stop_reason()
         if reason:
             Job().cancelJob(Job().load(task_job['_id'], force=True))
-            context.stopped = reason
-            raise queue.WorkStopped(f'Stopped: {reason}')
+            context.stop_with(reason)
         task_job = Job().load(task_job['_id'], force=True)
         if task_job['status'] in _ENDED:
             return task_job
@@ -158,7 +218,7 @@ def _wait(job: dict, task_job: dict, context: queue.WorkContext) -> dict:
             Job().updateJob(task_job, status=JobStatus.ERROR, log=f'Error: its worker has not answered for '
                                                                   f'{SILENT_AFTER_S:g} s (stopped or killed)\n')
             raise HistomicsLabelError(f'The worker running it has not answered for {SILENT_AFTER_S:g} s (stopped or '
-                                      'killed); make the segments again to send it to another worker')
+                                      f'killed); {again}')
         time.sleep(queue.POLL_S)
 
 
@@ -180,14 +240,20 @@ def _take_store(task_job: dict, destination: Path) -> None:
     partial = destination.with_name(destination.name + '.from-worker')
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with File().open(file) as source, open(partial, 'wb') as target:
-            shutil.copyfileobj(source, target, 1 << 22)
+        copy_out(file, partial)
         replace_store(partial, destination)
     finally:
         partial.unlink(missing_ok=True)
 
 
-def _discard_upload(task_job: dict) -> None:
+def copy_out(file: dict, target: Path) -> None:
+    """Copy the Girder file ``file`` to ``target`` on this machine."""
+    with File().open(file) as source, open(target, 'wb') as stream:
+        shutil.copyfileobj(source, stream, 1 << 22)
+
+
+def discard_upload(task_job: dict) -> None:
+    """Remove the item the task uploaded its outputs to (copied by now, or of no use)."""
     upload = task_job.get('histomicsLabelUpload') and Item().load(task_job['histomicsLabelUpload'], force=True)
     if upload is not None:
         Item().remove(upload)

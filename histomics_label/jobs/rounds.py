@@ -16,12 +16,8 @@ a server clears those no queued round holds (left by a server of before the queu
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import json
 import logging
-import subprocess
-import sys
 import time
 
 from bson.objectid import ObjectId
@@ -48,10 +44,9 @@ from ..projects import folders, notify
 from ..projects.outlines import segment_pictures
 from ..projects.segmented import rankings_folder, segmented_slides
 from ..settings import TRAINING_JOBS, heavy_work_executor
-from . import queue
+from . import queue, remote, remote_rounds
 from .segments import KIND as SEGMENTS
-from .workers.child import dies_with_parent
-from .workers.errors import child_error
+from .workers.child import ChildFailed, run_round_child
 from .workers.rounds import store_outputs
 
 logger = logging.getLogger(__name__)
@@ -161,13 +156,17 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
     pipeline = folders.pipeline_config(folder, slides[0][0], config)
     stores = [(str(path), labels) for _, path, labels in slides]
     outputs = round_outputs(folder, config)
-    if models.get(config['model']).representation == 'image':
-        numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'], outputs, context)
-    elif heavy_work_executor() == 'girder_worker':  # production: the web server never loads torch
-        audited = audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
-        numbers, metrics, changes = _train_in_child(stores, pipeline, config['model'], outputs, context, audited)
+    on_patches = models.get(config['model']).representation == 'image'  # a CNN: minutes of torch
+    audited = None if on_patches else audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
+    on_workers = heavy_work_executor() == 'girder_worker'  # production: the web server never loads torch
+    if on_patches and on_workers:
+        request = round_request(stores, pipeline, config['model'], outputs, audited)
+        numbers, metrics, changes = remote_rounds.train_on_worker(
+            Job().load(context.entry['job'], force=True), folder, [path for path, _ in stores], request, context)
+    elif on_patches or on_workers:
+        request = round_request(stores, pipeline, config['model'], outputs, audited)
+        numbers, metrics, changes = _train_in_child(request, context)
     else:
-        audited = audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
         records = train_slides_round(stores, rep, config['model'], model_options(pipeline), progress,
                                      audited=audited)
         numbers, metrics = [record.number for record in records], records[0].metrics
@@ -200,12 +199,11 @@ def round_outputs(folder: dict, config: dict) -> dict:
             'batch': config['batchSize'], 'mc_samples': MC_SAMPLES}
 
 
-def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str, outputs: dict,
-                    context: queue.WorkContext | None,
-                    audited: list | None = None) -> tuple[list[int], dict, list[dict | None]]:
-    """Train a round in a child interpreter (``workers.rounds``), which also stores the round's rankings and
-    indexes (``outputs``); raise with its error when it fails, ``WorkStopped`` when ``context`` stopped it.
-    ``audited``: each slide's audited segment ids, for a model that is cross-validated."""
+def round_request(stores: list[tuple[str, LabelSet]], pipeline, model: str, outputs: dict,
+                  audited: list | None) -> dict:
+    """What the round child (``workers.rounds``) reads: the pipeline's settings, the model, each slide's store and
+    labels, the round's ``outputs``, and ``audited``, each slide's audited segment ids (for a model that is
+    cross-validated; None for a CNN)."""
     from dataclasses import asdict
 
     request = {'pipeline': asdict(pipeline), 'model': model, 'outputs': outputs, 'slides': [
@@ -214,14 +212,19 @@ def _train_in_child(stores: list[tuple[str, LabelSet]], pipeline, model: str, ou
         for path, labels in stores]}
     if audited is not None:
         request['audited'] = [ids.tolist() for ids in audited]
-    with subprocess.Popen([sys.executable, '-m', 'histomics_label.jobs.workers.rounds'], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          preexec_fn=dies_with_parent) as child:
-        with context.supervise(child) if context is not None else contextlib.nullcontext():
-            stdout, stderr = child.communicate(json.dumps(request))
-    if child.returncode != 0:
-        raise HistomicsLabelError(child_error(stderr.splitlines(), child.returncode, 'the round'))
-    answer = json.loads(stdout.strip().splitlines()[-1])
+    return request
+
+
+def _train_in_child(request: dict, context: queue.WorkContext | None) -> tuple[list[int], dict, list[dict | None]]:
+    """Train the round ``request`` describes in a child interpreter (``workers.rounds``), which also stores the
+    round's rankings and indexes; raise with its error when it fails, ``WorkStopped`` when ``context`` stopped
+    it."""
+    try:
+        answer = run_round_child(request, context.stop_reason if context is not None else lambda: None, queue.POLL_S)
+    except ChildFailed as exc:
+        raise HistomicsLabelError(str(exc)) from None
+    if isinstance(answer, str):
+        context.stop_with(answer)
     return answer['numbers'], answer['metrics'], answer['slideChanges']
 
 
@@ -232,11 +235,15 @@ def _trainable(folder: dict, config: dict) -> bool:
     return len(used) >= 2
 
 
-def _create_job(folder: dict, user: dict | None, reason: str) -> dict:
-    """A local Girder job for one round: ``run_job`` is what girder_jobs would call to run it."""
+def _create_job(folder: dict, user: dict | None, reason: str, api_url: str | None = None) -> dict:
+    """A local Girder job for one round: ``run_job`` is what girder_jobs would call to run it. It records the API
+    URL workers reach Girder at (``api_url``, else the request's), for a round trained on a worker."""
+    kwargs = {'project': str(folder['_id']), 'reason': reason}
+    api_url = api_url or remote.request_api_url()
+    if api_url:
+        kwargs['apiUrl'] = api_url
     job = Job().createLocalJob(module=__name__, function='run_job', title=f'Histomics Label: train {folder["name"]}',
-                               type=JOB_TYPE, user=user, public=False,
-                               kwargs={'project': str(folder['_id']), 'reason': reason})
+                               type=JOB_TYPE, user=user, public=False, kwargs=kwargs)
     return Job().updateJob(job, status=JobStatus.QUEUED, log=f'Round requested: {reason}\n')
 
 
@@ -258,7 +265,7 @@ def run_rounds(job: dict, context: queue.WorkContext) -> None:
             if folder is None or not _trainable(folder, folders.config_of(folder)):
                 break  # deleted, or the labels asked for it no longer name two categories that train
             user = User().load(job['userId'], force=True) if job.get('userId') else None
-            job = _create_job(folder, user, 'labels changed while the previous round ran')
+            job = _create_job(folder, user, 'labels changed while the previous round ran', job['kwargs'].get('apiUrl'))
             context.follow(job)
     except Exception:
         logger.exception('Training rounds of project %s failed', folder_id)

@@ -1,16 +1,21 @@
-"""The plugin's own segment work on girder_worker (issue 17), rehearsed as two machines on one: two girder_worker
+"""The plugin's own heavy work on girder_worker (issue 17), rehearsed as two machines on one: two girder_worker
 processes with separate working folders, sharing only the broker (the stack's Redis) and Girder's API, take a
 4-slide project's segment jobs under the ``girder_worker`` executor. The jobs split across both workers, the
 Girder server never runs the pipeline, each worker fetches its slide through the API (workers are not told the
 server's paths), and every store the server puts in place is the store the engine makes from that slide here.
 A cancelled slide stops its task on the worker, leaves no store, and runs again on a rerun; a Girder restarted
-alone mid-task takes the store of the task it had sent.
+alone mid-task takes the store of the task it had sent. A CNN project's rounds train on the workers too, from copies
+of the stores the workers keep between rounds.
+
+Both checks that Girder's process never mapped torch come before the one step that trains a round in Girder's own
+thread (the ``server`` executor, at the end of the torch test), which may load it.
 
 Real processes, no mocks: the stack's Girder and Redis, two Celery workers and their child processes.
 """
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -21,8 +26,10 @@ import pytest
 from helpers.live_stack import running_stack, seeded_project, slides_project, store_path
 from helpers.processes import descendants
 
+from histomics_label.core.io.labels import Category, LabelSet
 from histomics_label.core.io.store import SlideStore
-from histomics_label.core.pipeline import PipelineConfig, run_pipeline
+from histomics_label.core.pipeline import PipelineConfig, model_options, representation, run_pipeline
+from histomics_label.core.rounds import train_slides_round
 from histomics_label.devtools.stack.jobs import wait_for_job
 from histomics_label.projects.segment_images import SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER
 
@@ -45,16 +52,17 @@ def stack(tmp_path_factory):
         yield stack
 
 
-def follow(client, stack, job_ids: list[str], timeout: float = 900) -> tuple[list[dict], dict[str, int]]:
-    """Wait for the jobs to end, sampling whose processes run the segment child meanwhile; the ended jobs, and how
-    many samples saw the child under Girder and under each worker."""
+def follow(client, stack, job_ids: list[str], timeout: float = 900,
+           child: bytes = SEGMENT_CHILD) -> tuple[list[dict], dict[str, int]]:
+    """Wait for the jobs to end, sampling whose processes run ``child`` meanwhile; the ended jobs, and how many
+    samples saw the child under Girder and under each worker."""
     pids = stack.info().pids
     seen = {name: 0 for name in ('girder', 'worker-1', 'worker-2')}
     deadline = time.monotonic() + timeout
     pending = set(job_ids)
     while pending and time.monotonic() < deadline:
         for name in seen:
-            seen[name] += any(SEGMENT_CHILD in command for command in descendants(pids[name]).values())
+            seen[name] += any(child in command for command in descendants(pids[name]).values())
         pending = {job for job in pending if client.get(f'job/{job}')['status'] not in (SUCCESS, 4, CANCELED)}
         time.sleep(0.2)
     return [wait_for_job(client, job, timeout=10) for job in job_ids], seen
@@ -80,9 +88,7 @@ def test_a_projects_segment_jobs_split_across_two_workers(stack, crops, tmp_path
         assert job['progress']['current'] == job['progress']['total']
     assert sorted(set(ran_by.values())) == ['worker-1', 'worker-2'], ran_by
     # the tokens the tasks were sent with (the admin's, to read the slide and write the upload) are gone
-    with pymongo.MongoClient(stack.info().mongo_uri) as mongo:
-        assert mongo.get_default_database()['token'].count_documents(
-            {'scope': ['core.data.read', 'core.data.write']}) == 0
+    assert task_tokens(stack) == 0
 
     # every store in place is the engine's store of that slide, made here from the same file
     for item, crop in zip(items, crops[:4], strict=True):
@@ -102,6 +108,13 @@ def test_a_projects_segment_jobs_split_across_two_workers(stack, crops, tmp_path
     segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER))
     names = sorted(entry['name'] for entry in client.listItem(segments_folder['_id']))
     assert names == sorted(f'{item["_id"]}.segments.tiff' for item in items), names
+
+
+def task_tokens(stack) -> int:
+    """How many tokens sent with tasks (to read inputs and write outputs) the database holds."""
+    with pymongo.MongoClient(stack.info().mongo_uri) as mongo:
+        return mongo.get_default_database()['token'].count_documents({'scope': ['core.data.read',
+                                                                               'core.data.write']})
 
 
 def task_jobs(client, job_id: str) -> list[dict]:
@@ -154,6 +167,73 @@ def test_girder_restarted_mid_task_takes_the_store_of_the_task_it_had_sent(stack
     assert [(t['_id'], t['status']) for t in tasks] == [(task['_id'], SUCCESS)], tasks
     with SlideStore(store_path(client, folder, items[0])) as store:
         assert store.n_segments > 0
+
+
+CNN = {**CONFIG, 'epochs': 3, 'certainty': 'batchbald'}
+ROUND_CHILD = b'histomics_label.jobs.workers.rounds'
+ROUND_WORKER_JOB_TYPE = 'histomics_label.train.worker'
+BATCHES = ((1, 2, 3, 4), (5,), (6,))
+"""The segments labeled before each round, on each slide (the first crop has 7)."""
+
+
+def test_a_cnn_rounds_train_on_the_workers_and_come_back_to_the_stores(stack, crops, tmp_path):
+    """A CNN project's rounds under the ``girder_worker`` executor: each round's child runs on a worker, never in
+    Girder's process tree; the first round's predictions are those of the engine's round on the same stores and
+    labels here; later rounds warm-start from the server's latest round, and a worker that trained before reads
+    the stores from its cache (each store is copied into Girder once); the suggestions the worker ranked are
+    served with no torch in Girder's process, and no upload item or token is left."""
+    client = stack.client()
+    tokens_before = task_tokens(stack)  # a restart mid-task (above) leaves its token to expire
+    folder, items, base = slides_project(client, crops[:2], 'Rounds on workers', CNN)
+    for entry in client.post(f'{base}/segments'):
+        assert wait_for_job(client, entry['job'], timeout=600)['status'] == SUCCESS
+    paths = [store_path(client, folder, item) for item in items]
+    before = [shutil.copy(path, tmp_path / path.name) for path in paths]
+    rounds, task_logs = [], []
+    for number, segments in enumerate(BATCHES, start=1):
+        labels = [{'item': item['_id'], 'segment': s, 'category': ('tumor', 'stroma')[s % 2]}
+                  for item in items for s in segments]
+        client.put(f'{base}/labels', json={'labels': labels, 'view': 'api'})
+        started = client.post(f'{base}/train')
+        ended, seen = follow(client, stack, [started['job']], child=ROUND_CHILD)
+        assert ended[0]['status'] == SUCCESS, ''.join(ended[0]['log'])[-1500:]
+        assert seen['girder'] == 0 and seen['worker-1'] + seen['worker-2'] > 0, seen
+        tasks = client.get('job', parameters={'parentId': started['job'], 'types': f'["{ROUND_WORKER_JOB_TYPE}"]'})
+        assert [task['status'] for task in tasks] == [SUCCESS], tasks
+        task_logs.append(''.join(wait_for_job(client, tasks[0]['_id'], timeout=10)['log']))
+        rounds.append(client.get(f'{base}/rounds')['rounds'][-1])
+        assert rounds[-1]['number'] == number and rounds[-1]['model'] == 'cnn_torch'
+        assert rounds[-1]['labelsUsed'] == 2 * sum(len(batch) for batch in BATCHES[:number])
+        with SlideStore(paths[0]) as store:
+            assert store.latest_round().number == number
+    assert [bool(r['warmStart']) for r in rounds] == [False, True, True], rounds
+    assert not any(r['modelUnchanged'] for r in rounds)
+    assert 'Stores: 0 of 2 from this worker\'s cache' in task_logs[0]
+    assert any('Stores: 2 of 2 from this worker\'s cache' in log for log in task_logs[1:]), task_logs
+
+    # round 1 is the engine's round on the same stores and labels
+    pipeline = PipelineConfig(slide='', store=str(before[0]), magnification=5, radius=10, feature='image',
+                              patch_size=32, model='cnn_torch', epochs=3, seed=0)
+    categories = [Category('tumor', '#e6194b'), Category('stroma', '#3cb44b')]
+    local = train_slides_round([(str(path), LabelSet(categories, [1, 2, 3, 4], [1, 0, 1, 0])) for path in before],
+                               representation(pipeline), 'cnn_torch', model_options(pipeline))
+    for path, record in zip(paths, local, strict=True):
+        with SlideStore(path) as store:
+            np.testing.assert_allclose(store.round(1).probabilities, record.probabilities, atol=1e-3)
+
+    # the worker's rankings are served; ranking on request would have loaded torch into Girder
+    assert len(client.get(f'{base}/suggestions', parameters={'limit': 8})) == 8
+    maps = Path(f'/proc/{stack.info().pids["girder"]}/maps').read_text()
+    assert 'libtorch' not in maps and 'libc10' not in maps
+
+    segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER))
+    copies = {entry['name']: [f['_id'] for f in client.listFile(entry['_id'])]
+              for entry in client.listItem(segments_folder['_id']) if entry['name'].endswith('(copy for workers)')}
+    assert sorted(copies) == sorted(f'{path.name} (copy for workers)' for path in paths)
+    assert all(len(files) == 1 for files in copies.values())  # uploaded once, for round 1
+    names = [entry['name'] for entry in client.listItem(segments_folder['_id'])]
+    assert not [name for name in names if 'removed when taken' in name], names
+    assert task_tokens(stack) == tokens_before
 
 
 LINEAR = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},

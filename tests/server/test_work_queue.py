@@ -15,13 +15,13 @@ pytestmark = pytest.mark.plugin('histomics_label')
 
 @pytest.fixture
 def queue(server, admin):
-    """The queue with a ``sleep`` kind whose handler runs a child that sleeps ``job.kwargs.seconds`` under the
-    queue's supervisor, recording when each ran; returns (module, records, make_job)."""
+    """The queue with a ``sleep`` kind whose handler runs a child that sleeps ``job.kwargs.seconds``, killed when the
+    queue's context says to stop, recording when each ran; returns (module, records, make_job)."""
     from girder_jobs.constants import JobStatus
     from girder_jobs.models.job import Job
 
     from histomics_label.jobs import queue as work_queue
-    from histomics_label.jobs.workers.child import dies_with_parent
+    from histomics_label.jobs.workers.child import follow_child
 
     records, lock = [], threading.Lock()
 
@@ -30,9 +30,9 @@ def queue(server, admin):
         started = time.monotonic()
         command = [sys.executable, '-c', f'import time; time.sleep({job["kwargs"]["seconds"]})']
         try:
-            with subprocess.Popen(command, preexec_fn=dies_with_parent) as child:
-                with context.supervise(child):
-                    child.wait()
+            stopped = follow_child(command, None, lambda line: None, context.stop_reason, work_queue.POLL_S, 'sleep')
+            if stopped:
+                context.stop_with(stopped)
         except work_queue.WorkStopped as exc:
             context.record_stop(job)
             outcome = str(exc)

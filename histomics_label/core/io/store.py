@@ -167,6 +167,11 @@ class _StoreView:
         return _loads(self._h5.attrs['segment_params'])
 
     @property
+    def store_id(self) -> str:
+        """What tells this store from another at the same path (a store made again gets a new id)."""
+        return _store_id(self._h5)
+
+    @property
     def n_segments(self) -> int:
         return len(self._dataset('segments/area', 'segment table'))
 
@@ -282,15 +287,7 @@ class _StoreView:
         return handle
 
     def round(self, number: int) -> RoundRecord:
-        group = self._round_group(number)
-        attrs = group.attrs
-        model = group['model']
-        return RoundRecord(
-            number=int(number), created=str(attrs['created']), categories=_loads(attrs['categories']),
-            label_ids=group['label_ids'][()], label_categories=group['label_categories'][()],
-            probabilities=group['probabilities'][()], model_name=str(attrs['model_name']),
-            model_params=_loads(attrs['model_params']),
-            model_state={key: _read_array(model[key]) for key in model}, metrics=_loads(attrs['metrics']))
+        return _round_record(self._round_group(number), int(number))
 
     def round_categories(self, number: int) -> list[dict]:
         """Round ``number``'s categories (its probabilities' columns), without reading the rest of the round."""
@@ -437,6 +434,46 @@ def append_round(store_path: str | os.PathLike, **round_fields) -> int:
         kept = (numbers + [number])[-ROUNDS_KEPT:]
         _remove_round_files(folder, keep={final} | {paths[k] for k in kept if k in paths})
     return number
+
+
+def export_latest_round(store_path: str | os.PathLike, target: str | os.PathLike) -> int | None:
+    """Write the store's latest round to ``target`` as a round file of its own (what ``adopt_round`` takes), for a
+    round trained on another machine to warm-start from; returns its number, or None (nothing written) when the
+    store has no round."""
+    with SlideStore(store_path) as store:
+        record = store.latest_round()
+        if record is None:
+            return None
+        store_id = store.store_id
+        n_segments = store.n_segments
+    with h5py.File(target, 'w', locking=False) as h5:
+        h5.attrs['format'] = FORMAT_NAME
+        h5.attrs['schema_version'] = SCHEMA_VERSION
+        h5.attrs['store_id'] = store_id
+        _write_round(lambda: h5, n_segments, **_round_fields(record))
+    return record.number
+
+
+def adopt_round(store_path: str | os.PathLike, round_file: str | os.PathLike) -> int:
+    """Append the round in ``round_file`` (``export_latest_round``'s output, written from a copy of this store on
+    another machine) to the store as its next round; returns the round's number. The file must belong to this very
+    store (its ``store_id``): a round of segments made since would name the wrong segments. Checked as
+    ``append_round`` checks a round, so a bad file changes nothing."""
+    try:
+        h5 = _open_checked(os.fspath(round_file))
+    except StoreError as exc:
+        raise StoreError(f'Not a round file: {exc}') from None
+    with h5:
+        owner = str(h5.attrs.get('store_id', ''))
+        try:
+            record = _round_record(h5, 0)
+        except KeyError as exc:
+            raise StoreError(f'The round file {os.fspath(round_file)} lacks {exc}') from None
+    with SlideStore(store_path) as store:
+        if owner != store.store_id:
+            raise StoreError(f'The round file {os.fspath(round_file)} belongs to another store than {store.path} '
+                             '(made from other segments)')
+    return append_round(store_path, **_round_fields(record))
 
 
 def pack_rounds(store_path: str | os.PathLike) -> list[int]:
@@ -633,6 +670,26 @@ class StoreWriter(_StoreView):
                 del self._h5['rounds'][key]
                 self.needs_repack = True
         return number
+
+
+def _round_record(group: h5py.Group, number: int) -> RoundRecord:
+    """The round a store's ``/rounds/<k>`` group or a round file's root holds."""
+    attrs = group.attrs
+    model = group['model']
+    return RoundRecord(
+        number=number, created=str(attrs['created']), categories=_loads(attrs['categories']),
+        label_ids=group['label_ids'][()], label_categories=group['label_categories'][()],
+        probabilities=group['probabilities'][()], model_name=str(attrs['model_name']),
+        model_params=_loads(attrs['model_params']),
+        model_state={key: _read_array(model[key]) for key in model}, metrics=_loads(attrs['metrics']))
+
+
+def _round_fields(record: RoundRecord) -> dict:
+    """``record`` as ``append_round``'s arguments."""
+    return {'categories': record.categories, 'label_ids': record.label_ids,
+            'label_categories': record.label_categories, 'probabilities': record.probabilities,
+            'model_name': record.model_name, 'model_params': record.model_params,
+            'model_state': record.model_state, 'metrics': record.metrics}
 
 
 def _store_id(h5: h5py.File) -> str:

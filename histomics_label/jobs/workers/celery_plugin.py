@@ -7,9 +7,13 @@ from __future__ import annotations
 from girder_worker import GirderWorkerPluginABC
 
 SEGMENTS_TASK = 'histomics_label.segments'
-"""The Celery name of the segment task (``tasks.make_segments``); the server sends it by name."""
+"""The Celery name of the segment task (``tasks.make_segments``); the server sends tasks by name."""
 STORE_NAME = 'store.h5'
 """The name the segment task uploads the store under."""
+ROUND_TASK = 'histomics_label.round'
+"""The Celery name of the round task (``tasks.train_round``)."""
+ROUND_ANSWER = 'answer.json'
+"""The name the round task uploads its answer under (``workers.rounds``' answer, with the names of its files)."""
 BEAT_S = 30.0
 """How often a running task tells its job it is alive, progress or not (``jobs.remote`` judges a silent one lost)."""
 

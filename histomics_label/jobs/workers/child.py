@@ -1,9 +1,8 @@
-"""Run a slide's segment child process (``workers.segments``) and follow it: its Slicer progress tags reported as
-they come, killed as soon as the caller says the work must stop.
+"""Run the child process of a slide's segments (``workers.segments``: its Slicer progress tags reported as they come)
+or of a round (``workers.rounds``) and follow it, killed as soon as the caller says the work must stop.
 
-Both executors of segment work use it: the Girder server's queue (``jobs.segments``) and a girder_worker task
-(``workers.tasks``). It imports neither girder nor the engine, so a worker machine runs it with the plugin's package
-alone.
+Both executors use it: the Girder server's queue (``jobs.segments``) and a girder_worker task (``workers.tasks``). It
+imports neither girder nor the engine, so a worker machine runs it with the plugin's package alone.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 
 from .errors import child_error
 
@@ -48,11 +48,39 @@ def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, 
     Returns None when it finished, or the reason it was stopped (it was killed: ``stop_reason`` gave one); raises
     ``ChildFailed`` when it failed.
     """
-    command = [sys.executable, '-m', 'histomics_label.jobs.workers.segments', json.dumps(pipeline)]
+    message = ['segments']
+
+    def on_line(line: str) -> None:
+        comment = _COMMENT.search(line)
+        if comment:
+            message[0] = comment.group(1)
+        progress = _PROGRESS.search(line)
+        if progress:
+            report(float(progress.group(1)), message[0])
+
+    return follow_child([sys.executable, '-m', 'histomics_label.jobs.workers.segments', json.dumps(pipeline)],
+                        None, on_line, stop_reason, poll_s, 'the pipeline')
+
+
+def run_round_child(request: dict, stop_reason: StopReason, poll_s: float = 1.0) -> dict | str:
+    """Train a round (``workers.rounds``: its ``request`` and answer) in a child interpreter that dies with this
+    process; returns the child's answer, or the reason it was stopped; raises ``ChildFailed`` when it failed."""
+    lines: list[str] = []
+    stopped = follow_child([sys.executable, '-m', 'histomics_label.jobs.workers.rounds'], json.dumps(request),
+                           lines.append, stop_reason, poll_s, 'the round')
+    return stopped if stopped else json.loads(lines[-1])
+
+
+def follow_child(command: list[str], stdin: str | None, on_line: Callable[[str], None], stop_reason: StopReason,
+                 poll_s: float, what: str) -> str | None:
+    """Run ``command`` (``stdin`` written to it), each line of its output to ``on_line``, killed once
+    ``stop_reason`` gives a reason; returns that reason, or None when it finished; raises ``ChildFailed`` when it
+    failed."""
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     stopped: list[str] = []
     done = threading.Event()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    with subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                           preexec_fn=dies_with_parent) as child:
 
         def watch() -> None:
@@ -65,18 +93,16 @@ def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, 
 
         errors: list[str] = []
         readers = [threading.Thread(target=lambda: errors.extend(child.stderr), daemon=True),
-                   threading.Thread(target=watch, daemon=True, name='histomics-label-segments-watch')]
+                   threading.Thread(target=watch, daemon=True, name='histomics-label-child-watch')]
         for reader in readers:
             reader.start()
         try:
-            message = 'segments'
+            if stdin is not None:
+                with suppress(BrokenPipeError):  # a child that failed at once: its stderr says why
+                    child.stdin.write(stdin)
+                    child.stdin.close()
             for line in child.stdout:
-                comment = _COMMENT.search(line)
-                if comment:
-                    message = comment.group(1)
-                progress = _PROGRESS.search(line)
-                if progress:
-                    report(float(progress.group(1)), message)
+                on_line(line)
             child.wait()
         finally:
             done.set()
@@ -85,5 +111,5 @@ def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, 
     if stopped:
         return stopped[0]
     if child.returncode != 0:
-        raise ChildFailed(child_error(errors, child.returncode, 'the pipeline'))
+        raise ChildFailed(child_error(errors, child.returncode, what))
     return None

@@ -1,16 +1,19 @@
-"""The plugin's girder_worker tasks: a slide's segments and features made on a worker machine.
+"""The plugin's girder_worker tasks: a slide's segments and features, and a project's CNN rounds, on a worker machine.
 
 A DSA's girder_worker workers find these tasks through the ``girder_worker_plugins`` entry point (``celery_plugin``)
 once this package is installed beside them. A worker shares only the broker and Girder's API with the server, as a
 worker on another machine does: it reads the slide where Girder's files lie when it can see them (the worker plugin's
 *direct path* setting), else downloads the file with the task's token; it makes the store with the same child process
 the server's own executor runs (``workers.child``) and uploads it to the item the server named, which copies it into
-place (``jobs.remote``). Progress, the log and the end reach the task's Girder job through girder_worker's job
+place (``jobs.remote``). A round gets the stores' copies in Girder (kept between rounds: ``store_cache``) and each
+slide's latest round, trains with the server's own round child, and uploads the new rounds and rankings
+(``jobs.remote_rounds``). Progress, the log and the end reach the task's Girder job through girder_worker's job
 manager; a cancel in Girder stops the child within seconds. Nothing here imports girder or the engine.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -25,8 +28,9 @@ import requests
 from girder_worker.app import app
 from girder_worker.utils import JobStatus
 
-from .celery_plugin import BEAT_S, SEGMENTS_TASK, STORE_NAME
-from .child import ChildFailed, run_segments_child
+from . import store_cache
+from .celery_plugin import BEAT_S, ROUND_ANSWER, ROUND_TASK, SEGMENTS_TASK, STORE_NAME
+from .child import ChildFailed, run_round_child, run_segments_child
 
 POLL_S = 5.0
 """How often a running task asks Girder whether its job was cancelled."""
@@ -42,10 +46,8 @@ logger = logging.getLogger(__name__)
 def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
     """Make the segments and features ``pipeline`` (a ``PipelineConfig`` as a dict) asks for, its ``inputs`` (the
     slide, and an imported segment-id image: see ``local_file``) read here, and upload the store to
-    ``output_item``; returns the uploaded file's id, or ``stopped`` when the job was cancelled."""
-    client, manager = self.girder_client, self.job_manager
-    if client is None or manager is None:
-        raise RuntimeError('The task came without a Girder job or token: send it from the plugin (jobs.remote)')
+    ``output_item``; returns the uploaded file's name, or ``stopped`` when the job was cancelled."""
+    client, manager = _girder(self)
     reporter = _Reporter(manager)
     with tempfile.TemporaryDirectory(prefix='histomics-label-') as work:
         for field, source in inputs.items():
@@ -60,17 +62,82 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
         stopped = stopped or reporter.stop_reason()
         if not stopped:
             reporter.progress(1.0, 'sending the store to Girder')
-            try:
-                file = _through_restarts('sending the store', lambda: client.uploadFileToItem(
-                    output_item, str(store), filename=STORE_NAME))
-            except Exception:  # a cancel meanwhile removes the upload's item
-                stopped = reporter.stop_reason()
-                if not stopped:
-                    raise
+            stopped = _upload(client, output_item, [store], reporter)
         if stopped:
             manager.write(f'Stopped: {stopped}\n', forceFlush=True)
             return {'stopped': stopped}
-    return {'file': str(file['_id'])}
+    return {'store': STORE_NAME}
+
+
+@app.task(bind=True, name=ROUND_TASK)
+def train_round(self, request: dict, inputs: list[dict], output_item: str) -> dict:
+    """Train the round ``request`` describes (``workers.rounds``' request, without the server's paths) on the slides
+    ``inputs`` names (each slide's ``store`` copy in Girder, see ``store_cache``, and its latest ``round`` or None),
+    and upload to ``output_item`` each slide's new round, the rankings of every acquisition function and the answer
+    (``ROUND_ANSWER``); returns the answer, or ``stopped`` when the job was cancelled."""
+    client, manager = _girder(self)
+    reporter = _Reporter(manager)
+    with tempfile.TemporaryDirectory(prefix='round-', dir=store_cache.cache_dir()) as folder:
+        work = Path(folder)
+        fetched = 0
+        for position, (slide, source) in enumerate(zip(request['slides'], inputs, strict=True)):
+            reporter.progress(0.2 * position / len(inputs), f'fetching store {position + 1} of {len(inputs)}')
+            slide['store'] = str(work / f'slide-{position}.h5')
+            fetched += store_cache.place_store(source['store'], _downloader(client, source['store']),
+                                               Path(slide['store']))
+            if source['round']:
+                slide['previous'] = local_file(client, source['round'], work / f'previous-{position}', reporter)
+            slide['export'] = str(work / f'round-{position}.h5')
+        manager.write(f'Stores: {len(inputs) - fetched} of {len(inputs)} from this worker\'s cache\n')
+        request['outputs'].update(rankings=str(work / 'rankings'), index=False)
+        reporter.progress(0.2, 'training')
+        try:
+            answer = run_round_child(request, reporter.stop_reason, POLL_S)
+        except ChildFailed as exc:
+            manager.write(f'Error: {exc}\n', forceFlush=True)
+            raise
+        stopped = answer if isinstance(answer, str) else reporter.stop_reason()
+        if not stopped:
+            rankings = sorted((work / 'rankings').glob('*.npz'))  # <key>.<function>.npz
+            answer.update(rounds=[Path(slide['export']).name for slide in request['slides']],
+                          rankings=[path.name for path in rankings],
+                          key=rankings[0].name.split('.', 1)[0] if rankings else None)
+            (work / ROUND_ANSWER).write_text(json.dumps(answer))
+            reporter.progress(0.9, 'sending the round to Girder')
+            stopped = _upload(client, output_item, [Path(slide['export']) for slide in request['slides']]
+                              + rankings + [work / ROUND_ANSWER], reporter)
+        if stopped:
+            manager.write(f'Stopped: {stopped}\n', forceFlush=True)
+            return {'stopped': stopped}
+    return answer
+
+
+def _girder(task) -> tuple:
+    """The task's Girder client and job manager; a task sent without them (not by the plugin) fails at once."""
+    if task.girder_client is None or task.job_manager is None:
+        raise RuntimeError('The task came without a Girder job or token: send it from the plugin (jobs.remote)')
+    return task.girder_client, task.job_manager
+
+
+def _downloader(client, source: dict) -> Callable[[str], None]:
+    """Download the Girder file ``source`` names to a path given later, through restarts of Girder."""
+    return lambda target: _through_restarts(f'downloading {source["name"]}',
+                                            lambda: client.downloadFile(source['file'], target))
+
+
+def _upload(client, item: str, paths: list[Path], reporter: _Reporter) -> str | None:
+    """Upload ``paths`` to ``item``, through restarts of Girder; None, or why it stopped (a cancel meanwhile,
+    which removes the item)."""
+    try:
+        for path in paths:
+            _through_restarts(f'sending {path.name}', lambda p=path: client.uploadFileToItem(item, str(p),
+                                                                                              filename=p.name))
+    except Exception:
+        stopped = reporter.stop_reason()
+        if not stopped:
+            raise
+        return stopped
+    return None
 
 
 def local_file(client, source: dict, folder: Path, reporter: _Reporter) -> str:
@@ -82,7 +149,7 @@ def local_file(client, source: dict, folder: Path, reporter: _Reporter) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / Path(source['name']).name
     reporter.progress(0.0, f'downloading {source["name"]}')
-    _through_restarts(f'downloading {source["name"]}', lambda: client.downloadFile(source['file'], str(target)))
+    _downloader(client, source)(str(target))
     return str(target)
 
 

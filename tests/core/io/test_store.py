@@ -417,3 +417,48 @@ def test_appended_rounds_are_files_of_their_own(store_path, segmentation):
         assert store.rounds() == []
     write_store(store_path, labels, table, colour)
     assert os.listdir(rounds_folder(store_path)) == ['.lock']  # no round file, only the rounds' lock file
+
+
+def _same_round(a, b):
+    assert (a.categories, a.model_name, a.model_params, a.metrics) == (b.categories, b.model_name, b.model_params,
+                                                                       b.metrics)
+    for field in ('label_ids', 'label_categories', 'probabilities'):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    assert a.model_state.keys() == b.model_state.keys()
+    for key in a.model_state:
+        np.testing.assert_array_equal(a.model_state[key], b.model_state[key])
+
+
+def test_a_round_travels_to_a_copy_of_its_store_and_back(tmp_path, store_path, segmentation):
+    """What a round on a worker does: the server's latest round goes into a copy of the store, the round trained
+    there comes back as the store's next round, equal field for field; a round of another store is refused."""
+    from histomics_label.core.io.store import adopt_round, append_round, export_latest_round
+
+    _, labels, table, colour = segmentation
+    assert export_latest_round(store_path, tmp_path / 'none.h5') is None and not (tmp_path / 'none.h5').exists()
+    add_labeled_round(store_path, len(table))  # round 1 inside the store
+    append_round(store_path, **_round_fields(len(table), 2))  # round 2, a file of its own
+    assert export_latest_round(store_path, tmp_path / 'latest.h5') == 2
+    worker = tmp_path / 'worker'
+    worker.mkdir()
+    shutil.copy(store_path, worker / 'copy.h5')  # the copy carries round 1 (inside), not round 2 (a file)
+    assert adopt_round(worker / 'copy.h5', tmp_path / 'latest.h5') == 2
+    with SlideStore(worker / 'copy.h5') as copy, SlideStore(store_path) as store:
+        _same_round(copy.latest_round(), store.latest_round())
+    trained = append_round(worker / 'copy.h5', **_round_fields(len(table), 3))
+    assert export_latest_round(worker / 'copy.h5', tmp_path / 'trained.h5') == trained
+    assert adopt_round(store_path, tmp_path / 'trained.h5') == 3
+    with SlideStore(worker / 'copy.h5') as copy, SlideStore(store_path) as store:
+        _same_round(store.latest_round(), copy.latest_round())
+        assert store.round(2).model_params == {'seed': 2}
+
+    other = tmp_path / 'other.h5'
+    write_store(other, labels, table, colour)  # the same segments, made again: another store
+    with pytest.raises(StoreError, match='belongs to another store'):
+        adopt_round(other, tmp_path / 'trained.h5')
+    with pytest.raises(StoreError, match='Not a round file'):
+        adopt_round(store_path, tmp_path / 'missing.h5')
+    with SlideStore(other) as store:
+        assert store.rounds() == []
+    with SlideStore(store_path) as store:
+        assert store.rounds()[-1] == 3
