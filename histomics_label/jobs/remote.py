@@ -104,6 +104,14 @@ def worker_api_url(job: dict) -> str:
     return earlier['jobInfoSpec']['url'].rsplit('/job/', 1)[0]
 
 
+def end_unsent(entry: dict) -> None:
+    """The queue's ``not_run`` of a slide's work (cancelled while it waited in the server's queue): the task job
+    ``prepare`` made, never sent, ends cancelled instead of staying inactive in the job list."""
+    for task_job in Job().find({'parentId': entry['job'], 'type': WORKER_JOB_TYPE, 'status': JobStatus.INACTIVE}):
+        Job().updateJob(task_job, status=JobStatus.CANCELED, log='Not sent: the work was cancelled before it '
+                                                                 'started\n')
+
+
 def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> None:
     """Make ``pipeline.store`` on a worker; raise with the worker's reason when it failed, ``WorkStopped`` when the
     slide's job was cancelled or ran past its time limit (the task is cancelled too)."""

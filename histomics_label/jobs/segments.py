@@ -278,4 +278,4 @@ def _limit_setting() -> str:
     return WORKER_JOBS if heavy_work_executor() == 'girder_worker' else HEAVY_JOBS
 
 
-queue.register(KIND, run_job, limit_setting=_limit_setting)
+queue.register(KIND, run_job, limit_setting=_limit_setting, not_run=remote.end_unsent)

@@ -39,6 +39,8 @@ CONFIG = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma
           'magnification': 5, 'radius': 10, 'patchSize': 32, 'feature': 'image', 'model': 'cnn_torch',
           'retrainEvery': 0, 'batchSize': 8}
 RUNNING, SUCCESS, CANCELED = 2, 3, 5
+CANCELING = 824
+"""girder_worker's status of a task job whose cancel no worker has confirmed yet."""
 SEGMENT_CHILD = b'histomics_label.jobs.workers.segments'
 WORKER_JOB_TYPE = 'histomics_label.segments.worker'
 
@@ -284,7 +286,10 @@ def test_in_production_the_web_server_never_loads_torch(stack, cmu_svs):
 
 def test_with_no_worker_running_a_slide_waits_and_says_so_then_runs_when_one_starts(stack, crops):
     """Both workers stopped: the slide's job waits in the broker, its progress says it waits for a worker, and once
-    a worker starts again it runs. (Last in the module: it leaves the workers restarted.)"""
+    a worker starts again it runs. A slide cancelled meanwhile while its task waits in the broker leaves the task
+    "canceling" (the revoke reached no worker); the worker that takes it later ends it at once, fetching nothing
+    and leaving no store. One cancelled while it waits in the server's queue never sends its task, whose job ends
+    cancelled. (Last in the module: it leaves the workers restarted.)"""
     client = stack.client()
     pids = stack.info().pids
     for worker in ('worker-1', 'worker-2'):
@@ -304,8 +309,38 @@ def test_with_no_worker_running_a_slide_waits_and_says_so_then_runs_when_one_sta
     time.sleep(3)
     assert client.get(f'job/{job_id}')['status'] == RUNNING
     assert [task['status'] for task in task_jobs(client, job_id)] == [1]  # queued in the broker
+    # a slide cancelled while it waits in the server's queue (one piece at a time: the one above holds it)
+    client.put('system/setting', parameters={'key': 'histomics_label.worker_jobs_per_process', 'value': 1})
+    try:
+        _, _, unsent_base = slides_project(client, crops[1:2], 'Cancelled in the queue', CONFIG)
+        unsent_id = client.post(f'{unsent_base}/segments')[0]['job']
+        client.put(f'job/{unsent_id}/cancel')
+        assert wait_for_job(client, unsent_id, timeout=60)['status'] == CANCELED
+    finally:
+        client.put('system/setting', parameters={'key': 'histomics_label.worker_jobs_per_process', 'value': 64})
+    unsent = wait_for_job(client, task_jobs(client, unsent_id)[0]['_id'], timeout=10)
+    assert unsent['status'] == CANCELED and 'Not sent' in ''.join(unsent['log']), unsent
+    # a slide cancelled once its task waits in the broker
+    cancelled_folder, cancelled_items, cancelled_base = slides_project(client, crops[2:3], 'Cancelled, no worker',
+                                                                       CONFIG)
+    cancelled_id = client.post(f'{cancelled_base}/segments')[0]['job']
+    deadline = time.monotonic() + 60
+    while [task['status'] for task in task_jobs(client, cancelled_id)] != [1] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    client.put(f'job/{cancelled_id}/cancel')
+    assert wait_for_job(client, cancelled_id, timeout=60)['status'] == CANCELED
+    cancelled_task = task_jobs(client, cancelled_id)[0]
+    deadline = time.monotonic() + 30  # the slide's job cancels its task at its next look
+    while client.get(f'job/{cancelled_task["_id"]}')['status'] != CANCELING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get(f'job/{cancelled_task["_id"]}')['status'] == CANCELING
+
     stack.restart('worker-1', 'worker-2')
     job = wait_for_job(client, job_id, timeout=600)
     assert job['status'] == SUCCESS, job.get('log')
     with SlideStore(store_path(client, folder, items[0])) as store:
         assert store.n_segments > 0
+    ended = wait_for_job(client, cancelled_task['_id'], timeout=120)
+    assert ended['status'] == CANCELED and 'Stopped: it was cancelled' in ''.join(ended['log']), ended
+    assert 'downloading' not in json.dumps(ended.get('progress'))
+    assert not store_path(client, cancelled_folder, cancelled_items[0]).exists()

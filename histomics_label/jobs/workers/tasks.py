@@ -49,6 +49,8 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
     ``output_item``; returns the uploaded file's name, or ``stopped`` when the job was cancelled."""
     client, manager = _girder(self)
     reporter = _Reporter(manager)
+    if reporter.stop_reason():
+        return _stopped(manager, reporter.stop_reason())
     with tempfile.TemporaryDirectory(prefix='histomics-label-') as work:
         for field, source in inputs.items():
             pipeline[field] = local_file(client, source, Path(work) / field, reporter)
@@ -64,8 +66,7 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
             reporter.progress(1.0, 'sending the store to Girder')
             stopped = _upload(client, output_item, [store], reporter)
         if stopped:
-            manager.write(f'Stopped: {stopped}\n', forceFlush=True)
-            return {'stopped': stopped}
+            return _stopped(manager, stopped)
     return {'store': STORE_NAME}
 
 
@@ -77,6 +78,8 @@ def train_round(self, request: dict, inputs: list[dict], output_item: str) -> di
     (``ROUND_ANSWER``); returns the answer, or ``stopped`` when the job was cancelled."""
     client, manager = _girder(self)
     reporter = _Reporter(manager)
+    if reporter.stop_reason():
+        return _stopped(manager, reporter.stop_reason())
     with tempfile.TemporaryDirectory(prefix='round-', dir=store_cache.cache_dir()) as folder:
         work = Path(folder)
         fetched = 0
@@ -107,9 +110,15 @@ def train_round(self, request: dict, inputs: list[dict], output_item: str) -> di
             stopped = _upload(client, output_item, [Path(slide['export']) for slide in request['slides']]
                               + rankings + [work / ROUND_ANSWER], reporter)
         if stopped:
-            manager.write(f'Stopped: {stopped}\n', forceFlush=True)
-            return {'stopped': stopped}
+            return _stopped(manager, stopped)
     return answer
+
+
+def _stopped(manager, reason: str) -> dict:
+    """What a task that stopped early returns, said in its job too. A task cancelled before it started (while no
+    worker ran, so the revoke reached none: its job waits as "canceling") stops before fetching anything."""
+    manager.write(f'Stopped: {reason}\n', forceFlush=True)
+    return {'stopped': reason}
 
 
 def _girder(task) -> tuple:
