@@ -18,10 +18,11 @@ def ensure_debian_packages(packages: list[str]) -> None:
         raise DebianPackageError(f'{", ".join(packages)} missing: install as root with apt-get install -y '
                                  f'{" ".join(packages)}')
     install = [apt, 'install', '-y', '--no-install-recommends', *packages]
-    if subprocess.run(install, check=False).returncode == 0:
+    env = {**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'}  # a package's questions take their defaults
+    if subprocess.run(install, check=False, env=env).returncode == 0:
         return
     for command in ([apt, 'update'], install):
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         if result.returncode:
             raise DebianPackageError(f'{" ".join(command)} failed ({result.returncode}): '
                                      f'{(result.stderr or result.stdout).strip()[-1500:]}')

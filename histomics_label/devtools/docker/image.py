@@ -52,9 +52,9 @@ def has_image(daemon: PrivateDaemon, tag: str) -> bool:
     return daemon.docker('image', 'inspect', tag, check=False).returncode == 0
 
 
-def build_base(daemon: PrivateDaemon, force: bool = False) -> str:
+def build_base(daemon: PrivateDaemon) -> str:
     """The Debian Python 3.11 base, made once and kept in the daemon; returns its tag."""
-    if has_image(daemon, BASE_IMAGE) and not force:
+    if has_image(daemon, BASE_IMAGE):
         return BASE_IMAGE
     with tempfile.TemporaryDirectory(prefix='hl-base-') as folder:
         rootfs = Path(folder) / 'rootfs.tar'

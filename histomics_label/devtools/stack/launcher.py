@@ -28,6 +28,8 @@ from pathlib import Path
 import girder_client
 import requests
 
+from ..debian import DebianPackageError, ensure_debian_packages
+
 MONGOECO_REQUIREMENT = 'mongoeco[wire]==4.11.0'
 """The Mongo-wire server's package; the adjustments in ``mongo_wire.py`` were made against this version."""
 
@@ -413,17 +415,13 @@ def ensure_redis_server() -> str:
     path = shutil.which('redis-server')
     if path:
         return path
-    if not shutil.which('apt-get'):
-        raise StackError('redis-server is not on PATH and there is no apt-get to install it: install Redis')
-    env = {**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'}
-    install = ['apt-get', 'install', '-y', '-q', 'redis-server']
-    result = subprocess.run(install, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        subprocess.run(['apt-get', 'update', '-q'], capture_output=True, text=True, env=env)
-        result = subprocess.run(install, capture_output=True, text=True, env=env)
+    try:
+        ensure_debian_packages(['redis-server'])
+    except DebianPackageError as exc:
+        raise StackError(f'redis-server is not on PATH and could not be installed: {exc}') from None
     path = shutil.which('redis-server')
-    if result.returncode != 0 or not path:
-        raise StackError(f'installing redis-server failed:\n{(result.stdout + result.stderr)[-3000:]}')
+    if not path:
+        raise StackError('Debian\'s redis-server package is installed but redis-server is not on PATH')
     return path
 
 
