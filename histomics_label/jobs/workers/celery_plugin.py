@@ -4,6 +4,8 @@ this entry point while it starts) nor the tasks, so the server reads it without 
 
 from __future__ import annotations
 
+import os
+
 from girder_worker import GirderWorkerPluginABC
 
 SEGMENTS_TASK = 'histomics_label.segments'
@@ -14,8 +16,10 @@ ROUND_TASK = 'histomics_label.round'
 """The Celery name of the round task (``tasks.train_round``)."""
 ROUND_ANSWER = 'answer.json'
 """The name the round task uploads its answer under (``workers.rounds``' answer, with the names of its files)."""
-BEAT_S = 30.0
-"""How often a running task tells its job it is alive, progress or not (``jobs.remote`` judges a silent one lost)."""
+BEAT_ENV = 'HISTOMICS_LABEL_WORKER_BEAT_S'
+BEAT_S = float(os.environ.get(BEAT_ENV) or 30.0)
+"""How often a running task tells its job it is alive, progress or not (``jobs.remote`` judges one silent for ten
+beats lost); ``$HISTOMICS_LABEL_WORKER_BEAT_S``, the same on Girder's server and every worker."""
 
 
 class WorkerPlugin(GirderWorkerPluginABC):

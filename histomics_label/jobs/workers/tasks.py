@@ -32,7 +32,7 @@ from . import store_cache
 from .celery_plugin import BEAT_S, ROUND_ANSWER, ROUND_TASK, SEGMENTS_TASK, STORE_NAME
 from .child import ChildFailed, run_round_child, run_segments_child
 
-POLL_S = 5.0
+POLL_S = min(5.0, BEAT_S)
 """How often a running task asks Girder whether its job was cancelled."""
 UNREACHABLE_S = 300.0
 """How long a task tries to fetch its slide from, or send its store to, a Girder that does not answer."""
