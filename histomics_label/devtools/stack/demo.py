@@ -93,11 +93,24 @@ def seed(client, folder: dict, item: dict, data_dir: Path) -> int:
     seeds = seed_labels(str(store), str(sample_slide()), CONFIG['magnification'])['labels']
     labels = [{'item': item['_id'], 'segment': int(segment), 'category': category}
               for segment, category in seeds.items()]
-    client.put(f'{base}/labels', json={'labels': labels, 'view': 'api'})
-    result = client.post(f'{base}/train', parameters={'wait': 'true'})
-    if result.get('round'):
-        print(f'round {result["round"]["number"]} trained on {result["round"]["labelsUsed"]} seed labels', flush=True)
+    written = client.put(f'{base}/labels', json={'labels': labels, 'view': 'api'})
+    if written.get('training'):  # the seeds reached retrainEvery: that round is the demo's, not one more after it
+        latest = _wait_for_rounds(client, base)
+    else:
+        latest = client.post(f'{base}/train', parameters={'wait': 'true'}).get('round')
+    if latest:
+        print(f'round {latest["number"]} trained on {latest["labelsUsed"]} seed labels', flush=True)
     return len(labels)
+
+
+def _wait_for_rounds(client, base: str, timeout: float = 600.0) -> dict | None:
+    """The project's latest round once no round runs or waits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        curve = client.get(f'{base}/rounds')
+        if not (curve['state']['running'] or curve['state']['pending']) or time.monotonic() > deadline:
+            return curve['rounds'][-1] if curve['rounds'] else None
+        time.sleep(0.5)
 
 
 CLI_IMAGE = 'histomics-label:latest'
