@@ -4,7 +4,9 @@ A round trains the project's model on the effective labels of every segmented sl
 (``core.rounds.train_slides_round``), as work of the heavy-work queue (``queue``, kind ``round``, at most
 ``TRAINING_JOBS`` rounds at once per server process, apart from the segment work), shown in the job list: the linear
 head on stored embeddings in the queue's thread itself (seconds), a CNN on patches in a child process
-(``workers.rounds``) that a cancel or the time limit kills, so minutes of training cannot slow or crash Girder.
+(``workers.rounds``) that a cancel or the time limit kills, so minutes of training cannot slow or crash Girder. With
+the ``girder_worker`` executor the linear head trains in that child process too (the web server never loads torch)
+and a CNN on a worker (``remote_rounds``).
 Rounds of a project never run twice at once: a request while one is queued or runs marks the project *pending*,
 and the running round is followed by one more when it finishes, so a burst of requests costs at most one extra
 round and no label is left out. A failed round leaves every slide's previous round (model and predictions) in
@@ -147,8 +149,9 @@ def with_retraining(folder: dict, user: dict, written: dict) -> dict:
 
 
 def run_round(folder: dict, context: queue.WorkContext | None = None, progress: Progress = no_progress) -> dict:
-    """Train one round now, in this thread (a CNN in a child process that ``context`` supervises), telling a linear
-    round's stages to ``progress``; returns the recorded round. Raises on failure, changing nothing."""
+    """Train one round now, in this thread or where the module's notes say (a child process or a worker, stopped
+    when ``context`` says so), telling a linear round's stages to ``progress`` when it trains here; returns the
+    recorded round. Raises on failure, changing nothing."""
     config = folders.config_of(folder)
     slides, stale, rep = segmented_slides(folder, config)
     if not slides:
