@@ -379,16 +379,25 @@ def _stale_note(document: dict) -> str:
             'segments (stale; GET .../stale_labels lists them, an admin can delete them)\n')
 
 
-def project_suggestions(folder: dict, limit: int | None = None) -> list[dict]:
+def project_suggestions(folder: dict, limit: int | None = None, pending: list[dict] | None = None) -> list[dict]:
     """The next ``limit`` (default: the project's ``batchSize``) unlabeled segments across the project's slides, by
     its certainty metric, served from the ranking the last round stored (``core.acquisition.served``); a 400 while
-    the metric cannot rank yet (no trained round for a model-based one)."""
+    the metric cannot rank yet (no trained round for a model-based one).
+
+    ``pending`` (``{item, segment}``) are segments being labeled right now, ranked as if they were labeled: the
+    guided view asks for its next row while the labeler answers the row's last card, and gets the row the server
+    gives once that label is stored, the audit sample's picks included (``audit.next_picks`` depends on which
+    members are labeled)."""
     config = folders.config_of(folder)
     limit = config['batchSize'] if limit is None else limit
     if not 1 <= limit <= MAX_SUGGESTIONS:
         raise ValidationException(f'limit must be between 1 and {MAX_SUGGESTIONS}', 'limit')
+    labels = effective_labels(folder['_id'])
+    trains = [category['name'] for category in config['categories'] if not category['excluded']]
+    for entry in (pending or []) if trains else []:  # which category is still to come: any that trains
+        labels.setdefault((ObjectId(entry['item']), int(entry['segment'])), trains[0])
     try:
-        slides, _, rep = segmented_slides(folder, config, by_slide(effective_labels(folder['_id'])))
+        slides, _, rep = segmented_slides(folder, config, by_slide(labels))
         if not slides:
             return []
         found = served_suggestions(rankings_folder(folder), [(str(path), labels) for _, path, labels in slides],

@@ -19,6 +19,13 @@ def add_routes(resource: Resource) -> None:
     resource.route('GET', ('project', ':id', 'rounds'), get_rounds)
 
 
+PENDING_SCHEMA = {'type': 'array', 'maxItems': 100, 'items': {
+    'type': 'object', 'required': ['item', 'segment'], 'additionalProperties': False,
+    'properties': {'item': {'type': 'string', 'pattern': '^[0-9a-fA-F]{24}$'},
+                   'segment': {'type': 'integer', 'minimum': 1}}}}
+"""The segments a labeler is answering while the next row is asked for (a guided row's last card)."""
+
+
 @access.public(scope=TokenScope.DATA_READ)
 @autoDescribeRoute(
     Description('The next unlabeled segments to label, across the project\'s slides, best first.')
@@ -27,10 +34,12 @@ def add_routes(resource: Resource) -> None:
            '/item/{item}/tiles/region). Segments anyone labeled, excluded categories included, never appear.')
     .modelParam('id', 'The project folder.', model=Folder, level=AccessType.READ)
     .param('limit', 'How many.', required=False, dataType='integer', default=None)
+    .jsonParam('pending', 'Segments being labeled right now, ranked as if labeled: [{"item": id, "segment": n}].',
+               required=False, requireArray=True, schema=PENDING_SCHEMA)
     .errorResponse('The project cannot rank yet (no trained round for a model-based metric).')
     .errorResponse('Read access was denied on the folder.', 403))
-def get_suggestions(folder: dict, limit: int | None) -> list[dict]:
-    return round_jobs.project_suggestions(folder, limit)
+def get_suggestions(folder: dict, limit: int | None, pending: list[dict] | None) -> list[dict]:
+    return round_jobs.project_suggestions(folder, limit, pending)
 
 
 @access.user(scope=TokenScope.DATA_WRITE)

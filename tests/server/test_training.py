@@ -250,3 +250,29 @@ def test_labels_written_while_segments_are_made_start_their_round_when_the_segme
     round_jobs.wait_for_rounds(project['folder']['_id'])
     [trained] = Round().find({'project': project['folder']['_id']})
     assert trained['labelsUsed'] == len([s for s, c in seeded if c != 'background'])
+
+
+def test_a_pending_card_is_ranked_as_labeled_so_the_early_row_is_the_later_one(server, project, admin, seeded):
+    """The guided view asks for its next row while the labeler answers the row's last card, naming that card as
+    pending: the row equals the server's answer once the card is labeled. The card here is the hard case, an audit
+    member after the first unlabeled one, whose label moves the audit picks (asked for without ``pending``, one
+    more suggestion and that card left out, the row would miss an audit pick or show another)."""
+    _label(server, project, admin, seeded)
+    assertStatusOk(server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}))
+    ahead = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 60}).json
+    audits = [s for s in ahead if s['strategy'] == 'audit']
+    assert len(audits) >= 2, ahead
+    card = audits[1]
+    pending = json.dumps([{'item': card['item'], 'segment': card['segment']}])
+    early = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 8, 'pending': pending})
+    assertStatusOk(early)
+    _label(server, project, admin, [(card['segment'], 'stroma')])
+    later = server.request(_path(project, '/suggestions'), user=admin, params={'limit': 8})
+    assertStatusOk(later)
+    assert [(s['segment'], s['strategy']) for s in early.json] == [(s['segment'], s['strategy']) for s in later.json]
+    assert card['segment'] not in {s['segment'] for s in early.json}
+    assert 'audit' in {s['strategy'] for s in later.json}
+
+    malformed = [[{'item': 'nope', 'segment': 3}], [{'item': card['item'], 'segment': 0}], {'a': 1}]
+    for bad in map(json.dumps, malformed):
+        assertStatus(server.request(_path(project, '/suggestions'), user=admin, params={'pending': bad}), 400)

@@ -129,16 +129,19 @@ const GuidedView = LiveView.extend({
   },
 
   /**
-   * Ask for the next row while the labeler answers the last card of this one: one suggestion more than a row, asked
-   * once the row's other labels are saved (so that the server leaves them out).
+   * Ask for the next row while the labeler answers the last card of this one, once the row's other labels are saved
+   * (so that the server leaves them out), naming the unanswered card as pending: the server ranks it as labeled, so
+   * the row is the one it gives once that label is saved, the audit sample's picks included.
    */
   _prefetchRow() {
     if (this.prefetched || this.loadingRow) {
       return;
     }
-    const limit = (this.project.config.batchSize || 8) + 1;
+    const limit = this.project.config.batchSize || 8;
+    const pending = this.cards.filter((c) => !c.labels.length).map((c) => ({ item: c.item, segment: c.segment }));
+    const query = `limit=${limit}&pending=${encodeURIComponent(JSON.stringify(pending))}`;
     const answer = Promise.allSettled([...this.pending])
-      .then(() => getJson(`${this.base}/suggestions?limit=${limit}`));
+      .then(() => getJson(`${this.base}/suggestions?${query}`));
     answer.catch(() => {}); // a failed early ask: the row is asked for again when needed
     this.prefetched = { row: this.cards, answer };
     answer.then((suggestions) => {
@@ -157,7 +160,7 @@ const GuidedView = LiveView.extend({
         const labeled = new Set(this.cards.filter((c) => c.labels.length).map((c) => `${c.item}/${c.segment}`));
         const answer = await prefetched.answer;
         const row = answer.filter((s) => !labeled.has(`${s.item}/${s.segment}`));
-        if (row.length >= Math.min(limit, answer.length - 1)) {
+        if (row.length >= Math.min(limit, answer.length)) {
           return row.slice(0, limit);
         }
       } catch (error) {
