@@ -4,9 +4,9 @@
 // round and Retrain button (StatsBar). This view holds the row and the keys: each choice is saved at once (PUT
 // .../labels, view "guided"); Backspace undoes the newest choice with the batch id its PUT returned. When the row is
 // done, or a retrain has finished, the next row is fetched in place; while the labeler answers a row's last card it is
-// already being fetched (one suggestion more, the last card's segment left out of it), unless a round finishes
-// meanwhile. Every failed request is shown on the page, in the messages area (MessagesView), with what was asked and
-// Girder's answer.
+// already being fetched (the last card named as pending, which the server ranks as labeled), unless a round
+// finishes meanwhile. Every failed request is shown on the page, in the messages area (MessagesView), with what was
+// asked and Girder's answer.
 import { getJson, projectRoute, request } from '../../api.js';
 import { LiveView, MessagesView, isTyping, onTraining } from '../common.js';
 import bodyNotice from './bodyNotice.pug';
