@@ -23,6 +23,20 @@ await run({
   page = await openPage(context, TIMEOUT, result, () => phase);
   const chooser = page.locator('.modal-dialog:has(.g-browser-widget)');
 
+  // girder-large-image's folder view asks for each folder's .large_image_config.yaml; opening another folder while
+  // that request is out makes it call the request's cancel(), which Girder 5's requests lack: the page throws and
+  // the breadcrumb stays on the folder before (its upstream fault, not this plugin's). A person waits for a folder
+  // to show before opening the next; so does the driver, until no such request is out.
+  const configRequests = new Set();
+  page.on('request', (r) => r.url().includes('/yaml_config/.large_image_config.yaml') && configRequests.add(r));
+  page.on('requestfinished', (r) => configRequests.delete(r));
+  page.on('requestfailed', (r) => configRequests.delete(r));
+  async function folderShown() {
+    while (configRequests.size) {
+      await page.waitForTimeout(50);
+    }
+  }
+
   /** Opens the chooser of control `id` in `folders` (a path from the user's home). The chooser opens where the last
    * one was left, as a user sees; from elsewhere it walks there from the home folder. */
   async function browse(id, folders) {
@@ -32,9 +46,11 @@ await run({
     if ((await here.textContent()).trim() === folders.at(-1)) {
       return;
     }
+    await folderShown();
     await chooser.locator('#g-root-selector').selectOption({ label: 'Home' });
     await here.filter({ hasText: input.userName }).waitFor();
     for (const name of folders) {
+      await folderShown();
       await chooser.locator('.g-folder-list-link', { hasText: name }).click();
       await here.filter({ hasText: name }).waitFor();
     }
