@@ -420,11 +420,7 @@ def append_round(store_path: str | os.PathLike, **round_fields) -> int:
         final = os.path.join(folder, f'{number}.{store_id}.h5')
         temp = os.path.join(folder, f'.{uuid.uuid4().hex[:12]}.tmp')
         try:
-            with h5py.File(temp, 'w', locking=False) as h5:
-                h5.attrs['format'] = FORMAT_NAME
-                h5.attrs['schema_version'] = SCHEMA_VERSION
-                h5.attrs['store_id'] = store_id
-                _write_round(lambda: h5, n_segments, **round_fields)
+            _write_round_file(temp, store_id, n_segments, round_fields)
             with open(temp, 'rb') as stream:
                 os.fsync(stream.fileno())
             os.replace(temp, final)
@@ -446,11 +442,7 @@ def export_latest_round(store_path: str | os.PathLike, target: str | os.PathLike
             return None
         store_id = store.store_id
         n_segments = store.n_segments
-    with h5py.File(target, 'w', locking=False) as h5:
-        h5.attrs['format'] = FORMAT_NAME
-        h5.attrs['schema_version'] = SCHEMA_VERSION
-        h5.attrs['store_id'] = store_id
-        _write_round(lambda: h5, n_segments, **_round_fields(record))
+    _write_round_file(target, store_id, n_segments, _round_fields(record))
     return record.number
 
 
@@ -670,6 +662,15 @@ class StoreWriter(_StoreView):
                 del self._h5['rounds'][key]
                 self.needs_repack = True
         return number
+
+
+def _write_round_file(path: str | os.PathLike, store_id: str, n_segments: int, round_fields: dict) -> None:
+    """Write a round file: the round at its root, beside what says it is a round file of store ``store_id``."""
+    with h5py.File(path, 'w', locking=False) as h5:
+        h5.attrs['format'] = FORMAT_NAME
+        h5.attrs['schema_version'] = SCHEMA_VERSION
+        h5.attrs['store_id'] = store_id
+        _write_round(lambda: h5, n_segments, **round_fields)
 
 
 def _round_record(group: h5py.Group, number: int) -> RoundRecord:

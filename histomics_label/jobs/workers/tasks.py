@@ -49,8 +49,9 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
     ``output_item``; returns the uploaded file's name, or ``stopped`` when the job was cancelled."""
     client, manager = _girder(self)
     reporter = _Reporter(manager)
-    if reporter.stop_reason():
-        return _stopped(manager, reporter.stop_reason())
+    stopped = reporter.stop_reason()
+    if stopped:
+        return _stopped(manager, stopped)
     with tempfile.TemporaryDirectory(prefix='histomics-label-') as work:
         for field, source in inputs.items():
             pipeline[field] = local_file(client, source, Path(work) / field, reporter)
@@ -78,8 +79,9 @@ def train_round(self, request: dict, inputs: list[dict], output_item: str) -> di
     (``ROUND_ANSWER``); returns the answer, or ``stopped`` when the job was cancelled."""
     client, manager = _girder(self)
     reporter = _Reporter(manager)
-    if reporter.stop_reason():
-        return _stopped(manager, reporter.stop_reason())
+    stopped = reporter.stop_reason()
+    if stopped:
+        return _stopped(manager, stopped)
     with tempfile.TemporaryDirectory(prefix='round-', dir=store_cache.cache_dir()) as folder:
         work = Path(folder)
         fetched = 0
