@@ -81,6 +81,9 @@ EXECUTORS = ('server', 'girder_worker')
 WORKER_JOBS = 'histomics_label.worker_jobs_per_process'
 """With the ``girder_worker`` executor, how many pieces of heavy work one Girder process hands to the workers at
 once; the broker queues them and each worker takes as many as its Celery concurrency allows."""
+FEATURE_ROWS = 'histomics_label.feature_rows_per_task'
+"""With the ``girder_worker`` executor, a slide of more segments than this gets its features from several tasks of
+this many segments each, which several workers run at once (a band of the slide's tiles each); 0 never splits."""
 
 
 @setting_utilities.default(HEAVY_JOBS)
@@ -129,6 +132,22 @@ def _default_worker_jobs() -> int:
 @setting_utilities.validator(WORKER_JOBS)
 def _validate_worker_jobs(doc: dict) -> None:
     doc['value'] = _whole_in(doc['value'], 1, 10000, 'Heavy jobs handed to girder_worker per server process')
+
+
+@setting_utilities.default(FEATURE_ROWS)
+def _default_feature_rows() -> int:
+    return 100000
+
+
+@setting_utilities.validator(FEATURE_ROWS)
+def _validate_feature_rows(doc: dict) -> None:
+    doc['value'] = _whole_in(doc['value'], 0, 10 ** 9, 'Segments per feature task (0: never split)')
+
+
+def feature_rows_per_task() -> int | None:
+    """How many segments' features one task computes, where a slide's features are split over the workers; None
+    where they are not (``FEATURE_ROWS``)."""
+    return Setting().get(FEATURE_ROWS) or None
 
 
 @setting_utilities.default(JOB_TIMEOUT_MINUTES)

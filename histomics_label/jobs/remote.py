@@ -5,7 +5,9 @@ instead of a child process of its own it sends the Celery task ``workers.tasks.m
 (``SEGMENTS_TASK``), with a Girder job of its own (a child of the slide's job, so the job panel shows the worker's log
 and progress), a token of the admin who asked for the work (read the slide, write the store's upload), and an item to
 upload the store to. While it waits it relays the task's progress into the slide's job; then it copies the uploaded
-store into place (the store folder is the server's) and removes the upload. The rest of the slide's job (versioned
+store into place (the store folder is the server's) and removes the upload. A slide of more segments than
+``settings.FEATURE_ROWS`` comes back with its segments only, and gets its features in parts from several tasks
+(``remote_features``) before it moves into place. The rest of the slide's job (versioned
 segmentations, the segment image, the next round) runs in the server as before.
 
 A worker that dies loses its task (Celery acknowledges on receipt): the task tells its job it is alive every
@@ -13,7 +15,7 @@ A worker that dies loses its task (Celery acknowledges on receipt): the task tel
 starts again. After a server restart the queue runs the slide's job again, which picks up the task it had sent.
 
 The plumbing of a task (its Girder job, token and headers, the wait, the upload item) is shared with a round's task
-(``remote_rounds``).
+(``remote_rounds``) and the feature parts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bson.objectid import ObjectId
@@ -40,12 +43,14 @@ from ..core.errors import HistomicsLabelError
 from ..core.io.store import replace_store
 from ..core.pipeline import PipelineConfig
 from ..projects.segment_images import SEGMENTS_FOLDER
+from ..settings import feature_rows_per_task
 from . import queue
 from .workers.celery_plugin import BEAT_S, SEGMENTS_TASK, STORE_NAME
 from .workers.errors import child_error
 
 WORKER_JOB_TYPE = 'histomics_label.segments.worker'
 ROUND_WORKER_JOB_TYPE = 'histomics_label.train.worker'
+FEATURES_WORKER_JOB_TYPE = 'histomics_label.features.worker'
 SILENT_AFTER_S = 10 * BEAT_S
 """A running task whose job has heard nothing from it for this long is judged lost with its worker."""
 DIRECT_PATH = 'worker.direct_path'
@@ -53,6 +58,8 @@ DIRECT_PATH = 'worker.direct_path'
 _API_URL = 'worker.api_url'
 """girder_worker plugin's setting: the API URL workers reach Girder at."""
 _ENDED = (JobStatus.SUCCESS, JobStatus.ERROR, JobStatus.CANCELED)
+AGAIN = 'make the segments again to send it to another worker'
+"""What a failed or lost task of a slide's segments says to do."""
 
 
 def prepare(job: dict, user: dict) -> dict:
@@ -96,7 +103,7 @@ def worker_api_url(job: dict) -> str:
     url = request_api_url() or (job.get('kwargs') or {}).get('apiUrl')
     if url:
         return url
-    earlier = Job().findOne({'type': {'$in': [WORKER_JOB_TYPE, ROUND_WORKER_JOB_TYPE]},
+    earlier = Job().findOne({'type': {'$in': [WORKER_JOB_TYPE, ROUND_WORKER_JOB_TYPE, FEATURES_WORKER_JOB_TYPE]},
                              'jobInfoSpec.url': {'$exists': True}}, sort=[('created', -1)])
     if earlier is None:
         raise HistomicsLabelError(f'Workers cannot be told where Girder is: set the worker plugin\'s API URL '
@@ -113,14 +120,18 @@ def end_unsent(entry: dict) -> None:
 
 
 def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> None:
-    """Make ``pipeline.store`` on a worker; raise with the worker's reason when it failed, ``WorkStopped`` when the
-    slide's job was cancelled or ran past its time limit (the task is cancelled too)."""
+    """Make ``pipeline.store`` on a worker (a very large slide's features in parts on several: ``remote_features``);
+    raise with the worker's reason when it failed, ``WorkStopped`` when the slide's job was cancelled or ran past its
+    time limit (the tasks are cancelled too)."""
+    from .remote_features import fill_features
+
     task_job, token = _task_job(job), None
     if task_job['status'] == JobStatus.INACTIVE:
         task_job, token = _send(task_job, folder, item, pipeline, context)
     try:
-        task_job = wait_for_task(job, task_job, context, 'make the segments again to send it to another worker')
-        _take_store(task_job, Path(pipeline.store))
+        task_job = wait_for_task(job, task_job, context, AGAIN)
+        _take_store(task_job, Path(pipeline.store), lambda store, partial: fill_features(
+            job, item, pipeline, store, partial, context))
     finally:
         discard_upload(task_job)
         if token is not None:  # sent before a restart: the token expires with the time limit
@@ -151,13 +162,19 @@ def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig,
     upload = Item().createItem(f'{item["_id"]}.store (from a worker, removed when copied)', creator=owner,
                                folder=target)
     token = task_token(requester, context)
-    inputs = {'slide': _source(item['largeImage']['fileId'], pipeline.slide)}
-    if pipeline.label_image:
-        inputs['label_image'] = _source(pipeline.label_image_file['file'], pipeline.label_image)
-    sent = app.send_task(SEGMENTS_TASK, args=[_portable(pipeline), inputs, str(upload['_id'])],
-                         headers=task_headers(task_job, token))
+    rows_per_part = None if pipeline.embedding_map else feature_rows_per_task()
+    sent = app.send_task(SEGMENTS_TASK, args=[portable(pipeline), slide_inputs(item, pipeline), str(upload['_id']),
+                                              rows_per_part], headers=task_headers(task_job, token))
     return Job().updateJob(task_job, status=JobStatus.QUEUED,
                            otherFields={'celeryTaskId': sent.id, 'histomicsLabelUpload': upload['_id']}), token
+
+
+def slide_inputs(item: dict, pipeline: PipelineConfig) -> dict:
+    """What a task reads of the slide: its file, and an imported segment-id image's (``file_source``)."""
+    inputs = {'slide': file_source(File().load(item['largeImage']['fileId'], force=True))}
+    if pipeline.label_image:
+        inputs['label_image'] = file_source(File().load(pipeline.label_image_file['file'], force=True))
+    return inputs
 
 
 def task_token(user: dict, context: queue.WorkContext) -> dict:
@@ -174,16 +191,19 @@ def task_headers(task_job: dict, token: dict) -> dict:
             'girder_client_token': str(token['_id'])}
 
 
-def _source(file_id, local_path: str) -> dict:
-    """How a worker gets a Girder file: by id, or at the server's path where workers see Girder's files."""
-    file = File().load(file_id, force=True)
-    source = {'file': str(file['_id']), 'name': file['name']}
+def file_source(file: dict) -> dict:
+    """How a worker gets the Girder file ``file``: by id (with its name and size), or at its path where workers see
+    Girder's files (the worker plugin's direct path)."""
+    source = {'file': str(file['_id']), 'name': file['name'], 'size': file['size']}
     if Setting().get(DIRECT_PATH):
-        source['path'] = local_path
+        try:
+            source['path'] = File().getLocalFilePath(file)
+        except Exception:  # an assetstore with no local path (S3): the worker downloads it
+            pass
     return source
 
 
-def _portable(pipeline: PipelineConfig) -> dict:
+def portable(pipeline: PipelineConfig) -> dict:
     """The configuration without this server's paths (the worker sets its own)."""
     from dataclasses import asdict
 
@@ -191,43 +211,85 @@ def _portable(pipeline: PipelineConfig) -> dict:
 
 
 def wait_for_task(job: dict, task_job: dict, context: queue.WorkContext, again: str) -> dict:
-    """Relay the task's progress into ``job`` until the task ends; the task job, ended well. Raises ``WorkStopped``
-    when ``job`` or the task job was cancelled (or ran past its time limit), and with the task's reason when it
-    failed or its worker was lost (the message ends with ``again``, what to do). Silence counts from when this wait
-    began at the earliest: after a long Girder outage the task's next beat is still to come."""
-    task_job = _wait(job, task_job, context, again)
-    if task_job['status'] == JobStatus.CANCELED:
-        context.stop_with('its worker job was cancelled')
-    if task_job['status'] != JobStatus.SUCCESS:
-        raise HistomicsLabelError(child_error(''.join(task_job.get('log') or []).splitlines(), 1,
-                                              'the worker task'))
-    return task_job
+    """``wait_for_tasks`` of one task."""
+    return wait_for_tasks(job, [task_job], context, again)[0]
 
 
-def _wait(job: dict, task_job: dict, context: queue.WorkContext, again: str) -> dict:
-    """Relay the task's progress into ``job`` until the task ends; the ended task job."""
+def wait_for_tasks(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: str) -> list[dict]:
+    """Relay the tasks' progress into ``job`` until every one ends; the task jobs, ended well. Raises
+    ``WorkStopped`` when ``job`` or a task job was cancelled (or ran past its time limit), and with a task's reason
+    when it failed or its worker was lost (the message ends with ``again``, what to do); the other tasks are
+    cancelled then. Silence counts from when this wait began at the earliest: after a long Girder outage the
+    tasks' next beat is still to come."""
+    try:
+        task_jobs = _wait(job, task_jobs, context, again)
+        if any(task_job['status'] == JobStatus.CANCELED for task_job in task_jobs):
+            context.stop_with('its worker job was cancelled')
+        for task_job in task_jobs:
+            if task_job['status'] != JobStatus.SUCCESS:
+                raise HistomicsLabelError(child_error(''.join(task_job.get('log') or []).splitlines(), 1,
+                                                      'the worker task'))
+    finally:
+        end_tasks(task_jobs)
+    return task_jobs
+
+
+def end_tasks(task_jobs: list[dict]) -> None:
+    """Cancel the tasks of ``task_jobs`` that have not ended; one never sent ends at once."""
+    for task_job in task_jobs:
+        task_job = Job().load(task_job['_id'], force=True)
+        if task_job['status'] == JobStatus.INACTIVE:
+            Job().updateJob(task_job, status=JobStatus.CANCELED, log='Not sent: the work stopped before it\n')
+        elif task_job['status'] not in _ENDED:  # girder_worker's handler leaves one already canceling
+            Job().cancelJob(task_job)
+
+
+def _wait(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: str) -> list[dict]:
+    """Relay the tasks' progress into ``job`` until every one ended, or one failed or was cancelled; the task
+    jobs."""
     relayed, waiting_since = None, datetime.datetime.now(datetime.UTC)
     while True:
         reason = context.stop_reason()
         if reason:
-            Job().cancelJob(Job().load(task_job['_id'], force=True))
+            end_tasks(task_jobs)
             context.stop_with(reason)
-        task_job = Job().load(task_job['_id'], force=True)
-        if task_job['status'] in _ENDED:
-            return task_job
-        if task_job['status'] == JobStatus.QUEUED:
-            progress = 0, 'waiting for a girder_worker worker to take it'
-        else:
-            progress = (task_job.get('progress') or {}).get('current'), (task_job.get('progress') or {}).get('message')
+        task_jobs = [Job().load(task_job['_id'], force=True) for task_job in task_jobs]
+        statuses = [task_job['status'] for task_job in task_jobs]
+        if all(status in _ENDED for status in statuses) or JobStatus.ERROR in statuses \
+                or JobStatus.CANCELED in statuses:
+            return task_jobs
+        progress = _progress(task_jobs)
         if progress != relayed and progress[0] is not None:
             job = Job().updateJob(job, progressCurrent=int(progress[0]), progressMessage=progress[1])
             relayed = progress
-        if task_job['status'] == JobStatus.RUNNING and _silent_for(task_job, waiting_since) > SILENT_AFTER_S:
-            Job().updateJob(task_job, status=JobStatus.ERROR, log=f'Error: its worker has not answered for '
-                                                                  f'{SILENT_AFTER_S:g} s (stopped or killed)\n')
-            raise HistomicsLabelError(f'The worker running it has not answered for {SILENT_AFTER_S:g} s (stopped or '
-                                      f'killed); {again}')
+        for task_job in task_jobs:
+            if task_job['status'] == JobStatus.RUNNING and _silent_for(task_job, waiting_since) > SILENT_AFTER_S:
+                Job().updateJob(task_job, status=JobStatus.ERROR, log=f'Error: its worker has not answered for '
+                                                                      f'{SILENT_AFTER_S:g} s (stopped or killed)\n')
+                raise HistomicsLabelError(f'The worker running it has not answered for {SILENT_AFTER_S:g} s '
+                                          f'(stopped or killed); {again}')
         time.sleep(queue.POLL_S)
+
+
+def _progress(task_jobs: list[dict]) -> tuple[float | None, str | None]:
+    """The progress (of 1000) and message to show for the tasks: one task's own, or for several, their mean and
+    how many are done."""
+    def current(task_job: dict) -> float | None:
+        if task_job['status'] == JobStatus.SUCCESS:
+            return 1000.0
+        if task_job['status'] == JobStatus.QUEUED:
+            return 0.0
+        return (task_job.get('progress') or {}).get('current')
+
+    if len(task_jobs) == 1:
+        if task_jobs[0]['status'] == JobStatus.QUEUED:
+            return 0, 'waiting for a girder_worker worker to take it'
+        return current(task_jobs[0]), (task_jobs[0].get('progress') or {}).get('message')
+    done = sum(task_job['status'] == JobStatus.SUCCESS for task_job in task_jobs)
+    waiting = sum(task_job['status'] == JobStatus.QUEUED for task_job in task_jobs)
+    total = sum(current(task_job) or 0.0 for task_job in task_jobs) / len(task_jobs)
+    return total, (f'{done} of {len(task_jobs)} parts done'
+                   + (f'; {waiting} waiting for a girder_worker worker' if waiting else ''))
 
 
 def _silent_for(task_job: dict, since: datetime.datetime) -> float:
@@ -238,9 +300,10 @@ def _silent_for(task_job: dict, since: datetime.datetime) -> float:
     return (datetime.datetime.now(datetime.UTC) - max(updated, since)).total_seconds()
 
 
-def _take_store(task_job: dict, destination: Path) -> None:
-    """Copy the store the task uploaded beside ``destination``, then move it into place as a new store replaces
-    an old one (``replace_store``: checked first, under the store's lock, the old store's rounds removed)."""
+def _take_store(task_job: dict, destination: Path, fill: Callable[[dict, Path], None]) -> None:
+    """Copy the store the task uploaded beside ``destination``, have ``fill(its Girder file, the copy)`` give a
+    store of segments only its features, then move it into place as a new store replaces an old one
+    (``replace_store``: checked first, under the store's lock, the old store's rounds removed)."""
     upload = Item().load(task_job['histomicsLabelUpload'], force=True)
     file = upload and File().findOne({'itemId': upload['_id'], 'name': STORE_NAME})
     if file is None:
@@ -249,6 +312,7 @@ def _take_store(task_job: dict, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         copy_out(file, partial)
+        fill(file, partial)
         replace_store(partial, destination)
     finally:
         partial.unlink(missing_ok=True)

@@ -31,7 +31,6 @@ from pathlib import Path
 from girder.models.file import File
 from girder.models.folder import Folder
 from girder.models.item import Item
-from girder.models.setting import Setting
 from girder.models.token import Token
 from girder.models.upload import Upload
 from girder.models.user import User
@@ -104,7 +103,7 @@ def _send(task_job: dict, folder: dict, stores: list[str], request: dict,
     for position, path in enumerate(stores):
         context.stop_if_asked()
         Job().updateJob(task_job, progressMessage=f'sending store {position + 1} of {len(stores)} to Girder')
-        inputs.append({'store': _source(_store_copy(target, owner, path)),
+        inputs.append({'store': remote.file_source(_store_copy(target, owner, path)),
                        'round': _latest_round(upload, owner, path, position)})
     token = remote.task_token(owner, context)
     sent = app.send_task(ROUND_TASK, args=[_portable(request), inputs, str(upload['_id'])],
@@ -143,17 +142,6 @@ def _latest_round(upload: dict, owner: dict, path: str, position: int) -> dict |
             file = Upload().uploadFromFile(stream, exported.stat().st_size, exported.name, parentType='item',
                                            parent=upload, user=owner)
     return {'file': str(file['_id']), 'name': file['name'], 'size': file['size']}
-
-
-def _source(file: dict) -> dict:
-    """How a worker gets a Girder file: by id, or at its path where workers see Girder's files."""
-    source = {'file': str(file['_id']), 'name': file['name'], 'size': file['size']}
-    if Setting().get(remote.DIRECT_PATH):
-        try:
-            source['path'] = File().getLocalFilePath(file)
-        except Exception:  # an assetstore with no local path (S3): the worker downloads it
-            pass
-    return source
 
 
 def _portable(request: dict) -> dict:

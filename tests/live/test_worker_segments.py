@@ -26,6 +26,7 @@ import pytest
 from helpers.live_stack import running_stack, seeded_project, slides_project, store_path
 from helpers.processes import descendants
 
+from histomics_label.core.features.representations import ImageRepresentation
 from histomics_label.core.io.labels import Category, LabelSet
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, model_options, representation, run_pipeline
@@ -282,6 +283,84 @@ def test_in_production_the_web_server_never_loads_torch(stack, cmu_svs):
         child_round, thread_round = store.round(first['slides'][item['_id']]), store.round(
             second['slides'][item['_id']])
         np.testing.assert_allclose(child_round.probabilities, thread_round.probabilities, atol=1e-4)
+
+
+FEATURE_PART_CHILD = b'histomics_label.jobs.workers.feature_part'
+FEATURES_WORKER_JOB_TYPE = 'histomics_label.features.worker'
+FEATURE_ROWS = 'histomics_label.feature_rows_per_task'
+
+
+def test_a_large_slides_features_are_made_in_parts_across_the_workers(stack, crops, tmp_path):
+    """A slide with more segments than one feature task takes: its segment task sends back segments only, four
+    tasks compute a quarter of its rows each, on both workers (never in Girder), and the store Girder puts in place
+    holds the very patches the engine computes here in one piece from the same slide. Each part's task job ends
+    well, and nothing the parts travelled through is left."""
+    client = stack.client()
+    local = run_pipeline(PipelineConfig(slide=str(crops[0]), store=str(tmp_path / 'whole.h5'), magnification=5,
+                                        radius=10, feature='image', patch_size=32, model='cnn_torch'))
+    client.put('system/setting', parameters={'key': FEATURE_ROWS, 'value': -(-local.n_segments // 4)})
+    try:
+        folder, items, base = slides_project(client, crops[0:1], 'Features in parts', CONFIG)
+        started = client.post(f'{base}/segments')
+        ended, seen = follow(client, stack, [started[0]['job']], child=FEATURE_PART_CHILD)
+    finally:
+        client.put('system/setting', parameters={'key': FEATURE_ROWS, 'value': 100000})
+    job = ended[0]
+    assert job['status'] == SUCCESS, ''.join(job['log'])[-1500:]
+    assert seen['girder'] == 0 and seen['worker-1'] and seen['worker-2'], seen
+    parts = client.get('job', parameters={'parentId': job['_id'], 'types': f'["{FEATURES_WORKER_JOB_TYPE}"]'})
+    assert sorted(part['title'].rsplit(': features, ', 1)[1] for part in parts) == [
+        f'part {k} of 4 (on a worker)' for k in range(1, 5)]
+    assert [part['status'] for part in parts] == [SUCCESS] * 4, [part.get('log') for part in parts]
+    assert [task['status'] for task in task_jobs(client, job['_id'])] == [SUCCESS]
+
+    with SlideStore(store_path(client, folder, items[0])) as served, SlideStore(local.store) as whole:
+        np.testing.assert_array_equal(served.label_raster[...], whole.label_raster[...])
+        assert served.patch_params(32) == whole.patch_params(32)
+        np.testing.assert_array_equal(served.patches(32), whole.patches(32))
+    segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER))
+    names = [entry['name'] for entry in client.listItem(segments_folder['_id'])]
+    assert names == [f'{items[0]["_id"]}.segments.tiff'], names
+    assert task_tokens(stack) == 0
+
+
+def test_a_cancelled_part_stops_the_other_parts_and_leaves_the_slide_as_it_was(stack, cmu_svs):
+    """One part's job cancelled in the job list before it ended (several parts per worker, so that some wait for
+    one): the slide's job stops, the other parts are cancelled (none goes on running), the slide has no
+    store and nothing of the parts is left; a rerun makes the store."""
+    client = stack.client()
+    client.put('system/setting', parameters={'key': FEATURE_ROWS, 'value': 30})
+    try:
+        folder, items, base = slides_project(client, [cmu_svs], 'A part cancelled', CONFIG)
+        job_id = client.post(f'{base}/segments')[0]['job']
+        deadline, waiting, parts = time.monotonic() + 300, [], []
+        while not (waiting and len(parts) > 2) and time.monotonic() < deadline \
+                and client.get(f'job/{job_id}')['status'] not in (SUCCESS, 4, CANCELED):
+            parts = client.get('job', parameters={'parentId': job_id, 'types': f'["{FEATURES_WORKER_JOB_TYPE}"]'})
+            waiting = [part for part in parts if part['status'] in (1, RUNNING)][-1:]
+            time.sleep(0.1)
+        assert waiting and len(parts) > 2, (parts, client.get(f'job/{job_id}').get('log'))
+        client.put(f'job/{waiting[0]["_id"]}/cancel')
+        job = wait_for_job(client, job_id, timeout=120)
+        assert job['status'] == CANCELED, job.get('log')
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            parts = client.get('job', parameters={'parentId': job_id, 'types': f'["{FEATURES_WORKER_JOB_TYPE}"]'})
+            if all(part['status'] in (SUCCESS, CANCELED) for part in parts):
+                break
+            time.sleep(0.5)
+        assert all(part['status'] in (SUCCESS, CANCELED) for part in parts), [p['status'] for p in parts]
+        assert sum(part['status'] == CANCELED for part in parts) >= 1
+        assert not store_path(client, folder, items[0]).exists()
+        segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER))
+        assert not list(client.listItem(segments_folder['_id']))
+
+        rerun = wait_for_job(client, client.post(f'{base}/segments')[0]['job'], timeout=600)
+        assert rerun['status'] == SUCCESS, rerun.get('log')
+        with SlideStore(store_path(client, folder, items[0])) as store:
+            assert ImageRepresentation(patch_size=32).is_current(store) and store.n_segments > 200
+    finally:
+        client.put('system/setting', parameters={'key': FEATURE_ROWS, 'value': 100000})
 
 
 def test_with_no_worker_running_a_slide_waits_and_says_so_then_runs_when_one_starts(stack, crops):

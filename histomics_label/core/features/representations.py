@@ -88,11 +88,15 @@ class Representation:
         """The stored representation of every segment, or of ``rows`` (0-based, i.e. segment id − 1)."""
         raise NotImplementedError
 
-    def _create(self, writer: StoreWriter) -> h5py.Dataset:  # pragma: no cover - interface
-        """An empty dataset of one row per segment, to be filled by ``_batches``."""
+    def create(self, writer: StoreWriter) -> h5py.Dataset:  # pragma: no cover - interface
+        """An empty dataset of one row per segment, to be filled by ``batches``."""
         raise NotImplementedError
 
-    def _batches(self, patches: Iterator[tuple[np.ndarray, np.ndarray]]
+    def row_layout(self) -> tuple[tuple[int, ...], np.dtype]:  # pragma: no cover - interface
+        """The shape and type of one segment's row (what a part of the representation holds: ``parts``)."""
+        raise NotImplementedError
+
+    def batches(self, patches: Iterator[tuple[np.ndarray, np.ndarray]]
                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # pragma: no cover - interface
         """``(ids, rows)`` batches of values to store, from ``(ids, patches)`` batches."""
         raise NotImplementedError
@@ -106,13 +110,13 @@ class Representation:
         written as they come, so memory stays one batch plus one tile window; the store is replaced only if every
         segment got its row.
         """
-        self._prepare()
+        self.prepare()
         with SlideStore.update(store_path) as writer:
             table = writer.segments()
-            dataset = self._create(writer)
+            dataset = self.create(writer)
             patches = iter_patches(slide, writer.label_raster, table, self.patch_size, batch_size=self.batch_size,
                                    tile_size=self.tile_size)
-            _fill_rows(dataset, self._batches(patches), progress, self.progress_message)
+            fill_rows(dataset, self.batches(patches), progress, self.progress_message)
 
     def ensure(self, slide: PixelSource, store_path: str, progress: Progress = no_progress) -> bool:
         """Compute the representation unless the store already has it; returns True when it was reused."""
@@ -123,7 +127,7 @@ class Representation:
         self.compute(slide, store_path, progress)
         return False
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         """Anything that may fail before the store is copied (e.g. loading a network's weights)."""
 
     def _same_params(self, stored: dict) -> bool:
@@ -181,16 +185,19 @@ class VectorRepresentation(Representation):
     def load(self, store: SlideStore | StoreWriter, rows: Rows = None) -> np.ndarray:
         return store.features(self.extractor_name, rows)
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         self.params()  # finds and digests the weights
         load = getattr(self.extractor, 'load', None)
         if load is not None:
             load()
 
-    def _create(self, writer: StoreWriter) -> h5py.Dataset:
+    def row_layout(self) -> tuple[tuple[int, ...], np.dtype]:
+        return (self.extractor.dim,), np.dtype(np.float32)
+
+    def create(self, writer: StoreWriter) -> h5py.Dataset:
         return writer.create_features(self.extractor_name, writer.n_segments, self.extractor.dim, self.params())
 
-    def _batches(self, patches):
+    def batches(self, patches):
         dim = self.extractor.dim
         for ids, features in iter_features(self.extractor, patches):
             if features.shape != (len(ids), dim):
@@ -231,14 +238,17 @@ class ImageRepresentation(Representation):
     def load(self, store: SlideStore | StoreWriter, rows: Rows = None) -> np.ndarray:
         return store.patches(self.patch_size, rows)
 
-    def _create(self, writer: StoreWriter) -> h5py.Dataset:
+    def row_layout(self) -> tuple[tuple[int, ...], np.dtype]:
+        return (self.patch_size, self.patch_size, 3), np.dtype(np.uint8)
+
+    def create(self, writer: StoreWriter) -> h5py.Dataset:
         return writer.create_patches(self.patch_size, writer.n_segments, FILL_VALUE)
 
-    def _batches(self, patches):
+    def batches(self, patches):
         return patches
 
 
-def _fill_rows(dataset: h5py.Dataset, batches: Iterator[tuple[np.ndarray, np.ndarray]], progress: Progress,
+def fill_rows(dataset: h5py.Dataset, batches: Iterator[tuple[np.ndarray, np.ndarray]], progress: Progress,
                message: str) -> None:
     """Write ``(ids, values)`` batches into rows ``id − 1`` of ``dataset``; every row exactly once.
 

@@ -1,5 +1,6 @@
-"""Run the child process of a slide's segments (``workers.segments``: its Slicer progress tags reported as they come)
-or of a round (``workers.rounds``) and follow it, killed as soon as the caller says the work must stop.
+"""Run the child process of a slide's segments (``workers.segments``: its Slicer progress tags reported as they come),
+of a part of its features (``workers.feature_part``) or of a round (``workers.rounds``) and follow it, killed as
+soon as the caller says the work must stop.
 
 Both executors use it: the Girder server's queue (``jobs.segments``) and a girder_worker task (``workers.tasks``). It
 imports neither girder nor the engine, so a worker machine runs it with the plugin's package alone.
@@ -41,14 +42,32 @@ def dies_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, poll_s: float = 1.0) -> str | None:
+def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, poll_s: float = 1.0,
+                       rows_per_part: int | None = None) -> str | None:
     """Make the segments and features ``pipeline`` (a ``PipelineConfig`` as a dict) asks for in a child interpreter
-    that dies with this process.
+    that dies with this process; with ``rows_per_part``, only the segments of a slide with more segments than that
+    (``workers.segments``).
 
     Returns None when it finished, or the reason it was stopped (it was killed: ``stop_reason`` gave one); raises
     ``ChildFailed`` when it failed.
     """
-    message = ['segments']
+    extra = [] if rows_per_part is None else [str(rows_per_part)]
+    return follow_child([sys.executable, '-m', 'histomics_label.jobs.workers.segments', json.dumps(pipeline), *extra],
+                        None, _slicer_lines(report, 'segments'), stop_reason, poll_s, 'the pipeline')
+
+
+def run_feature_part_child(pipeline: dict, rows: tuple[int, int], part: str, report: Report, stop_reason: StopReason,
+                           poll_s: float = 1.0) -> str | None:
+    """Compute the features of the store's ``rows`` into the part file ``part`` (``workers.feature_part``) in a
+    child interpreter that dies with this process; returns and raises as ``run_segments_child``."""
+    command = [sys.executable, '-m', 'histomics_label.jobs.workers.feature_part', json.dumps(pipeline),
+               str(rows[0]), str(rows[1]), part]
+    return follow_child(command, None, _slicer_lines(report, 'features'), stop_reason, poll_s, 'the feature part')
+
+
+def _slicer_lines(report: Report, first_message: str) -> Callable[[str], None]:
+    """What reads a child's Slicer progress tags, reporting each fraction with the latest comment."""
+    message = [first_message]
 
     def on_line(line: str) -> None:
         comment = _COMMENT.search(line)
@@ -57,9 +76,7 @@ def run_segments_child(pipeline: dict, report: Report, stop_reason: StopReason, 
         progress = _PROGRESS.search(line)
         if progress:
             report(float(progress.group(1)), message[0])
-
-    return follow_child([sys.executable, '-m', 'histomics_label.jobs.workers.segments', json.dumps(pipeline)],
-                        None, on_line, stop_reason, poll_s, 'the pipeline')
+    return on_line
 
 
 def run_round_child(request: dict, stop_reason: StopReason, poll_s: float = 1.0) -> dict | str:

@@ -1,14 +1,17 @@
-"""The plugin's girder_worker tasks: a slide's segments and features, and a project's CNN rounds, on a worker machine.
+"""The plugin's girder_worker tasks: a slide's segments and features (or a part of its features), and a project's CNN
+rounds, on a worker machine.
 
 A DSA's girder_worker workers find these tasks through the ``girder_worker_plugins`` entry point (``celery_plugin``)
 once this package is installed beside them. A worker shares only the broker and Girder's API with the server, as a
 worker on another machine does: it reads the slide where Girder's files lie when it can see them (the worker plugin's
 *direct path* setting), else downloads the file with the task's token; it makes the store with the same child process
 the server's own executor runs (``workers.child``) and uploads it to the item the server named, which copies it into
-place (``jobs.remote``). A round gets the stores' copies in Girder (kept between rounds: ``store_cache``) and each
-slide's latest round, trains with the server's own round child, and uploads the new rounds and rankings
-(``jobs.remote_rounds``). Progress, the log and the end reach the task's Girder job through girder_worker's job
-manager; a cancel in Girder stops the child within seconds. Nothing here imports girder or the engine.
+place (``jobs.remote``); for a very large slide it sends the segments alone, and tasks on several workers compute a
+range of the store's rows each (``jobs.remote_features``). A round gets the stores' copies in Girder (kept between
+rounds: ``store_cache``) and each slide's latest round, trains with the server's own round child, and uploads the new
+rounds and rankings (``jobs.remote_rounds``). Progress, the log and the end reach the task's Girder job through
+girder_worker's job manager; a cancel in Girder stops the child within seconds. Nothing here imports girder
+or the engine.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from pathlib import Path
 from typing import TypeVar
 
 import requests
+from celery.signals import task_revoked
 from girder_worker.app import app
-from girder_worker.utils import JobStatus
+from girder_worker.utils import JobSpecNotFound, JobStatus, _job_manager
 
 from . import store_cache
-from .celery_plugin import BEAT_S, ROUND_ANSWER, ROUND_TASK, SEGMENTS_TASK, STORE_NAME
-from .child import ChildFailed, run_round_child, run_segments_child
+from .celery_plugin import BEAT_S, FEATURES_TASK, ROUND_ANSWER, ROUND_TASK, SEGMENTS_TASK, STORE_NAME, part_name
+from .child import ChildFailed, run_feature_part_child, run_round_child, run_segments_child
 
 POLL_S = min(5.0, BEAT_S)
 """How often a running task asks Girder whether its job was cancelled."""
@@ -43,10 +47,12 @@ logger = logging.getLogger(__name__)
 
 
 @app.task(bind=True, name=SEGMENTS_TASK)
-def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
+def make_segments(self, pipeline: dict, inputs: dict, output_item: str, rows_per_part: int | None = None) -> dict:
     """Make the segments and features ``pipeline`` (a ``PipelineConfig`` as a dict) asks for, its ``inputs`` (the
     slide, and an imported segment-id image: see ``local_file``) read here, and upload the store to
-    ``output_item``; returns the uploaded file's name, or ``stopped`` when the job was cancelled."""
+    ``output_item``; with ``rows_per_part``, a slide of more segments than that gets its segments only (its
+    features are made in parts: ``make_feature_part``). Returns the uploaded file's name, or ``stopped`` when the
+    job was cancelled."""
     client, manager = _girder(self)
     reporter = _Reporter(manager)
     stopped = reporter.stop_reason()
@@ -57,11 +63,8 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
             pipeline[field] = local_file(client, source, Path(work) / field, reporter)
         store = Path(work) / STORE_NAME
         pipeline['store'] = str(store)
-        try:
-            stopped = run_segments_child(pipeline, reporter.progress, reporter.stop_reason, POLL_S)
-        except ChildFailed as exc:
-            manager.write(f'Error: {exc}\n', forceFlush=True)
-            raise
+        with _failure_in_job(manager):
+            stopped = run_segments_child(pipeline, reporter.progress, reporter.stop_reason, POLL_S, rows_per_part)
         stopped = stopped or reporter.stop_reason()
         if not stopped:
             reporter.progress(1.0, 'sending the store to Girder')
@@ -69,6 +72,38 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str) -> dict:
         if stopped:
             return _stopped(manager, stopped)
     return {'store': STORE_NAME}
+
+
+@app.task(bind=True, name=FEATURES_TASK)
+def make_feature_part(self, pipeline: dict, inputs: dict, rows: list[int], output_item: str) -> dict:
+    """Compute the features ``pipeline`` asks for of the store's rows ``[start, stop)`` into a part file and upload
+    it to ``output_item`` (``part_name``). ``inputs`` are the slide (and an imported segment-id image) as for
+    ``make_segments``, and the ``store`` of segments only, kept in this worker's cache (``store_cache``) for the
+    slide's other parts. Returns the part's name, or ``stopped`` when the job was cancelled."""
+    client, manager = _girder(self)
+    reporter = _Reporter(manager)
+    stopped = reporter.stop_reason()
+    if stopped:
+        return _stopped(manager, stopped)
+    with tempfile.TemporaryDirectory(prefix='features-', dir=store_cache.cache_dir()) as folder:
+        work = Path(folder)
+        for field, source in inputs.items():
+            if field != 'store':
+                pipeline[field] = local_file(client, source, work / field, reporter)
+        reporter.progress(0.0, 'fetching the store')
+        pipeline['store'] = str(work / STORE_NAME)
+        store_cache.place_store(inputs['store'], _downloader(client, inputs['store']), Path(pipeline['store']))
+        part = work / part_name((rows[0], rows[1]))
+        with _failure_in_job(manager):
+            stopped = run_feature_part_child(pipeline, (rows[0], rows[1]), str(part), reporter.progress,
+                                             reporter.stop_reason, POLL_S)
+        stopped = stopped or reporter.stop_reason()
+        if not stopped:
+            reporter.progress(1.0, 'sending the part to Girder')
+            stopped = _upload(client, output_item, [part], reporter)
+        if stopped:
+            return _stopped(manager, stopped)
+    return {'part': part.name}
 
 
 @app.task(bind=True, name=ROUND_TASK)
@@ -96,11 +131,8 @@ def train_round(self, request: dict, inputs: list[dict], output_item: str) -> di
         manager.write(f'Stores: {len(inputs) - fetched} of {len(inputs)} from this worker\'s cache\n')
         request['outputs'].update(rankings=str(work / 'rankings'), index=False)
         reporter.progress(0.2, 'training')
-        try:
+        with _failure_in_job(manager):
             answer = run_round_child(request, reporter.stop_reason, POLL_S)
-        except ChildFailed as exc:
-            manager.write(f'Error: {exc}\n', forceFlush=True)
-            raise
         stopped = answer if isinstance(answer, str) else reporter.stop_reason()
         if not stopped:
             rankings = sorted((work / 'rankings').glob('*.npz'))  # <key>.<function>.npz
@@ -116,11 +148,34 @@ def train_round(self, request: dict, inputs: list[dict], output_item: str) -> di
     return answer
 
 
+@task_revoked.connect
+def _end_discarded(sender=None, request=None, **_) -> None:
+    """End the job of a task of ours that a worker discards unrun, revoked while it waited (a slide's other feature
+    parts, once one failed): girder_worker's own handler of this signal reads the request's message, which Celery
+    does not pass (it passes the task's context), so the job stayed "canceling" for ever."""
+    if getattr(sender, 'name', None) not in (SEGMENTS_TASK, FEATURES_TASK, ROUND_TASK):
+        return
+    try:
+        _job_manager(request=request).updateStatus(JobStatus.CANCELED)
+    except (JobSpecNotFound, requests.RequestException) as exc:
+        logger.warning('The job of the discarded task %s could not be ended: %s', getattr(request, 'id', '?'), exc)
+
+
 def _stopped(manager, reason: str) -> dict:
     """What a task that stopped early returns, said in its job too. A task cancelled before it started (while no
     worker ran, so the revoke reached none: its job waits as "canceling") stops before fetching anything."""
     manager.write(f'Stopped: {reason}\n', forceFlush=True)
     return {'stopped': reason}
+
+
+@contextmanager
+def _failure_in_job(manager) -> Iterator[None]:
+    """Say in the task's job why its child failed (girder_worker then ends the job with an error)."""
+    try:
+        yield
+    except ChildFailed as exc:
+        manager.write(f'Error: {exc}\n', forceFlush=True)
+        raise
 
 
 def _girder(task) -> tuple:

@@ -9,6 +9,7 @@ import pytest
 
 from histomics_label.core.errors import ConfigurationError, FeaturesError
 from histomics_label.core.features.extractors import FeatureExtractor, extract_features, extractors
+from histomics_label.core.features.parts import assemble, compute_part, part_ranges
 from histomics_label.core.features.patches import FILL_VALUE, iter_patches
 from histomics_label.core.features.representations import (
     ImageRepresentation,
@@ -193,6 +194,55 @@ def test_a_failed_compute_leaves_the_store_as_it_was(slide, many, store_copy):
         VectorRepresentation(patch_size=16, extractor=Miscounting()).compute(slide, path)
     assert open(path, 'rb').read() == before
     assert not any(name.endswith('.tmp') for name in os.listdir(os.path.dirname(path)))
+
+
+@pytest.mark.parametrize('rep', [ImageRepresentation(patch_size=24, batch_size=40),
+                                 VectorRepresentation(patch_size=16, extractor=MeanColour(), batch_size=40)],
+                         ids=['image', 'vector'])
+def test_parts_computed_apart_put_together_equal_the_whole(slide, many, tmp_path, rep):
+    """Three parts of the rows, each computed on its own (as on three workers), make the store the whole computation
+    makes; parts that miss or repeat rows, or belong to another store or representation, change nothing."""
+    whole, split = str(tmp_path / 'whole.h5'), str(tmp_path / 'split.h5')
+    shutil.copyfile(many, whole)
+    shutil.copyfile(many, split)
+    rep.compute(slide, whole)
+    with SlideStore(split) as store:
+        n = store.n_segments
+    ranges = part_ranges(n, n // 3 + 1)
+    assert len(ranges) == 3 and ranges[0][0] == 0 and ranges[-1][1] == n
+    parts = [str(tmp_path / f'part-{start}.h5') for start, _ in ranges]
+    for rows, part in zip(ranges, parts, strict=True):
+        compute_part(rep, slide, split, rows, part)
+    before = open(split, 'rb').read()
+    with pytest.raises(FeaturesError, match='miss rows'):
+        assemble(rep, split, parts[::2])
+    compute_part(rep, slide, split, (ranges[1][0] - 2, ranges[1][1]), tmp_path / 'overlap.h5')
+    with pytest.raises(FeaturesError, match='repeat rows'):
+        assemble(rep, split, [*parts, tmp_path / 'overlap.h5'])
+    with pytest.raises(FeaturesError, match='cover'):
+        assemble(rep, split, parts[:2])
+    other = make_store(tmp_path / 'other.h5', slide, radius=8)  # the same segments, made again: another store
+    compute_part(rep, slide, other, ranges[2], tmp_path / 'foreign.h5')
+    with pytest.raises(FeaturesError, match='another store'):
+        assemble(rep, split, [*parts[:2], tmp_path / 'foreign.h5'])
+    with pytest.raises(FeaturesError, match='another store or with other parameters'):
+        assemble(ImageRepresentation(patch_size=20), split, parts)
+    assert open(split, 'rb').read() == before
+    assemble(rep, split, parts)
+    with SlideStore(split) as done, SlideStore(whole) as reference:
+        assert rep.is_current(done)
+        assert np.array_equal(rep.load(done), rep.load(reference))
+
+
+def test_a_part_is_a_range_of_the_stores_rows(slide, many, tmp_path):
+    with SlideStore(many) as store:
+        n = store.n_segments
+    for bad in [(0, n + 1), (5, 5), (-1, 3)]:
+        with pytest.raises(FeaturesError, match='not a range'):
+            compute_part(ImageRepresentation(patch_size=8), slide, many, bad, tmp_path / 'part.h5')
+    assert not list(tmp_path.iterdir())
+    assert part_ranges(10, 4) == [(0, 3), (3, 7), (7, 10)]
+    assert part_ranges(10, 10) == [(0, 10)] and part_ranges(0, 5) == [(0, 0)]
 
 
 class PatchModel(Model):
