@@ -162,13 +162,13 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
     on_patches = models.get(config['model']).representation == 'image'  # a CNN: minutes of torch
     audited = None if on_patches else audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
     on_workers = heavy_work_executor() == 'girder_worker'  # production: the web server never loads torch
-    if on_patches and on_workers:
+    if on_patches or on_workers:
         request = round_request(stores, pipeline, config['model'], outputs, audited)
-        numbers, metrics, changes = remote_rounds.train_on_worker(
-            Job().load(context.entry['job'], force=True), folder, [path for path, _ in stores], request, context)
-    elif on_patches or on_workers:
-        request = round_request(stores, pipeline, config['model'], outputs, audited)
-        numbers, metrics, changes = _train_in_child(request, context)
+        if on_patches and on_workers:
+            numbers, metrics, changes = remote_rounds.train_on_worker(
+                Job().load(context.entry['job'], force=True), folder, [path for path, _ in stores], request, context)
+        else:
+            numbers, metrics, changes = _train_in_child(request, context)
     else:
         records = train_slides_round(stores, rep, config['model'], model_options(pipeline), progress,
                                      audited=audited)

@@ -2,19 +2,24 @@
 
 These machines run no Docker service and cannot pull from a registry; a DSA host has its own daemon and never uses
 this module. The daemon keeps its data (images, the build cache) in a cache folder, so the Debian base and the
-image's layers survive between runs; it is stopped by its PID when the caller is done.
+image's layers survive between runs. Several callers on one folder (two test sessions, a test session beside the
+local stack) share one daemon: each holds a shared lock on the folder while it uses it, a start reuses a daemon that
+answers, and the last caller to stop stops it by its PID.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from ..debian import ensure_debian_packages
 
@@ -28,8 +33,7 @@ class DockerError(RuntimeError):
 
 def state_dir() -> Path:
     """Where the private daemon keeps its images between runs: ``$HISTOMICS_LABEL_DOCKER_DIR``, else
-    ``$XDG_CACHE_HOME/histomics_label/docker``. Two daemons need two folders (a start stops the one its folder
-    names)."""
+    ``$XDG_CACHE_HOME/histomics_label/docker``. Callers on one folder share its daemon."""
     if os.environ.get('HISTOMICS_LABEL_DOCKER_DIR'):
         return Path(os.environ['HISTOMICS_LABEL_DOCKER_DIR'])
     cache = os.environ.get('XDG_CACHE_HOME') or str(Path.home() / '.cache')
@@ -43,6 +47,15 @@ def ensure_docker() -> None:
     for binary in (DOCKERD, DOCKER):
         if not Path(binary).is_file():
             raise DockerError(f'apt-get installed docker.io but {binary} is not there')
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs: a child of this process that exited is reaped (a daemon started here that
+    another caller stopped), one of another process's is gone once its ``/proc`` entry is."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return Path(f'/proc/{pid}').exists()
 
 
 class PrivateDaemon:
@@ -61,6 +74,7 @@ class PrivateDaemon:
         self.pidfile = self.root / 'dockerd.pid'
         self.log = self.root / 'dockerd.log'
         self._process: subprocess.Popen | None = None
+        self._use: IO | None = None
 
     @property
     def host(self) -> str:
@@ -79,13 +93,27 @@ class PrivateDaemon:
         return result
 
     def start(self, timeout: float = 30) -> PrivateDaemon:
-        """Start the daemon (stopping one this folder left running) and wait until it answers."""
+        """Use the folder's daemon: the one another caller runs when it answers, else a new one (stopping one this
+        folder left hung), once it answers."""
         ensure_docker()
         if os.geteuid() != 0:
             raise DockerError('the private Docker daemon runs as root; run the Docker tests as root or give '
                               'DOCKER_HOST of a daemon you run')
-        self.stop_leftover()
         self.root.mkdir(parents=True, exist_ok=True)
+        with self._starting():
+            self._use = open(self.root / 'users.lock', 'a')  # noqa: SIM115 - held until stop()
+            fcntl.flock(self._use, fcntl.LOCK_SH)
+            try:
+                if not self._answers():
+                    self.stop_leftover()
+                    self._launch(timeout)
+            except BaseException:
+                self._use.close()
+                self._use = None
+                raise
+        return self
+
+    def _launch(self, timeout: float) -> None:
         command = [DOCKERD, '--iptables=false', '--ip6tables=false', '--bridge=none',
                    '--data-root', str(self.root / 'data'), '--exec-root', str(self.exec_root),
                    '--pidfile', str(self.pidfile), '--storage-driver', 'overlay2', '-H', self.host]
@@ -95,14 +123,29 @@ class PrivateDaemon:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise DockerError(f'dockerd exited ({self._process.returncode}); its log: {self._tail()}')
-            if self.docker('version', '--format', '{{.Server.Version}}', check=False).returncode == 0:
-                return self
+            if self._answers():
+                return
             time.sleep(0.2)
-        self.stop()
+        self._halt()
         raise DockerError(f'dockerd did not answer on {self.socket} within {timeout:.0f} s; its log: {self._tail()}')
 
     def stop(self) -> None:
-        """Stop the daemon by its PID and release what it mounted."""
+        """Stop using the daemon; the last caller to stop stops it by its PID and releases what it mounted."""
+        with self._starting():
+            if self._use is not None:
+                try:
+                    fcntl.flock(self._use, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # another caller still uses it
+                    self._use.close()
+                    self._use, self._process = None, None
+                    return
+            self._halt()
+            if self._use is not None:
+                self._use.close()
+                self._use = None
+
+    def _halt(self) -> None:
+        """Stop the daemon by its PID (the process this caller started, else the one the PID file names)."""
         if self._process is not None:
             self._process.send_signal(signal.SIGTERM)
             try:
@@ -111,7 +154,19 @@ class PrivateDaemon:
                 self._process.kill()
                 self._process.wait()
             self._process = None
+        else:
+            self.stop_leftover()
         self._release_mounts()
+
+    def _answers(self) -> bool:
+        return self.docker('version', '--format', '{{.Server.Version}}', check=False).returncode == 0
+
+    @contextlib.contextmanager
+    def _starting(self) -> Iterator[None]:
+        """One caller at a time starts or stops the folder's daemon."""
+        with open(self.root / 'start.lock', 'a') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def stop_leftover(self) -> None:
         """Stop a daemon an interrupted run left on this folder (its PID file names it)."""
@@ -122,9 +177,11 @@ class PrivateDaemon:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             for _ in range(150):
-                os.kill(pid, 0)
+                if not _running(pid):
+                    break
                 time.sleep(0.2)
-            os.kill(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
         self._release_mounts()
 
     def _release_mounts(self) -> None:
