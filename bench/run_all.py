@@ -51,6 +51,7 @@ BENCHMARKS = (
     Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack'),
     Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments'),
     Benchmark('features', 'bench_features.py', 'Feature throughput'),
+    Benchmark('feature_parts', 'bench_feature_parts.py', 'A slide\'s features in parts over two workers'),
 )
 
 

@@ -11,27 +11,26 @@ from __future__ import annotations
 import json
 import sys
 
+from .errors import engine_exit
+
 
 def main(argv: list[str]) -> int:
-    from ...core.errors import HistomicsLabelError
-    from ...core.features.parts import compute_part
-    from ...core.pipeline import PipelineConfig, representation
-    from ...core.progress import SlicerProgress
-
     if len(argv) != 5:
         print('Error: give the pipeline configuration as JSON, the first and past-last rows, and the part\'s path',
               file=sys.stderr)
         return 2
-    try:
-        config = PipelineConfig(**json.loads(argv[1]))
-        config.validate()
-        rows = int(argv[2]), int(argv[3])
-        compute_part(representation(config), config.slide_reader(), config.store, rows, argv[4], SlicerProgress())
-    except (HistomicsLabelError, TypeError, ValueError) as exc:
-        print(f'Error: {exc}', file=sys.stderr)
-        return 2
-    print(f'Finished: rows {rows[0]} to {rows[1]}', file=sys.stderr)
-    return 0
+    return engine_exit(lambda: compute(json.loads(argv[1]), (int(argv[2]), int(argv[3])), argv[4]))
+
+
+def compute(pipeline: dict, rows: tuple[int, int], part: str) -> str:
+    from ...core.features.parts import compute_part
+    from ...core.pipeline import PipelineConfig, representation
+    from ...core.progress import SlicerProgress
+
+    config = PipelineConfig(**pipeline)
+    config.validate()
+    compute_part(representation(config), config.slide_reader(), config.store, rows, part, SlicerProgress())
+    return f'rows {rows[0]} to {rows[1]}'
 
 
 if __name__ == '__main__':

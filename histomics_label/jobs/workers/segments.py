@@ -11,34 +11,32 @@ from __future__ import annotations
 import json
 import sys
 
+from .errors import engine_exit
+
 
 def main(argv: list[str]) -> int:
-    from ...core.errors import HistomicsLabelError
+    if len(argv) not in (2, 3):
+        print('Error: give the pipeline configuration as one JSON argument, and rows per part', file=sys.stderr)
+        return 2
+    return engine_exit(lambda: make(json.loads(argv[1]), int(argv[2]) if len(argv) == 3 else None))
+
+
+def make(pipeline: dict, rows_per_part: int | None) -> str:
     from ...core.io.store import SlideStore
     from ...core.pipeline import PipelineConfig, ensure_segments, run_pipeline
     from ...core.progress import SlicerProgress, StagedProgress
 
-    if len(argv) not in (2, 3):
-        print('Error: give the pipeline configuration as one JSON argument, and rows per part', file=sys.stderr)
-        return 2
-    try:
-        config = PipelineConfig(**json.loads(argv[1]))
-        if len(argv) == 3:
-            config.validate()
-            progress = SlicerProgress()
-            ensure_segments(config, config.slide_reader(), StagedProgress(progress, {'segments': 4, 'rest': 6})
-                            .stage('segments'))
-            with SlideStore(config.store) as store:
-                count = store.n_segments
-            if count > int(argv[2]):
-                print(f'Finished: {count} segments; their features are left to parts', file=sys.stderr)
-                return 0
-        result = run_pipeline(config, None, SlicerProgress())
-    except (HistomicsLabelError, TypeError, ValueError) as exc:
-        print(f'Error: {exc}', file=sys.stderr)
-        return 2
-    print(f'Finished: {result.n_segments} segments', file=sys.stderr)
-    return 0
+    config = PipelineConfig(**pipeline)
+    progress = SlicerProgress()
+    if rows_per_part is not None:
+        config.validate()
+        ensure_segments(config, config.slide_reader(), StagedProgress(progress, {'segments': 4, 'rest': 6})
+                        .stage('segments'))
+        with SlideStore(config.store) as store:
+            count = store.n_segments
+        if count > rows_per_part:
+            return f'{count} segments; their features are left to parts'
+    return f'{run_pipeline(config, None, progress).n_segments} segments'
 
 
 if __name__ == '__main__':

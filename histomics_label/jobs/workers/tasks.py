@@ -53,9 +53,7 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str, rows_per
     ``output_item``; with ``rows_per_part``, a slide of more segments than that gets its segments only (its
     features are made in parts: ``make_feature_part``). Returns the uploaded file's name, or ``stopped`` when the
     job was cancelled."""
-    client, manager = _girder(self)
-    reporter = _Reporter(manager)
-    stopped = reporter.stop_reason()
+    client, manager, reporter, stopped = _begin(self)
     if stopped:
         return _stopped(manager, stopped)
     with tempfile.TemporaryDirectory(prefix='histomics-label-') as work:
@@ -65,13 +63,8 @@ def make_segments(self, pipeline: dict, inputs: dict, output_item: str, rows_per
         pipeline['store'] = str(store)
         with _failure_in_job(manager):
             stopped = run_segments_child(pipeline, reporter.progress, reporter.stop_reason, POLL_S, rows_per_part)
-        stopped = stopped or reporter.stop_reason()
-        if not stopped:
-            reporter.progress(1.0, 'sending the store to Girder')
-            stopped = _upload(client, output_item, [store], reporter)
-        if stopped:
-            return _stopped(manager, stopped)
-    return {'store': STORE_NAME}
+        stopped = _send_unless_stopped(client, reporter, stopped, output_item, store, 'the store')
+    return _stopped(manager, stopped) if stopped else {'store': STORE_NAME}
 
 
 @app.task(bind=True, name=FEATURES_TASK)
@@ -80,9 +73,7 @@ def make_feature_part(self, pipeline: dict, inputs: dict, rows: list[int], outpu
     it to ``output_item`` (``part_name``). ``inputs`` are the slide (and an imported segment-id image) as for
     ``make_segments``, and the ``store`` of segments only, kept in this worker's cache (``store_cache``) for the
     slide's other parts. Returns the part's name, or ``stopped`` when the job was cancelled."""
-    client, manager = _girder(self)
-    reporter = _Reporter(manager)
-    stopped = reporter.stop_reason()
+    client, manager, reporter, stopped = _begin(self)
     if stopped:
         return _stopped(manager, stopped)
     with tempfile.TemporaryDirectory(prefix='features-', dir=store_cache.cache_dir()) as folder:
@@ -97,13 +88,8 @@ def make_feature_part(self, pipeline: dict, inputs: dict, rows: list[int], outpu
         with _failure_in_job(manager):
             stopped = run_feature_part_child(pipeline, (rows[0], rows[1]), str(part), reporter.progress,
                                              reporter.stop_reason, POLL_S)
-        stopped = stopped or reporter.stop_reason()
-        if not stopped:
-            reporter.progress(1.0, 'sending the part to Girder')
-            stopped = _upload(client, output_item, [part], reporter)
-        if stopped:
-            return _stopped(manager, stopped)
-    return {'part': part.name}
+        stopped = _send_unless_stopped(client, reporter, stopped, output_item, part, 'the part')
+    return _stopped(manager, stopped) if stopped else {'part': part.name}
 
 
 @app.task(bind=True, name=ROUND_TASK)
@@ -112,9 +98,7 @@ def train_round(self, request: dict, inputs: list[dict], output_item: str) -> di
     ``inputs`` names (each slide's ``store`` copy in Girder, see ``store_cache``, and its latest ``round`` or None),
     and upload to ``output_item`` each slide's new round, the rankings of every acquisition function and the answer
     (``ROUND_ANSWER``); returns the answer, or ``stopped`` when the job was cancelled."""
-    client, manager = _girder(self)
-    reporter = _Reporter(manager)
-    stopped = reporter.stop_reason()
+    client, manager, reporter, stopped = _begin(self)
     if stopped:
         return _stopped(manager, stopped)
     with tempfile.TemporaryDirectory(prefix='round-', dir=store_cache.cache_dir()) as folder:
@@ -178,17 +162,30 @@ def _failure_in_job(manager) -> Iterator[None]:
         raise
 
 
-def _girder(task) -> tuple:
-    """The task's Girder client and job manager; a task sent without them (not by the plugin) fails at once."""
+def _begin(task) -> tuple:
+    """The task's Girder client, job manager and reporter, and why it must not start (its job was cancelled while
+    it waited) or None; a task sent without a job or token (not by the plugin) fails at once."""
     if task.girder_client is None or task.job_manager is None:
         raise RuntimeError('The task came without a Girder job or token: send it from the plugin (jobs.remote)')
-    return task.girder_client, task.job_manager
+    reporter = _Reporter(task.job_manager)
+    return task.girder_client, task.job_manager, reporter, reporter.stop_reason()
 
 
 def _downloader(client, source: dict) -> Callable[[str], None]:
     """Download the Girder file ``source`` names to a path given later, through restarts of Girder."""
     return lambda target: _through_restarts(f'downloading {source["name"]}',
                                             lambda: client.downloadFile(source['file'], target))
+
+
+def _send_unless_stopped(client, reporter: _Reporter, stopped: str | None, item: str, path: Path,
+                         what: str) -> str | None:
+    """Upload what the child made at ``path`` to ``item`` unless the work stopped (``stopped``, or a cancel since);
+    None, or why it stopped."""
+    stopped = stopped or reporter.stop_reason()
+    if stopped:
+        return stopped
+    reporter.progress(1.0, f'sending {what} to Girder')
+    return _upload(client, item, [path], reporter)
 
 
 def _upload(client, item: str, paths: list[Path], reporter: _Reporter) -> str | None:
