@@ -48,12 +48,29 @@ export async function openPage(context, timeout, result, phaseOf) {
 
 /** Logs `login` in through Girder's login dialog on the home page of `url`; done once the user menu shows. */
 export async function login(page, url, user, password) {
-  await page.goto(`${url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(user);
-  await page.locator('#g-password').fill(password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
+  // A person types again when the dialog says "Login failed" with the password field empty: on a cold first load
+  // the dialog can draw itself again while it opens and lose what was typed (seen once in CI: a 401, the login
+  // name still there, the password empty). Three tries, each checking what the fields hold before sending.
+  for (let attempt = 1; ; attempt += 1) {
+    await page.goto(`${url}/`);
+    await page.locator('.g-login').click();
+    await page.locator('#g-login').fill(user);
+    await page.locator('#g-password').fill(password);
+    await page.waitForTimeout(200);
+    const typed = await page.locator('#g-login').inputValue() === user
+      && await page.locator('#g-password').inputValue() === password;
+    if (typed) {
+      await page.locator('#g-login-button').click();
+      try {
+        await page.locator('.g-user-dropdown-link').waitFor({ timeout: attempt < 3 ? 20000 : 60000 });
+        return;
+      } catch (error) {
+        if (attempt >= 3) throw error;
+      }
+    } else if (attempt >= 3) {
+      throw new Error('login: the dialog kept losing what was typed');
+    }
+  }
 }
 
 /**
