@@ -73,14 +73,19 @@ JOB_TIMEOUT_MINUTES = 'histomics_label.job_timeout_minutes'
 
 EXECUTOR = 'histomics_label.heavy_work_executor'
 """Where a slide's segments and features are made: ``server`` (a child process of the Girder server, limited by
-``HEAVY_JOBS``) or ``girder_worker`` (a Celery task on the DSA's girder_worker workers, which need this package
-installed; they fetch the slide and send the store back through Girder's API, so they may run on other machines).
-With ``girder_worker`` (a production deployment) the web server process also never trains a model itself: every
-round runs in a child process of the server, so the server never loads torch."""
-EXECUTORS = ('server', 'girder_worker')
+``HEAVY_JOBS``), ``girder_worker`` (a Celery task on the DSA's girder_worker workers, which need this package
+installed; they fetch the slide and send the store back through Girder's API, so they may run on other machines) or
+``cli_image`` (the CLI image's SuperpixelClassification, run through slicer_cli_web as the job panel runs it: the
+workers need Docker and the image registered (``CLI_IMAGE``), not this package). With either of the last two (a
+production deployment) the web server process also never trains a model itself: every round runs in a child
+process of the server (a CNN's on the workers with ``girder_worker``), so the server never loads torch."""
+EXECUTORS = ('server', 'girder_worker', 'cli_image')
+CLI_IMAGE = 'histomics_label.cli_image'
+"""With the ``cli_image`` executor, the Docker image whose registered SuperpixelClassification CLI makes the slides'
+segments and features (registered through slicer_cli_web, as the job panel's tasks are)."""
 WORKER_JOBS = 'histomics_label.worker_jobs_per_process'
-"""With the ``girder_worker`` executor, how many pieces of heavy work one Girder process hands to the workers at
-once; the broker queues them and each worker takes as many as its Celery concurrency allows."""
+"""With the ``girder_worker`` or ``cli_image`` executor, how many pieces of heavy work one Girder process hands to
+the workers at once; the broker queues them and each worker takes as many as its Celery concurrency allows."""
 FEATURE_ROWS = 'histomics_label.feature_rows_per_task'
 """With the ``girder_worker`` executor, a slide of more segments than this gets its features from several tasks of
 this many segments each, which several workers run at once (a band of the slide's tiles each); 0 never splits."""
@@ -124,6 +129,21 @@ def _validate_executor(doc: dict) -> None:
         raise ValidationException(f'The heavy-work executor must be one of {", ".join(EXECUTORS)}', 'value')
 
 
+@setting_utilities.default(CLI_IMAGE)
+def _default_cli_image() -> str:
+    """``$HISTOMICS_LABEL_CLI_IMAGE``, else the name the ``Dockerfile``'s image is built under here."""
+    return os.environ.get('HISTOMICS_LABEL_CLI_IMAGE') or 'histomics-label:latest'
+
+
+@setting_utilities.validator(CLI_IMAGE)
+def _validate_cli_image(doc: dict) -> None:
+    value = doc['value'].strip() if isinstance(doc['value'], str) else ''
+    if not value or any(character.isspace() for character in value):
+        raise ValidationException('The CLI image must be a Docker image name, such as histomics-label:latest',
+                                  'value')
+    doc['value'] = value
+
+
 @setting_utilities.default(WORKER_JOBS)
 def _default_worker_jobs() -> int:
     return 64
@@ -161,7 +181,7 @@ def _validate_job_timeout(doc: dict) -> None:
 
 
 def heavy_work_executor() -> str:
-    """Where heavy work runs now: ``server`` or ``girder_worker`` (``EXECUTOR``)."""
+    """Where heavy work runs now: ``server``, ``girder_worker`` or ``cli_image`` (``EXECUTOR``)."""
     return Setting().get(EXECUTOR)
 
 

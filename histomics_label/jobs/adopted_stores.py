@@ -43,7 +43,7 @@ def adopt_store(folder: dict, item_id: str | ObjectId, file: dict, user: dict) -
     with tempfile.TemporaryDirectory(dir=store_path.parent, prefix='.adopting-') as work:
         copy = Path(work) / 'adopted.h5'
         copy_out(file, copy)
-        count, foreign_rounds = _checked(copy, folder, item, config, file)
+        count, foreign_rounds = checked_store(copy, folder, item, config, file)
         if foreign_rounds:  # trained on the CLI's labels, not the project's: the project's rounds start afresh
             with SlideStore.update(copy) as writer:
                 writer.drop_rounds()
@@ -63,7 +63,7 @@ def adopt_store(folder: dict, item_id: str | ObjectId, file: dict, user: dict) -
     return {'status': 'applied', 'segments': count, 'segmentImage': str(image['_id']), 'training': training}
 
 
-def _checked(path: Path, folder: dict, item: dict, config: dict, file: dict) -> tuple[int, bool]:
+def checked_store(path: Path, folder: dict, item: dict, config: dict, file: dict) -> tuple[int, bool]:
     """The store's segment count and whether it holds rounds, or a ``ValidationException`` saying why it cannot be
     the slide's."""
     try:

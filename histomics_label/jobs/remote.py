@@ -210,19 +210,21 @@ def portable(pipeline: PipelineConfig) -> dict:
     return {**asdict(pipeline), 'slide': '', 'store': '', 'label_image': pipeline.label_image and ''}
 
 
-def wait_for_task(job: dict, task_job: dict, context: queue.WorkContext, again: str) -> dict:
+def wait_for_task(job: dict, task_job: dict, context: queue.WorkContext, again: str, beats: bool = True) -> dict:
     """``wait_for_tasks`` of one task."""
-    return wait_for_tasks(job, [task_job], context, again)[0]
+    return wait_for_tasks(job, [task_job], context, again, beats)[0]
 
 
-def wait_for_tasks(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: str) -> list[dict]:
+def wait_for_tasks(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: str,
+                   beats: bool = True) -> list[dict]:
     """Relay the tasks' progress into ``job`` until every one ends; the task jobs, ended well. Raises
     ``WorkStopped`` when ``job`` or a task job was cancelled (or ran past its time limit), and with a task's reason
     when it failed or its worker was lost (the message ends with ``again``, what to do); the other tasks are
-    cancelled then. Silence counts from when this wait began at the earliest: after a long Girder outage the
-    tasks' next beat is still to come."""
+    cancelled then. A task that ``beats`` (the plugin's own) and is silent for ``SILENT_AFTER_S`` is judged lost;
+    silence counts from when this wait began at the earliest: after a long Girder outage the tasks' next beat is
+    still to come."""
     try:
-        task_jobs = _wait(job, task_jobs, context, again)
+        task_jobs = _wait(job, task_jobs, context, again, beats)
         if any(task_job['status'] == JobStatus.CANCELED for task_job in task_jobs):
             context.stop_with('its worker job was cancelled')
         for task_job in task_jobs:
@@ -244,7 +246,7 @@ def end_tasks(task_jobs: list[dict]) -> None:
             Job().cancelJob(task_job)
 
 
-def _wait(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: str) -> list[dict]:
+def _wait(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: str, beats: bool) -> list[dict]:
     """Relay the tasks' progress into ``job`` until every one ended, or one failed or was cancelled; the task
     jobs."""
     relayed, waiting_since = None, datetime.datetime.now(datetime.UTC)
@@ -262,7 +264,7 @@ def _wait(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: s
         if progress != relayed and progress[0] is not None:
             job = Job().updateJob(job, progressCurrent=int(progress[0]), progressMessage=progress[1])
             relayed = progress
-        for task_job in task_jobs:
+        for task_job in task_jobs if beats else ():
             if task_job['status'] == JobStatus.RUNNING and _silent_for(task_job, waiting_since) > SILENT_AFTER_S:
                 Job().updateJob(task_job, status=JobStatus.ERROR, log=f'Error: its worker has not answered for '
                                                                       f'{SILENT_AFTER_S:g} s (stopped or killed)\n')
@@ -273,13 +275,16 @@ def _wait(job: dict, task_jobs: list[dict], context: queue.WorkContext, again: s
 
 def _progress(task_jobs: list[dict]) -> tuple[float | None, str | None]:
     """The progress (of 1000) and message to show for the tasks: one task's own, or for several, their mean and
-    how many are done."""
+    how many are done. The plugin's tasks count to 1000, slicer_cli_web's runs to 1."""
     def current(task_job: dict) -> float | None:
         if task_job['status'] == JobStatus.SUCCESS:
             return 1000.0
         if task_job['status'] == JobStatus.QUEUED:
             return 0.0
-        return (task_job.get('progress') or {}).get('current')
+        progress = task_job.get('progress') or {}
+        if progress.get('current') is None or not progress.get('total'):
+            return None
+        return 1000.0 * progress['current'] / progress['total']
 
     if len(task_jobs) == 1:
         if task_jobs[0]['status'] == JobStatus.QUEUED:

@@ -5,8 +5,8 @@ A round trains the project's model on the effective labels of every segmented sl
 ``TRAINING_JOBS`` rounds at once per server process, apart from the segment work), shown in the job list: the linear
 head on stored embeddings in the queue's thread itself (seconds), a CNN on patches in a child process
 (``workers.rounds``) that a cancel or the time limit kills, so minutes of training cannot slow or crash Girder. With
-the ``girder_worker`` executor the linear head trains in that child process too (the web server never loads torch)
-and a CNN on a worker (``remote_rounds``).
+the ``girder_worker`` or ``cli_image`` executor the linear head trains in that child process too (the web server
+never loads torch), and with ``girder_worker`` a CNN on a worker (``remote_rounds``).
 Rounds of a project never run twice at once: a request while one is queued or runs marks the project *pending*,
 and the running round is followed by one more when it finishes, so a burst of requests costs at most one extra
 round and no label is left out. A failed round leaves every slide's previous round (model and predictions) in
@@ -161,10 +161,10 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
     outputs = round_outputs(folder, config)
     on_patches = models.get(config['model']).representation == 'image'  # a CNN: minutes of torch
     audited = None if on_patches else audited_labels(stores, audit_keys(folder, [item for item, _, _ in slides]))
-    on_workers = heavy_work_executor() == 'girder_worker'  # production: the web server never loads torch
-    if on_patches or on_workers:
+    executor = heavy_work_executor()  # production (not 'server'): the web server never loads torch
+    if on_patches or executor != 'server':
         request = round_request(stores, pipeline, config['model'], outputs, audited)
-        if on_patches and on_workers:
+        if on_patches and executor == 'girder_worker':
             numbers, metrics, changes = remote_rounds.train_on_worker(
                 Job().load(context.entry['job'], force=True), folder, [path for path, _ in stores], request, context)
         else:

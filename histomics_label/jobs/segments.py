@@ -3,10 +3,11 @@
 Each slide's job runs the SuperpixelClassification pipeline (segments and features, no labels: the same code the
 Slicer CLI runs) in a child process, so a crash or a memory blow-up in the engine cannot take Girder down, and reads
 its Slicer progress tags to update the job. The child runs on the server, or on a girder_worker worker with the
-``girder_worker`` executor (``jobs.remote``: the setting ``EXECUTOR``), which sends the store back through Girder. The
-store is written atomically by the engine, so a failed job leaves the slide as it was. Then the segment-id image is
-uploaded as a large-image item in the project's ``SEGMENTS_FOLDER`` (pixelmap annotations refer to it by id). In a DSA
-with Docker the same pipeline runs from the job panel through slicer_cli_web and the CLI image instead.
+``girder_worker`` executor (``jobs.remote``: the setting ``EXECUTOR``), which sends the store back through Girder, or in
+the CLI image run through slicer_cli_web with the ``cli_image`` executor (``jobs.cli_image_segments``: the job panel's
+path, for a DSA whose workers run Docker). The store is written atomically by the engine, so a failed job leaves the
+slide as it was. Then the segment-id image is uploaded as a large-image item in the project's ``SEGMENTS_FOLDER``
+(pixelmap annotations refer to it by id).
 
 Jobs go through the server's heavy-work queue (``jobs.queue``): each server process runs at most its limit of
 them (one by default: a job's dask cluster uses every core), one per slide at a time, and a job left by a stopped
@@ -110,9 +111,12 @@ def start_segment_jobs(folder: dict, user: dict, force: bool = False) -> list[di
 def _queue(folder: dict, item: dict, user: dict) -> dict:
     """Queue the slide's job: ``started`` with its job and place in the queue, or the ``queued`` / ``running`` job
     already there for the slide."""
+    kwargs = {'project': str(folder['_id']), 'item': str(item['_id'])}
+    api_url = remote.request_api_url()  # where slicer_cli_web is called (the cli_image executor)
+    if api_url:
+        kwargs['apiUrl'] = api_url
     job = Job().createLocalJob(module=__name__, function='run_job', title=f'Histomics Label: segments of '
-                               f'{item["name"]}', type=JOB_TYPE, user=user, public=False,
-                               kwargs={'project': str(folder['_id']), 'item': str(item['_id'])})
+                               f'{item["name"]}', type=JOB_TYPE, user=user, public=False, kwargs=kwargs)
     job = Job().updateJob(job, status=JobStatus.QUEUED)
     task_job = remote.prepare(job, user) if heavy_work_executor() == 'girder_worker' else None
     entry, new = queue.submit(KIND, f'{KIND}:{item["_id"]}', job, folder['_id'], item['_id'])
@@ -150,8 +154,13 @@ def run_job(job: dict, context: queue.WorkContext) -> None:
             pipeline.store = str(resegmentation.pending_path(folder, item))
         else:
             resegmentation.discard(folder, item)  # the settings went back to the store's: nothing waits any more
-        if heavy_work_executor() == 'girder_worker':
+        executor = heavy_work_executor()
+        if executor == 'girder_worker':
             remote.run_segments(job, folder, item, pipeline, context)
+        elif executor == 'cli_image':
+            from .cli_image_segments import run_segments
+
+            run_segments(job, folder, item, pipeline, context)
         else:
             _run_pipeline_child(job, pipeline, context)
         with SlideStore(pipeline.store) as store:
@@ -275,7 +284,7 @@ def _previous_images(target: dict, name: str, previous: str | None, new_id) -> l
 
 
 def _limit_setting() -> str:
-    return WORKER_JOBS if heavy_work_executor() == 'girder_worker' else HEAVY_JOBS
+    return HEAVY_JOBS if heavy_work_executor() == 'server' else WORKER_JOBS
 
 
 queue.register(KIND, run_job, limit_setting=_limit_setting, not_run=remote.end_unsent)

@@ -4,6 +4,7 @@ a girder_worker process (its own process; Celery over the stack's Redis) runs in
 into the job and uploading its outputs to Girder. The outputs are checked against the same CLI run outside Girder on
 the same slide and labels, and a project on that slide adopts the uploaded store (``POST .../slide/{item}/store``)."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -14,12 +15,16 @@ import pytest
 from helpers.live_stack import private_folder, register_cli_image, running_stack, slide_project, store_path
 
 from histomics_label.core.io.store import SlideStore
+from histomics_label.core.pipeline import PipelineConfig, run_pipeline
 from histomics_label.devtools import REPO_ROOT
 from histomics_label.devtools.stack.jobs import wait_for_job
+from histomics_label.projects.segment_images import SEGMENTS_FOLDER
+from histomics_label.settings import CLI_IMAGE, EXECUTOR
 
 pytestmark = [pytest.mark.live, pytest.mark.docker]
 
-SUCCESS, ERROR = 3, 4
+SUCCESS, ERROR, CANCELED = 3, 4, 5
+SENT = 'Sent to the CLI image: job '
 LISTED = json.loads((REPO_ROOT / 'slicer_cli' / 'slicer_cli_list.json').read_text())
 FAST = {'magnification': '5', 'radius': '10', 'patchSize': '48', 'numWorkers': '1', 'tileSize': '256'}
 OUTPUTS = {'store': 'slide.h5', 'segmentImage': 'segments.tiff', 'suggestions': 'suggestions.json'}
@@ -170,3 +175,80 @@ def test_a_container_killed_mid_run_fails_its_job_leaves_nothing_and_a_rerun_suc
     assert again['status'] == SUCCESS, ''.join(again['log'])[-3000:]
     assert {item['name'] for item in client.listItem(results['_id'])} == {'slide.h5', 'segments.tiff'}
     wait_until(lambda: leftover_volumes(stack) == [], 30, f'the worker left {leftover_volumes(stack)}')
+
+
+@contextlib.contextmanager
+def cli_image_executor(client, image: str):
+    """The ``cli_image`` executor with ``image`` as the admin sets it, the server executor again afterwards."""
+    client.put('system/setting', parameters={'key': CLI_IMAGE, 'value': image})
+    client.put('system/setting', parameters={'key': EXECUTOR, 'value': 'cli_image'})
+    try:
+        yield
+    finally:
+        client.put('system/setting', parameters={'key': EXECUTOR, 'value': 'server'})
+
+
+def test_make_segments_runs_the_cli_image_through_slicer_cli_web(stack, tasks, cli_image, cmu_svs, tmp_path):
+    """The ``cli_image`` executor: "Make segments" sends the image's SuperpixelClassification through slicer_cli_web's
+    run call; its job runs the container on the worker; the slide's job relays its progress and puts its store in
+    place, which holds the very segments and features the engine makes here from the same slide with the project's
+    settings. Nothing the run travelled through is left, and the slide is then current."""
+    client = stack.client()
+    with cli_image_executor(client, cli_image):
+        folder, item, base = slide_project(client, cmu_svs, 'Segments by the CLI image', PROJECT)
+        started = client.post(f'{base}/segments')
+        job = wait_for_job(client, started[0]['job'], timeout=900)
+    log = ''.join(job.get('log') or [])
+    assert job['status'] == SUCCESS, log[-3000:]
+    run = client.get(f'job/{log.split(SENT, 1)[1].split()[0]}')
+    assert run['type'] == f'{cli_image}#SuperpixelClassification' and run['status'] == SUCCESS
+    assert run['progress']['current'] == run['progress']['total'] > 0
+
+    local = run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(tmp_path / 'here.h5'), magnification=5,
+                                        radius=10, patch_size=48))
+    with SlideStore(store_path(client, folder, item)) as served, SlideStore(local.store) as here:
+        np.testing.assert_array_equal(served.label_raster[:], here.label_raster[:])
+        assert served.feature_names() == here.feature_names() != []
+        name = here.feature_names()[0]
+        np.testing.assert_allclose(served.features(name), here.features(name), atol=1e-3)
+        assert served.rounds() == []
+    segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER))
+    assert list(client.listFolder(segments_folder['_id'])) == []
+    assert [entry['name'] for entry in client.listItem(segments_folder['_id'])] == [f'{item["_id"]}.segments.tiff']
+    assert client.get(f'{base}/slides')[0]['segments'] == local.n_segments
+    assert [s['status'] for s in client.post(f'{base}/segments')] == ['current']
+
+
+def test_an_image_not_registered_fails_the_slides_job_saying_how_to_register_it(stack, tasks, cmu_svs):
+    client = stack.client()
+    with cli_image_executor(client, 'histomics-label:never-registered'):
+        folder, item, base = slide_project(client, cmu_svs, 'An image not registered', PROJECT)
+        job = wait_for_job(client, client.post(f'{base}/segments')[0]['job'], timeout=120)
+    assert job['status'] == ERROR
+    assert ('The CLI image histomics-label:never-registered is not registered with slicer_cli_web'
+            in ''.join(job['log'])), job['log']
+    assert not store_path(client, folder, item).exists()
+    segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER), None)
+    assert segments_folder is None or list(client.listFolder(segments_folder['_id'])) == []
+
+
+def test_cancelling_the_slides_job_cancels_the_cli_images_run_and_leaves_the_slide_as_it_was(stack, tasks, cli_image,
+                                                                                         docker_daemon, cmu_svs):
+    client = stack.client()
+    with cli_image_executor(client, cli_image):
+        folder, item, base = slide_project(client, cmu_svs, 'Segments by the CLI image, cancelled', PROJECT)
+        job_id = client.post(f'{base}/segments')[0]['job']
+        wait_until(lambda: docker_daemon.docker('ps', '--quiet', '--filter', f'ancestor={cli_image}').stdout.split(),
+                   120, 'the CLI container did not start')
+        client.put(f'job/{job_id}/cancel')
+        job = wait_for_job(client, job_id, timeout=120)
+    assert job['status'] == CANCELED, job.get('log')
+    run_id = ''.join(job['log']).split(SENT, 1)[1].split()[0]
+    run = wait_until(lambda: (lambda run: run if run['status'] in (SUCCESS, ERROR, CANCELED) else None)(
+        client.get(f'job/{run_id}')), 120, 'the run did not end')
+    assert run['status'] == CANCELED, run.get('log')
+    wait_until(lambda: docker_daemon.docker('ps', '--quiet', '--filter', f'ancestor={cli_image}').stdout.split() == [],
+               60, 'the CLI container still runs')
+    assert not store_path(client, folder, item).exists()
+    segments_folder = next(client.listFolder(folder['_id'], name=SEGMENTS_FOLDER))
+    assert list(client.listFolder(segments_folder['_id'])) == []

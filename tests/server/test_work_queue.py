@@ -328,8 +328,8 @@ def test_a_kinds_limit_follows_the_setting_its_function_names(queue):
     assert _most_at_once(records) == 3
 
 
-@pytest.mark.parametrize(('value', 'accepted'), [('server', True), ('girder_worker', True), ('celery', False),
-                                                 ('', False)])
+@pytest.mark.parametrize(('value', 'accepted'), [('server', True), ('girder_worker', True), ('cli_image', True),
+                                                 ('celery', False), ('', False)])
 def test_the_executor_setting_takes_only_known_executors(server, value, accepted):
     from girder.exceptions import ValidationException
     from girder.models.setting import Setting
@@ -341,12 +341,12 @@ def test_the_executor_setting_takes_only_known_executors(server, value, accepted
         Setting().set(EXECUTOR, value)
         assert Setting().get(EXECUTOR) == value
     else:
-        with pytest.raises(ValidationException, match='server, girder_worker'):
+        with pytest.raises(ValidationException, match='server, girder_worker, cli_image'):
             Setting().set(EXECUTOR, value)
 
 
 @pytest.mark.parametrize(('environment', 'executor'), [('girder_worker', 'girder_worker'), ('server', 'server'),
-                                                       ('celery', 'server')])
+                                                       ('cli_image', 'cli_image'), ('celery', 'server')])
 def test_a_deployment_chooses_the_executor_by_its_environment(server, monkeypatch, environment, executor):
     """A compose file sets ``HISTOMICS_LABEL_HEAVY_WORK_EXECUTOR``; an unknown value leaves the work in the server
     (logged) instead of breaking every request that reads the setting."""
