@@ -1,6 +1,6 @@
 """The package's layers (docs/architecture.md): imports flow up from the engine to the REST API and never down.
 
-    core  ←  models, settings  ←  projects  ←  jobs  ←  rest  ←  plugin
+    core  ←  models, settings, girder_compat  ←  projects  ←  jobs  ←  rest  ←  plugin
 
 ``core`` is the engine: it imports only itself, the standard library and the scientific stack, so it runs where
 girder is not installed (the CLI image, a dask worker). ``devtools`` (tooling for a source checkout) is imported by
@@ -19,7 +19,7 @@ import pytest
 import histomics_label
 
 PACKAGE = Path(histomics_label.__file__).parent
-LAYERS = {'core': 0, 'models': 1, 'settings': 1, 'projects': 2, 'jobs': 3, 'rest': 4, 'plugin': 5}
+LAYERS = {'core': 0, 'models': 1, 'settings': 1, 'girder_compat': 1, 'projects': 2, 'jobs': 3, 'rest': 4, 'plugin': 5}
 """The rank of each top-level module or subpackage; a module may import those of its own rank or lower."""
 SIDE = {'devtools': set(), 'web_client': {'plugin', 'devtools'}}
 """Modules outside the layers, and who may import them."""

@@ -37,8 +37,8 @@ from girder.models.token import Token
 from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
-from girder_plugin_worker.utils import getWorkerApiUrl
 
+from .. import girder_compat
 from ..core.errors import HistomicsLabelError
 from ..core.io.store import replace_store
 from ..core.pipeline import PipelineConfig
@@ -92,7 +92,7 @@ def request_api_url() -> str | None:
     """The API URL workers reach Girder at: the worker plugin's setting, the server root setting, or the current
     request's; None outside a request without those settings."""
     try:
-        return getWorkerApiUrl()
+        return girder_compat.worker_api_url()
     except GirderException:
         return None
 

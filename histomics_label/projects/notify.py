@@ -3,7 +3,8 @@
 A round may be started by anyone's label writes, a button or a re-segmentation, and it ends minutes later; every
 labeler with the project open should see it without reloading ("round 7 trained on 64 labels"). Girder 5 publishes
 a notification to one user's channel (Redis), which that user's open pages receive over a websocket
-(``/notifications/me``, ``girder.utilities.eventStream`` in the client, an event ``g:event.<type>``). So a training
+(``/notifications/me``, ``girder.utilities.eventStream`` in the client, an event ``g:event.<type>``); Girder 3 keeps
+it in the database for its pages' event stream (``girder_compat.notify``). So a training
 event goes to each user who may read the project: those its folder's access list names, directly or through a group,
 and the site's administrators. Where Redis cannot be reached Girder logs it and the pages keep what they show.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 from bson.objectid import ObjectId
 from girder.constants import AccessType
 from girder.models.user import User
-from girder.notification import Notification
+
+from .. import girder_compat
 
 TRAINING = 'histomics_label.training'
 """The notification type: ``data`` has ``project`` (id), ``state`` (``running``, ``done``, ``failed`` or
@@ -30,7 +32,7 @@ def training(folder: dict, state: str, round_document: dict | None = None, messa
     if message is not None:
         data['message'] = message
     for user_id in readers(folder):
-        Notification(TRAINING, data, {'_id': user_id}).flush()
+        girder_compat.notify(user_id, TRAINING, data)
 
 
 def readers(folder: dict) -> set[ObjectId]:

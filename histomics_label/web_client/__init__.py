@@ -23,7 +23,12 @@ def client_built() -> bool:
 
 def register_client(info: dict) -> bool:
     """Serve ``dist/`` under ``/plugin_static/histomics_label`` and list its files for Girder's client; called from
-    the plugin's ``load``. Returns whether the client was registered."""
+    the plugin's ``load``. Returns whether the client was registered (never on Girder 3, whose ``girder build``
+    compiles plugins' client sources itself)."""
+    from ..girder_compat import serves_built_clients
+
+    if not serves_built_clients():
+        return False
     from girder.plugin import registerPluginStaticContent
 
     if not client_built():

@@ -390,23 +390,28 @@ def find_python313() -> str:
 
 
 def ensure_mongoeco_venv(venv_dir: Path) -> Path:
-    """Make (once; a marker file says it is complete) a Python 3.13 virtualenv with mongoeco in ``venv_dir``; return
-    its interpreter."""
+    """Make (once) a Python 3.13 virtualenv with mongoeco in ``venv_dir``; return its interpreter."""
+    return ensure_venv(venv_dir, find_python313, [[MONGOECO_REQUIREMENT]], MONGOECO_REQUIREMENT)
+
+
+def ensure_venv(venv_dir: Path, base_python: Callable[[], str], installs: list[list[str]], key: str) -> Path:
+    """Make a virtualenv in ``venv_dir`` with ``base_python()`` and run ``pip install`` with each of ``installs``,
+    unless one made with the same ``key`` is there (a marker file written last says it is complete); one process
+    at a time. Returns its interpreter; a failed step removes it and raises with pip's output."""
     python = venv_dir / 'bin' / 'python'
     marker = venv_dir / '.histomics-label-requirement'
     venv_dir.parent.mkdir(parents=True, exist_ok=True)
     with _locked(venv_dir.with_name(venv_dir.name + '.lock')):
-        if marker.exists() and marker.read_text() == MONGOECO_REQUIREMENT and python.exists():
+        if marker.exists() and marker.read_text() == key and python.exists():
             return python
         shutil.rmtree(venv_dir, ignore_errors=True)
-        for command in ([find_python313(), '-m', 'venv', str(venv_dir)],
-                        [str(python), '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check',
-                         MONGOECO_REQUIREMENT]):
+        pip = [str(python), '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check']
+        for command in ([base_python(), '-m', 'venv', str(venv_dir)], *([*pip, *arguments] for arguments in installs)):
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 shutil.rmtree(venv_dir, ignore_errors=True)
                 raise StackError(f'{" ".join(command)} failed:\n{(result.stdout + result.stderr)[-3000:]}')
-        marker.write_text(MONGOECO_REQUIREMENT)
+        marker.write_text(key)
     return python
 
 

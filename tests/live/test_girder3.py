@@ -1,0 +1,118 @@
+"""The plugin on Girder 3.2, the DSA's stable line (HistomicsUI 1.8.1), beside Girder 5: the same package loads
+there (``girder_compat`` bridges the few APIs that differ), answers the very REST routes it answers on Girder 5, and
+serves a project: set-up, a store made here adopted as the slide's, labels written, painted, read back with who and
+when, reviewed and undone, as on Girder 5. (Segments and rounds on Girder 3 are issue 18's next step: its
+environment here has no torch.)"""
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from helpers.live_stack import private_folder, running_stack, slide_project, store_path
+
+from histomics_label.core.io.store import SlideStore
+from histomics_label.devtools.girder3 import ensure_girder3_venv
+
+pytestmark = pytest.mark.live
+
+PROJECT = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'}],
+           'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0}
+"""A project with the settings ``embedded_cmu`` was made with."""
+
+
+@pytest.fixture(scope='module')
+def girder3(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp('girder3') / 'data', python=str(ensure_girder3_venv())) as stack:
+        yield stack
+
+
+@pytest.fixture(scope='module')
+def girder5(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp('girder5') / 'data') as stack:
+        yield stack
+
+
+def routes(client) -> dict[tuple[str, str], list[str]]:
+    """The plugin's routes in the server's Swagger description, with their parameters' names."""
+    return {(method.upper(), path): sorted(parameter['name'] for parameter in operation.get('parameters', []))
+            for path, operations in client.get('describe')['paths'].items() if path.startswith('/histomics_label')
+            for method, operation in operations.items()}
+
+
+def test_the_plugin_loads_on_girder_3_and_answers_the_routes_it_answers_on_girder_5(girder3, girder5):
+    client = girder3.client()
+    assert client.get('system/version')['release'] == '3.2.18'
+    loaded = set(client.get('system/plugins')['loaded'])
+    assert {'histomics_label', 'histomicsui', 'large_image', 'large_image_annotation', 'jobs', 'slicer_cli_web',
+            'worker'} <= loaded
+    on_girder_3, on_girder_5 = routes(client), routes(girder5.client())
+    assert len(on_girder_3) >= 18
+    assert on_girder_3 == on_girder_5
+
+
+def test_a_project_on_girder_3_adopts_a_store_and_keeps_its_labels_with_who_and_when(girder3, cmu_svs,
+                                                                                     embedded_cmu):
+    client = girder3.client()
+    folder, item, base = slide_project(client, cmu_svs, 'On Girder 3', PROJECT)
+    uploads = private_folder(client, 'stores made elsewhere')
+    data = embedded_cmu.read_bytes()
+    store_file = client.uploadStreamToFolder(uploads['_id'], io.BytesIO(data), 'cmu.h5', len(data))
+    adopted = client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})
+    assert adopted['status'] == 'applied', adopted
+    with SlideStore(store_path(client, folder, item)) as served, SlideStore(embedded_cmu) as made:
+        np.testing.assert_array_equal(served.label_raster[:], made.label_raster[:])
+        count, raster, info = made.n_segments, made.label_raster[:], made.slide_info
+    assert client.get(f'{base}/slides')[0]['segments'] == count
+    assert [s['status'] for s in client.post(f'{base}/segments')] == ['current']
+
+    labels = [{'item': item['_id'], 'segment': segment, 'category': category}
+              for segment, category in ((1, 'tumor'), (2, 'stroma'), (3, 'tumor'))]
+    written = client.put(f'{base}/labels', data=json.dumps({'labels': labels, 'view': 'guided'}))
+    assert (written['labeled'], written['changed']) == (3, 3)
+    me = client.get('user/me')
+    listed = client.get(f'{base}/labels', parameters={'sort': 'segment', 'sortdir': 1, 'limit': 0})
+    assert [(label['segment'], label['category'], label['labeler'], label['view']) for label in listed] == [
+        (1, 'tumor', me['_id'], 'guided'), (2, 'stroma', me['_id'], 'guided'), (3, 'tumor', me['_id'], 'guided')]
+    assert all(label['created'] and label['updated'] for label in listed)
+
+    reviewed = client.put(f'{base}/labels/{listed[1]["_id"]}/review', parameters={'category': 'tumor'})
+    assert (reviewed['category'], reviewed['review']['status'], reviewed['review']['category']) == (
+        'stroma', 'overridden', 'tumor')
+
+    # a dab on the centre of an analysis pixel labels the segment the raster has there, and only that one; undoing
+    # it gives back the labels as they were
+    before = [(label['segment'], label['category']) for label in client.get(
+        f'{base}/labels', parameters={'sort': 'segment', 'sortdir': 1, 'limit': 0})]
+    factor = info.base_width / info.width
+    row, col = info.height // 2, info.width // 2
+    painted = client.post(f'{base}/labels/paint', data=json.dumps({
+        'item': item['_id'], 'points': [[(col + 0.5) * factor, (row + 0.5) * factor]], 'radius': 1,
+        'category': 'stroma'}))
+    assert painted['segments'] == [int(raster[row, col])] and painted['labeled'] == 1
+    assert client.post(f'{base}/labels/undo', parameters={'batch': painted['batch']})['reverted'] == 1
+    assert [(label['segment'], label['category']) for label in client.get(
+        f'{base}/labels', parameters={'sort': 'segment', 'sortdir': 1, 'limit': 0})] == before
+
+
+def test_a_rounds_news_reaches_the_project_readers_pages_through_girder_3s_notifications(girder3, cmu_svs,
+                                                                                         embedded_cmu):
+    """Girder 3 has no Redis channel: the training event is kept in the database for the pages' event stream
+    (``GET /notification``, which ``/notification/stream`` serves to open pages)."""
+    client = girder3.client()
+    folder, item, base = slide_project(client, cmu_svs, 'News on Girder 3', PROJECT)
+    uploads = private_folder(client, 'a store for the news')
+    data = embedded_cmu.read_bytes()
+    store_file = client.uploadStreamToFolder(uploads['_id'], io.BytesIO(data), 'cmu.h5', len(data))
+    client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})
+    labels = [{'item': item['_id'], 'segment': segment, 'category': category}
+              for segment, category in ((1, 'tumor'), (2, 'stroma'))]
+    client.put(f'{base}/labels', data=json.dumps({'labels': labels, 'view': 'guided'}))
+    client.post(f'{base}/train')
+    deadline = time.monotonic() + 60
+    while not (news := [note['data'] for note in client.get('notification')
+                        if note['type'] == 'histomics_label.training' and note['data']['project'] == folder['_id']]):
+        assert time.monotonic() < deadline, 'no training event reached the admin'
+        time.sleep(0.5)
+    assert news[0]['state'] == 'running'
