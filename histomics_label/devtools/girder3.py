@@ -4,7 +4,8 @@ which the same plugin package loads through ``girder_compat``.
 It is a virtualenv of its own (Girder 3 and Girder 5 cannot share one), made once in the cache and remade when its
 pins change, with the pinned Girder 3 stack, the engine's libraries the web server uses, and the plugin installed
 from this checkout (editable). The models' libraries (torch and what needs it) are left out: on Girder 3 here the
-server answers the REST API; segments and rounds run where torch is (issue 18's next steps). Run
+server answers the REST API and makes segments through the CLI image (the ``cli_image`` executor); rounds need torch
+in the server's environment, which a DSA installs with the plugin. Run
 ``python -m histomics_label.devtools.girder3`` to make it and print its interpreter; the live stack starts Girder in
 it with ``Stack(python=...)``.
 """
@@ -30,6 +31,8 @@ GIRDER_3_STACK = (
     'girder-large-image-annotation==1.35.6',
     'girder-slicer-cli-web[girder]==1.5.14',
     'histomicsui==1.8.1',
+    # girder_worker's Celery over Redis (Girder 3 itself needs no Redis); kombu 5.7 needs redis-py 6.1 or later
+    'redis==6.4.0',
     # setup.py's editable install needs a setuptools with PEP 660 and bdist_wheel
     'setuptools>=70',
     'wheel',

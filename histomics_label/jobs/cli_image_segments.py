@@ -45,6 +45,8 @@ STORE_NAME = 'store.h5'
 RUN_KEY = 'histomicsLabelCliRun'
 """Field of the slide's job recording the run it sent: the run's job and its output folder."""
 AGAIN = 'make the segments again to run the CLI image again'
+SENT = 'Sent to the CLI image: job '
+"""How the slide's job log names the run's job (its id follows)."""
 
 
 def run_segments(job: dict, folder: dict, item: dict, pipeline: PipelineConfig, context: queue.WorkContext) -> None:
@@ -114,7 +116,7 @@ def _send(job: dict, folder: dict, item: dict, pipeline: PipelineConfig) -> tupl
     finally:
         Token().remove(token)
     run_job = Job().load(ObjectId(sent['_id']), force=True)
-    Job().updateJob(job, log=f'Sent to the CLI image: job {run_job["_id"]} ({run_job["title"]})\n',
+    Job().updateJob(job, log=f'{SENT}{run_job["_id"]} ({run_job["title"]})\n',
                     otherFields={RUN_KEY: {'job': run_job['_id'], 'folder': outputs['_id']}})
     return run_job, outputs
 

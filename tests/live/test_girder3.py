@@ -1,8 +1,9 @@
 """The plugin on Girder 3.2, the DSA's stable line (HistomicsUI 1.8.1), beside Girder 5: the same package loads
 there (``girder_compat`` bridges the few APIs that differ), answers the very REST routes it answers on Girder 5, and
 serves a project: set-up, a store made here adopted as the slide's, labels written, painted, read back with who and
-when, reviewed and undone, as on Girder 5. (Segments and rounds on Girder 3 are issue 18's next step: its
-environment here has no torch.)"""
+when, reviewed and undone, as on Girder 5. Its segments are made as in a DSA of today: the CLI image registered with
+slicer_cli_web 1.5 and run by girder_worker 0.10 (the ``cli_image`` executor). (Rounds on Girder 3 are issue 18's
+next step: its environment here has no torch.)"""
 
 import io
 import json
@@ -10,21 +11,28 @@ import time
 
 import numpy as np
 import pytest
-from helpers.live_stack import private_folder, running_stack, slide_project, store_path
+from helpers.live_stack import private_folder, register_cli_image, running_stack, slide_project, store_path
 
 from histomics_label.core.io.store import SlideStore
+from histomics_label.core.pipeline import PipelineConfig, run_pipeline
 from histomics_label.devtools.girder3 import ensure_girder3_venv
+from histomics_label.devtools.stack.jobs import wait_for_job
+from histomics_label.jobs.cli_image_segments import SENT
+from histomics_label.settings import CLI_IMAGE, EXECUTOR
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.docker]
 
 PROJECT = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'}],
            'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0}
 """A project with the settings ``embedded_cmu`` was made with."""
+SUCCESS = 3
 
 
 @pytest.fixture(scope='module')
-def girder3(tmp_path_factory):
-    with running_stack(tmp_path_factory.mktemp('girder3') / 'data', python=str(ensure_girder3_venv())) as stack:
+def girder3(tmp_path_factory, docker_daemon, cli_image):
+    """A live stack on Girder 3 with one girder_worker (0.10.7, Girder 3's) running Docker tasks."""
+    with running_stack(tmp_path_factory.mktemp('girder3') / 'data', python=str(ensure_girder3_venv()), workers=1,
+                       docker_host=docker_daemon.host) as stack:
         yield stack
 
 
@@ -116,3 +124,29 @@ def test_a_rounds_news_reaches_the_project_readers_pages_through_girder_3s_notif
         assert time.monotonic() < deadline, 'no training event reached the admin'
         time.sleep(0.5)
     assert news[0]['state'] == 'running'
+
+
+def test_girder_3_makes_a_slides_segments_through_the_cli_image_registered_with_its_slicer_cli_web(
+        girder3, cli_image, cmu_svs, tmp_path):
+    client = girder3.client()
+    ended, clis = register_cli_image(client, cli_image)
+    assert ended['status'] == SUCCESS, ended.get('log')
+    assert {'SuperpixelClassification', 'SimilarSegments'} <= set(clis)
+    client.put('system/setting', parameters={'key': CLI_IMAGE, 'value': cli_image})
+    client.put('system/setting', parameters={'key': EXECUTOR, 'value': 'cli_image'})
+    folder, item, base = slide_project(client, cmu_svs, 'Segments on Girder 3', PROJECT)
+    job = wait_for_job(client, client.post(f'{base}/segments')[0]['job'], timeout=900)
+    log = ''.join(job.get('log') or [])
+    assert job['status'] == SUCCESS, log[-3000:]
+    run = client.get(f'job/{log.split(SENT, 1)[1].split()[0]}')
+    assert run['type'] == f'{cli_image}#SuperpixelClassification' and run['status'] == SUCCESS
+
+    local = run_pipeline(PipelineConfig(slide=str(cmu_svs), store=str(tmp_path / 'here.h5'), magnification=5,
+                                        radius=10, patch_size=48))
+    with SlideStore(store_path(client, folder, item)) as served, SlideStore(local.store) as here:
+        np.testing.assert_array_equal(served.label_raster[:], here.label_raster[:])
+        name = here.feature_names()[0]
+        np.testing.assert_allclose(served.features(name), here.features(name), atol=1e-3)
+    slide = client.get(f'{base}/slides')[0]
+    assert slide['segments'] == local.n_segments and slide['segmentImage']['id']
+    assert [s['status'] for s in client.post(f'{base}/segments')] == ['current']

@@ -18,13 +18,13 @@ from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
 from histomics_label.devtools import REPO_ROOT
 from histomics_label.devtools.stack.jobs import wait_for_job
+from histomics_label.jobs.cli_image_segments import SENT
 from histomics_label.projects.segment_images import SEGMENTS_FOLDER
 from histomics_label.settings import CLI_IMAGE, EXECUTOR
 
 pytestmark = [pytest.mark.live, pytest.mark.docker]
 
 SUCCESS, ERROR, CANCELED = 3, 4, 5
-SENT = 'Sent to the CLI image: job '
 LISTED = json.loads((REPO_ROOT / 'slicer_cli' / 'slicer_cli_list.json').read_text())
 FAST = {'magnification': '5', 'radius': '10', 'patchSize': '48', 'numWorkers': '1', 'tileSize': '256'}
 OUTPUTS = {'store': 'slide.h5', 'segmentImage': 'segments.tiff', 'suggestions': 'suggestions.json'}

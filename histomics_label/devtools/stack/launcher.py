@@ -233,6 +233,8 @@ class Stack:
             'GIRDER_EMAIL_TO_CONSOLE': 'true',
             # The slide stores (segments, features, rounds) live with the rest of the stack's data.
             'HISTOMICS_LABEL_DATA_DIR': str(self.data_dir / 'histomics_label'),
+            # slicer_cli_web 1.5 (Girder 3) registers an image in Girder's own process
+            **({'DOCKER_HOST': self.docker_host} if self.docker_host else {}),
         }
         command = [
             self.python, '-c', 'from girder.cli import main; main()', 'serve', '--mode', 'production',
