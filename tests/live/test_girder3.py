@@ -11,11 +11,13 @@ import time
 
 import numpy as np
 import pytest
-from helpers.live_stack import private_folder, register_cli_image, running_stack, slide_project, store_path
+from helpers.live_stack import free_port, private_folder, register_cli_image, running_stack, slide_project, store_path
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
 from histomics_label.devtools.girder3 import ensure_girder3_venv
+from histomics_label.devtools.stack import Stack
+from histomics_label.devtools.stack.__main__ import main
 from histomics_label.devtools.stack.jobs import wait_for_job
 from histomics_label.jobs.cli_image_segments import SENT
 from histomics_label.settings import CLI_IMAGE, EXECUTOR
@@ -150,3 +152,14 @@ def test_girder_3_makes_a_slides_segments_through_the_cli_image_registered_with_
     slide = client.get(f'{base}/slides')[0]
     assert slide['segments'] == local.n_segments and slide['segmentImage']['id']
     assert [s['status'] for s in client.post(f'{base}/segments')] == ['current']
+
+
+def test_the_stack_command_starts_girder_3_on_request(tmp_path, capsys):
+    data, port = tmp_path / 'data', free_port()
+    assert main(['start', '--girder', '3', '--data', str(data), '--port', str(port)]) == 0
+    try:
+        assert f'http://127.0.0.1:{port}/' in capsys.readouterr().out
+        assert Stack(data, port).client().get('system/version')['release'] == '3.2.18'
+        assert main(['status', '--data', str(data), '--port', str(port)]) == 0
+    finally:
+        assert main(['stop', '--data', str(data), '--port', str(port)]) == 0

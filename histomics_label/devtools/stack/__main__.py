@@ -19,10 +19,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--workers', type=int, default=0,
                         help='girder_worker processes to start after Girder (default: %(default)s)')
     parser.add_argument('--docker-host', help="the Docker daemon the workers run Docker tasks on (DOCKER_HOST)")
+    parser.add_argument('--girder', choices=('5', '3'), default='5',
+                        help='Girder 5 (the default: the labeling views run in its pages) or Girder 3.2 with '
+                             'HistomicsUI 1.8.1, in an environment of its own made on the first start (the REST '
+                             'API, and segments through the CLI image; no views yet)')
     args = parser.parse_args(argv)
-    stack = Stack(args.data, args.port, args.host, password=args.password, timeout=args.timeout,
-                  workers=args.workers, docker_host=args.docker_host)
     try:
+        python = None
+        if args.girder == '3' and args.command == 'start':
+            from ..girder3 import ensure_girder3_venv
+
+            python = ensure_girder3_venv()
+        stack = Stack(args.data, args.port, args.host, password=args.password, timeout=args.timeout,
+                      workers=args.workers, docker_host=args.docker_host, python=python)
         if args.command == 'start':
             info = stack.start()
             state = 'already running' if info.already_running else f'started in {info.start_seconds:.1f} s'
