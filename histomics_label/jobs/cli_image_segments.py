@@ -31,17 +31,16 @@ from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 
 from ..core.errors import HistomicsLabelError
-from ..core.io.store import replace_store
 from ..core.pipeline import PipelineConfig
 from ..projects import folders
-from ..projects.segment_images import SEGMENTS_FOLDER
+from ..projects.segment_images import segments_folder
 from ..settings import CLI_IMAGE
 from . import queue
 from .adopted_stores import checked_store
-from .remote import copy_out, wait_for_task, worker_api_url
+from .remote import take_uploaded_store, wait_for_task, worker_api_url
+from .workers.celery_plugin import STORE_NAME
 
 CLI_NAME = 'SuperpixelClassification'
-STORE_NAME = 'store.h5'
 RUN_KEY = 'histomicsLabelCliRun'
 """Field of the slide's job recording the run it sent: the run's job and its output folder."""
 AGAIN = 'make the segments again to run the CLI image again'
@@ -98,8 +97,7 @@ def _send(job: dict, folder: dict, item: dict, pipeline: PipelineConfig) -> tupl
     requester = User().load(job['userId'], force=True)
     cli = _registered_cli(requester)
     owner = User().load(folder['creatorId'], force=True) if folder.get('creatorId') else requester
-    segments = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
-                                     description='Segment-id images of the Histomics Label project (do not edit)')
+    segments = segments_folder(folder, owner)
     outputs = Folder().createFolder(segments, f'{item["_id"]} store from the CLI image (removed when copied)',
                                     creator=owner, reuseExisting=True)
     parameters = {'image': str(item['largeImage']['fileId']), 'store': STORE_NAME,
@@ -145,17 +143,10 @@ def _registered_cli(user: dict) -> str:
 
 
 def _take_store(outputs: dict, folder: dict, item: dict, destination: Path) -> None:
-    """Copy the store the run uploaded beside ``destination``, check it is the slide's with the project's settings,
-    and move it into place (``replace_store``)."""
+    """Move the store the run uploaded into place once it is checked as the slide's with the project's settings."""
     upload = Item().findOne({'folderId': outputs['_id'], 'name': STORE_NAME})
     file = upload and File().findOne({'itemId': upload['_id']})
     if file is None:
         raise HistomicsLabelError(f'The CLI image\'s run ended without uploading its store; {AGAIN}')
-    partial = destination.with_name(destination.name + '.from-cli-image')
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        copy_out(file, partial)
-        checked_store(partial, folder, item, folders.config_of(folder), file)
-        replace_store(partial, destination)
-    finally:
-        partial.unlink(missing_ok=True)
+    take_uploaded_store(file, destination, lambda file, copy: checked_store(copy, folder, item,
+                                                                            folders.config_of(folder), file))

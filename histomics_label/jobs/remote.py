@@ -30,7 +30,6 @@ from bson.objectid import ObjectId
 from girder.constants import TokenScope
 from girder.exceptions import GirderException
 from girder.models.file import File
-from girder.models.folder import Folder
 from girder.models.item import Item
 from girder.models.setting import Setting
 from girder.models.token import Token
@@ -42,7 +41,7 @@ from .. import girder_compat
 from ..core.errors import HistomicsLabelError
 from ..core.io.store import replace_store
 from ..core.pipeline import PipelineConfig
-from ..projects.segment_images import SEGMENTS_FOLDER
+from ..projects.segment_images import segments_folder
 from ..settings import feature_rows_per_task
 from . import queue
 from .workers.celery_plugin import BEAT_S, SEGMENTS_TASK, STORE_NAME
@@ -157,8 +156,7 @@ def _send(task_job: dict, folder: dict, item: dict, pipeline: PipelineConfig,
 
     requester = User().load(task_job['userId'], force=True)
     owner = User().load(folder['creatorId'], force=True) if folder.get('creatorId') else requester
-    target = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
-                                   description='Segment-id images of the Histomics Label project (do not edit)')
+    target = segments_folder(folder, owner)
     upload = Item().createItem(f'{item["_id"]}.store (from a worker, removed when copied)', creator=owner,
                                folder=target)
     token = task_token(requester, context)
@@ -306,18 +304,24 @@ def _silent_for(task_job: dict, since: datetime.datetime) -> float:
 
 
 def _take_store(task_job: dict, destination: Path, fill: Callable[[dict, Path], None]) -> None:
-    """Copy the store the task uploaded beside ``destination``, have ``fill(its Girder file, the copy)`` give a
-    store of segments only its features, then move it into place as a new store replaces an old one
-    (``replace_store``: checked first, under the store's lock, the old store's rounds removed)."""
+    """Move the store the task uploaded into place, ``fill(its Girder file, the copy)`` giving a store of segments
+    only its features first."""
     upload = Item().load(task_job['histomicsLabelUpload'], force=True)
     file = upload and File().findOne({'itemId': upload['_id'], 'name': STORE_NAME})
     if file is None:
         raise HistomicsLabelError('The worker task ended without sending its store')
-    partial = destination.with_name(destination.name + '.from-worker')
+    take_uploaded_store(file, destination, fill)
+
+
+def take_uploaded_store(file: dict, destination: Path, prepare: Callable[[dict, Path], None]) -> None:
+    """Copy the uploaded store ``file`` beside ``destination``, have ``prepare(file, the copy)`` check or complete
+    it, then move it into place as a new store replaces an old one (``replace_store``: checked first, under the
+    store's lock, the old store's rounds removed). The copy never outlives the call."""
+    partial = destination.with_name(destination.name + '.uploaded')
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         copy_out(file, partial)
-        fill(file, partial)
+        prepare(file, partial)
         replace_store(partial, destination)
     finally:
         partial.unlink(missing_ok=True)

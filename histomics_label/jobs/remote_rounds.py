@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 
 from girder.models.file import File
-from girder.models.folder import Folder
 from girder.models.item import Item
 from girder.models.token import Token
 from girder.models.upload import Upload
@@ -40,7 +39,7 @@ from girder_jobs.models.job import Job
 from ..core.acquisition import ranking_store
 from ..core.errors import HistomicsLabelError
 from ..core.io.store import SlideStore, adopt_round, export_latest_round
-from ..projects.segment_images import SEGMENTS_FOLDER
+from ..projects.segment_images import segments_folder
 from . import queue, remote
 from .workers.celery_plugin import ROUND_ANSWER, ROUND_TASK
 from .workers.rounds import build_indexes
@@ -94,8 +93,7 @@ def _send(task_job: dict, folder: dict, stores: list[str], request: dict,
     if owner is None:
         raise HistomicsLabelError(f'The project folder {folder["name"]} has no owner (its creator was deleted) for '
                                   'the workers to read its stores as; train with the server executor')
-    target = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
-                                   description='Segment-id images of the Histomics Label project (do not edit)')
+    target = segments_folder(folder, owner)
     upload = Item().createItem(f'round {task_job["parentId"]} (from a worker, removed when taken)', creator=owner,
                                folder=target)
     task_job = Job().updateJob(task_job, otherFields={'histomicsLabelUpload': upload['_id']})

@@ -40,7 +40,7 @@ from girder_large_image.models.image_item import ImageItem
 from ..core.io.store import SlideStore
 from ..core.pipeline import PipelineConfig, representation, same_segmentation
 from ..projects import folders, resegmentation
-from ..projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, SEGMENTS_FOLDER, share_segment_images
+from ..projects.segment_images import SEGMENT_IMAGE_FORMAT_KEY, SEGMENT_IMAGE_KEY, segments_folder, share_segment_images
 from ..settings import HEAVY_JOBS, WORKER_JOBS, heavy_work_executor
 from . import queue, remote
 from .workers.child import run_segments_child
@@ -239,8 +239,7 @@ def publish_segment_image(folder: dict, item: dict, job: dict | None = None) -> 
     from ..core.io.label_tiff import MAX_PIXEL_VALUE, write_segment_tiff
 
     owner = User().load(folder['creatorId'], force=True) if folder.get('creatorId') else None
-    target = Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
-                                   description='Segment-id images of the Histomics Label project (do not edit)')
+    target = segments_folder(folder, owner)
     share_segment_images(folder)
     name = f'{item["_id"]}.segments.tiff'
     with tempfile.TemporaryDirectory() as work:

@@ -57,6 +57,13 @@ def segment_image_of(item: dict) -> SegmentImage | None:
     return SegmentImage(image_id, bool((meta.get(SEGMENT_IMAGE_FORMAT_KEY) or {}).get('boundaries')), 0)
 
 
+def segments_folder(folder: dict, owner: dict | None) -> dict:
+    """The project's segment-image folder, made (owned by ``owner``) on first use; segment images, and the stores
+    workers and the CLI image upload on their way into place, live there."""
+    return Folder().createFolder(folder, SEGMENTS_FOLDER, reuseExisting=True, creator=owner,
+                                 description='Segment-id images of the Histomics Label project (do not edit)')
+
+
 def share_segment_images(folder: dict) -> None:
     """Give the project's segment-image folder the project folder's access, so that whoever may see the project
     may see its segments: the viewers read the segment images' tiles with the user's own access, and Girder does
