@@ -26,7 +26,8 @@ COPY dist/ /tmp/wheels/
 # pip prefers wheels it is given (dist/, EXTRA_WHEELS) to the index's files of the same version.
 RUN wheels="--find-links /tmp/wheels ${EXTRA_WHEELS:+--find-links $EXTRA_WHEELS}" \
  && python -m pip install --no-cache-dir $wheels --index-url "$TORCH_INDEX_URL" "$TORCH_REQUIREMENT" \
- && python -m pip install --no-cache-dir $wheels /tmp/wheels/histomics_label-*.whl \
+ && wheel=$(ls /tmp/wheels/histomics_label-*.whl) \
+ && python -m pip install --no-cache-dir $wheels "$wheel[girder5]" \
  && rm -r /tmp/wheels \
  && python -c "import histomics_label.core.features.extractors, histomics_label.web_client as c; assert c.client_built()"
 

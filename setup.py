@@ -1,7 +1,10 @@
 """Histomics Label: active learning for whole-slide images in the Digital Slide Archive.
 
-The Girder 5 stack is pinned here, in one place; tox and CI install the package with these pins. Unpinned names
-would resolve to the Girder 3 stack (see docs/install.md).
+The package requires the engine's libraries only, so that it installs into a DSA's Girder environment on either
+Girder line without touching the Girder stack there. Each line's stack, pinned as verified here, is an extra:
+``histomics-label[girder5]`` (tox, CI, the Docker images and the live stack) and ``histomics-label[girder3]`` (Girder
+3.2 with HistomicsUI 1.8.1, the DSA's stable line; ``devtools.girder3`` makes its environment from these pins).
+Unpinned Girder names would resolve to the Girder 3 stack (docs/install.md).
 """
 
 import sys
@@ -22,10 +25,25 @@ GIRDER_5_STACK = [
     'girder-slicer-cli-web==5.0.21',
     'girder-large-image==1.35.6a198',
     'girder-large-image-annotation==1.35.6a198',
-    'large-image[tiff,openslide,pil]==1.35.6',
+]
+
+GIRDER_3_STACK = [
+    'girder==3.2.18',
+    'girder-client==3.2.18',
+    'girder-jobs==3.2.18',
+    # 0.10.7's Girder 3 plugin ("worker") is what slicer_cli_web 1.5 runs its tasks through
+    'girder-worker[girder]==0.10.7',
+    'girder-large-image==1.35.6',
+    'girder-large-image-annotation==1.35.6',
+    'girder-slicer-cli-web[girder]==1.5.14',
+    'histomicsui==1.8.1',
+    # girder_worker's Celery over Redis (Girder 3 itself needs no Redis); kombu 5.7 needs redis-py 6.1 or later
+    'redis==6.4.0',
 ]
 
 ENGINE = [
+    # the slide reader of both Girder lines' large_image plugins (1.35.6 is what both stacks above were verified with)
+    'large-image[tiff,openslide,pil]==1.35.6',
     'numpy>=1.26',
     'scipy>=1.11',
     'scikit-image>=0.22',
@@ -93,8 +111,10 @@ setup(
     packages=find_packages(include=['histomics_label', 'histomics_label.*']),
     include_package_data=True,
     package_data={'histomics_label.web_client': ['dist/*']},
-    install_requires=GIRDER_5_STACK + ENGINE,
+    install_requires=ENGINE,
     extras_require={
+        'girder5': GIRDER_5_STACK,
+        'girder3': GIRDER_3_STACK,
         'tensorflow': ['tensorflow>=2.16'],
         # the timm and uni extractors; timm imports torchvision, which must be the release built for the torch
         # pinned above (docs/learning-engine.md)

@@ -93,3 +93,34 @@ def test_girder_with_the_plugin_from_the_wheel_serves_its_client(installed, tmp_
             answer = requests.get(f'{info.url}{path}', timeout=30)
             assert answer.status_code == 200
             assert answer.content == (DIST_DIR / path.split('?')[0].rsplit('/', 1)[1]).read_bytes()
+
+
+def wheel_requirements(wheel: Path) -> dict[str | None, set[str]]:
+    """The wheel's Requires-Dist lines by extra (None: its own requirements), each as its project's name and
+    version specifier."""
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(only(name for name in archive.namelist() if name.endswith('.dist-info/METADATA')))
+    by_extra: dict[str | None, set[str]] = {}
+    for line in metadata.decode().splitlines():
+        if line.startswith('Requires-Dist: '):
+            requirement, _, marker = line.removeprefix('Requires-Dist: ').partition(';')
+            extra = marker.split('==')[1].strip().strip('"\'') if 'extra' in marker else None
+            by_extra.setdefault(extra, set()).add(requirement.strip().replace(' ', ''))
+    return by_extra
+
+
+def test_the_wheel_installs_beside_either_girder_line_and_pins_each_in_its_extra(release):
+    requirements = wheel_requirements(only(release.glob('*.whl')))
+    girder_names = ('girder', 'histomicsui')
+    own = requirements[None]
+    assert not [name for name in own if name.lower().startswith(girder_names)], own
+    large_image = only(name for name in own if name.startswith('large-image['))
+    assert large_image.endswith('==1.35.6') and {'tiff', 'openslide', 'pil'} <= set(large_image[12:].split(']')[0]
+                                                                                    .split(','))
+    girder5, girder3 = requirements['girder5'], requirements['girder3']
+    assert 'girder==5.0.21' in girder5 and 'girder-plugin-worker==5.0.21' in girder5
+    assert 'girder==3.2.18' in girder3 and 'histomicsui==1.8.1' in girder3
+    assert 'girder-worker[girder]==0.10.7' in girder3
+    # every Girder package either line needs is pinned exactly, so neither extra resolves to the other line
+    for stack in (girder5, girder3):
+        assert all('==' in requirement for requirement in stack), stack

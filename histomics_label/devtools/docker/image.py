@@ -81,14 +81,14 @@ def _python_m(*args: str, cwd: Path = REPO_ROOT) -> None:
 
 
 def build_wheelhouse(folder: Path, torch: str = LOCAL_TORCH) -> Path:
-    """The plugin's wheel (built with its client) and a wheel of every requirement, ``torch`` included, in
-    ``folder``: the image installs from these alone."""
+    """The plugin's wheel (built with its client) and a wheel of every requirement, the Girder 5 stack (its
+    ``girder5`` extra) and ``torch`` included, in ``folder``: the image installs from these alone."""
     folder.mkdir(parents=True, exist_ok=True)
     _python_m('build', '--wheel', '--no-isolation', '--outdir', str(folder), str(REPO_ROOT))
     wheels = list(folder.glob('histomics_label-*.whl'))
     if len(wheels) != 1:
         raise DockerError(f'expected one histomics_label wheel in {folder}, found {[w.name for w in wheels]}')
-    _python_m('pip', 'wheel', '--quiet', '--wheel-dir', str(folder), str(wheels[0]), torch)
+    _python_m('pip', 'wheel', '--quiet', '--wheel-dir', str(folder), f'{wheels[0]}[girder5]', torch)
     return folder
 
 
