@@ -2,8 +2,8 @@
 there (``girder_compat`` bridges the few APIs that differ), answers the very REST routes it answers on Girder 5, and
 serves a project: set-up, a store made here adopted as the slide's, labels written, painted, read back with who and
 when, reviewed and undone, as on Girder 5. Its segments are made as in a DSA of today: the CLI image registered with
-slicer_cli_web 1.5 and run by girder_worker 0.10 (the ``cli_image`` executor). (Rounds on Girder 3 are issue 18's
-next step: its environment here has no torch.)"""
+slicer_cli_web 1.5 and run by girder_worker 0.10 (the ``cli_image`` executor). Its rounds learn from its labels as
+Girder 5's do."""
 
 import io
 import json
@@ -126,6 +126,42 @@ def test_a_rounds_news_reaches_the_project_readers_pages_through_girder_3s_notif
         assert time.monotonic() < deadline, 'no training event reached the admin'
         time.sleep(0.5)
     assert news[0]['state'] == 'running'
+
+
+def oracle_categories(store) -> np.ndarray:
+    """A category per segment that a linear model on the store's features can learn: which side of the median
+    each segment's feature vector lies along the features' first principal direction."""
+    with SlideStore(store) as made:
+        features = made.features(made.feature_names()[0]).astype(np.float64)
+    centred = (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-9)
+    score = centred @ np.linalg.svd(centred, full_matrices=False)[2][0]
+    return np.where(score > np.median(score), 'tumor', 'stroma')
+
+
+@pytest.mark.parametrize('line', ['girder3', 'girder5'])
+def test_a_round_learns_its_labels_on_either_girder_line(line, request, cmu_svs, embedded_cmu):
+    """Forty segments labeled by an oracle, one round: the model the server stored predicts the oracle's category
+    for the segments it was never shown (a round that ignored its labels would be right about half the time)."""
+    client = request.getfixturevalue(line).client()
+    folder, item, base = slide_project(client, cmu_svs, f'A round on {line}', PROJECT)
+    uploads = private_folder(client, 'a store to learn from')
+    data = embedded_cmu.read_bytes()
+    store_file = client.uploadStreamToFolder(uploads['_id'], io.BytesIO(data), 'cmu.h5', len(data))
+    assert client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})[
+        'status'] == 'applied'
+    truth = oracle_categories(embedded_cmu)
+    shown = np.random.default_rng(7).choice(len(truth), 40, replace=False)
+    labels = [{'item': item['_id'], 'segment': int(row) + 1, 'category': str(truth[row])} for row in shown]
+    client.put(f'{base}/labels', data=json.dumps({'labels': labels, 'view': 'guided'}))
+
+    trained = client.post(f'{base}/train', parameters={'wait': 'true'})['round']
+    assert trained['labelsUsed'] == 40, trained
+    with SlideStore(store_path(client, folder, item)) as served:
+        number = served.rounds()[-1]
+        names = np.array([category['name'] for category in served.round_categories(number)])
+        predicted = names[served.round_probabilities(number).argmax(axis=1)]
+    unseen = np.setdiff1d(np.arange(len(truth)), shown)
+    assert (predicted[unseen] == truth[unseen]).mean() >= 0.85
 
 
 def test_girder_3_makes_a_slides_segments_through_the_cli_image_registered_with_its_slicer_cli_web(
