@@ -2,8 +2,9 @@
 stable line, the one HistomicsUI 1.8 runs on), so that one plugin package loads on both.
 
 Everything else the plugin uses (models, access decorators, events, jobs, large_image) is the same on both; these
-are the differences found by importing every Girder name the plugin uses on Girder 3.2.18: where girder_worker's
-Girder plugin lives, how a notification reaches a user's open pages, and how a plugin's built client is served.
+are the differences found by importing every Girder name the plugin uses on Girder 3.2.18 and by running the live
+loop there: where girder_worker's Girder plugin lives, how a notification reaches a user's open pages, how a plugin's
+built client is served, and how dates come back from the database.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime
 from importlib.metadata import version
 
+from bson.codec_options import CodecOptions
 from bson.objectid import ObjectId
 
 GIRDER_MAJOR = int(version('girder').split('.')[0])
@@ -46,3 +48,14 @@ def serves_built_clients() -> bool:
     """Whether Girder serves a plugin's built client files itself (Girder 5: ``registerPluginStaticContent``); Girder
     3 compiles every plugin's client sources together with ``girder build`` instead."""
     return GIRDER_MAJOR >= 5
+
+
+class UtcDates:
+    """A mixin for the plugin's models: their documents' dates come back from the database as aware UTC datetimes,
+    as every model's do on Girder 5; Girder 3 reads them naive, and comparing those with the aware times the plugin
+    makes fails ("can't compare offset-naive and offset-aware datetimes")."""
+
+    def reconnect(self) -> None:
+        super().reconnect()
+        self.collection = self.collection.with_options(
+            codec_options=CodecOptions(tz_aware=True, tzinfo=datetime.UTC))

@@ -13,8 +13,10 @@ from bson.objectid import ObjectId
 from girder.models.model_base import Model
 from pymongo import ASCENDING, ReplaceOne
 
+from ..girder_compat import UtcDates
 
-class DetachedLabel(Model):
+
+class DetachedLabel(UtcDates, Model):
     """One label as it was (its ``_id``, labeler, category, times, view, review and old ``segment``), with
     ``detached``: when, why (``fate``, ``share``, ``coverage``) and the ``segmentation`` (store id) it left."""
 

@@ -23,6 +23,8 @@ from girder.models.model_base import Model
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from ..girder_compat import UtcDates
+
 VIEWS = ('guided', 'bulk', 'review', 'api', 'import')
 """Where a label came from, recorded with it."""
 DUPLICATE_KEY = 11000
@@ -48,7 +50,7 @@ def _now() -> datetime.datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-class Label(Model):
+class Label(UtcDates, Model):
     def initialize(self) -> None:
         self.name = 'histomics_label_label'
         self.ensureIndices([
@@ -371,7 +373,7 @@ def by_slide(effective: dict[Key, str]) -> dict[ObjectId, dict[int, str]]:
         grouped.setdefault(item_id, {})[segment] = category
     return grouped
 
-class LabelEvent(Model):
+class LabelEvent(UtcDates, Model):
     """One change of one label, in a batch: what ``undo`` reverts and what an audit reads."""
 
     def initialize(self) -> None:
@@ -402,7 +404,7 @@ class LabelEvent(Model):
         return seconds / 60
 
 
-class LabelEpoch(Model):
+class LabelEpoch(UtcDates, Model):
     """Per project, a token that changes whenever labels are rewritten without an event of their own (a category
     renamed or merged, labels carried over to new segments or deleted as stale): whoever keeps labels between reads
     (``effective_labels``) reads them all again when it changes."""

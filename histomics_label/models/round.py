@@ -6,8 +6,10 @@ from bson.objectid import ObjectId
 from girder.models.model_base import Model
 from pymongo import ASCENDING, DESCENDING
 
+from ..girder_compat import UtcDates
 
-class Round(Model):
+
+class Round(UtcDates, Model):
     """One finished round of a project: what it learnt from and how well it did (the learning curve's points)."""
 
     def initialize(self) -> None:

@@ -11,12 +11,14 @@ from girder.models.model_base import Model
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from ..girder_compat import UtcDates
+
 
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class TrainingState(Model):
+class TrainingState(UtcDates, Model):
     """Per project: whether a round runs, whether another is wanted, and labels changed since the last one."""
 
     def initialize(self) -> None:

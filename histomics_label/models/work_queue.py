@@ -15,6 +15,8 @@ from girder.models.model_base import Model
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from ..girder_compat import UtcDates
+
 QUEUED = 'queued'
 RUNNING = 'running'
 QUEUE_ORDER = [('created', ASCENDING), ('_id', ASCENDING)]
@@ -25,7 +27,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class HeavyWork(Model):
+class HeavyWork(UtcDates, Model):
     """One entry per piece of queued or running heavy work: its kind, key, Girder job, owner and heartbeat."""
 
     def initialize(self) -> None:

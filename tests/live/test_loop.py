@@ -1,8 +1,9 @@
 """The product on the live stack, through its REST API: the labeling loop on a real slide, many labelers at once,
 a server killed mid-write, and schemathesis over the plugin's routes.
 
-One stack for the module (``conftest.stack``), one project on the real H&E sample made through the API: segment
-generation runs as a Girder job in the server, exactly as for a user.
+One stack per Girder line (Girder 5, and Girder 3.2 with HistomicsUI 1.8.1, the DSA's stable line), one project on
+the real H&E sample made through the API: segment generation runs as a Girder job in the server, exactly as for a
+user.
 """
 
 import json
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import girder_client
 import pytest
-from helpers.live_stack import make_segments, slide_project, store_path
+from helpers.live_stack import make_segments, running_stack, slide_project, store_path
 
 from histomics_label.devtools.cli_demo import seed_labels
+from histomics_label.devtools.girder3 import ensure_girder3_venv
 
 pytestmark = pytest.mark.live
 CONFIG = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'},
@@ -31,6 +33,14 @@ NAMES = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
 def total(client, path: str, **params) -> int:
     response = client.sendRestRequest('GET', path, parameters={'limit': 1, **params}, jsonResp=False)
     return int(response.headers['Girder-Total-Count'])
+
+
+@pytest.fixture(scope='module', params=['girder5', 'girder3'])
+def stack(request, tmp_path_factory):
+    """A live stack of the module's own on each Girder line: Girder 5 in this environment, Girder 3 in its own."""
+    python = str(ensure_girder3_venv()) if request.param == 'girder3' else None
+    with running_stack(tmp_path_factory.mktemp(request.param) / 'data', python=python) as stack:
+        yield stack
 
 
 @pytest.fixture(scope='module')
@@ -152,6 +162,7 @@ def test_kill_9_mid_write_loses_no_committed_label(stack, project):
     assert lost == []
 
 
+@pytest.mark.parametrize('stack', ['girder5'], indirect=True)  # slicer_cli_web 1.5 registers only Docker images
 def test_cli_specs_registered_for_the_job_panel(stack):
     from histomics_label.devtools.stack.demo import CLI_IMAGE, register_cli_specs
 
