@@ -51,6 +51,18 @@ def routes(client) -> dict[tuple[str, str], list[str]]:
             for method, operation in operations.items()}
 
 
+def adopted_project(client, cmu_svs, embedded_cmu, name: str) -> tuple[dict, dict, str]:
+    """A project of the H&E sample made through the REST API whose slide adopted the store ``embedded_cmu``, as an
+    admin adopts one made elsewhere (uploaded, then named): the folder, the item and the project's route."""
+    folder, item, base = slide_project(client, cmu_svs, name, PROJECT)
+    uploads = private_folder(client, f'{name}, the store made elsewhere')
+    data = embedded_cmu.read_bytes()
+    store_file = client.uploadStreamToFolder(uploads['_id'], io.BytesIO(data), 'cmu.h5', len(data))
+    adopted = client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})
+    assert adopted['status'] == 'applied', adopted
+    return folder, item, base
+
+
 def test_the_plugin_loads_on_girder_3_and_answers_the_routes_it_answers_on_girder_5(girder3, girder5):
     client = girder3.client()
     assert client.get('system/version')['release'] == '3.2.18'
@@ -65,12 +77,7 @@ def test_the_plugin_loads_on_girder_3_and_answers_the_routes_it_answers_on_girde
 def test_a_project_on_girder_3_adopts_a_store_and_keeps_its_labels_with_who_and_when(girder3, cmu_svs,
                                                                                      embedded_cmu):
     client = girder3.client()
-    folder, item, base = slide_project(client, cmu_svs, 'On Girder 3', PROJECT)
-    uploads = private_folder(client, 'stores made elsewhere')
-    data = embedded_cmu.read_bytes()
-    store_file = client.uploadStreamToFolder(uploads['_id'], io.BytesIO(data), 'cmu.h5', len(data))
-    adopted = client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})
-    assert adopted['status'] == 'applied', adopted
+    folder, item, base = adopted_project(client, cmu_svs, embedded_cmu, 'On Girder 3')
     with SlideStore(store_path(client, folder, item)) as served, SlideStore(embedded_cmu) as made:
         np.testing.assert_array_equal(served.label_raster[:], made.label_raster[:])
         count, raster, info = made.n_segments, made.label_raster[:], made.slide_info
@@ -111,11 +118,7 @@ def test_a_rounds_news_reaches_the_project_readers_pages_through_girder_3s_notif
     """Girder 3 has no Redis channel: the training event is kept in the database for the pages' event stream
     (``GET /notification``, which ``/notification/stream`` serves to open pages)."""
     client = girder3.client()
-    folder, item, base = slide_project(client, cmu_svs, 'News on Girder 3', PROJECT)
-    uploads = private_folder(client, 'a store for the news')
-    data = embedded_cmu.read_bytes()
-    store_file = client.uploadStreamToFolder(uploads['_id'], io.BytesIO(data), 'cmu.h5', len(data))
-    client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})
+    folder, item, base = adopted_project(client, cmu_svs, embedded_cmu, 'News on Girder 3')
     labels = [{'item': item['_id'], 'segment': segment, 'category': category}
               for segment, category in ((1, 'tumor'), (2, 'stroma'))]
     client.put(f'{base}/labels', data=json.dumps({'labels': labels, 'view': 'guided'}))
@@ -143,12 +146,7 @@ def test_a_round_learns_its_labels_on_either_girder_line(line, request, cmu_svs,
     """Forty segments labeled by an oracle, one round: the model the server stored predicts the oracle's category
     for the segments it was never shown (a round that ignored its labels would be right about half the time)."""
     client = request.getfixturevalue(line).client()
-    folder, item, base = slide_project(client, cmu_svs, f'A round on {line}', PROJECT)
-    uploads = private_folder(client, 'a store to learn from')
-    data = embedded_cmu.read_bytes()
-    store_file = client.uploadStreamToFolder(uploads['_id'], io.BytesIO(data), 'cmu.h5', len(data))
-    assert client.post(f'{base}/slide/{item["_id"]}/store', parameters={'fileId': store_file['_id']})[
-        'status'] == 'applied'
+    folder, item, base = adopted_project(client, cmu_svs, embedded_cmu, f'A round on {line}')
     truth = oracle_categories(embedded_cmu)
     shown = np.random.default_rng(7).choice(len(truth), 40, replace=False)
     labels = [{'item': item['_id'], 'segment': int(row) + 1, 'category': str(truth[row])} for row in shown]
