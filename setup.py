@@ -110,7 +110,7 @@ setup(
     python_requires='>=3.11',
     packages=find_packages(include=['histomics_label', 'histomics_label.*']),
     include_package_data=True,
-    package_data={'histomics_label.web_client': ['dist/*']},
+    package_data={'histomics_label.web_client': ['dist/*', 'package.json', 'girder3.js', 'girder3.webpack.js']},
     install_requires=ENGINE,
     extras_require={
         'girder5': GIRDER_5_STACK,

@@ -13,6 +13,9 @@ REQUIRED_PLUGINS = ('large_image', 'large_image_annotation', 'jobs', 'slicer_cli
 
 class HistomicsLabelPlugin(GirderPlugin):
     DISPLAY_NAME = 'Histomics Label'
+    CLIENT_SOURCE_PATH = 'web_client'
+    """Girder 3's ``girder build`` compiles the client package there (its ``package.json``); Girder 5 ignores it
+    and serves the built ``dist/`` (``web_client.register_client``)."""
 
     def load(self, info: dict) -> None:
         for name in REQUIRED_PLUGINS:

@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from . import REPO_ROOT
 from .docker.image import LOCAL_TORCH
 from .stack.launcher import default_venv_dir, ensure_venv
@@ -34,13 +36,28 @@ these machines have (190 MB, where the newest allowed release is PyPI's 5 GB CUD
 def requirements_of(extra: str | None = None) -> list[str]:
     """The plugin's requirements (``setup.py``'s, read from this environment's installed metadata): its own with no
     ``extra``, else those the extra adds (``girder3``: the Girder 3 stack the DSA runs today, ../shared/STACK.md)."""
-    marker = re.compile(r';\s*extra\s*==\s*["\']([^"\']+)["\']\s*$')
-    chosen = []
-    for requirement in importlib.metadata.requires('histomics-label') or []:
-        found = marker.search(requirement)
-        if (found.group(1) if found else None) == extra:
-            chosen.append(marker.sub('', requirement).strip())
-    return sorted(chosen)
+    metadata = importlib.metadata.metadata('histomics-label')
+    by_extra = requirements_by_extra(metadata.get_all('Requires-Dist') or [], metadata.get_all('Provides-Extra') or [])
+    return sorted(str(requirement) for requirement in by_extra.get(extra, []))
+
+
+def requirements_by_extra(lines: list[str], extras: list[str]) -> dict[str | None, list[Requirement]]:
+    """A package's ``Requires-Dist`` ``lines`` grouped by the extra of ``extras`` that adds each (None: the package's
+    own), each without its marker."""
+    grouped: dict[str | None, list[Requirement]] = {}
+    for requirement in map(Requirement, lines):
+        adds = [extra for extra in extras if _added_by(requirement, extra)]
+        for extra in adds or [None]:
+            bare = Requirement(str(requirement))
+            bare.marker = None
+            grouped.setdefault(extra, []).append(bare)
+    return grouped
+
+
+def _added_by(requirement: Requirement, extra: str) -> bool:
+    """Whether ``extra`` adds ``requirement`` (its marker holds with the extra and not without it)."""
+    marker = requirement.marker
+    return marker is not None and marker.evaluate({'extra': extra}) and not marker.evaluate({'extra': ''})
 
 
 def server_requirements() -> list[str]:

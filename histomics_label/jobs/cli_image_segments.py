@@ -148,5 +148,5 @@ def _take_store(outputs: dict, folder: dict, item: dict, destination: Path) -> N
     file = upload and File().findOne({'itemId': upload['_id']})
     if file is None:
         raise HistomicsLabelError(f'The CLI image\'s run ended without uploading its store; {AGAIN}')
-    take_uploaded_store(file, destination, lambda file, copy: checked_store(copy, folder, item,
-                                                                            folders.config_of(folder), file))
+    take_uploaded_store(file, destination, lambda uploaded, copy: checked_store(copy, folder, item,
+                                                                                folders.config_of(folder), uploaded))

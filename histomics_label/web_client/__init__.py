@@ -1,6 +1,7 @@
 """The built web client (``dist/``, made from ``plugin_client/`` by ``python -m histomics_label.devtools.client_build``)
 and its registration with Girder 5, whose own client loads a plugin's script and stylesheet through
-``GET /system/plugin_static_files``.
+``GET /system/plugin_static_files``. On Girder 3 the same ``dist/`` reaches the pages through the client package
+here (``package.json``, ``girder3.js``), which ``girder build`` compiles with every other plugin's.
 
 ``dist/`` is a build output, not in git; without it the server and its REST API work as before and the log says the
 web client is missing, so a server set up without node still starts.

@@ -17,10 +17,13 @@ function histomicsUIPresent() {
   return Boolean(girder.plugins && girder.plugins.histomicsui);
 }
 
-/** A link to a route of Girder's own client, which Girder 5 serves at its API root's parent (not HistomicsUI's). */
+/**
+ * A link to a route of Girder's own client, which Girder serves at its API root's parent (not HistomicsUI's); the
+ * API root may be relative to the page (HistomicsUI 1.8 on Girder 3 gives `api/v1`).
+ */
 function girderLink(route) {
-  const root = girder.rest.getApiRoot().replace(/\/api\/v1\/?$/, '/');
-  return new URL(`${root}#${route}`, window.location.href).href;
+  const apiRoot = new URL(girder.rest.getApiRoot(), window.location.href).href;
+  return `${apiRoot.replace(/api\/v1\/?$/, '')}#${route}`;
 }
 
 /** Show the projects of the opened image (none for null) in HistomicsUI's header. */
@@ -44,7 +47,9 @@ function showProjects(image) {
       '<i class="icon-down-open"></i></a>').attr('title', 'This image\'s Histomics Label projects');
     // HistomicsUI opens Girder's pages in the window named "girder"; these links do the same.
     const menu = projectsMenu(projects, itemId, { href: girderLink, target: 'girder' });
-    anchor.before($(`<li class="${ITEM_CLASS} dropdown"></li>`).append(toggle, menu));
+    // After the image's menu: HistomicsUI's header grows leftwards under its brand when the breadcrumb is long
+    // (HistomicsUI 1.8.1 at 1280 px), and this keeps the menu in view.
+    anchor.after($(`<li class="${ITEM_CLASS} dropdown"></li>`).append(toggle, menu));
   }).catch((error) => {
     console.warn(`Histomics Label: no project menu for this image: ${error.message}`);
   });

@@ -46,6 +46,21 @@ export async function openPage(context, timeout, result, phaseOf) {
   return page;
 }
 
+/**
+ * Shorthands for the page `pageOf()` answers (a driver may open another): `texts(selector)`, the trimmed texts of the
+ * elements; `attrs(selector, name)`, their attribute `name`; `projectsAnswer(itemId)`, the next answer to a request
+ * for the projects of an item.
+ */
+export function pageQueries(pageOf) {
+  return {
+    texts: (selector) => pageOf().locator(selector).allTextContents().then((all) => all.map((t) => t.trim())),
+    attrs: (selector, name) => pageOf().locator(selector).evaluateAll(
+      (all, attr) => all.map((el) => el.getAttribute(attr)), name),
+    projectsAnswer: (itemId) => pageOf().waitForResponse((response) => response.url().includes(
+      `/histomics_label/item/${itemId}/projects`)),
+  };
+}
+
 /** Logs `login` in through Girder's login dialog on the home page of `url`; done once the user menu shows. */
 export async function login(page, url, user, password) {
   // A person types again when the dialog says "Login failed" with the password field empty: on a cold first load

@@ -5,7 +5,7 @@
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, projectId, slideId, plainSlideId, artifacts, chromium}
-import { login, openPage, readInput, run } from './driver.mjs';
+import { login, openPage, pageQueries, readInput, run } from './driver.mjs';
 
 const input = readInput();
 const TIMEOUT = 30000;
@@ -50,11 +50,7 @@ await run({
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const newPage = () => openPage(context, TIMEOUT, result, () => phase);
   page = await newPage();
-  const texts = (selector) => page.locator(selector).allTextContents().then((all) => all.map((t) => t.trim()));
-  const attrs = (selector, name) => page.locator(selector).evaluateAll(
-    (all, attr) => all.map((el) => el.getAttribute(attr)), name);
-  const projectsAnswer = (itemId) => page.waitForResponse((response) => response.url().includes(
-    `/histomics_label/item/${itemId}/projects`));
+  const { texts, attrs, projectsAnswer } = pageQueries(() => page);
 
   phase = 'login';
   await login(page, input.url, input.login, input.password);
@@ -120,7 +116,7 @@ await run({
     await page.locator('.hl-hui-projects .dropdown-toggle').click();
     seen.slide = {
       menus: await page.locator('.hl-hui-projects').count(),
-      nextToImageMenu: await page.evaluate(() => document.querySelector('.hl-hui-projects').nextElementSibling
+      nextToImageMenu: await page.evaluate(() => document.querySelector('.hl-hui-projects').previousElementSibling
         .classList.contains('h-image-menu-wrapper')),
       imageMenu: (await page.locator('.h-image-menu-wrapper').innerText()).trim(),
       names: await texts('.hl-hui-projects .hl-slide-project-name'),

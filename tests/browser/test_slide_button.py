@@ -5,7 +5,7 @@ image to its project whether HistomicsUI's script loads before or after the plug
 
 
 import pytest
-from helpers.live_stack import slide_project
+from helpers.live_stack import project_and_plain_slide
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -15,16 +15,7 @@ CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color':
 @pytest.fixture(scope='module')
 def slides(stack, cmu_svs):
     """The sample slide in a project, and the same slide in a plain folder (in no project)."""
-    client = stack.client()
-    project, slide, _ = slide_project(client, cmu_svs, 'Slide button project', {'categories': CATEGORIES})
-    me = client.get('user/me')
-    private = next(client.listFolder(me['_id'], 'user', name='Private'))
-    plain = client.createFolder(private['_id'], 'Plain slides')
-    plain_slide = client.getItem(client.uploadFileToFolder(plain['_id'], str(cmu_svs))['itemId'])
-    if not plain_slide.get('largeImage'):
-        client.post(f'item/{plain_slide["_id"]}/tiles',
-                    parameters={'fileId': next(client.listFile(plain_slide['_id']))['_id']})
-    return {'project': project, 'slide': slide, 'plainSlide': plain_slide}
+    return project_and_plain_slide(stack.client(), cmu_svs, 'Slide button project', {'categories': CATEGORIES})
 
 
 @pytest.fixture(scope='module')

@@ -53,6 +53,18 @@ def slide_project(client, slide: Path, name: str, config: dict) -> tuple[dict, d
     return folder, items[0], base
 
 
+def project_and_plain_slide(client, slide: Path, name: str, config: dict) -> dict:
+    """``slide`` in a project ``name`` (``slide_project``), and the same slide in a plain folder, in no project:
+    ``project`` (its folder), ``slide`` and ``plainSlide`` (their items)."""
+    project, item, _ = slide_project(client, slide, name, config)
+    plain = private_folder(client, 'Plain slides')
+    plain_slide = client.getItem(client.uploadFileToFolder(plain['_id'], str(slide))['itemId'])
+    if not plain_slide.get('largeImage'):
+        client.post(f'item/{plain_slide["_id"]}/tiles',
+                    parameters={'fileId': next(client.listFile(plain_slide['_id']))['_id']})
+    return {'project': project, 'slide': item, 'plainSlide': plain_slide}
+
+
 def slides_project(client, slides: list[Path], name: str, config: dict) -> tuple[dict, list[dict], str]:
     """``slide_project`` with several slides: the folder, the items in the order of ``slides`` and the route."""
     me = client.get('user/me')

@@ -2,6 +2,8 @@
 and Girder in a fresh virtualenv, where the plugin comes from the wheel alone (no checkout, no build step, so no
 Node.js), serves that client."""
 
+import email
+import json
 import subprocess
 import sys
 import sysconfig
@@ -13,8 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 from helpers.live_stack import running_stack
+from packaging.requirements import Requirement
 
 from histomics_label.devtools import REPO_ROOT
+from histomics_label.devtools.girder3 import requirements_by_extra
+from histomics_label.devtools.girder3_client import CLIENT_PACKAGE
 from histomics_label.web_client import DIST_DIR, SCRIPT, STYLESHEET
 
 pytestmark = pytest.mark.live
@@ -74,7 +79,16 @@ def test_the_sdist_and_the_wheel_carry_the_built_client(release):
     assert {f'{PACKAGED}/{name}' for name in CLIENT_FILES} <= names
     # and the sources it was built from, with the lock file that pins their dependencies
     assert {'setup.py', 'plugin_client/package.json', 'plugin_client/package-lock.json',
-            'plugin_client/src/main.js'} <= names
+            'plugin_client/src/main.js', 'plugin_client/girder3/package-lock.json'} <= names
+
+
+def test_the_wheel_carries_the_client_package_girder_3_builds(release):
+    package = json.loads((CLIENT_PACKAGE / 'package.json').read_text())
+    assert package['girderPlugin'] == {'name': 'histomics_label', 'main': './girder3.js',
+                                       'webpack': './girder3.webpack'}
+    with zipfile.ZipFile(only(release.glob('*.whl'))) as archive:
+        for name in ['package.json', *package['files']]:
+            assert archive.read(f'histomics_label/web_client/{name}') == (CLIENT_PACKAGE / name).read_bytes(), name
 
 
 def test_girder_with_the_plugin_from_the_wheel_serves_its_client(installed, tmp_path):
@@ -96,17 +110,13 @@ def test_girder_with_the_plugin_from_the_wheel_serves_its_client(installed, tmp_
 
 
 def wheel_requirements(wheel: Path) -> dict[str | None, set[str]]:
-    """The wheel's Requires-Dist lines by extra (None: its own requirements), each as its project's name and
-    version specifier."""
+    """The wheel's requirements by extra (None: its own), each as its project's name, extras and version
+    specifier."""
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read(only(name for name in archive.namelist() if name.endswith('.dist-info/METADATA')))
-    by_extra: dict[str | None, set[str]] = {}
-    for line in metadata.decode().splitlines():
-        if line.startswith('Requires-Dist: '):
-            requirement, _, marker = line.removeprefix('Requires-Dist: ').partition(';')
-            extra = marker.split('==')[1].strip().strip('"\'') if 'extra' in marker else None
-            by_extra.setdefault(extra, set()).add(requirement.strip().replace(' ', ''))
-    return by_extra
+    message = email.message_from_bytes(metadata)
+    grouped = requirements_by_extra(message.get_all('Requires-Dist') or [], message.get_all('Provides-Extra') or [])
+    return {extra: {str(requirement) for requirement in requirements} for extra, requirements in grouped.items()}
 
 
 def test_the_wheel_installs_beside_either_girder_line_and_pins_each_in_its_extra(release):
@@ -114,9 +124,8 @@ def test_the_wheel_installs_beside_either_girder_line_and_pins_each_in_its_extra
     girder_names = ('girder', 'histomicsui')
     own = requirements[None]
     assert not [name for name in own if name.lower().startswith(girder_names)], own
-    large_image = only(name for name in own if name.startswith('large-image['))
-    assert large_image.endswith('==1.35.6') and {'tiff', 'openslide', 'pil'} <= set(large_image[12:].split(']')[0]
-                                                                                    .split(','))
+    large_image = Requirement(only(name for name in own if name.startswith('large-image[')))
+    assert str(large_image.specifier) == '==1.35.6' and {'tiff', 'openslide', 'pil'} <= large_image.extras
     girder5, girder3 = requirements['girder5'], requirements['girder3']
     assert 'girder==5.0.21' in girder5 and 'girder-plugin-worker==5.0.21' in girder5
     assert 'girder==3.2.18' in girder3 and 'histomicsui==1.8.1' in girder3

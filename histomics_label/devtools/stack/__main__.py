@@ -21,15 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--docker-host', help="the Docker daemon the workers run Docker tasks on (DOCKER_HOST)")
     parser.add_argument('--girder', choices=('5', '3'), default='5',
                         help='Girder 5 (the default: the labeling views run in its pages) or Girder 3.2 with '
-                             'HistomicsUI 1.8.1, in an environment of its own made on the first start (the REST '
-                             'API, and segments through the CLI image; no views yet)')
+                             'HistomicsUI 1.8.1, in an environment of its own made on the first start, with its '
+                             'client built by girder build (the views in Girder 3\'s pages, the project menu in '
+                             'HistomicsUI\'s image view)')
     args = parser.parse_args(argv)
     try:
         python = None
         if args.girder == '3' and args.command == 'start':
             from ..girder3 import ensure_girder3_venv
+            from ..girder3_client import build_girder3_client
 
             python = ensure_girder3_venv()
+            build_girder3_client(python)
         stack = Stack(args.data, args.port, args.host, password=args.password, timeout=args.timeout,
                       workers=args.workers, docker_host=args.docker_host, python=python)
         if args.command == 'start':
