@@ -2,9 +2,9 @@
 which the same plugin package loads through ``girder_compat``.
 
 It is a virtualenv of its own (Girder 3 and Girder 5 cannot share one), made once in the cache and remade when its
-pins change, with the plugin's ``girder3`` extra (the pinned Girder 3 stack), the engine's libraries the web server
-uses, and the plugin installed from this checkout (editable). torch is the CPU build of 2.13 (rounds train in
-Girder's environment, as on Girder 5 with the server executor); faiss and umap are left out. Run
+pins change, with the plugin's ``girder3`` extra (the pinned Girder 3 stack), the engine's libraries (what
+``pip install histomics-label[girder3]`` gives an admin), and the plugin installed from this checkout (editable).
+torch is the CPU build of 2.13 (rounds train in Girder's environment, as on Girder 5 with the server executor). Run
 ``python -m histomics_label.devtools.girder3`` to make it and print its interpreter; the live stack starts Girder in
 it with ``Stack(python=...)``.
 """
@@ -25,9 +25,6 @@ from .stack.launcher import default_venv_dir, ensure_venv
 
 BUILD_TOOLS = ('setuptools>=70', 'wheel')
 """What the plugin's editable install needs there (PEP 660 and bdist_wheel)."""
-NOT_IN_THE_SERVER = re.compile(r'^(faiss|umap)', re.IGNORECASE)
-"""The engine's libraries its Girder 3 environment leaves out: "more like this" falls back to scikit-learn's
-neighbours there, and the embedding map is not made."""
 TORCH = re.compile(r'^torch\b', re.IGNORECASE)
 """The engine's torch requirement, which the environment replaces by ``LOCAL_TORCH``: the release whose CPU build
 these machines have (190 MB, where the newest allowed release is PyPI's 5 GB CUDA build); rounds train with it."""
@@ -67,8 +64,7 @@ def server_requirements() -> list[str]:
     if not stack:
         raise RuntimeError('The installed histomics-label has no girder3 extra: its metadata predates setup.py\'s; '
                            'install the checkout again (pip install -e .[girder5])')
-    engine = [LOCAL_TORCH if TORCH.match(requirement) else requirement for requirement in requirements_of()
-              if not NOT_IN_THE_SERVER.match(requirement)]
+    engine = [LOCAL_TORCH if TORCH.match(requirement) else requirement for requirement in requirements_of()]
     return [*stack, *engine, *BUILD_TOOLS]
 
 

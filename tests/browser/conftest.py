@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.live_stack import running_stack
+from helpers.live_stack import running_stack, stack_on
 
 from histomics_label.devtools.client_build import build_client, ensure_chromium, npm_ci
 
@@ -66,6 +66,13 @@ def stack(web_client, tmp_path_factory):
     """A live stack of the test module's own, in a temporary folder on a free port, stopped at the end whatever
     happened; started after the client is built so that the plugin serves it."""
     with running_stack(tmp_path_factory.mktemp('live') / 'data') as stack:
+        yield stack
+
+
+@pytest.fixture(scope='module', params=['girder5', 'girder3'])
+def either_girder(request, web_client, tmp_path_factory):
+    """A live stack of the test module's own on each Girder line (``stack_on``)."""
+    with stack_on(request.param, tmp_path_factory.mktemp(request.param) / 'data') as stack:
         yield stack
 
 

@@ -22,6 +22,12 @@ OTHER_KEY = '1'
 
 
 @pytest.fixture(scope='module')
+def stack(either_girder):
+    """The live stack, on Girder 5 and on Girder 3: the same views paint there."""
+    return either_girder
+
+
+@pytest.fixture(scope='module')
 def project(stack, cmu_svs):
     """A segmented project without labels, made through the REST API, and a user who may only read it."""
     client = stack.client()

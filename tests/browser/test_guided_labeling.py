@@ -28,6 +28,12 @@ BY_KEY = {'1': 'tumor', '2': 'stroma', '3': 'background', 't': 'tumor', 's': 'st
 
 
 @pytest.fixture(scope='module')
+def stack(either_girder):
+    """The live stack, on Girder 5 and on Girder 3: the same views label there."""
+    return either_girder
+
+
+@pytest.fixture(scope='module')
 def project(stack, cmu_svs):
     """A segmented project with seed labels (view "api") and a first round, all through the REST API."""
     client = stack.client()

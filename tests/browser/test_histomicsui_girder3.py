@@ -4,10 +4,7 @@ file, cached by what made it). The same views as on Girder 5 draw in Girder 3's 
 a project's slide to its project, and shows nothing of ours, and no error, for a slide in none."""
 
 import pytest
-from helpers.live_stack import project_and_plain_slide, running_stack
-
-from histomics_label.devtools.girder3 import ensure_girder3_venv
-from histomics_label.devtools.girder3_client import build_girder3_client
+from helpers.live_stack import project_and_plain_slide, stack_on
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
@@ -15,11 +12,9 @@ CATEGORIES = [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color':
 
 
 @pytest.fixture(scope='module')
-def girder3(tmp_path_factory):
+def girder3(web_client, tmp_path_factory):
     """A live stack on Girder 3 serving the client built for it."""
-    python = ensure_girder3_venv()
-    build_girder3_client(python)
-    with running_stack(tmp_path_factory.mktemp('girder3') / 'data', python=str(python)) as stack:
+    with stack_on('girder3', tmp_path_factory.mktemp('girder3') / 'data') as stack:
         yield stack
 
 

@@ -43,6 +43,12 @@ def first_page(client, base: str, **params) -> list[dict]:
 
 
 @pytest.fixture(scope='module')
+def stack(either_girder):
+    """The live stack, on Girder 5 and on Girder 3: the same views review there."""
+    return either_girder
+
+
+@pytest.fixture(scope='module')
 def project(stack, cmu_svs):
     """A segmented project with seed labels, two rounds and a second labeler, all through the REST API."""
     client = stack.client()

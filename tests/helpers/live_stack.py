@@ -46,6 +46,21 @@ def running_stack(folder: Path, python: str | None = None, **options) -> Iterato
         stack.stop()
 
 
+@contextmanager
+def stack_on(line: str, folder: Path) -> Iterator:
+    """``running_stack`` on Girder ``line`` serving the client: Girder 5's (``girder5``), or on Girder 3.2 with
+    HistomicsUI 1.8.1 (``girder3``) the one ``girder build`` compiled (``devtools.girder3_client``)."""
+    from histomics_label.devtools.girder3 import ensure_girder3_venv
+    from histomics_label.devtools.girder3_client import build_girder3_client
+
+    python = None
+    if line == 'girder3':
+        python = ensure_girder3_venv()
+        build_girder3_client(python)
+    with running_stack(folder, python=python and str(python)) as stack:
+        yield stack
+
+
 def slide_project(client, slide: Path, name: str, config: dict) -> tuple[dict, dict, str]:
     """A project made through the REST API as a user would: a folder ``name`` in the user's Private folder holding
     ``slide`` as a large image, configured with ``config``; returns the folder, the item and the project's route."""
