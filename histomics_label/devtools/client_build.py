@@ -6,6 +6,7 @@ tests run). It needs node and npm; without them it says so and what to install i
 """
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,10 @@ class ClientBuildError(RuntimeError):
     """The client could not be built, or Chromium installed; the message says why and what to do."""
 
 
-def _run(command: list[str], cwd: Path) -> None:
-    """Run a build step with its output shown; a failure names the step and the folder."""
-    result = subprocess.run(command, cwd=cwd, check=False)
+def run_step(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    """Run a build step with its output shown, in ``os.environ`` updated with ``env``; a failure names the step
+    and the folder."""
+    result = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, check=False)
     if result.returncode:
         raise ClientBuildError(f'{" ".join(command)} failed in {cwd} (exit status {result.returncode}); its output '
                                'is above')
@@ -50,7 +52,7 @@ def npm_ci(directory: Path) -> bool:
     installed = directory / 'node_modules' / '.package-lock.json'
     if installed.is_file() and installed.stat().st_mtime >= lock.stat().st_mtime:
         return False
-    _run([require_npm(), 'ci', '--no-audit', '--no-fund'], directory)
+    run_step([require_npm(), 'ci', '--no-audit', '--no-fund'], directory)
     return True
 
 
@@ -78,7 +80,7 @@ def build_client(force: bool = False) -> bool:
         return False
     npm = require_npm()
     npm_ci(CLIENT_DIR)
-    _run([npm, 'run', 'build'], CLIENT_DIR)
+    run_step([npm, 'run', 'build'], CLIENT_DIR)
     if client_outdated():
         raise ClientBuildError(f'npm run build finished but {DIST_DIR / SCRIPT} is still missing or outdated')
     return True

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from ..web_client import DIST_DIR
 from . import REPO_ROOT
-from .client_build import ClientBuildError, build_client, require_npm
+from .client_build import ClientBuildError, build_client, require_npm, run_step
 from .girder3 import ensure_girder3_venv
-from .stack.launcher import _locked
+from .stack.launcher import file_lock
 
 LOCK_FILE = REPO_ROOT / 'plugin_client' / 'girder3' / 'package-lock.json'
 CLIENT_PACKAGE = DIST_DIR.parent
@@ -85,6 +85,7 @@ def package_json(layout: dict) -> dict:
 
 
 def own_spec(package: dict) -> str:
+    """The ``file:`` spec by which the build folder's package list names this plugin's client."""
     return package['dependencies'][OWN_PACKAGE]
 
 
@@ -97,12 +98,13 @@ def client_digest() -> str:
     return digest.hexdigest()
 
 
-def _npm(arguments: list[str], cwd: str, extra_environment: dict | None = None) -> None:
-    environment = {**os.environ, **NPM_ENVIRONMENT, **(extra_environment or {})}
-    result = subprocess.run([require_npm(), *arguments], cwd=cwd, env=environment, check=False)
-    if result.returncode:
-        raise ClientBuildError(f'npm {" ".join(arguments)} failed in {cwd} (exit status {result.returncode}); its '
-                               'output is above')
+def stage(staging: Path, package: dict, lock: str | None = None) -> None:
+    """Write the build folder's package list and, when given, its lock file (else remove the old one)."""
+    (staging / 'package.json').write_text(json.dumps(package, indent=2))
+    if lock is None:
+        (staging / 'package-lock.json').unlink(missing_ok=True)
+    else:
+        (staging / 'package-lock.json').write_text(lock)
 
 
 def write_lock_file(python: Path) -> Path:
@@ -111,10 +113,9 @@ def write_lock_file(python: Path) -> Path:
     layout = build_layout(python)
     package = package_json(layout)
     staging = Path(layout['staging'])
-    (staging / 'package.json').write_text(json.dumps(package, indent=2))
-    (staging / 'package-lock.json').unlink(missing_ok=True)
+    stage(staging, package)
     shutil.rmtree(staging / 'node_modules', ignore_errors=True)  # resolved from the registry, not from a past install
-    _npm(['install', '--install-links', '--package-lock-only'], layout['staging'])
+    run_step([require_npm(), 'install', '--install-links', '--package-lock-only'], staging, NPM_ENVIRONMENT)
     lock = (staging / 'package-lock.json').read_text()
     LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
     LOCK_FILE.write_text(lock.replace(json.dumps(own_spec(package)), json.dumps(PLACEHOLDER)))
@@ -132,21 +133,16 @@ def build_girder3_client(python: Path | None = None) -> Path:
     lock = LOCK_FILE.read_text().replace(json.dumps(PLACEHOLDER), json.dumps(own_spec(package)))
     procedure = Path(__file__).read_text()  # how it is built is one of its inputs
     inputs = hashlib.sha256('\0'.join([lock, client_digest(), procedure, str(python)]).encode()).hexdigest()
-    with _locked(staging / '.histomics-label-build.lock'):
+    with file_lock(staging / '.histomics-label-build.lock'):
         if (built / STAMP).is_file() and (built / STAMP).read_text() == inputs:
             return built
-        (staging / 'package.json').write_text(json.dumps(package, indent=2))
-        (staging / 'package-lock.json').write_text(lock)
-        _npm(['ci', '--install-links'], layout['staging'])
+        stage(staging, package, lock)
+        run_step([require_npm(), 'ci', '--install-links'], staging, NPM_ENVIRONMENT)
         core = staging / 'node_modules' / '@girder' / 'core'
         shutil.rmtree(core)
         core.symlink_to(staging / 'src', target_is_directory=True)
-        girder = python.with_name('girder')
-        result = subprocess.run([str(girder), 'build', '--no-reinstall'], cwd=staging, check=False,
-                                env={**os.environ, 'NODE_OPTIONS': '--openssl-legacy-provider'})
-        if result.returncode:
-            raise ClientBuildError(f'girder build failed in {staging} (exit status {result.returncode}); its output '
-                                   'is above')
+        run_step([str(python.with_name('girder')), 'build', '--no-reinstall'], staging,
+                 {'NODE_OPTIONS': '--openssl-legacy-provider'})
         (built / STAMP).write_text(inputs)
     return built
 

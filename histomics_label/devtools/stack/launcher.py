@@ -134,7 +134,7 @@ class Stack:
         started = time.monotonic()
         for path in (self.data_dir, self.logs_dir, self.assetstore_dir, self.data_dir / 'redis'):
             path.mkdir(parents=True, exist_ok=True)
-        with _locked(self.data_dir / '.stack.lock'):
+        with file_lock(self.data_dir / '.stack.lock'):
             state = self._read_state()
             if state is not None:
                 if all(_service_alive(state.get(name)) for name in self.services):
@@ -164,7 +164,7 @@ class Stack:
         if unknown:
             raise StackError(f'{", ".join(unknown)}: not a service that restarts alone; choose among '
                              f'{", ".join(starters)}')
-        with _locked(self.data_dir / '.stack.lock'):
+        with file_lock(self.data_dir / '.stack.lock'):
             state = self._read_state()
             if state is None or any(name not in state for name in names):
                 raise StackError(f'the stack in {self.data_dir} is not running; start it first')
@@ -178,7 +178,7 @@ class Stack:
         """Stop the running services (SIGTERM, SIGKILL after ``timeout`` s); return the names of those stopped."""
         if not self.data_dir.is_dir():
             return []
-        with _locked(self.data_dir / '.stack.lock'):
+        with file_lock(self.data_dir / '.stack.lock'):
             state = self._read_state()
             if state is None:
                 return []
@@ -403,7 +403,7 @@ def ensure_venv(venv_dir: Path, base_python: Callable[[], str], installs: list[l
     python = venv_dir / 'bin' / 'python'
     marker = venv_dir / '.histomics-label-requirement'
     venv_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(venv_dir.with_name(venv_dir.name + '.lock')):
+    with file_lock(venv_dir.with_name(venv_dir.name + '.lock')):
         if marker.exists() and marker.read_text() == key and python.exists():
             return python
         shutil.rmtree(venv_dir, ignore_errors=True)
@@ -504,7 +504,7 @@ def _celery_env(state: dict[str, dict]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path`` (two starts of one data directory must not interleave)."""
     with open(path, 'a') as stream:
         fcntl.flock(stream, fcntl.LOCK_EX)
