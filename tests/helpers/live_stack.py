@@ -72,12 +72,16 @@ def project_and_plain_slide(client, slide: Path, name: str, config: dict) -> dic
     """``slide`` in a project ``name`` (``slide_project``), and the same slide in a plain folder, in no project:
     ``project`` (its folder), ``slide`` and ``plainSlide`` (their items)."""
     project, item, _ = slide_project(client, slide, name, config)
+    return {'project': project, 'slide': item, 'plainSlide': plain_slide(client, slide)}
+
+
+def plain_slide(client, slide: Path) -> dict:
+    """``slide`` as a large image in a new plain folder of the user's, in no project: its item."""
     plain = private_folder(client, 'Plain slides')
-    plain_slide = client.getItem(client.uploadFileToFolder(plain['_id'], str(slide))['itemId'])
-    if not plain_slide.get('largeImage'):
-        client.post(f'item/{plain_slide["_id"]}/tiles',
-                    parameters={'fileId': next(client.listFile(plain_slide['_id']))['_id']})
-    return {'project': project, 'slide': item, 'plainSlide': plain_slide}
+    item = client.getItem(client.uploadFileToFolder(plain['_id'], str(slide))['itemId'])
+    if not item.get('largeImage'):
+        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+    return item
 
 
 def slides_project(client, slides: list[Path], name: str, config: dict) -> tuple[dict, list[dict], str]:

@@ -13,12 +13,18 @@ const { View } = girder.views;
 const FocusPanel = View.extend({
   className: 'hl-focus',
 
-  /** `folderId` is the project's folder; `base`, `slides`, `categories` and `messages` as FocusViewer takes them. */
-  initialize({ folderId, base, slides, categories, messages }) {
+  /**
+   * `folderId` is the project's folder; `base`, `slides`, `categories` and `messages` as FocusViewer takes them;
+   * `Viewer` the FocusViewer (or a kind of it) that shows the slide; `href` turns a client route into a link, which
+   * opens in the window `target` (none: this one).
+   */
+  initialize({ folderId, base, slides, categories, messages, Viewer = FocusViewer, href, target }) {
     this.folderId = folderId;
     this.categories = categories;
+    this.href = href;
+    this.target = target;
     this.$el.html(template());
-    this.viewer = new FocusViewer({
+    this.viewer = new Viewer({
       el: this.$('.hl-focus-map'), parentView: this, base, slides, categories, messages,
     });
     this.buttons = new CategoryButtons({ el: this.$('.hl-choices'), parentView: this, categories });
@@ -29,8 +35,9 @@ const FocusPanel = View.extend({
     this.viewer.focus(card, upcoming);
     const label = card.labels[card.labels.length - 1];
     this.$('.hl-focus-info').html(infoTemplate({
-      card, label, position: position + 1, count, chance, color: (name) => categoryColor(this.categories, name),
-      jump: `#${segmentRoute(this.folderId, card.item, card.segment, 'label')}`,
+      card, label, position: position + 1, count, chance, target: this.target,
+      color: (name) => categoryColor(this.categories, name),
+      jump: this.href(segmentRoute(this.folderId, card.item, card.segment, 'label')),
     }));
     this.buttons.setActive(label);
   },

@@ -37,22 +37,24 @@ const FocusViewer = LiveView.extend({
     this._focusToken = token;
     const node = this.$el;
     node.removeClass('hl-map-idle').removeAttr('data-prefetched');
-    if (!this.viewer || this.viewer.itemId !== card.item) {
+    if (!this._showing(card.item)) {
       this._close();
-      let tiles;
+      let viewer;
       try {
-        tiles = await this._tiles(card.item);
+        viewer = await this._open(card.item, await this._tiles(card.item));
       } catch (error) {
         this.messages.failed(`Could not open the slide ${card.itemName || card.item}`, error);
         return;
       }
       if (this._focusToken !== token || this._destroyed) {
+        viewer.exit();
         return;
       }
-      this.viewer = new SlideViewer(this.el, card.item, tiles);
+      this.viewer = viewer;
       const slide = this.slides[card.item];
       if (slide && slide.segmentImage) {
         const overlay = new SegmentOverlay(this.viewer, this.base, card.item, slide.segmentImage);
+        this.segmentOverlay = overlay;
         this.overlayLoading = overlay.load().then(() => {
           overlay.set({ categories: this.categories, opacity: FOCUS_OPACITY });
           this.overlay = overlay;
@@ -108,6 +110,21 @@ const FocusViewer = LiveView.extend({
     }
   },
 
+  /** A viewer of the slide `itemId` whose tile metadata is `tiles`, in this view's node. */
+  async _open(itemId, tiles) {
+    return new SlideViewer(this.el, itemId, tiles);
+  },
+
+  /** Whether the viewer open now shows the slide `itemId`. */
+  _showing(itemId) {
+    return Boolean(this.viewer) && this.viewer.itemId === itemId;
+  },
+
+  /** Whether the viewer's map is still drawn (a viewer whose map another view closed has nothing to remove). */
+  _alive() {
+    return true;
+  },
+
   _tiles(itemId) {
     if (!this.tileCache[itemId]) {
       this.tileCache[itemId] = getJson(`item/${itemId}/tiles`).catch((error) => {
@@ -119,11 +136,15 @@ const FocusViewer = LiveView.extend({
   },
 
   _close() {
-    if (this.viewer) {
+    if (this.viewer && this._alive()) {
+      if (this.segmentOverlay) {
+        this.segmentOverlay.exit();
+      }
       this.viewer.exit();
     }
     this.viewer = null;
     this.overlay = null;
+    this.segmentOverlay = null;
     this.overlayLoading = null;
   },
 });

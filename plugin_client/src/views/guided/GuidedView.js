@@ -23,8 +23,16 @@ const UNCLASSIFIABLE = 'not classifiable';
 const GuidedView = LiveView.extend({
   className: 'hl-guided-view',
 
+  /**
+   * `folderId` is the project's folder. Where the view is embedded in another page (HistomicsUI), `Viewer` is the
+   * FocusViewer kind that shows the slide there, `href` turns a client route into a link to Girder's pages and
+   * `target` names the window such links open in.
+   */
   initialize(settings) {
     this.folderId = settings.folderId;
+    this.Viewer = settings.Viewer;
+    this.href = settings.href || ((route) => `#${route}`);
+    this.target = settings.target;
     this.base = `histomics_label/project/${this.folderId}`;
     this.project = null;
     this.categories = [];
@@ -51,7 +59,7 @@ const GuidedView = LiveView.extend({
   },
 
   render() {
-    this.$el.html(template({ projectRoute: projectRoute(this.folderId) }));
+    this.$el.html(template({ projectLink: this.href(projectRoute(this.folderId)), target: this.target }));
     this.messages = new MessagesView({ el: this.$('.hl-messages'), parentView: this });
     this.stats = new StatsBar({
       el: this.$('.hl-guided-stats'), parentView: this, projectId: this.folderId, base: this.base,
@@ -192,7 +200,8 @@ const GuidedView = LiveView.extend({
     if (!this.focusPanel) {
       this.focusPanel = new FocusPanel({
         parentView: this, folderId: this.folderId, base: this.base, slides: this.slides,
-        categories: this.categories, messages: this.messages,
+        categories: this.categories, messages: this.messages, Viewer: this.Viewer, href: this.href,
+        target: this.target,
       });
       this.listenTo(this.focusPanel.buttons, 'choose', this._choose);
       this.listenTo(this.focusPanel.buttons, 'unclassifiable', this._unclassifiable);

@@ -31,19 +31,33 @@ const BrushLayer = View.extend({
     canvas.addEventListener('contextmenu', (event) => event.preventDefault());
   },
 
-  /** Work over `map` (a geojs map), redrawn as it pans, zooms and resizes. */
+  /** Work over `map` (a geojs map), sized as it is and redrawn as it pans, zooms and resizes. */
   attach(map) {
     this.map = map;
-    const redraw = () => this.draw();
-    map.geoOn('geo_pan', redraw);
-    map.geoOn('geo_zoom', redraw);
-    map.geoOn('geo_resize', redraw);
+    this._redraw = () => this.draw();
+    this._resized = () => this._fit();
+    map.geoOn('geo_pan', this._redraw);
+    map.geoOn('geo_zoom', this._redraw);
+    map.geoOn('geo_resize', this._resized);
+    this._fit();
   },
 
-  /** Size the canvas as `width` × `height` pixels. */
-  resize(width, height) {
+  /** Stop following the map (which another view may keep drawing). */
+  detach() {
+    if (this.map) {
+      this.map.geoOff('geo_pan', this._redraw);
+      this.map.geoOff('geo_zoom', this._redraw);
+      this.map.geoOff('geo_resize', this._resized);
+      this.map = null;
+    }
+  },
+
+  /** Size the canvas as the map, and redraw. */
+  _fit() {
+    const { width, height } = this.map.size();
     this.el.width = width;
     this.el.height = height;
+    this.draw();
   },
 
   _local(event) {

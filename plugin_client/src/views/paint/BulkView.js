@@ -36,9 +36,16 @@ const BulkView = LiveView.extend({
     'click .hl-back': '_back',
   },
 
+  /**
+   * `folderId` is the project's folder and `itemId` the slide; `segment`, `magnification` and `from` as the route's
+   * query gives them (see above). Where the view is embedded in another page (HistomicsUI), `href` turns a client
+   * route into a link there and `target` names the window such links open in.
+   */
   initialize(settings) {
     this.folderId = settings.folderId;
     this.itemId = settings.itemId;
+    this.href = settings.href || ((route) => `#${route}`);
+    this.target = settings.target;
     this.segment = Number.isInteger(Number(settings.segment)) && Number(settings.segment) > 0
       ? Number(settings.segment) : null;
     this.magnification = Number(settings.magnification) > 0 ? Number(settings.magnification) : null;
@@ -66,6 +73,10 @@ const BulkView = LiveView.extend({
       this.overview = null;
     }
     if (this.viewer) {
+      this.brush.detach();
+      if (this.overlay) {
+        this.overlay.exit();
+      }
       this.viewer.exit();
       this.viewer = null;
       this.map = null;
@@ -75,7 +86,9 @@ const BulkView = LiveView.extend({
 
   render() {
     const brushSize = 12; // radius, screen pixels
-    this.$el.html(template({ projectRoute: projectRoute(this.folderId), brushSize, from: this.from }));
+    this.$el.html(template({
+      projectLink: this.href(projectRoute(this.folderId)), target: this.target, brushSize, from: this.from,
+    }));
     this.messages = new MessagesView({ el: this.$('.hl-messages'), parentView: this });
     this.modes = new ModeButtons({ el: this.$('.hl-modes'), parentView: this });
     this.listenTo(this.modes, 'mode', this._setMode);
@@ -136,7 +149,15 @@ const BulkView = LiveView.extend({
       this._setReadOnly();
       this.modes.disable();
     }
-    this._createMap(tiles);
+    try {
+      await this._createMap(tiles);
+    } catch (error) {
+      this.$('.hl-bulk-stage').removeClass('hl-loading').html(loadError({ detail: error.message }));
+      return;
+    }
+    if (this._destroyed) {
+      return;
+    }
     const slide = slides.find((entry) => entry._id === this.itemId);
     if (!slide || !slide.segmentImage) {
       this.messages.add('This slide has no segments yet: make segments on the project page before painting.',
@@ -196,7 +217,8 @@ const BulkView = LiveView.extend({
     this._setMode('pan');
   },
 
-  _createMap(tiles) {
+  /** The slide's map with the brush over it, the overview map and the legend in the corners of the stage. */
+  async _createMap(tiles) {
     const stage = this.$('.hl-bulk-stage').removeClass('hl-loading');
     this.viewer = new SlideViewer(this.$('.hl-bulk-map')[0], this.itemId, tiles);
     this.map = this.viewer.map;
@@ -216,14 +238,11 @@ const BulkView = LiveView.extend({
     });
   },
 
+  /** Fit the map to its node after the page's layout changed (the brush follows the map's size). */
   _resize() {
-    if (!this.viewer) {
-      return;
+    if (this.viewer) {
+      this.viewer.resize();
     }
-    const node = this.viewer.node;
-    this.brush.resize(node.clientWidth, node.clientHeight);
-    this.viewer.resize();
-    this.brush.draw();
   },
 
   async _refreshLabels() {

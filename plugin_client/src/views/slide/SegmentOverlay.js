@@ -7,6 +7,7 @@
 // With `boundaries` the segment image holds segment k as index 2k inside and 2k + 1 on its outline, so segment
 // borders are colours of the same table. (One segment is outlined with a thin vector line instead: SlideViewer.)
 import { getBytes, getJson, apiUrl } from '../../api.js';
+import { NO_AUTOSHARE } from './SlideViewer.js';
 
 const TRANSPARENT = { r: 0, g: 0, b: 0, a: 0 };
 const BORDER = { r: 0.1, g: 0.1, b: 0.1, a: 0.65 };
@@ -101,6 +102,7 @@ export default class SegmentOverlay {
       tileWidth: tileWidth * stretch,
       tileHeight: tileHeight * stretch,
       tileRounding: Math.ceil,
+      ...NO_AUTOSHARE,
       crossDomain: 'use-credentials',
       url: (x, y, level) => `${url}${level - shift}/${x}/${y}?encoding=PNG`,
       tilesAtZoom: (level) => {

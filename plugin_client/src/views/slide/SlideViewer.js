@@ -3,12 +3,22 @@
 // outlined with a thin vector line (its outline from the server), which leaves its tissue visible at any zoom. A
 // scale bar with the magnification shown sits in a corner (ScaleBar), and the map node's `data-view` holds the
 // base-pixel box in view (left, top, right, bottom) and `data-magnification` the magnification shown.
+//
+// It may instead adopt a map another viewer drew from the same tiles (HistomicsUI's, through large_image's geojs
+// widget, which lays out the same pixel coordinates): it then adds its layers to that map and removes only them on
+// exit, and `node` is just where it publishes its view.
 import geo from 'geojs/geo.lean.min.js';
 
 import { apiUrl } from '../../api.js';
 import ScaleBar from './ScaleBar.js';
 import './slide.css';
 
+/**
+ * Layers this plugin adds to a map keep a WebGL renderer of their own: geojs otherwise regroups the shared renderers
+ * of adjacent layers when one is added or removed, and a tile layer whose renderer changed shows no tiles until the
+ * view next moves (HistomicsUI's slide went blank when the painting panel added the segments' layer).
+ */
+export const NO_AUTOSHARE = { autoshareRenderer: false };
 /** How far past the slide's base resolution the map may zoom (levels). */
 const ZOOM_PAST_BASE = 2;
 /** A dark line under the yellow one, so that the outline reads on pale and on yellow-ish tissue alike. */
@@ -31,21 +41,29 @@ function clampSpan(center, half, low, high) {
 }
 
 export default class SlideViewer {
-  /** `tiles` is large_image's tile metadata of the item (GET item/{id}/tiles). */
-  constructor(node, itemId, tiles) {
+  /**
+   * `tiles` is large_image's tile metadata of the item (GET item/{id}/tiles); `map`, when given, is a geojs map of
+   * the same slide that another viewer drew (see above), adopted instead of a new one.
+   */
+  constructor(node, itemId, tiles, map = null) {
     this.node = node;
     this.itemId = itemId;
     const { sizeX, sizeY, tileWidth, tileHeight } = tiles;
     const params = geo.util.pixelCoordinateParams(node, sizeX, sizeY, tileWidth, tileHeight);
     this.baseZoom = params.map.max; // one screen pixel per base pixel
     this.magnification = tiles.magnification || null;
-    params.map.max += ZOOM_PAST_BASE;
     this.maxLevel = params.layer.maxLevel;
-    this.map = geo.map(params.map);
-    params.layer.url = apiUrl(`item/${itemId}/tiles/zxy/{z}/{x}/{y}`);
-    params.layer.crossDomain = 'use-credentials';
-    this.map.createLayer('osm', params.layer);
-    this.scaleBar = new ScaleBar(node, tiles);
+    this.adopted = Boolean(map);
+    if (map) {
+      this.map = map;
+    } else {
+      params.map.max += ZOOM_PAST_BASE;
+      this.map = geo.map(params.map);
+      params.layer.url = apiUrl(`item/${itemId}/tiles/zxy/{z}/{x}/{y}`);
+      params.layer.crossDomain = 'use-credentials';
+      this.map.createLayer('osm', params.layer);
+      this.scaleBar = new ScaleBar(node, tiles);
+    }
     this._viewChanged = () => this._publishView();
     this.map.geoOn(geo.event.pan, this._viewChanged);
     this.map.geoOn(geo.event.zoom, this._viewChanged);
@@ -55,7 +73,7 @@ export default class SlideViewer {
   /** Outline a segment with a thin line: `ring` is its outline in base pixels ([[x, y], ...]); null removes it. */
   outline(ring) {
     if (!this.outlineLayer) {
-      this.outlineLayer = this.map.createLayer('feature', { features: ['line'] });
+      this.outlineLayer = this.map.createLayer('feature', { features: ['line'], ...NO_AUTOSHARE });
       this.outlineLines = OUTLINE_STYLES.map((style) => this.outlineLayer.createFeature('line')
         .position((point) => ({ x: point[0], y: point[1] })).style({ ...style, closed: true }));
     }
@@ -68,12 +86,16 @@ export default class SlideViewer {
     const bounds = this.map.bounds();
     const box = [bounds.left, bounds.top, bounds.right, bounds.bottom].map((v) => Math.round(v * 100) / 100);
     this.node.dataset.view = box.join(',');
-    this.node.dataset.magnification = this.scaleBar.update(this.scale());
+    if (this.scaleBar) {
+      this.node.dataset.magnification = this.scaleBar.update(this.scale());
+    }
   }
 
-  /** Resize the map to its node (after the page layout changed). */
+  /** Resize the map to its node (after the page layout changed); an adopted map is its owner's to resize. */
   resize() {
-    this.map.size({ width: this.node.clientWidth, height: this.node.clientHeight });
+    if (!this.adopted) {
+      this.map.size({ width: this.node.clientWidth, height: this.node.clientHeight });
+    }
   }
 
   /**
@@ -139,10 +161,15 @@ export default class SlideViewer {
     this.map.onIdle(callback);
   }
 
+  /** Close the map, or for an adopted map take away what this viewer added to it (the overlays remove theirs). */
   exit() {
     this.map.geoOff(geo.event.pan, this._viewChanged);
     this.map.geoOff(geo.event.zoom, this._viewChanged);
-    this.scaleBar.remove();
-    this.map.exit();
+    if (!this.adopted) {
+      this.scaleBar.remove();
+      this.map.exit();
+    } else if (this.outlineLayer) {
+      this.map.deleteLayer(this.outlineLayer);
+    }
   }
 }
