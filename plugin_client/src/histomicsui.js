@@ -77,8 +77,10 @@ function showProjects(image) {
     }
     const toggle = $('<a class="dropdown-toggle" role="button" data-toggle="dropdown">Histomics Label ' +
       '<i class="icon-down-open"></i></a>').attr('title', 'This image\'s Histomics Label projects');
-    // HistomicsUI opens Girder's pages in the window named "girder"; with a stand-in, these links do the same.
-    const panels = imageViewTracked(); // HistomicsUI's image view is there to work on
+    // With HistomicsUI's image view to work on, the project's pages open as HistomicsUI routes in a window of their
+    // own, and panels open beside the slide; with a stand-in, the links open Girder's pages in the window HistomicsUI
+    // names "girder".
+    const panels = imageViewTracked();
     const menu = projectsMenu(projects, itemId, panels ? { href: histomicsLink, target: PAGES_WINDOW }
       : { href: girderLink, target: 'girder' });
     if (panels) {

@@ -8,10 +8,11 @@
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, itemId, key, otherKey, artifacts, chromium}
-import { login, openPage, pngChangedShare, pngStats, readInput, run } from './driver.mjs';
+import { drag, greenness, login, openPage, pngChangedShare, pngStats, readInput, run } from './driver.mjs';
 
 const input = readInput();
 const TIMEOUT = 60000;
+const MAP = '.hl-bulk-map';
 
 const result = { consoleErrors: {}, timings: {} };
 let phase = 'start';
@@ -25,18 +26,6 @@ async function colours(png) {
   return { distinct, whiteShare, width, height };
 }
 
-/**
- * How green the map is along a horizontal band (page coordinates y, x0..x1): the mean of g − (r + b) / 2 over its
- * pixels, from a screenshot of the map (what WebGL drew, slide and segment layers together).
- */
-async function greenness(y, x0, x1) {
-  const box = await page.locator('.hl-bulk-map').boundingBox();
-  const png = await page.locator('.hl-bulk-map').screenshot();
-  const [yy, a, b] = [y - box.y, x0 - box.x, x1 - box.x];
-  const band = [Math.round(a), Math.round(yy) - 2, Math.round(b - a), 5];
-  return (await pngStats(page, png, { region: band })).greenness;
-}
-
 /** The share of sampled map pixels (every 5th) that differ (by more than 24 in a channel) between two screenshots. */
 function changedShare(before, after) {
   return pngChangedShare(page, before, after, { stride: 5, threshold: 24 });
@@ -46,7 +35,7 @@ function changedShare(before, after) {
 async function mapShot() {
   await page.mouse.move(2, 2);
   await page.waitForTimeout(700);
-  return page.locator('.hl-bulk-map').screenshot();
+  return page.locator(MAP).screenshot();
 }
 
 /** Switch an overlay button or checkbox and wait until the page shows it applied. */
@@ -75,17 +64,10 @@ function storedLabels() {
 async function stroke(x0, x1, y) {
   const answer = page.waitForResponse((response) => response.url().includes('/labels/paint') &&
     response.request().method() === 'POST');
-  await drag(x0, x1, y);
+  await drag(page, x0, x1, y);
   const response = await answer;
   await page.waitForFunction(() => !document.querySelector('.hl-bulk.hl-painting'));
   return { request: response.request().postDataJSON(), answer: await response.json() };
-}
-
-async function drag(x0, x1, y) {
-  await page.mouse.move(x0, y);
-  await page.mouse.down();
-  await page.mouse.move(x1, y, { steps: 20 });
-  await page.mouse.up();
 }
 
 await run({
@@ -104,14 +86,14 @@ await run({
   await page.goto(`${input.url}/#histomics_label/project/${input.projectId}/paint/${input.itemId}`);
   await page.locator('.hl-bulk.hl-map-idle').waitFor();
   await page.waitForTimeout(500);
-  const mapBox = await page.locator('.hl-bulk-map').boundingBox();
+  const mapBox = await page.locator(MAP).boundingBox();
   result.open = {
     hash: await page.evaluate(() => window.location.hash),
     title: (await page.locator('.hl-bulk-title').innerText()).trim(),
     categories: await page.locator('.hl-bulk-category .hl-category-name').allInnerTexts(),
     mode: await page.locator('.hl-bulk').getAttribute('data-mode'),
     mapCanvases: await page.locator('.hl-bulk-map canvas').count(),
-    map: await colours(await page.locator('.hl-bulk-map').screenshot()),
+    map: await colours(await page.locator(MAP).screenshot()),
     labeled: await labeled(),
     fills: await page.locator('.hl-fill').evaluateAll((buttons) => buttons.map((b) => ({
       fill: b.dataset.fill, disabled: b.disabled, title: b.title }))),
@@ -128,10 +110,10 @@ await run({
   const x0 = overlayBox.x + overlayBox.width * 0.35;
   const x1 = overlayBox.x + overlayBox.width * 0.65;
   await mapShot();
-  const greenBefore = await greenness(y, x0, x1);
+  const greenBefore = await greenness(page, MAP, y, x0, x1);
   const answer = page.waitForResponse((response) => response.url().includes('/labels/paint') &&
     response.request().method() === 'POST');
-  await drag(x0, x1, y);
+  await drag(page, x0, x1, y);
   const response = await answer;
   result.request = response.request().postDataJSON();
   result.paint = await response.json();
@@ -143,7 +125,7 @@ await run({
     status: (await page.locator('.hl-paint-status').innerText()).trim(),
     labeled: await labeled(),
     greenBefore,
-    greenAfter: await greenness(y, x0, x1),
+    greenAfter: await greenness(page, MAP, y, x0, x1),
     messages: await page.locator('.hl-message-text').allInnerTexts(),
   };
   result.painted.stored = await storedLabels();
@@ -159,7 +141,7 @@ await run({
   result.undo = {
     status: (await page.locator('.hl-paint-status').innerText()).trim(),
     labeled: await labeled(),
-    green: await greenness(y, x0, x1),
+    green: await greenness(page, MAP, y, x0, x1),
     undoDisabled: await page.locator('.hl-undo').isDisabled(),
     stored: await storedLabels(),
   };
@@ -256,7 +238,7 @@ await run({
   await page.locator('.hl-bulk.hl-map-idle').waitFor();
   const readerLabeled = await labeled();
   const readerBox = await page.locator('.hl-bulk-overlay').boundingBox();
-  await drag(readerBox.x + readerBox.width * 0.3, readerBox.x + readerBox.width * 0.6,
+  await drag(page, readerBox.x + readerBox.width * 0.3, readerBox.x + readerBox.width * 0.6,
     readerBox.y + readerBox.height * 0.6);
   await toggle('.hl-fill[data-fill="predictions"]', 'data-fill', 'predictions');
   await page.waitForTimeout(500);
@@ -267,7 +249,7 @@ await run({
     labeled: readerLabeled,
     labeledAfterDrag: await labeled(),
     paintRequests,
-    map: await colours(await page.locator('.hl-bulk-map').screenshot()),
+    map: await colours(await page.locator(MAP).screenshot()),
   };
   await page.screenshot({ path: `${input.artifacts}/bulk_labeling_reader.png` });
   mark('reader');

@@ -152,6 +152,26 @@ export async function pngChangedShare(page, before, after, { stride = 5, thresho
 }
 
 /**
+ * How green the element `selector` is along a horizontal band (page coordinates y, x0..x1, five pixels high): the
+ * mean of g − (r + b) / 2 over its pixels, from a screenshot of the element (for a map: the slide and every layer
+ * WebGL drew on it).
+ */
+export async function greenness(page, selector, y, x0, x1) {
+  const box = await page.locator(selector).boundingBox();
+  const png = await page.locator(selector).screenshot();
+  const band = [Math.round(x0 - box.x), Math.round(y - box.y) - 2, Math.round(x1 - x0), 5];
+  return (await pngStats(page, png, { region: band })).greenness;
+}
+
+/** A mouse drag, left button held, from (x0, y) to (x1, y) in page pixels, in twenty moves (a brush stroke). */
+export async function drag(page, x0, x1, y) {
+  await page.mouse.move(x0, y);
+  await page.mouse.down();
+  await page.mouse.move(x1, y, { steps: 20 });
+  await page.mouse.up();
+}
+
+/**
  * Runs a driver: launches Chromium (`executablePath`), awaits `steps(browser)`, and if a step throws records
  * `result.failure` as "<phase>: <message>" and saves a screenshot of the current page (if still open) with the
  * Playwright screenshot options `failureShot(phase)` answers; then closes the browser and prints `result` as JSON on

@@ -7,22 +7,11 @@
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, projectId, slideId, plainSlideId, keys, reader: {login, password}, artifacts, chromium}
-import { login, openPage, pageQueries, pngStats, readInput, run, trackConsole } from './driver.mjs';
+import { drag, greenness, login, openPage, pageQueries, pngStats, readInput, run, trackConsole } from './driver.mjs';
 
 const input = readInput();
 const TIMEOUT = 60000;
 const MAP = '.h-image-view-container';
-
-/**
- * How green HistomicsUI's map is along a horizontal band (page coordinates y, x0..x1): the mean of g − (r + b) / 2
- * over its pixels, from a screenshot of the map (the slide and every layer on it).
- */
-async function greenness(page, y, x0, x1) {
-  const box = await page.locator(MAP).boundingBox();
-  const png = await page.locator(MAP).screenshot();
-  const band = [Math.round(x0 - box.x), Math.round(y - box.y) - 2, Math.round(x1 - x0), 5];
-  return (await pngStats(page, png, { region: band })).greenness;
-}
 
 const result = { consoleErrors: {} };
 let phase = 'start';
@@ -109,6 +98,14 @@ await run({
   for (let waited = 0; saved < input.keys.length && waited < TIMEOUT; waited += 250) {
     await page.waitForTimeout(250);
   }
+  // the server's labels now, asked with the page's login token (the stroke below may paint over some of them)
+  result.storedAfterKeys = await page.evaluate(async (projectId) => {
+    const response = await fetch(`${girder.rest.getApiRoot()}/histomics_label/project/${projectId}/labels?limit=0`,
+      { headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
+    const labels = await response.json();
+    return labels.map((label) => ({ item: label.item, segment: label.segment, category: label.category,
+      view: label.view }));
+  }, input.projectId);
   result.layers.open = await layers();
   await page.screenshot({ path: `${input.artifacts}/girder3_histomicsui_panel.png` });
   await page.locator('.hl-hui-panel-close').click();
@@ -130,19 +127,16 @@ await run({
   const mapBox = await page.locator(MAP).boundingBox();
   const y = mapBox.y + mapBox.height / 2;
   const [x0, x1] = [mapBox.x + mapBox.width * 0.45, mapBox.x + mapBox.width * 0.7]; // right of the panel
-  result.painting.greenBefore = await greenness(page, y, x0, x1);
+  result.painting.greenBefore = await greenness(page, MAP, y, x0, x1);
   const painted = page.waitForResponse((response) => response.url().includes('/labels/paint') &&
     response.request().method() === 'POST');
-  await page.mouse.move(x0, y);
-  await page.mouse.down();
-  await page.mouse.move(x1, y, { steps: 20 });
-  await page.mouse.up();
+  await drag(page, x0, x1, y);
   const response = await painted;
   result.painting.request = response.request().postDataJSON();
   result.painting.answer = await response.json();
   await page.waitForFunction(() => !document.querySelector('.hl-hui-panel .hl-bulk.hl-painting'));
   await page.waitForTimeout(500); // the overlay's layer redraws with the new labels
-  result.painting.greenAfter = await greenness(page, y, x0, x1);
+  result.painting.greenAfter = await greenness(page, MAP, y, x0, x1);
   result.painting.status = (await page.locator('.hl-hui-panel .hl-paint-status').innerText()).trim();
   await page.screenshot({ path: `${input.artifacts}/girder3_histomicsui_paint.png` });
   await page.locator('.hl-hui-panel-close').click();

@@ -3,16 +3,15 @@
 // added to HistomicsUI's map, removed when the panel closes. Everything else is FocusViewer's.
 import FocusViewer from '../views/guided/FocusViewer.js';
 import SlideViewer from '../views/slide/SlideViewer.js';
-import { drawnMap, showImage } from './imageView.js';
+import { showImage, stillDrawn } from './imageView.js';
 
 const HistomicsUIFocusViewer = FocusViewer.extend({
   async _open(itemId, tiles) {
     return new SlideViewer(this.el, itemId, tiles, await showImage(itemId));
   },
 
-  /** Whether HistomicsUI still shows the map this viewer adopted (it makes a new one for each image it opens). */
   _alive() {
-    return drawnMap(this.viewer.itemId) === this.viewer.map;
+    return stillDrawn(this.viewer);
   },
 
   _showing(itemId) {

@@ -4,7 +4,7 @@
 // HistomicsUI has already closed its map (it makes one per image), there is nothing of ours left to remove from it.
 import SlideViewer from '../views/slide/SlideViewer.js';
 import BulkView from '../views/paint/BulkView.js';
-import { drawnMap, showImage } from './imageView.js';
+import { showImage, stillDrawn } from './imageView.js';
 
 const HistomicsUIPaintView = BulkView.extend({
   async _createMap(tiles) {
@@ -18,7 +18,7 @@ const HistomicsUIPaintView = BulkView.extend({
   },
 
   destroy(...args) {
-    if (this.viewer && drawnMap(this.itemId) !== this.map) {
+    if (this.viewer && !stillDrawn(this.viewer)) {
       this.viewer = null; // HistomicsUI closed the map with our layers
     }
     this.brush.$el.remove();

@@ -41,6 +41,11 @@ export function drawnMap(itemId) {
   return (widget && widget.viewer) || null;
 }
 
+/** Whether HistomicsUI still shows the map a SlideViewer adopted (it makes a new map for each image it opens). */
+export function stillDrawn(viewer) {
+  return drawnMap(viewer.itemId) === viewer.map;
+}
+
 /**
  * Open the image `itemId` in HistomicsUI's viewer (through its router, as its own image browser does) unless it is
  * open, and resolve with the geojs map once HistomicsUI says it is drawn (`h:imageOpened`).
@@ -53,9 +58,10 @@ export function showImage(itemId) {
   const { router } = girder.plugins.histomicsui;
   return new Promise((resolve, reject) => {
     const opened = (image) => {
-      if (image && image.id === itemId && drawnMap(itemId)) {
+      const drawn = image && image.id === itemId && drawnMap(itemId);
+      if (drawn) {
         finish();
-        resolve(drawnMap(itemId));
+        resolve(drawn);
       }
     };
     const timer = window.setTimeout(() => {
