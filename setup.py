@@ -128,6 +128,12 @@ setup(
             # python -m build: the packaging test builds the sdist and wheel as a release would
             'build>=1.2',
         ],
+        # what runs the server test suite on Girder 3 as well (devtools.girder3 installs it there): its pytest-girder
+        'girder3-test': [
+            'pytest>=8',
+            'pytest-girder==3.2.18',
+            'mongomock-ng>=7.11',
+        ],
     },
     cmdclass={'build_py': BuildPyWithClient, 'sdist': SdistWithClient},
     entry_points={

@@ -6,14 +6,18 @@ pins change, with the plugin's ``girder3`` extra (the pinned Girder 3 stack), th
 ``pip install histomics-label[girder3]`` gives an admin), and the plugin installed from this checkout (editable).
 torch is the CPU build of 2.13 (rounds train in Girder's environment, as on Girder 5 with the server executor). Run
 ``python -m histomics_label.devtools.girder3`` to make it and print its interpreter; the live stack starts Girder in
-it with ``Stack(python=...)``.
+it with ``Stack(python=...)``. It also holds the ``girder3-test`` extra (pytest-girder 3.2), so that
+``python -m histomics_label.devtools.girder3 --pytest tests/server`` runs the server test suite on Girder 3 as the test
+command runs it on Girder 5.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.metadata
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,14 +62,14 @@ def _added_by(requirement: Requirement, extra: str) -> bool:
 
 
 def server_requirements() -> list[str]:
-    """What the Girder 3 server's environment installs before the plugin: the ``girder3`` extra's stack, and the
-    engine's libraries, torch as its CPU build."""
+    """What the Girder 3 server's environment installs before the plugin: the ``girder3`` extra's stack, the
+    engine's libraries (torch as its CPU build), and the ``girder3-test`` extra's test tools."""
     stack = requirements_of('girder3')
     if not stack:
         raise RuntimeError('The installed histomics-label has no girder3 extra: its metadata predates setup.py\'s; '
                            'install the checkout again (pip install -e .[girder5])')
     engine = [LOCAL_TORCH if TORCH.match(requirement) else requirement for requirement in requirements_of()]
-    return [*stack, *engine, *BUILD_TOOLS]
+    return [*stack, *engine, *requirements_of('girder3-test'), *BUILD_TOOLS]
 
 
 def venv_dir() -> Path:
@@ -81,5 +85,23 @@ def ensure_girder3_venv(folder: Path | None = None) -> Path:
                        [requirements, ['--no-deps', '--no-build-isolation', '--editable', str(REPO_ROOT)]], key)
 
 
-if __name__ == '__main__':
+def run_pytest(arguments: list[str]) -> int:
+    """Run pytest with ``arguments`` in the Girder 3 environment, from the checkout (its ``tox.ini`` settings apply);
+    answer its exit status."""
+    return subprocess.call([str(ensure_girder3_venv()), '-m', 'pytest', *arguments], cwd=REPO_ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description='Make the Girder 3 environment (and print its interpreter), or run '
+                                     'pytest there.')
+    parser.add_argument('--pytest', nargs=argparse.REMAINDER, metavar='ARGUMENT',
+                        help='run pytest in the environment with the arguments that follow (e.g. tests/server)')
+    arguments = parser.parse_args(argv)
+    if arguments.pytest is not None:
+        return run_pytest(arguments.pytest)
     print(ensure_girder3_venv())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,8 +1,9 @@
-"""Girder server tests: pytest-girder on a mongomock-ng database (see ../shared/STACK.md), our plugin enabled.
+"""Girder server tests: pytest-girder on a mongomock-ng database (see ../shared/STACK.md), our plugin enabled. They
+run on Girder 5 (pytest-girder 5) and on Girder 3.2 (pytest-girder 3.2, in ``devtools.girder3``'s environment).
 
 pytest-girder's ``--mock-db`` uses stock mongomock, which cannot open Girder 5's tz-aware collections; these
-fixtures make it use mongomock-ng, teach Girder's ``@filtermodel`` its cursor types, and give its cursor the
-``count()`` that large_image_annotation's start-up migration calls. ``--mongo-uri`` (a real
+fixtures make it use mongomock-ng (on both lines), teach Girder's ``@filtermodel`` its cursor types, and give its
+cursor the ``count()`` that large_image_annotation's start-up migration calls. ``--mongo-uri`` (a real
 MongoDB or the live stack's Mongo-wire server) runs the same tests against a real database.
 """
 
@@ -27,6 +28,12 @@ def pytest_configure(config):
 
     rest._MONGO_CURSOR_TYPES = (*rest._MONGO_CURSOR_TYPES, mongomock_ng.collection.Cursor,
                                 mongomock_ng.command_cursor.CommandCursor)
+
+
+def pytest_report_header(config):
+    from importlib.metadata import version
+
+    return f'server tests on girder {version("girder")} (pytest-girder {version("pytest-girder")})'
 
 
 @pytest.fixture
