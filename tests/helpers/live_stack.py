@@ -159,6 +159,27 @@ def register_cli_image(client, image: str, collection: str = 'Tasks') -> tuple[d
     return ended, {cli['name']: cli for cli in clis}
 
 
+FAST = {'magnification': '5', 'radius': '10', 'patchSize': '48', 'numWorkers': '1', 'tileSize': '256'}
+"""SuperpixelClassification's settings in the job panel runs of the tests: those of ``EMBEDDED_FAST``."""
+OUTPUTS = {'store': 'slide.h5', 'segmentImage': 'segments.tiff', 'suggestions': 'suggestions.json'}
+"""Its outputs as the job panel runs name them."""
+
+
+def send_run(client, tasks: dict[str, dict], name: str, slide: Path, label_file: Path) -> tuple[dict, dict]:
+    """SuperpixelClassification (of the registered CLIs ``tasks``) on ``slide`` and ``label_file``, uploaded into a
+    new folder ``name``, sent as the job panel sends it with ``OUTPUTS`` into its subfolder ``results``: the job once
+    ended, and that subfolder."""
+    inputs = private_folder(client, name)
+    results = client.createFolder(inputs['_id'], 'results')
+    slide = client.uploadFileToFolder(inputs['_id'], str(slide))
+    labels = client.uploadFileToFolder(inputs['_id'], str(label_file))
+    parameters = {'image': slide['_id'], 'labelFile': labels['_id'], **FAST}
+    for output, filename in OUTPUTS.items():
+        parameters |= {output: filename, f'{output}_folder': results['_id']}
+    job = client.post(f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run', parameters=parameters)
+    return wait_for_job(client, job['_id'], timeout=900), results
+
+
 def private_folder(client, name: str) -> dict:
     """A new folder ``name`` in the user's Private folder."""
     me = client.get('user/me')

@@ -11,7 +11,16 @@ import time
 
 import numpy as np
 import pytest
-from helpers.live_stack import free_port, private_folder, register_cli_image, running_stack, slide_project, store_path
+from helpers.live_stack import (
+    OUTPUTS,
+    free_port,
+    private_folder,
+    register_cli_image,
+    running_stack,
+    send_run,
+    slide_project,
+    store_path,
+)
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
@@ -36,6 +45,14 @@ def girder3(tmp_path_factory, docker_daemon, cli_image):
     with running_stack(tmp_path_factory.mktemp('girder3') / 'data', python=str(ensure_girder3_venv()), workers=1,
                        docker_host=docker_daemon.host) as stack:
         yield stack
+
+
+@pytest.fixture(scope='module')
+def tasks(girder3, cli_image) -> dict[str, dict]:
+    """The CLI image registered with Girder 3's slicer_cli_web as a DSA admin registers it: its CLIs, by name."""
+    ended, clis = register_cli_image(girder3.client(), cli_image)
+    assert ended['status'] == SUCCESS, ended.get('log')
+    return clis
 
 
 @pytest.fixture(scope='module')
@@ -163,11 +180,9 @@ def test_a_round_learns_its_labels_on_either_girder_line(line, request, cmu_svs,
 
 
 def test_girder_3_makes_a_slides_segments_through_the_cli_image_registered_with_its_slicer_cli_web(
-        girder3, cli_image, cmu_svs, tmp_path):
+        girder3, tasks, cli_image, cmu_svs, tmp_path):
     client = girder3.client()
-    ended, clis = register_cli_image(client, cli_image)
-    assert ended['status'] == SUCCESS, ended.get('log')
-    assert {'SuperpixelClassification', 'SimilarSegments'} <= set(clis)
+    assert {'SuperpixelClassification', 'SimilarSegments'} <= set(tasks)
     client.put('system/setting', parameters={'key': CLI_IMAGE, 'value': cli_image})
     client.put('system/setting', parameters={'key': EXECUTOR, 'value': 'cli_image'})
     folder, item, base = slide_project(client, cmu_svs, 'Segments on Girder 3', PROJECT)
@@ -186,6 +201,32 @@ def test_girder_3_makes_a_slides_segments_through_the_cli_image_registered_with_
     slide = client.get(f'{base}/slides')[0]
     assert slide['segments'] == local.n_segments and slide['segmentImage']['id']
     assert [s['status'] for s in client.post(f'{base}/segments')] == ['current']
+
+
+def test_superpixel_classification_from_girder_3s_job_panel(girder3, tasks, cmu_svs, seed_label_file, embedded_cmu,
+                                                             tmp_path):
+    """What HistomicsUI's job panel sends (slicer_cli_web's run route, with the labeler's files and output folder)
+    runs the CLI image through girder_worker 0.10 and uploads its outputs: a store with the engine's very segments
+    and features at the same settings, and a round trained on the label file's labels."""
+    client = girder3.client()
+    ended, results = send_run(client, tasks, 'job panel on Girder 3', cmu_svs, seed_label_file)
+    assert ended['status'] == SUCCESS, ''.join(ended.get('log') or [])[-4000:]
+    assert ended['progress']['total'] > 0 and ended['progress']['current'] == ended['progress']['total']
+    uploaded = {item['name']: item for item in client.listItem(results['_id'])}
+    assert set(uploaded) == set(OUTPUTS.values())
+    client.downloadItem(uploaded['slide.h5']['_id'], str(tmp_path), 'slide.h5')
+    labels = json.loads(seed_label_file.read_text())
+    with SlideStore(tmp_path / 'slide.h5') as made, SlideStore(embedded_cmu) as here:
+        np.testing.assert_array_equal(made.label_raster[:], here.label_raster[:])
+        name = here.feature_names()[0]
+        np.testing.assert_allclose(made.features(name), here.features(name), atol=1e-3)
+        segments = len(here.features(name))
+        trained = made.latest_round()
+    # the round is the label file's: its labels, and a prediction for every segment
+    assert {int(segment): trained.categories[index]['name'] for segment, index in
+            zip(trained.label_ids, trained.label_categories, strict=True)} == {
+        int(segment): category for segment, category in labels['labels'].items()}
+    assert trained.probabilities.shape == (segments, len(labels['categories']))
 
 
 def test_the_stack_command_starts_girder_3_on_request(tmp_path, capsys):

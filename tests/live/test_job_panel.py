@@ -12,7 +12,16 @@ import time
 
 import numpy as np
 import pytest
-from helpers.live_stack import private_folder, register_cli_image, running_stack, slide_project, store_path
+from helpers.live_stack import (
+    FAST,
+    OUTPUTS,
+    private_folder,
+    register_cli_image,
+    running_stack,
+    send_run,
+    slide_project,
+    store_path,
+)
 
 from histomics_label.core.io.store import SlideStore
 from histomics_label.core.pipeline import PipelineConfig, run_pipeline
@@ -26,11 +35,9 @@ pytestmark = [pytest.mark.live, pytest.mark.docker]
 
 SUCCESS, ERROR, CANCELED = 3, 4, 5
 LISTED = json.loads((REPO_ROOT / 'slicer_cli' / 'slicer_cli_list.json').read_text())
-FAST = {'magnification': '5', 'radius': '10', 'patchSize': '48', 'numWorkers': '1', 'tileSize': '256'}
-OUTPUTS = {'store': 'slide.h5', 'segmentImage': 'segments.tiff', 'suggestions': 'suggestions.json'}
 PROJECT = {'categories': [{'name': 'tumor', 'color': '#e6194b'}, {'name': 'stroma', 'color': '#3cb44b'}],
            'magnification': 5, 'radius': 10, 'patchSize': 48, 'retrainEvery': 0}
-"""A project with the settings of ``FAST``."""
+"""A project with the settings of ``FAST``, those of the job panel runs here."""
 
 
 @pytest.fixture(scope='module')
@@ -56,20 +63,6 @@ def test_registering_the_image_lists_its_clis_with_their_specifications(stack, t
         assert cli['image'] == cli_image
         spec = client.get(f'slicer_cli_web/cli/{cli["_id"]}')['xml']
         assert spec.strip() == (REPO_ROOT / 'slicer_cli' / name / f'{name}.xml').read_text().strip()
-
-
-def send_run(client, tasks, name: str, slide, label_file) -> tuple[dict, dict]:
-    """SuperpixelClassification on ``slide`` and ``label_file``, uploaded into a new folder ``name``, sent as the job
-    panel sends it with ``OUTPUTS`` into its subfolder ``results``: the job once ended, and that subfolder."""
-    inputs = private_folder(client, name)
-    results = client.createFolder(inputs['_id'], 'results')
-    slide = client.uploadFileToFolder(inputs['_id'], str(slide))
-    labels = client.uploadFileToFolder(inputs['_id'], str(label_file))
-    parameters = {'image': slide['_id'], 'labelFile': labels['_id'], **FAST}
-    for output, filename in OUTPUTS.items():
-        parameters |= {output: filename, f'{output}_folder': results['_id']}
-    job = client.post(f'slicer_cli_web/cli/{tasks["SuperpixelClassification"]["_id"]}/run', parameters=parameters)
-    return wait_for_job(client, job['_id'], timeout=900), results
 
 
 def run_outside(slide, label_file, folder) -> None:
