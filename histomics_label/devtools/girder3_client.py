@@ -147,6 +147,14 @@ def build_girder3_client(python: Path | None = None) -> Path:
     return built
 
 
+def girder3_python() -> Path:
+    """The interpreter of the Girder 3 environment (made if missing) with the client built there: what a stack on
+    Girder 3 runs."""
+    python = ensure_girder3_venv()
+    build_girder3_client(python)
+    return python
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--lock', action='store_true', help='write the lock file anew from the registry')

@@ -28,11 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         python = None
         if args.girder == '3' and args.command == 'start':
-            from ..girder3 import ensure_girder3_venv
-            from ..girder3_client import build_girder3_client
+            from ..girder3_client import girder3_python
 
-            python = ensure_girder3_venv()
-            build_girder3_client(python)
+            python = girder3_python()
         stack = Stack(args.data, args.port, args.host, password=args.password, timeout=args.timeout,
                       workers=args.workers, docker_host=args.docker_host, python=python)
         if args.command == 'start':

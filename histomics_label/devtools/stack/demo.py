@@ -118,6 +118,11 @@ TASKS = ('Tasks', 'Slicer CLI Web Tasks')
 """Collection and folder of the Slicer CLI tasks, as a DSA provisions them."""
 
 
+NO_TASKS = {'5': 'none (no slicer_cli folder)',
+            '3': 'none (on Girder 3, register the image from a Docker host: PUT slicer_cli_web/docker_image)'}
+"""Why the demo registered no Slicer CLI tasks, on each Girder line."""
+
+
 def register_cli_specs(client) -> list[str]:
     """Register the Slicer CLI specs of this checkout with slicer_cli_web, under the CLI image's name, so the job
     panel lists the tasks (running them needs the image on a Docker host, as in a DSA)."""
@@ -149,14 +154,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--workers', type=int, default=1,
                         help='girder_worker processes that make the segments (0: the server makes them; default: '
                              '%(default)s)')
+    parser.add_argument('--girder', choices=('5', '3'), default='5',
+                        help='Girder 5 (the default) or Girder 3.2 with HistomicsUI 1.8.1, whose image view then '
+                             'offers the labeling panels (as python -m histomics_label.devtools.stack start --girder)')
     args = parser.parse_args(argv)
     try:
-        info = Stack(args.data, port=args.port, host=args.host, workers=args.workers).start()
+        python = None
+        if args.girder == '3':
+            from ..girder3_client import girder3_python
+
+            python = girder3_python()
+        info = Stack(args.data, port=args.port, host=args.host, workers=args.workers, python=python).start()
         print(f'live stack {"running" if info.already_running else "started"} at {info.url}', flush=True)
         client = info.client()
         client.put('system/setting', parameters={'key': 'histomics_label.heavy_work_executor',
                                                  'value': 'girder_worker' if args.workers else 'server'})
-        tasks = register_cli_specs(client)
+        # slicer_cli_web 1.5 (Girder 3's) registers a CLI only from its Docker image, with PUT docker_image
+        tasks = register_cli_specs(client) if args.girder == '5' else []
         folder, item = demo_project(client)
         client.put(f'histomics_label/project/{folder["_id"]}', json=CONFIG)
         follow_jobs(client, client.post(f'histomics_label/project/{folder["_id"]}/segments'))
@@ -170,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
           f'  login: {info.admin_login}   password: {info.admin_password}\n'
           f'  demo project: {info.url}#folder/{folder["_id"]} ({slides[0]["segments"]} segments, {count} labels)\n'
           f'  REST API: {info.api_url} (docs/rest.md)\n'
-          f'  Slicer CLI tasks registered for {CLI_IMAGE}: {", ".join(tasks) or "none (no slicer_cli folder)"}\n'
+          f'  Slicer CLI tasks registered for {CLI_IMAGE}: {", ".join(tasks) or NO_TASKS[args.girder]}\n'
           f'  stop: {sys.executable} -m histomics_label.devtools.stack stop --data {args.data}')
     return 0
 
