@@ -50,13 +50,9 @@ def running_stack(folder: Path, python: str | None = None, **options) -> Iterato
 def stack_on(line: str, folder: Path) -> Iterator:
     """``running_stack`` on Girder ``line`` serving the client: Girder 5's (``girder5``), or on Girder 3.2 with
     HistomicsUI 1.8.1 (``girder3``) the one ``girder build`` compiled (``devtools.girder3_client``)."""
-    from histomics_label.devtools.girder3 import ensure_girder3_venv
-    from histomics_label.devtools.girder3_client import build_girder3_client
+    from histomics_label.devtools.girder3_client import girder3_python
 
-    python = None
-    if line == 'girder3':
-        python = ensure_girder3_venv()
-        build_girder3_client(python)
+    python = girder3_python() if line == 'girder3' else None
     with running_stack(folder, python=python and str(python)) as stack:
         yield stack
 
