@@ -8,7 +8,7 @@
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, reader: {login, password}, projectId, itemId, key, otherKey, artifacts, chromium}
-import { drag, greenness, login, openPage, pngChangedShare, pngStats, readInput, run } from './driver.mjs';
+import { drag, greenness, login, openPage, pngChangedShare, pngStats, readInput, run, storedLabels } from './driver.mjs';
 
 const input = readInput();
 const TIMEOUT = 60000;
@@ -48,17 +48,6 @@ async function toggle(selector, attribute, value) {
 const labeled = () => page.locator('.hl-bulk').getAttribute('data-labeled').then(Number);
 const waitLabeled = (count) => page.waitForFunction((expected) => !document.querySelector('.hl-bulk.hl-painting') &&
   document.querySelector('.hl-bulk').getAttribute('data-labeled') === String(expected), count);
-
-/** The server's labels of the slide (GET .../labels?item=...&limit=0), asked with the page's login token. */
-function storedLabels() {
-  return page.evaluate(async ([projectId, itemId]) => {
-    const params = new URLSearchParams({ item: itemId, limit: 0 });
-    const response = await fetch(`api/v1/histomics_label/project/${projectId}/labels?${params}`,
-      { headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
-    const labels = await response.json();
-    return labels.map((label) => ({ segment: label.segment, category: label.category, view: label.view }));
-  }, [input.projectId, input.itemId]);
-}
 
 /** One brush stroke, left to right, at height y (page pixels); answers the paint request's JSON. */
 async function stroke(x0, x1, y) {
@@ -128,7 +117,7 @@ await run({
     greenAfter: await greenness(page, MAP, y, x0, x1),
     messages: await page.locator('.hl-message-text').allInnerTexts(),
   };
-  result.painted.stored = await storedLabels();
+  result.painted.stored = await storedLabels(page, input.projectId, { item: input.itemId });
   await page.screenshot({ path: `${input.artifacts}/bulk_labeling_painted.png` });
   mark('paint');
 
@@ -143,7 +132,7 @@ await run({
     labeled: await labeled(),
     green: await greenness(page, MAP, y, x0, x1),
     undoDisabled: await page.locator('.hl-undo').isDisabled(),
-    stored: await storedLabels(),
+    stored: await storedLabels(page, input.projectId, { item: input.itemId }),
   };
   await page.screenshot({ path: `${input.artifacts}/bulk_labeling_undone.png` });
   mark('undo');
@@ -160,7 +149,7 @@ await run({
     answer: erased.answer,
     mode: await page.locator('.hl-bulk').getAttribute('data-mode'),
     status: (await page.locator('.hl-paint-status').innerText()).trim(),
-    stored: await storedLabels(),
+    stored: await storedLabels(page, input.projectId, { item: input.itemId }),
     messages: await page.locator('.hl-message-text').allInnerTexts(),
   };
   mark('erase');

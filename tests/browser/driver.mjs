@@ -47,6 +47,21 @@ export async function openPage(context, timeout, result, phaseOf) {
 }
 
 /**
+ * The server's labels of project `projectId` (GET .../labels with `params`, limit 0), asked with the page's login token
+ * under the page's own API root (so under `/` and `/histomics` alike), each as {item, segment, category, view}.
+ */
+export function storedLabels(page, projectId, params = {}) {
+  return page.evaluate(async ([project, query]) => {
+    const search = new URLSearchParams({ ...query, limit: 0 });
+    const response = await fetch(`${girder.rest.getApiRoot()}/histomics_label/project/${project}/labels?${search}`,
+      { headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
+    const labels = await response.json();
+    return labels.map((label) => ({ item: label.item, segment: label.segment, category: label.category,
+      view: label.view }));
+  }, [projectId, params]);
+}
+
+/**
  * Shorthands for the page `pageOf()` answers (a driver may open another): `texts(selector)`, the trimmed texts of the
  * elements; `attrs(selector, name)`, their attribute `name`; `projectsAnswer(itemId)`, the next answer to a request
  * for the projects of an item.

@@ -7,7 +7,8 @@
 //
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, login, password, projectId, slideId, plainSlideId, keys, reader: {login, password}, artifacts, chromium}
-import { drag, greenness, login, openPage, pageQueries, pngStats, readInput, run, trackConsole } from './driver.mjs';
+import { drag, greenness, login, openPage, pageQueries, pngStats, readInput, run, storedLabels, trackConsole }
+  from './driver.mjs';
 
 const input = readInput();
 const TIMEOUT = 60000;
@@ -99,13 +100,7 @@ await run({
     await page.waitForTimeout(250);
   }
   // the server's labels now, asked with the page's login token (the stroke below may paint over some of them)
-  result.storedAfterKeys = await page.evaluate(async (projectId) => {
-    const response = await fetch(`${girder.rest.getApiRoot()}/histomics_label/project/${projectId}/labels?limit=0`,
-      { headers: { 'Girder-Token': girder.auth.getCurrentToken() } });
-    const labels = await response.json();
-    return labels.map((label) => ({ item: label.item, segment: label.segment, category: label.category,
-      view: label.view }));
-  }, input.projectId);
+  result.storedAfterKeys = await storedLabels(page, input.projectId);
   result.layers.open = await layers();
   await page.screenshot({ path: `${input.artifacts}/girder3_histomicsui_panel.png` });
   await page.locator('.hl-hui-panel-close').click();

@@ -8,7 +8,7 @@
 // Input: a JSON object in the HL_BROWSER_INPUT environment variable:
 //   {url, admin: {login, password}, labeler: {login, password}, folderId, categories, magnification, radius,
 //    artifacts, chromium}
-import { login, openPage, readInput, run } from './driver.mjs';
+import { login, openPage, readInput, run, storedLabels } from './driver.mjs';
 
 const input = readInput();
 const TIMEOUT = 60000;
@@ -83,7 +83,12 @@ await run({
     }, segment);
     result.labeled.push({ item, segment, key });
   }
-  await page.waitForTimeout(1000); // the last label's save
+  // what the keys stored, once the last label is saved and before the stroke below may repaint a keyed segment
+  result.storedAfterKeys = await storedLabels(page, input.folderId);
+  while (result.storedAfterKeys.length < result.labeled.length) {
+    await page.waitForTimeout(200);
+    result.storedAfterKeys = await storedLabels(page, input.folderId);
+  }
   await page.screenshot({ path: `${input.artifacts}/new_project_guided.png`, fullPage: true });
 
   phase = 'paint';

@@ -85,14 +85,18 @@ def test_the_project_is_what_was_typed_and_its_segments_are_made(observed, stack
 
 def test_the_pathologist_labels_paints_and_reviews(observed, stack, folder):
     client = stack.client()
-    labels = client.get(f'{folder["base"]}/labels', parameters={'limit': 0})
-    guided = {(label['item'], label['segment']): label['category'] for label in labels if label['view'] == 'guided'}
-    assert guided == {(entry['item'], entry['segment']): CATEGORIES[int(entry['key']) - 1]
-                      for entry in observed['labeled']}
+    keyed = {(entry['item'], entry['segment']): CATEGORIES[int(entry['key']) - 1] for entry in observed['labeled']}
+    assert {(label['item'], label['segment']): label['category']
+            for label in observed['storedAfterKeys'] if label['view'] == 'guided'} == keyed
     painted = observed['painted']['answer']['segments']
     assert len(painted) >= 3
-    bulk = {label['segment'] for label in labels if label['view'] == 'bulk'}
-    assert bulk == set(painted)
+    # the stroke's segments are bulk labels now, a keyed one among them included; the other keyed labels stay guided
+    labels = client.get(f'{folder["base"]}/labels', parameters={'limit': 0})
+    repainted = {(observed['painted']['item'], segment) for segment in painted}
+    guided = {(label['item'], label['segment']): label['category'] for label in labels if label['view'] == 'guided'}
+    assert guided == {key: category for key, category in keyed.items() if key not in repainted}
+    bulk = {(label['item'], label['segment']) for label in labels if label['view'] == 'bulk'}
+    assert bulk == repainted
     assert all(label['labelerLogin'] == LABELER['login'] for label in labels)
     assert observed['painted']['shown'] == ','.join(str(segment) for segment in painted)
     assert observed['review']['total'] == str(len(labels))
