@@ -99,6 +99,7 @@ def _open_slide(path: str, magnification: float | None, scale: float) -> SlideRe
 def segment_tile(job: TileJob) -> TileResult:
     """Phase 1 for one window: read it, mask glass, run SLIC. Runs on a dask worker or inline."""
     from skimage.segmentation import slic
+    from skimage.util import img_as_float32
 
     reader = _open_slide(job.path, job.magnification, job.scale)
     x0, y0, x1, y1 = job.window
@@ -118,8 +119,10 @@ def segment_tile(job: TileJob) -> TileResult:
         labels = np.zeros(rgb.shape[:2], np.uint32)
     else:
         n_segments = max(1, int(round(area / (2 * job.radius) ** 2)))
-        labels = slic(rgb, n_segments=n_segments, compactness=job.compactness, mask=mask, start_label=1,
-                      channel_axis=-1).astype(np.uint32)
+        # float32 input keeps slic in float32 throughout, where a uint8 tile becomes float64: on a 2048² window of
+        # the sample, 3.1 → 2.0 CPU seconds unmasked (99.7 % of pixels labeled alike) and 3.5 → 3.0 masked
+        labels = slic(img_as_float32(rgb), n_segments=n_segments, compactness=job.compactness, mask=mask,
+                      start_label=1, channel_axis=-1).astype(np.uint32)
         if mask is not None:
             _label_missed_tissue(labels, mask, job.radius)
     count = int(labels.max())
