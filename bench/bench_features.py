@@ -18,9 +18,15 @@ size and torch thread count (all cores, and 1):
   very tensors ``ours`` fed it, captured as they went by and run right after each batch (so both see the same load
   on a shared machine); ``ours / raw`` is what our cutting, masking and preprocessing cost on top of the network.
 
-An extractor that cannot run here (no timm, weights that are gated downloads, …) is reported as "not measured"
-with the error it raised. The image models (``cnn_*``: models that learn from the patches themselves) are timed
-too: ``predict_proba`` on the same patches, after a one-epoch fit (untimed) that gives them weights.
+Weights. ``timm`` (``resnet50``, the docs' example) and ``uni`` (UNI's ViT-L/16) get their hub weights nowhere here
+(no hub; UNI's are gated), so each runs on a checkpoint of its own architecture with seeded random weights, made once
+by ``local_checkpoint`` under ``bench-output/checkpoints`` and passed as ``weights_path``, the way a deployment
+passes a downloaded file: the same network, so the same cost, as the real weights. An extractor that still cannot run
+(no timm, …) is reported as "not measured" with the error it raised. An extractor whose batch of 64 is predicted
+(from a first batch of 8) to take longer than ``--slow`` seconds (ViT-L on a few cores) is measured on 16 patches, at
+the project's default patch size and all threads only, and its rows say so. The image models (``cnn_*``: models that
+learn from the patches themselves) are timed too: ``predict_proba`` on the same patches, after a one-epoch fit
+(untimed) that gives them weights.
 
 Each measurement is preceded by an untimed batch (first-call costs are not throughput). ``--report DIR`` writes
 the benchmarks page's section (``bench/report.py``): ``DIR/features.md``, ``.json`` and ``.goals.json``.
@@ -54,6 +60,11 @@ RADIUS = 24  # the demo project's superpixel radius at 5x
 BATCH = 64  # the pipeline's feature_batch_size
 TILE = 1024  # Representation's tile_size: the slide windows patches are cut from
 OPTIONS = {'timm': {'model_name': 'resnet50'}}  # an extractor's required options (the docs' timm example)
+LOCAL_WEIGHTS = ('timm', 'uni')  # extractors whose weights are made locally (see the module doc)
+CHECKPOINTS = BENCH.parent / 'bench-output' / 'checkpoints'
+DEFAULT_SLOW_S = 20.0  # a batch predicted slower than this: SLOW_PATCHES at one size and thread count
+PROBE = 8  # patches of the first warm-up, which predicts a batch's time
+SLOW_PATCHES = 16
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -102,12 +113,34 @@ def cut(segments: Segments, size: int, count: int):
 # Extractors: ours (end to end) and the raw forward on the same tensors.
 # --------------------------------------------------------------------------------------------------------------
 
+def local_checkpoint(name: str, options: dict) -> Path:
+    """A checkpoint of extractor ``name``'s network (built by the extractor itself, as it loads weights) with
+    random weights seeded 0, saved once under ``CHECKPOINTS`` as a plain state dict (UNI's ``pytorch_model.bin``
+    layout). Its path."""
+    import torch
+
+    from histomics_label.core.features.extractors import extractors
+
+    path = CHECKPOINTS / f"{name}-{options.get('model_name', 'default')}-random-seed0.bin"
+    if not path.exists():
+        CHECKPOINTS.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        network = extractors.create(name, batch_size=BATCH, weights_path=str(path), **options).build_network()
+        partial = path.with_suffix('.partial')
+        torch.save(network.state_dict(), partial)
+        partial.rename(path)
+    return path
+
+
 def load_extractor(name: str):
     """``(extractor, None)`` ready to run (weights found and loaded), or ``(None, why not)`` with the error."""
     from histomics_label.core.features.extractors import extractors
 
     try:
-        extractor = extractors.create(name, batch_size=BATCH, **OPTIONS.get(name, {}))
+        options = dict(OPTIONS.get(name, {}))
+        if name in LOCAL_WEIGHTS:
+            options['weights_path'] = str(local_checkpoint(name, options))
+        extractor = extractors.create(name, batch_size=BATCH, **options)
         extractor.params()  # finds and digests the weights
         load = getattr(extractor, 'load', None)
         if load is not None:
@@ -177,25 +210,38 @@ def ours_and_raw(extractor, segments: Segments, size: int, count: int) -> tuple[
     return timing, patches
 
 
-def warm_up(extractor, segments: Segments, size: int) -> None:
-    """One untimed batch, so that no timed run pays the first call's costs (kernel selection, allocations)."""
-    extractor.extract(next(cut(segments, size, BATCH))[1])
+def warm_up(extractor, segments: Segments, size: int, patches: int = BATCH) -> float:
+    """One untimed batch of ``patches``, so that no timed run pays the first call's costs (kernel selection,
+    allocations); its seconds."""
+    batch = next(cut(segments, size, patches))[1]
+    return timed(extractor.extract, batch)[0]
 
 
 def measure_extractor(extractor, segments: Segments, sizes: list[int], threads: list[int],
-                      count: int) -> tuple[list[dict], dict[int, np.ndarray]]:
-    """Ours and raw at every patch size and thread count; also the patches cut at each size."""
+                      count: int, slow_s: float) -> tuple[list[dict], dict[int, np.ndarray]]:
+    """Ours and raw at every patch size and thread count; also the patches cut at each size. An extractor whose
+    batch is predicted to take over ``slow_s`` is measured on ``SLOW_PATCHES`` at the default patch size, all threads
+    only (``one_batch`` in its rows)."""
     import torch
 
+    from histomics_label.projects.config import DEFAULTS
+
     rows, patches = [], {}
+    torch.set_num_threads(max(threads))
+    slow = warm_up(extractor, segments, sizes[0], PROBE) * BATCH / PROBE > slow_s
+    if slow:
+        sizes, threads, count = [int(DEFAULTS['patchSize'])], [max(threads)], min(count, SLOW_PATCHES)
+        print(f'  {extractor.name}: a batch takes over {slow_s:g} s: {count} patches, {sizes[0]} px, {threads[0]} '
+              'threads', file=sys.stderr, flush=True)
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        warm_up(extractor, segments, sizes[0])
+        warm_up(extractor, segments, sizes[0], PROBE if slow else BATCH)
         for size in sizes:
             timing, cut_patches = ours_and_raw(extractor, segments, size, count)
             patches[size] = np.concatenate(cut_patches)
             rows.append(dict(extractor=extractor.name, patch=size, input=int(extractor.input_size),
-                             threads=n_threads, ours_s=timing['cut_s'] + timing['extract_s'], **timing))
+                             threads=n_threads, ours_s=timing['cut_s'] + timing['extract_s'], one_batch=slow,
+                             **timing))
             n = timing['patches']
             print(f"  {extractor.name} {size} px, {n_threads} thread(s): ours {n / rows[-1]['ours_s']:.1f} "
                   f"patches/s, raw {n / timing['raw_s']:.1f}", file=sys.stderr, flush=True)
@@ -263,8 +309,11 @@ def run(args: argparse.Namespace) -> dict:
 
     elapsed = stopwatch()
     threads = sorted({os.cpu_count() or 1, 1}, reverse=True) if not args.threads else args.threads
-    loaded, not_measured = {}, {}
+    loaded, not_measured, computes_nothing = {}, {}, []
     for name in extractors.names():
+        if not getattr(extractors.get(name), 'computes', True):
+            computes_nothing.append(name)  # embeddings imported per slide: there is no network to time
+            continue
         extractor, reason = load_extractor(name)
         if extractor is None:
             not_measured[name] = reason
@@ -276,8 +325,9 @@ def run(args: argparse.Namespace) -> dict:
     count = min(args.patches, len(segments.table))
     rows, patches = [], {}
     for extractor in loaded.values():
-        measured, patches = measure_extractor(extractor, segments, sizes, threads, count)
+        measured, cut_here = measure_extractor(extractor, segments, sizes, threads, count, args.slow)
         rows += measured
+        patches = cut_here if len(cut_here) >= len(patches) else patches  # the image models get every size
     if not patches:  # no extractor ran: cut the patches for the image models all the same
         patches = {size: np.concatenate([b for _, b in cut(segments, size, count)]) for size in sizes}
     model_rows, model_errors = [], {}
@@ -291,9 +341,10 @@ def run(args: argparse.Namespace) -> dict:
         machine=dict(cpus=os.cpu_count(), platform=platform.platform(), python=platform.python_version(),
                      torch=torch.__version__, load_average=os.getloadavg()),
         params=dict(sizes=sizes, threads=threads, patches=count, batch=BATCH, tile=TILE, radius=args.radius,
-                    quick=args.quick),
+                    quick=args.quick, slow_s=args.slow),
         slide=dict(description=segments.description, segmentation_s=segments.seconds),
-        extractors=rows, not_measured=not_measured, models=model_rows, model_errors=model_errors,
+        extractors=rows, not_measured=not_measured, computes_nothing=computes_nothing, models=model_rows,
+        model_errors=model_errors,
         seconds=elapsed())
 
 
@@ -305,7 +356,8 @@ MODEL_HEADERS = ('model', 'patch px', 'threads', 'patches', 'predict patches/s')
 def extractor_cells(row: dict) -> list[str]:
     """One extractor row's cells."""
     n, ours_s = row['patches'], row['ours_s']
-    return [row['extractor'], str(row['patch']), str(row['input']), str(row['threads']), str(n),
+    return [row['extractor'], str(row['patch']), str(row['input']), str(row['threads']),
+            f"{n} (slow: one size)" if row.get('one_batch') else str(n),
             f"{n / ours_s:.1f}", f"{n / row['raw_s']:.1f}", f"{ours_s / row['raw_s']:.2f}",
             f"{row['cut_s'] / ours_s:.1%}", f"{(row['extract_s'] - row['network_s']) / ours_s:.1%}",
             f"{row['network_s'] / ours_s:.1%}"]
@@ -397,7 +449,11 @@ def markdown(report: dict) -> str:
 ({report['machine']['cpus']} cores), on real patches: {report['slide']['description']}; the first
 {params['patches']} segments' masked patches cut as the pipeline cuts them (`iter_patches`, batches of {BATCH},
 {TILE} px windows) at each patch size. The peer is the same network's raw forward pass on the very tensors ours fed it,
-timed in the same run: ours / raw is what cutting, masking and preprocessing add.
+timed in the same run: ours / raw is what cutting, masking and preprocessing add. `timm` (resnet50) and `uni`
+(UNI's ViT-L/16) run on local checkpoints of their own architecture with seeded random weights (`weights_path`; no
+hub here, and UNI's weights are gated): the same networks, so the same cost, as the real weights. A row marked
+*slow* is an extractor whose batch of {BATCH} was predicted to take over {params['slow_s']:g} s (from a first batch of
+{PROBE}), measured on {SLOW_PATCHES} patches at one size and all threads.
 
 {table(EXTRACTOR_HEADERS, [extractor_cells(r) for r in report['extractors']]) if report['extractors'] else
  'No extractor could be measured.'}
@@ -409,6 +465,8 @@ timed in the same run: ours / raw is what cutting, masking and preprocessing add
 ```
 
 {missing}
+{chr(10).join(f"* `{name}`: computes nothing here (its embeddings are imported per slide), so it has no "
+              "throughput." for name in report['computes_nothing'])}
 
 {reading(report)}
 """
@@ -422,6 +480,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--patches', type=int, help='patches per measurement (default 128; 64 --quick)')
     parser.add_argument('--threads', type=int, nargs='+', help='torch thread counts (default: all cores, and 1)')
     parser.add_argument('--radius', type=int, default=RADIUS, help='SLIC radius at 5x (analysis px)')
+    parser.add_argument('--slow', type=float, default=DEFAULT_SLOW_S,
+                        help=f'an extractor whose batch is predicted to take longer (s) gets {SLOW_PATCHES} patches at '
+                             'one size, all threads')
     parser.add_argument('--quick', action='store_true',
                         help='the project default and input sizes only, 64 patches, all cores only')
     parser.add_argument('--json', type=Path, help='also write the figures to this JSON file')

@@ -58,6 +58,7 @@ if str(BENCH) not in sys.path:
 import bench_batchbald  # noqa: E402  (after the path: report.py and bench_active_learning.py live beside it)
 
 NAME = 'selection'  # the report's section name (bench/run_all.py)
+BOUND = 'bound: matmul + top-k'  # the lower bound's row (``lower_bound``)
 SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 EXTRA_BATCHES = {'batchbald': 32}  # the issue compares BatchBALD with batchbald-redux at batch 32
@@ -237,9 +238,23 @@ def measure(row: Row, inputs: Inputs, args: argparse.Namespace) -> float:
     return best_of(args.repeat, select, row, inputs, args.seed)[0]
 
 
-def run_size(n: int, rows: list[Row], base: Base, args: argparse.Namespace) -> tuple[float, list[str]]:
-    """Every row at ``n`` candidates unless predicted too slow; returns the inputs' making time and notes."""
+def lower_bound(embeddings: np.ndarray, classes: int, batch: int, seed: int) -> np.ndarray:
+    """The least any model-based selection does: score every candidate with a linear model (one matrix multiply of
+    the embeddings by ``classes`` weight columns, what predicting takes) and keep the ``batch`` best (a top-k by
+    ``argpartition``, what choosing takes). Weights are seeded noise: only the time counts."""
+    weights = np.random.default_rng(seed).standard_normal((embeddings.shape[1], classes), dtype=np.float32)
+    scores = (embeddings @ weights).max(axis=1)
+    return np.argpartition(scores, batch)[:batch]
+
+
+def run_size(n: int, rows: list[Row], base: Base, args: argparse.Namespace,
+             bound: Row) -> tuple[float, list[str]]:
+    """Every row at ``n`` candidates unless predicted too slow, and the lower bound (``bound``'s seconds); returns
+    the inputs' making time and notes."""
     inputs = Inputs(base, n, args.labeled, args.seed)
+    classes = int(base.samples.shape[2])
+    bound.seconds[n] = best_of(args.repeat, lower_bound, inputs.get('embeddings'), classes, bound.batch,
+                               args.seed)[0]
     notes = []
     for row in rows:
         expected = predict(row, n)
@@ -265,14 +280,15 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     threadpool_limits(args.threads)  # numpy's BLAS (coreset, k-means): on a busy machine 1 thread was 2x faster
     elapsed = stopwatch()
-    embeddings, samples, description = bench_batchbald.real_inputs(args.labels, MC_SAMPLES, args.cache, args.seed)
+    embeddings, samples, description, _ = bench_batchbald.real_inputs(args.labels, MC_SAMPLES, args.cache, args.seed)
     base = Base(np.asarray(embeddings, np.float32), samples, description)
     batch = args.batch or int(DEFAULTS['batchSize'])
     rows, notes = contenders(batch)
     warm_up(rows, base, args)
+    bound = Row(BOUND, lower_bound, batch, ('embeddings',), True, False)
     input_seconds = {}
     for n in sorted(args.sizes):
-        input_seconds[n], size_notes = run_size(n, rows, base, args)
+        input_seconds[n], size_notes = run_size(n, rows, base, args, bound)
         notes += size_notes
     return dict(
         date=datetime.datetime.now().isoformat(timespec='seconds'),
@@ -287,6 +303,8 @@ def run(args: argparse.Namespace) -> dict:
         rows=[dict(function=row.name, batch=row.batch, needs=list(row.needs), uses_model=row.uses_model,
                    extra=row.extra, seconds=row.seconds, predicted_seconds=row.predicted, exponent=exponent(row))
               for row in rows],
+        bound=dict(function=BOUND, batch=batch, needs=['embeddings'], uses_model=True, extra=False,
+                   seconds=bound.seconds, predicted_seconds={}, exponent=exponent(bound)),
         notes=notes, seconds=elapsed())
 
 
@@ -305,12 +323,23 @@ def cell(row: dict, n: int) -> str:
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells: function, batch, needs, seconds per size, exponent."""
+    """Headers and cells: function, batch, needs, seconds per size, exponent, and the time over the lower bound's
+    at the largest size; the bound's own row last."""
     sizes = report['params']['sizes']
-    headers = ['function', 'batch', 'needs', *[f'{n:,} s' for n in sizes], 'exponent']
+    largest = max(sizes)
+    bound = report['bound']['seconds'].get(largest)
+    headers = ['function', 'batch', 'needs', *[f'{n:,} s' for n in sizes], 'exponent', f'÷ bound at {largest:,}']
+
+    def over_bound(row: dict) -> str:
+        if not bound or largest not in row['seconds']:
+            return '-'
+        ratio = row['seconds'][largest] / bound
+        return f'{ratio:.2f}×' if ratio < 10 else f'{ratio:,.0f}×'
+
     rows = [[row['function'], str(row['batch']), ', '.join(row['needs']) or 'probabilities',
-             *[cell(row, n) for n in sizes], '-' if row['exponent'] is None else f"{row['exponent']:.2f}"]
-            for row in report['rows']]
+             *[cell(row, n) for n in sizes], '-' if row['exponent'] is None else f"{row['exponent']:.2f}",
+             over_bound(row)]
+            for row in [*report['rows'], report['bound']]]
     return headers, rows
 
 
@@ -323,7 +352,10 @@ def legend(report: dict) -> str:
             f"smaller sizes (limit {params['limit']:g} s; {params['extra_limit']:g} s\nfor the extra batch sizes). "
             'needs: the inputs besides the labeled mask (probabilities for the others).\nexponent: log-log slope '
             'between the two largest measured sizes (1 = linear in N; below 1, part of the\ntime does not grow '
-            'with N, e.g. k-means on a fixed-size sample).')
+            f'with N, e.g. k-means on a fixed-size sample). {BOUND}: the lower bound, a linear\nmodel\'s scores '
+            f'(one {params["dim"]}-d × {params["classes"]} matrix multiply over the candidates) and a top-k by '
+            'argpartition; ÷ bound: a\nfunction\'s time over it at the largest size (what a round\'s ranking '
+            'costs beyond predicting and choosing).')
 
 
 def print_table(report: dict) -> None:
@@ -358,6 +390,8 @@ def plot(report: dict, directory: Path) -> str:
         if predicted and measured:
             ax.plot([measured[-1][0], *[n for n, _ in predicted]], [measured[-1][1], *[s for _, s in predicted]],
                     linestyle=':', color=line.get_color(), marker='o', markerfacecolor='none')
+    bound = sorted(report['bound']['seconds'].items())
+    ax.plot([n for n, _ in bound], [s for _, s in bound], color='black', linestyle=':', marker='x', label=BOUND)
     if any(row['predicted_seconds'] for row in report['rows']):
         ax.set_title('open markers: predicted from the smaller sizes, not run', fontsize=8)
     ax.set_xscale('log')
@@ -404,6 +438,12 @@ def reading(report: dict) -> str:
     lines = [f"* At {largest:,} candidates the slowest is {ordered[0]['function']} (batch {ordered[0]['batch']}, "
              f"{ordered[0]['seconds'][largest]:.2f} s) and the fastest {ordered[-1]['function']} "
              f"({ordered[-1]['seconds'][largest]:.3f} s)."]
+    bound = report['bound']['seconds'].get(largest)
+    if bound:
+        lines.append(f"* The lower bound (a linear model's matrix multiply over every candidate and a top-k) takes "
+                     f"{bound:.3f} s at {largest:,} candidates: the fastest function is "
+                     f"{ordered[-1]['seconds'][largest] / bound:.1f}× it, the slowest "
+                     f"{ordered[0]['seconds'][largest] / bound:,.0f}×.")
     sublinear = [f"{row['function']} ({row['exponent']:.2f})" for row in rows
                  if row['exponent'] is not None and row['exponent'] < 0.8]
     if sublinear:

@@ -131,8 +131,10 @@ def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float,
     kept = kept or {}
     images = out.with_suffix('')
     images.mkdir(parents=True, exist_ok=True)
-    for old in images.glob('*'):
-        if not any(old.name.startswith(f'{name}-') or old.name == f'{name}.json' for name in kept):
+    for old in images.glob('*'):  # a benchmark's earlier files, unless kept; files of no benchmark stay
+        owner = next((b.name for b in BENCHMARKS if old.name.startswith(f'{b.name}-') or old.name == f'{b.name}.json'),
+                     None)
+        if owner is not None and owner not in kept:
             old.unlink()
     ran = {o['benchmark'].name: o for o in outcomes}
     sections, goal_rows, run_rows = [], [], []
