@@ -313,13 +313,16 @@ def run(args: argparse.Namespace) -> dict:
 # --------------------------------------------------------------------------------------------------------------
 
 def cell(row: dict, n: int) -> str:
-    """Seconds at ``n``, ``(~N)`` when skipped with N predicted, or a dash."""
+    """Measured seconds at ``n``, or a dash (a prediction is never shown as a measurement: see ``predicted``)."""
     if n in row['seconds']:
         value = row['seconds'][n]
         return f'{value:.3f}' if value < 1 else f'{value:.2f}' if value < 100 else f'{value:.0f}'
-    if n in row['predicted_seconds']:
-        return f"(~{row['predicted_seconds'][n]:.0f})"
     return '-'
+
+
+def predicted(row: dict) -> str:
+    """The sizes the row was skipped at with their predicted seconds (``1,000,000: ~54``), or a dash."""
+    return ', '.join(f'{n:,}: ~{seconds:.0f}' for n, seconds in sorted(row['predicted_seconds'].items())) or '-'
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
@@ -328,7 +331,8 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
     sizes = report['params']['sizes']
     largest = max(sizes)
     bound = report['bound']['seconds'].get(largest)
-    headers = ['function', 'batch', 'needs', *[f'{n:,} s' for n in sizes], 'exponent', f'÷ bound at {largest:,}']
+    headers = ['function', 'batch', 'needs', *[f'{n:,} s' for n in sizes], 'skipped: s predicted', 'exponent',
+               f'÷ bound at {largest:,}']
 
     def over_bound(row: dict) -> str:
         if not bound or largest not in row['seconds']:
@@ -337,8 +341,8 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]]]:
         return f'{ratio:.2f}×' if ratio < 10 else f'{ratio:,.0f}×'
 
     rows = [[row['function'], str(row['batch']), ', '.join(row['needs']) or 'probabilities',
-             *[cell(row, n) for n in sizes], '-' if row['exponent'] is None else f"{row['exponent']:.2f}",
-             over_bound(row)]
+             *[cell(row, n) for n in sizes], predicted(row),
+             '-' if row['exponent'] is None else f"{row['exponent']:.2f}", over_bound(row)]
             for row in [*report['rows'], report['bound']]]
     return headers, rows
 
@@ -348,8 +352,9 @@ def legend(report: dict) -> str:
     params = report['params']
     runs = f"best of {params['repeat']}" if params['repeat'] > 1 else 'one run'
     return (f"seconds: one select() call ({runs}) choosing the batch from N unlabeled candidates (plus "
-            f"{params['labeled']} labeled rows),\ninputs made beforehand. (~N): skipped, N s predicted from the "
-            f"smaller sizes (limit {params['limit']:g} s; {params['extra_limit']:g} s\nfor the extra batch sizes). "
+            f"{params['labeled']} labeled rows),\ninputs made beforehand. skipped: s predicted: a prediction, not a "
+            f"measurement, from the smaller sizes\n(limit {params['limit']:g} s; {params['extra_limit']:g} s for the "
+            "extra batch sizes). "
             'needs: the inputs besides the labeled mask (probabilities for the others).\nexponent: log-log slope '
             'between the two largest measured sizes (1 = linear in N; below 1, part of the\ntime does not grow '
             f'with N, e.g. k-means on a fixed-size sample). {BOUND}: the lower bound, a linear\nmodel\'s scores '
