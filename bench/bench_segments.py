@@ -16,8 +16,8 @@ into about as many superpixels (HistomicsTK's count is matched to ours within ``
   for (tissue area) / (2r)² superpixels. It does less work than the others, so it is in no ratio.
 
 Same slide, magnification and compactness for all. Histomics Label's ``radius`` r asks SLIC for (area) / (2r)²
-superpixels; HistomicsTK's ``superpixelSize`` s asks for (pixels) / s², so s = 2r asks for as many, but its tiles
-with their overlaps return fewer. So on the sample pyramid HistomicsTK runs again with s scaled by
+superpixels; HistomicsTK's ``superpixelSize`` s asks for (pixels) / s², so s = 2r asks for as many, but it returns
+more than ours (397 against 287 on the sample pyramid). So on the sample pyramid HistomicsTK runs again with s scaled by
 √(its count / ours) until the counts agree within ``--match`` (at most ``--match-tries`` runs; every try is
 reported), and the series reuses the s found there (each size's count ratio is reported and judged). HistomicsTK
 runs with ``--overlap true`` (seam-free, like ours), ``--slic_zero false`` and the same compactness (the same SLIC
