@@ -52,6 +52,7 @@ BENCHMARKS = (
     Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments'),
     Benchmark('features', 'bench_features.py', 'Feature throughput'),
     Benchmark('feature_parts', 'bench_feature_parts.py', 'A slide\'s features in parts over two workers'),
+    Benchmark('cohort', 'bench_scale.py', 'A project at scale: 50 slides, 1 M segments, 8 labelers'),
 )
 
 
