@@ -10,10 +10,12 @@ round trained through ``POST .../train?wait=true`` (which stores every function'
 
 Then, measured: ``--labelers`` users (each its own login, WRITE) run in threads for the whole phase, each writing
 labels (``PUT .../labels``, 1–3 segments of a random slide) and painting (``POST .../labels/paint``, a short stroke
-of radius 8) in turn, while ``--readers`` reader threads (one READ user) query: for each registered acquisition
-function the admin makes it the project's certainty, then each reader sends ``--requests`` times
-``GET .../suggestions?limit=8`` and ``GET .../similar`` (3 examples of one slide, 20 answers). No round runs in that
-phase (``retrainEvery`` 0): a round's memory is the round's (docs/rest.md), reported apart as the setup's peak.
+of radius 8) in turn, ``--pace`` seconds apart (a labeler's pause between two answers; 0 writes as fast as the
+server answers, which measures the server's queue, not a labeler's wait), while ``--readers`` reader threads (one
+READ user) query: for each registered acquisition function the admin makes it the project's certainty, then each
+reader sends ``--requests`` times ``GET .../suggestions?limit=8`` and ``GET .../similar`` (3 examples of one slide,
+20 answers). No round runs in that phase (``retrainEvery`` 0): a round's memory is the round's (docs/rest.md),
+reported apart as the setup's peak.
 
 Peak RSS is the Girder process' ``VmHWM`` (``/proc/<pid>/status``), reset through ``/proc/<pid>/clear_refs`` before
 each part, so the setup's round and the measured phase each have their own peak.
@@ -171,16 +173,19 @@ def timed_call(times: list, errors: list, call, *args, **kwargs) -> None:
         errors.append(f'{type(exc).__name__}: {str(exc)[:160]}')
 
 
-def labeler(client, project: dict, seed: int, stop: threading.Event, record: dict) -> None:
-    """Label 1–3 segments of a random slide, then paint a short stroke on one, until ``stop``."""
+def labeler(client, project: dict, seed: int, pace: float, stop: threading.Event, record: dict) -> None:
+    """Label 1–3 segments of a random slide, then paint a short stroke on one, ``pace`` seconds apart, until
+    ``stop``."""
     rng = random.Random(seed)
     base = project['base']
-    while not stop.is_set():
+    while not stop.wait(pace * rng.uniform(0.5, 1.5)):
         slide = rng.choice(project['slides'])
         segments = rng.sample(range(1, slide['segments'] + 1), rng.randint(1, 3))
         labels = [{'item': slide['item'], 'segment': s, 'category': CATEGORIES[truth(s)]['name']} for s in segments]
         timed_call(record['labels'], record['errors'], client.put, f'{base}/labels',
                    json={'labels': labels, 'view': 'guided'})
+        if stop.wait(pace * rng.uniform(0.5, 1.5)):
+            break
         slide = rng.choice(project['slides'])
         x, y = rng.uniform(16, slide['side'] - 80), rng.uniform(16, slide['side'] - 80)
         body = {'item': slide['item'], 'points': [[round(x), round(y)], [round(x + 60), round(y + 40)]],
@@ -223,14 +228,14 @@ def run(args) -> dict:
         if trained.get('round') is None:
             raise RuntimeError(f'the first round failed: {trained}')
         figures = {'slides': args.slides, 'segments': args.segments, 'dim': args.dim, 'labelers': args.labelers,
-                   'readers': args.readers, 'requests': args.requests, 'functions': functions,
+                   'readers': args.readers, 'requests': args.requests, 'pace': args.pace, 'functions': functions,
                    'round_s': time.perf_counter() - started, 'round_peak_rss': memory.peak()}
         print(f'first round in {figures["round_s"]:.1f} s, server peak RSS {figures["round_peak_rss"] / 2**20:.0f} '
               'MiB', flush=True)
         record = {'labels': [], 'paint': [], 'suggestions': {}, 'similar': [], 'errors': []}
         stop = threading.Event()
         clients = {user: login(info.api_url, user) for user in project['users']}
-        labelers = [threading.Thread(target=labeler, args=(clients[user], project, k, stop, record))
+        labelers = [threading.Thread(target=labeler, args=(clients[user], project, k, args.pace, stop, record))
                     for k, (user, level) in enumerate(project['users'].items()) if level == 1]
         reader_login = next(user for user, level in project['users'].items() if level == 0)
         reading = [login(info.api_url, reader_login) for _ in range(args.readers)]  # a session per thread
@@ -315,7 +320,8 @@ def goals(figures: dict) -> list[Goal]:
     functions = figures['functions']
     worst = max(served.items(), key=lambda item: item[1]['p95_ms'], default=None)
     measured = (f"{len(served)} of {len(functions)} functions served at {figures['segments']:,} segments on "
-                f"{figures['slides']} slides with {figures['labelers']} labelers writing; {figures['error_count']} "
+                f"{figures['slides']} slides with {figures['labelers']} labelers writing every {figures['pace']:g} s; "
+                f"{figures['error_count']} "
                 'failed requests' + (f"; slowest p95 {worst[0]} {worst[1]['p95_ms'] / 1000:.1f} s" if worst else ''))
     met = len(served) == len(functions) and figures['error_count'] == 0
     note = '' if met else '; '.join([f'not served: {f}' for f in functions if f not in served]
@@ -335,7 +341,8 @@ def markdown(figures: dict) -> str:
 
 `bench/bench_scale.py`: the live stack with a project of {figures['slides']} slides and {figures['segments']:,}
 synthetic segments ({figures['dim']}-d imported embeddings in three clusters); one round trained through the REST
-API, then {figures['labelers']} labelers write labels and paint strokes for the whole phase while
+API, then {figures['labelers']} labelers write labels and paint strokes for the whole phase, one every
+{figures['pace']:g} s each on average, while
 {figures['readers']} readers ask for suggestions (each acquisition function in turn, served from the round's stored
 ranking) and for more-like-this. Measured over {figures['phase_s']:.0f} s. The peer: each function ranked on request
 (its stored ranking deleted first), as every request did before rankings were stored, on the same server.
@@ -378,6 +385,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--dim', type=int, default=64, help='embedding width (default 64)')
     parser.add_argument('--labelers', type=int, default=8)
     parser.add_argument('--readers', type=int, default=2)
+    parser.add_argument('--pace', type=float, default=2.0,
+                        help="seconds between a labeler's writes, ±50 %% (default 2; 0: as fast as answered)")
     parser.add_argument('--requests', type=int, help='suggestions + similar per reader and function (default 10; '
                                                      '--quick 4)')
     parser.add_argument('--quick', action='store_true', help='10 slides, 100,000 segments, 4 requests')

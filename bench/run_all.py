@@ -6,9 +6,12 @@ this script then puts the page together: how it was run and on what machine, eve
 sections in order. Plots go to ``docs/benchmarks/``, beside each section's figures as JSON. A benchmark that fails
 gets a section saying so with the end of its log, and the others still run.
 
-``python bench/run_all.py`` (28 minutes on 2 idle cores the last time) or ``--quick`` (a few minutes: smaller
-sizes, fewer seeds; the page says so). ``tox -e bench`` installs the peers first and runs this. ``--only NAME ...
---keep-others`` runs only those and keeps every other benchmark's section, goals and files from the page as it was.
+Three tiers, each benchmark's arguments for them in ``BENCHMARKS``: ``python bench/run_all.py`` runs the standard
+tier, sized to finish in under 30 minutes on 2 cores (fewer seeds and sizes than the scripts' own defaults; the page
+says what each ran); ``--full`` runs every script at its largest (hours: 10 seeds, the 1 GP slide, the H&E product
+loop, ranking on request at 1 M segments); ``--quick`` takes a few minutes and judges little. ``tox -e bench``
+installs the peers first and runs this. ``--only NAME ... --keep-others`` runs only those and keeps every other
+benchmark's section, goals and files from the page as it was.
 """
 
 from __future__ import annotations
@@ -34,32 +37,45 @@ from report import machine, table  # noqa: E402
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One benchmark script and the section name its ``--report`` writes."""
+    """One benchmark script, the section name its ``--report`` writes, and its arguments in each tier."""
 
     name: str
     script: str
     title: str
+    standard: tuple[str, ...] = ()
     quick: tuple[str, ...] = ('--quick',)
+    full: tuple[str, ...] = ()
+
+    def arguments(self, tier: str) -> tuple[str, ...]:
+        return {'quick': self.quick, 'standard': self.standard, 'full': self.full}[tier]
 
 
 BENCHMARKS = (
-    Benchmark('segments', 'bench_segments.py', 'Segments: tiled SLIC against HistomicsTK and one-shot SLIC'),
-    Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function'),
-    Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux'),
-    Benchmark('active_learning', 'bench_active_learning.py', 'Active-learning effectiveness'),
-    Benchmark('product_loop', 'bench_product_loop.py', 'The product loop: a labeler with an oracle on the live server'),
-    Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack'),
-    Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments'),
-    Benchmark('features', 'bench_features.py', 'Feature throughput'),
-    Benchmark('feature_parts', 'bench_feature_parts.py', 'A slide\'s features in parts over two workers'),
-    Benchmark('cohort', 'bench_scale.py', 'A project at scale: 50 slides, 1 M segments, 8 labelers'),
+    # standard-tier seconds measured on 2 cores (2026-12-07) in the comments: together under 30 minutes
+    Benchmark('segments', 'bench_segments.py', 'Segments: tiled SLIC against HistomicsTK and one-shot SLIC',
+              standard=('--sizes', '25', '100')),  # ~450 s; --full adds the 1 GP slide (~10 minutes more)
+    Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function',
+              full=('--full',)),  # ~100 s
+    Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux',
+              full=('--full',)),  # ~400 s, of which batchbald-redux ~330 s
+    Benchmark('active_learning', 'bench_active_learning.py', 'Active-learning effectiveness',
+              standard=('--seeds', '2')),  # ~190 s; 10 seeds in --full
+    Benchmark('product_loop', 'bench_product_loop.py', 'The product loop: a labeler with an oracle on the live server',
+              standard=('--dataset', 'dsb2018', '--seeds', '2')),  # ~190 s; H&E and 10 seeds in --full
+    Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack'),  # ~70 s
+    Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments'),  # ~80 s
+    Benchmark('features', 'bench_features.py', 'Feature throughput', standard=('--quick',)),  # ~90 s
+    Benchmark('feature_parts', 'bench_feature_parts.py', 'A slide\'s features in parts over two workers',
+              standard=('--quick',)),  # ~140 s
+    Benchmark('cohort', 'bench_scale.py', 'A project at scale: 50 slides, 1 M segments, 8 labelers',
+              standard=('--requests', '4', '--no-peer')),  # ~170 s; --full: 10 requests and the on-request peer
 )
 
 
-def run(benchmark: Benchmark, quick: bool, work: Path, logs: Path, extra: tuple[str, ...] = ()) -> dict:
+def run(benchmark: Benchmark, tier: str, work: Path, logs: Path, extra: tuple[str, ...] = ()) -> dict:
     """Run one benchmark with its output shown and logged; returns its outcome and wall time."""
-    command = [sys.executable, str(HERE / benchmark.script), '--report', str(work),
-               *(benchmark.quick if quick else ()), *extra]
+    arguments = (*benchmark.arguments(tier), *extra)
+    command = [sys.executable, str(HERE / benchmark.script), '--report', str(work), *arguments]
     print(f'\n=== {benchmark.name}: {" ".join(command[1:])}', flush=True)
     elapsed = stopwatch()
     log_path = logs / f'{benchmark.name}.log'
@@ -72,7 +88,7 @@ def run(benchmark: Benchmark, quick: bool, work: Path, logs: Path, extra: tuple[
     complete = child.returncode == 0 and (work / f'{benchmark.name}.md').exists()
     print(f'=== {benchmark.name}: {"done" if complete else "FAILED"} in {seconds:.0f} s', flush=True)
     return {'benchmark': benchmark, 'seconds': seconds, 'complete': complete, 'log': log_path,
-            'returncode': child.returncode}
+            'returncode': child.returncode, 'arguments': arguments}
 
 
 def section(outcome: dict, work: Path, images: Path) -> tuple[str, list[dict]]:
@@ -127,7 +143,7 @@ def _first_script(section_text: str) -> str | None:
     return min(found)[1] if found else None
 
 
-def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float,
+def page(outcomes: list[dict], tier: str, work: Path, out: Path, total: float,
          kept: dict[str, Kept] | None = None) -> str:
     kept = kept or {}
     images = out.with_suffix('')
@@ -146,16 +162,16 @@ def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float,
             sections.append(text.strip())
             goal_rows += [[g['benchmark'], g['goal'], g['measured'], 'yes' if g['met'] else '**no**', g.get('note', '')]
                           for g in verdicts]
-            run_rows.append([benchmark.name, f'`bench/{benchmark.script}`', f'{outcome["seconds"]:.0f}',
-                             'complete' if outcome['complete'] else 'failed'])
+            run_rows.append([benchmark.name, f'`bench/{benchmark.script}`', ' '.join(outcome['arguments']) or '-',
+                             f'{outcome["seconds"]:.0f}', 'complete' if outcome['complete'] else 'failed'])
         elif benchmark.name in kept:
             part = kept[benchmark.name]
             sections.append(part.section)
             goal_rows += list(part.goal_rows)
             run_rows.append(part.run_row.replace('| complete |', '| complete (kept from the earlier page) |')
-                            if part.run_row else [benchmark.name, f'`bench/{benchmark.script}`', '', 'kept'])
+                            if part.run_row else [benchmark.name, f'`bench/{benchmark.script}`', '', '', 'kept'])
     info = machine()
-    runs = _table_with_rows(['benchmark', 'script', 'wall s', 'result'], run_rows, 'lrrr')
+    runs = _table_with_rows(['benchmark', 'script', 'arguments', 'wall s', 'result'], run_rows, 'llrrr')
     verdicts = _table_with_rows(['benchmark', 'goal', 'measured', 'met', 'shortfall and what limits it'], goal_rows,
                                 'lllll') if goal_rows else 'No goal verdicts were written.'
     if kept:
@@ -163,16 +179,16 @@ def page(outcomes: list[dict], quick: bool, work: Path, out: Path, total: float,
                       f'{", ".join(kept)} are kept from the earlier page, measured in its run.')
     else:
         total_note = ''
-    mode = ('\n\n**This is a `--quick` run**: smaller sizes, fewer seeds and smaller budgets than the full run, so '
-            'several goals cannot be judged here (they say why); the full run, `python bench/run_all.py`, is the one '
-            'to quote.') if quick else ''
+    mode = TIERS[tier]
     return f"""# Benchmarks
 
-Every figure on this page comes from one run of `python bench/run_all.py{' --quick' if quick else ''}`, which ran
+Every figure on this page comes from one run of `python bench/run_all.py{TIER_FLAGS[tier]}`, which ran
 each benchmark below as its own process, one after another, and wrote this page. Peers were measured in the same
 run on the same machine, so the ratios hold better than the absolute times (this machine is shared and noisy).
 `tox -e bench` installs the peers (HistomicsTK, batchbald-redux) and runs it; each script also runs alone (see
-`bench/README.md`).{mode}
+`bench/README.md`).
+
+{mode}
 
 Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('memory_gib', '?')} GiB, \
 {info['machine']}, Python {info['python']}, numpy {info['numpy']}; 1-minute load average at the end \
@@ -187,6 +203,18 @@ Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('m
 {chr(10).join(chr(10) + s + chr(10) for s in sections)}"""
 
 
+TIERS = {
+    'quick': ('**This is a `--quick` run**: smaller sizes, fewer seeds and smaller budgets, so several goals cannot '
+              'be judged here (they say why); the standard run, `python bench/run_all.py`, is the one to quote.'),
+    'standard': ('This is the standard tier (under 30 minutes on 2 cores): each benchmark ran with the arguments its '
+                 'row shows, fewer seeds and sizes than its largest, so the intervals are wider and some sizes (the '
+                 '1 GP slide, the H&E product loop, ranking on request at 1 M segments) are left to '
+                 '`python bench/run_all.py --full` (hours).'),
+    'full': 'This is the full tier (`--full`, hours): every script ran at its largest.',
+}
+TIER_FLAGS = {'quick': ' --quick', 'standard': '', 'full': ' --full'}
+
+
 def _table_with_rows(headers: list[str], rows: list, align: str) -> str:
     """A markdown table whose rows are cell lists or rows kept verbatim from an earlier page."""
     lines = table(headers, [], align).splitlines()
@@ -197,7 +225,9 @@ def _table_with_rows(headers: list[str], rows: list, align: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--quick', action='store_true', help='every benchmark in its quick mode (a few minutes)')
+    tiers = parser.add_mutually_exclusive_group()
+    tiers.add_argument('--quick', action='store_true', help='every benchmark in its quick mode (a few minutes)')
+    tiers.add_argument('--full', action='store_true', help="every benchmark at its script's defaults (hours)")
     parser.add_argument('--only', nargs='+', choices=[b.name for b in BENCHMARKS],
                         help='run only these (the page then holds only them)')
     parser.add_argument('--keep-others', action='store_true',
@@ -219,11 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.bench_args and not args.only:
         parser.error('--bench-args needs --only')
     extra = tuple(shlex.split(args.bench_args))
-    outcomes = [run(benchmark, args.quick, args.work, logs, extra) for benchmark in chosen]
+    tier = 'quick' if args.quick else 'full' if args.full else 'standard'
+    outcomes = [run(benchmark, tier, args.work, logs, extra) for benchmark in chosen]
     total = elapsed()
     others = [b for b in BENCHMARKS if b not in chosen]
     kept = kept_parts(args.out.read_text(), others) if args.keep_others and args.out.exists() else {}
-    args.out.write_text(page(outcomes, args.quick, args.work, args.out, total, kept))
+    args.out.write_text(page(outcomes, tier, args.work, args.out, total, kept))
     print(f'\n{args.out} written; {sum(o["complete"] for o in outcomes)}/{len(outcomes)} benchmarks complete in '
           f'{total / 60:.1f} minutes ({datetime.datetime.now():%H:%M})')
     return 0 if all(o['complete'] for o in outcomes) else 1
