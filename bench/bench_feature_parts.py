@@ -133,7 +133,8 @@ def section(figures: dict) -> str:
              f'(worker-1 ran {figures["parts_by_worker"]["worker-1"]}, worker-2 '
              f'{figures["parts_by_worker"]["worker-2"]})', figures['parts'], f'{figures["parts_s"]:.1f}',
              f'{figures["ratio"]:.2f}']]
-    return (f'"Make segments" of one slide ({figures["slide"]} at {figures["magnification"]:g}x, radius '
+    return (f'## A slide\'s features in parts over two workers\n\n`bench/bench_feature_parts.py`: '
+            f'"Make segments" of one slide ({figures["slide"]} at {figures["magnification"]:g}x, radius '
             f'{figures["radius"]}: {figures["segments"]} segments, {figures["extractor"]} features) on the live '
             f'stack with two girder_worker workers on this machine ({figures["cpus"]} CPUs), from the request to '
             f'the job\'s end:\n\n'

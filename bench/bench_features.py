@@ -235,7 +235,8 @@ def measure_extractor(extractor, segments: Segments, sizes: list[int], threads: 
               'threads', file=sys.stderr, flush=True)
     for n_threads in threads:
         torch.set_num_threads(n_threads)
-        warm_up(extractor, segments, sizes[0], PROBE if slow else BATCH)
+        if not slow:  # a slow extractor's probe, at these threads, was its warm-up
+            warm_up(extractor, segments, sizes[0], BATCH)
         for size in sizes:
             timing, cut_patches = ours_and_raw(extractor, segments, size, count)
             patches[size] = np.concatenate(cut_patches)

@@ -3,8 +3,9 @@
 // Then opens the guided view beside it and times `keypresses` category keys, each from the key to the next card's
 // slide view drawn (its segment outlined, the map idle); last, trains a round through the REST API from the page and
 // times, from the answer, how long each open view takes to name the new round (Girder's notification stream).
+// With `bare`, the item has no segments: only the opening and the panning are measured (the slide alone, the bound).
 // Input (HL_BENCH_INPUT, JSON): {url, login, password, projectId, itemId, chromium, nodeModules, seconds,
-// keypresses}.
+// keypresses, bare}.
 // Prints one JSON object of figures.
 import { createRequire } from 'node:module';
 
@@ -12,44 +13,12 @@ const input = JSON.parse(process.env.HL_BENCH_INPUT);
 const require = createRequire(`${input.nodeModules}/`);
 const { chromium } = require('playwright-core');
 
-const browser = await chromium.launch({
-  executablePath: input.chromium,
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
-});
-const result = {};
-try {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
-  page.setDefaultTimeout(300000);
-  await page.goto(`${input.url}/`);
-  await page.locator('.g-login').click();
-  await page.locator('#g-login').fill(input.login);
-  await page.locator('#g-password').fill(input.password);
-  await page.locator('#g-login-button').click();
-  await page.locator('.g-user-dropdown-link').waitFor();
-
-  let started = Date.now();
-  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}/paint/${input.itemId}`);
-  await page.locator('.hl-bulk.hl-map-idle').waitFor();
-  result.open_s = (Date.now() - started) / 1000;
-
-  started = Date.now();
-  await page.locator('.hl-fill[data-fill="predictions"]').click();
-  await page.waitForFunction(() => document.querySelector('.hl-bulk').getAttribute('data-fill') === 'predictions');
-  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
-  result.predictions_s = (Date.now() - started) / 1000;
-  // of which the predictions' bytes, from the request to the last byte
-  result.predictions_fetch_s = await page.evaluate(() => {
-    const entry = performance.getEntriesByType('resource').filter((e) => e.name.includes('kind=predictions')).pop();
-    return entry ? (entry.responseEnd - entry.startTime) / 1000 : null;
-  });
-  await page.locator('.hl-show-borders').check();
-  await page.locator('.hl-mode[data-mode="pan"]').click();
+/** Pan the painting view back and forth by dragging for `seconds`, counting the page's animation frames. */
+async function panFrames(page, seconds) {
   await page.waitForTimeout(1000);
-
-  // pan back and forth by dragging, counting frames in the page meanwhile
   await page.evaluate(() => {
     window.hlFrames = [];
+    window.hlStop = false;
     const tick = (time) => {
       window.hlFrames.push(time);
       if (!window.hlStop) {
@@ -60,7 +29,7 @@ try {
   });
   const box = await page.locator('.hl-bulk-map').boundingBox();
   const y = box.y + box.height / 2;
-  const end = Date.now() + input.seconds * 1000;
+  const end = Date.now() + seconds * 1000;
   let direction = 1;
   while (Date.now() < end) {
     const x0 = box.x + box.width * (direction > 0 ? 0.3 : 0.7);
@@ -76,10 +45,32 @@ try {
   });
   const gaps = frames.slice(1).map((time, i) => time - frames[i]).sort((a, b) => a - b);
   const at = (q) => gaps[Math.min(gaps.length - 1, Math.floor(q * gaps.length))];
-  result.frames = gaps.length;
-  result.fps = gaps.length / ((frames[frames.length - 1] - frames[0]) / 1000);
-  result.frame_ms_median = at(0.5);
-  result.frame_ms_p95 = at(0.95);
+  return {
+    frames: gaps.length,
+    fps: gaps.length / ((frames[frames.length - 1] - frames[0]) / 1000),
+    frame_ms_median: at(0.5),
+    frame_ms_p95: at(0.95),
+  };
+}
+
+/**
+ * The overlay's figures on a segmented slide: predictions switched on, panning with labels, predictions and
+ * borders, the guided view's next card, and a round reaching both views.
+ */
+async function overlayFigures(page, result) {
+  const started = Date.now();
+  await page.locator('.hl-fill[data-fill="predictions"]').click();
+  await page.waitForFunction(() => document.querySelector('.hl-bulk').getAttribute('data-fill') === 'predictions');
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+  result.predictions_s = (Date.now() - started) / 1000;
+  // of which the predictions' bytes, from the request to the last byte
+  result.predictions_fetch_s = await page.evaluate(() => {
+    const entry = performance.getEntriesByType('resource').filter((e) => e.name.includes('kind=predictions')).pop();
+    return entry ? (entry.responseEnd - entry.startTime) / 1000 : null;
+  });
+  await page.locator('.hl-show-borders').check();
+  await page.locator('.hl-mode[data-mode="pan"]').click();
+  Object.assign(result, await panFrames(page, input.seconds));
   result.messages = await page.locator('.hl-message-text').allInnerTexts();
 
   // the guided view beside it: from a category key to the next card's slide view drawn with its outline
@@ -131,6 +122,35 @@ try {
     shown(page, (n) => document.querySelector('.hl-bulk').getAttribute('data-round') === String(n)),
     shown(guided, (n) => (document.querySelector('.hl-round-number') || {}).textContent === String(n)),
   ]);
+}
+
+const browser = await chromium.launch({
+  executablePath: input.chromium,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'],
+});
+const result = {};
+try {
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 1000 } })).newPage();
+  page.setDefaultTimeout(300000);
+  await page.goto(`${input.url}/`);
+  await page.locator('.g-login').click();
+  await page.locator('#g-login').fill(input.login);
+  await page.locator('#g-password').fill(input.password);
+  await page.locator('#g-login-button').click();
+  await page.locator('.g-user-dropdown-link').waitFor();
+
+  const started = Date.now();
+  await page.goto(`${input.url}/#histomics_label/project/${input.projectId}/paint/${input.itemId}`);
+  await page.locator('.hl-bulk.hl-map-idle').waitFor();
+  result.open_s = (Date.now() - started) / 1000;
+
+  // the slide alone (no segments, so no overlay; the view is read-only, in Pan mode) is only opened and panned
+  if (input.bare) {
+    Object.assign(result, await panFrames(page, input.seconds));
+  } else {
+    await overlayFigures(page, result);
+  }
 } catch (error) {
   result.failure = error.message;
 } finally {

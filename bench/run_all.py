@@ -7,11 +7,12 @@ sections in order. Plots go to ``docs/benchmarks/``, beside each section's figur
 gets a section saying so with the end of its log, and the others still run.
 
 Three tiers, each benchmark's arguments for them in ``BENCHMARKS``: ``python bench/run_all.py`` runs the standard
-tier, sized to finish in under 30 minutes on 2 cores (fewer seeds and sizes than the scripts' own defaults; the page
-says what each ran); ``--full`` runs every script at its largest (hours: 10 seeds, the 1 GP slide, the H&E product
-loop, ranking on request at 1 M segments); ``--quick`` takes a few minutes and judges little. ``tox -e bench``
-installs the peers first and runs this. ``--only NAME ... --keep-others`` runs only those and keeps every other
-benchmark's section, goals and files from the page as it was.
+tier, the sizes most goals name and fewer seeds and smaller sizes elsewhere (39 minutes on 2
+cores on 2026-12-07, of which the peers HistomicsTK and batchbald-redux about 11; the page says what each script
+ran); ``--full`` runs every script at its largest (hours: 10 seeds, the 1 GP slide, the H&E product loop, the
+latency and painting benchmarks at 1 M segments, ranking on request at 1 M segments); ``--quick`` takes a few
+minutes and judges little. ``tox -e bench`` installs the peers first and runs this. ``--only NAME ...
+--keep-others`` runs only those and keeps every other benchmark's section, goals and files from the page as it was.
 """
 
 from __future__ import annotations
@@ -51,24 +52,29 @@ class Benchmark:
 
 
 BENCHMARKS = (
-    # standard-tier seconds measured on 2 cores (2026-12-07) in the comments: together under 30 minutes
+    # standard-tier seconds measured on 2 cores (2026-12-07) in the comments: 39 minutes in all
     Benchmark('segments', 'bench_segments.py', 'Segments: tiled SLIC against HistomicsTK and one-shot SLIC',
-              standard=('--sizes', '25', '100')),  # ~450 s; --full adds the 1 GP slide (~10 minutes more)
+              standard=('--sizes', '25', '100')),  # ~570 s, HistomicsTK ~330 s of it; --full adds 1 GP (~10 min)
     Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function',
-              full=('--full',)),  # ~100 s
+              full=('--full',)),  # ~110 s
     Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux',
-              full=('--full',)),  # ~400 s, of which batchbald-redux ~330 s
+              full=('--full',)),  # ~440 s, batchbald-redux ~365 s of it
     Benchmark('active_learning', 'bench_active_learning.py', 'Active-learning effectiveness',
-              standard=('--seeds', '2')),  # ~190 s; 10 seeds in --full
+              standard=('--seeds', '2')),  # ~150 s; 10 seeds in --full
     Benchmark('product_loop', 'bench_product_loop.py', 'The product loop: a labeler with an oracle on the live server',
-              standard=('--dataset', 'dsb2018', '--seeds', '2')),  # ~190 s; H&E and 10 seeds in --full
-    Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack'),  # ~70 s
-    Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments'),  # ~80 s
-    Benchmark('features', 'bench_features.py', 'Feature throughput', standard=('--quick',)),  # ~90 s
+              standard=('--dataset', 'dsb2018', '--seeds', '2', '--functions', 'margin', 'entropy_diverse')),
+    # ~200 s; H&E, 10 seeds and every function in --full
+    Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack',
+              standard=('--sizes', '100000', '--rounds', '2')),  # a round at 1 M segments takes minutes: --full
+    Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments',
+              standard=('--sizes', '10000', '100000')),  # the 1 M-segment project's round takes minutes: --full
+    Benchmark('features', 'bench_features.py', 'Feature throughput', standard=('--quick',)),
     Benchmark('feature_parts', 'bench_feature_parts.py', 'A slide\'s features in parts over two workers',
               standard=('--quick',)),  # ~140 s
+    Benchmark('segment_workers', 'bench_segment_workers.py', 'A project\'s segments over one and two workers',
+              standard=('--quick',)),  # ~130 s with 2 slides; 4 in --full
     Benchmark('cohort', 'bench_scale.py', 'A project at scale: 50 slides, 1 M segments, 8 labelers',
-              standard=('--requests', '4', '--no-peer')),  # ~170 s; --full: 10 requests and the on-request peer
+              standard=('--requests', '2', '--no-peer')),  # ~120 s; --full: 10 requests and the on-request peer
 )
 
 
@@ -206,10 +212,10 @@ Run on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('m
 TIERS = {
     'quick': ('**This is a `--quick` run**: smaller sizes, fewer seeds and smaller budgets, so several goals cannot '
               'be judged here (they say why); the standard run, `python bench/run_all.py`, is the one to quote.'),
-    'standard': ('This is the standard tier (under 30 minutes on 2 cores): each benchmark ran with the arguments its '
-                 'row shows, fewer seeds and sizes than its largest, so the intervals are wider and some sizes (the '
-                 '1 GP slide, the H&E product loop, ranking on request at 1 M segments) are left to '
-                 '`python bench/run_all.py --full` (hours).'),
+    'standard': ('This is the standard tier: each benchmark ran with the arguments its row shows, fewer seeds and '
+                 'sizes than its largest, so the intervals are wider and some sizes (the 1 GP slide, the H&E product '
+                 'loop, the latency and painting benchmarks at 1 M segments, ranking on request at 1 M segments) are '
+                 'left to `python bench/run_all.py --full` (hours).'),
     'full': 'This is the full tier (`--full`, hours): every script ran at its largest.',
 }
 TIER_FLAGS = {'quick': ' --quick', 'standard': '', 'full': ' --full'}
