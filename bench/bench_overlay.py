@@ -161,7 +161,7 @@ def section(directory: Path, results: list[dict], bound: dict, seconds: float) -
     ax.set_xlabel('segments drawn')
     ax.set_ylabel('frames per second while panning')
     plot = save_plot(fig, directory, 'overlay', 'fps')
-    return f"""## The painting view with a million segments
+    return f"""## The painting view with {results[-1]['segments']:,} segments
 
 `bench/bench_overlay.py`: the same synthetic projects as the latency benchmark, with the segment grid 8,000 pixels
 square at every size so that sizes differ only in their number of segments; Debian Chromium (WebGL through

@@ -337,6 +337,9 @@ def markdown(figures: dict) -> str:
              f"{stats['p95_ms']:.0f}" if stats['n'] else '-', f"{peer['s']:.1f}" if peer else '-',
              f"{peer['peak_rss'] / mib:.0f}" if peer else '-'] for name, stats, peer in request_rows(figures)]
     title = f"{figures['slides']} slides, {figures['segments']:,} segments, {figures['labelers']} labelers"
+    peer = ('The peer: each function ranked on request (its stored ranking deleted first), as every request did '
+            'before rankings were stored, on the same server.' if figures['peer'] else
+            'No peer in this run (`--no-peer`): ranking each function on request is left to the full tier.')
     return f"""## A project at scale: {title}
 
 `bench/bench_scale.py`: the live stack with a project of {figures['slides']} slides and {figures['segments']:,}
@@ -344,8 +347,7 @@ synthetic segments ({figures['dim']}-d imported embeddings in three clusters); o
 API, then {figures['labelers']} labelers write labels and paint strokes for the whole phase, one every
 {figures['pace']:g} s each on average, while
 {figures['readers']} readers ask for suggestions (each acquisition function in turn, served from the round's stored
-ranking) and for more-like-this. Measured over {figures['phase_s']:.0f} s. The peer: each function ranked on request
-(its stored ranking deleted first), as every request did before rankings were stored, on the same server.
+ranking) and for more-like-this. Measured over {figures['phase_s']:.0f} s. {peer}
 
 Server RSS: first round peak {figures['round_peak_rss'] / mib:,.0f} MiB; concurrent phase start
 {figures['phase_start_rss'] / mib:,.0f} MiB, peak {figures['phase_peak_rss'] / mib:,.0f} MiB, end
