@@ -29,6 +29,7 @@ import gzip
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -272,10 +273,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def benchmark_stack(data: Path, port: int = 0, keep: bool = False) -> Iterator[tuple]:
     """A live stack for a benchmark, with its data in ``data`` on ``port`` (0: a free one), stopped at the end
     unless ``keep``. Yields its info, an admin client, the plugin's data folder (where the synthetic projects'
-    stores go) and the sample slide those projects point at."""
+    stores go) and the sample slide those projects point at.
+
+    ``data`` starts empty: a stack left there (``--keep``) is stopped and its data removed first, since the
+    product's work queue resumes a stopped stack's queued work (a killed run's round at 1 M segments ran beside the
+    next run's first round and made it 314 s instead of about 30)."""
     from histomics_label.devtools import sample_data
     from histomics_label.devtools.stack.launcher import Stack, _free_port
 
+    Stack(data).stop()
+    shutil.rmtree(data, ignore_errors=True)
     stack = Stack(data, port=port or _free_port())
     starting, info = timed(stack.start)
     print(f'live stack at {info.url} ({starting:.0f} s to start)', flush=True)
