@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_latency import upload_image  # noqa: E402
 from report import Goal, publish, table  # noqa: E402
 
 from histomics_label.core.io.store import SlideStore  # noqa: E402
@@ -61,9 +62,7 @@ def make_segments(client, folder_name: str, slide: Path, config: dict) -> tuple[
     me = client.get('user/me')
     private = next(client.listFolder(me['_id'], 'user', name='Private'))
     folder = client.createFolder(private['_id'], folder_name)
-    item = client.getItem(client.uploadFileToFolder(folder['_id'], str(slide))['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+    item = upload_image(client, folder['_id'], slide)
     base = f'histomics_label/project/{folder["_id"]}'
     client.put(base, json=config)
     began = time.monotonic()

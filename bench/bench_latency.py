@@ -104,10 +104,7 @@ def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) 
     me = client.get('user/me')
     private = next(client.listFolder(me['_id'], 'user', name='Private'))
     folder = client.createFolder(private['_id'], f'latency-{size}-{int(time.time())}')
-    item = client.uploadFileToFolder(folder['_id'], str(slide))
-    item = client.getItem(item['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': item_file(client, item)})
+    item = upload_image(client, folder['_id'], slide)
     config = client.put(f'histomics_label/project/{folder["_id"]}', json={
         'categories': CATEGORIES, 'retrainEvery': 0, 'batchSize': 8, 'certainty': 'margin'})['config']
     store = data_dir / folder['_id'] / f'{item["_id"]}.h5'
@@ -120,10 +117,7 @@ def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) 
         image = Path(work) / 'segments.tiff'
         with SlideStore(store) as reader:
             write_segment_tiff(reader.label_raster, image, boundaries=True)  # as segment generation does
-        uploaded = client.uploadFileToFolder(segments['_id'], str(image))
-    segment_item = client.getItem(uploaded['itemId'])
-    if not segment_item.get('largeImage'):
-        client.post(f'item/{segment_item["_id"]}/tiles', parameters={'fileId': item_file(client, segment_item)})
+        segment_item = upload_image(client, segments['_id'], image)
     client.addMetadataToItem(item['_id'], {SEGMENT_IMAGE_KEY: segment_item['_id'],
                                            SEGMENT_IMAGE_FORMAT_KEY: {'boundaries': True}})
     return folder['_id'], item['_id']
@@ -131,6 +125,15 @@ def make_project(client, size: int, data_dir: Path, slide: Path, cell: int = 8) 
 
 def item_file(client, item: dict) -> str:
     return next(client.listFile(item['_id']))['_id']
+
+
+def upload_image(client, folder: str, path: Path, filename: str | None = None) -> dict:
+    """The file at ``path`` uploaded into ``folder`` as a large-image item (tiles made when the upload did not make
+    them); returns the item."""
+    item = client.getItem(client.uploadFileToFolder(folder, str(path), filename=filename)['itemId'])
+    if not item.get('largeImage'):
+        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': item_file(client, item)})
+    return item
 
 
 def measure(client, size: int, data_dir: Path, slide: Path, rounds: int) -> dict:

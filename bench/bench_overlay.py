@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
-from bench_latency import CATEGORIES, benchmark_stack, item_file, make_project, truth  # noqa: E402
+from bench_latency import CATEGORIES, benchmark_stack, make_project, truth, upload_image  # noqa: E402
 from measure import timed  # noqa: E402
 from report import publish  # noqa: E402
 
@@ -69,10 +69,7 @@ def prepare(client, size: int, data_dir: Path, slide: Path) -> tuple[str, str]:
 
 def bare_slide(client, folder: str, slide: Path) -> str:
     """The sample slide once more in ``folder``, with no store: a slide without segments (the bound's)."""
-    item = client.getItem(client.uploadFileToFolder(folder, str(slide), filename='bare-slide.svs')['itemId'])
-    if not item.get('largeImage'):
-        client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': item_file(client, item)})
-    return item['_id']
+    return upload_image(client, folder, slide, filename='bare-slide.svs')['_id']
 
 
 def drive(info, folder: str, item: str, chromium: str, seconds: float, keypresses: int, bare: bool = False) -> dict:

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
-from bench_latency import benchmark_stack, item_file  # noqa: E402
+from bench_latency import benchmark_stack, upload_image  # noqa: E402
 
 KINDS = {  # name: (radius, length, points)
     'thin short': (0.0, 300, 2),
@@ -185,9 +185,7 @@ def route_figures(stores: dict[str, Path], side: int, repeat: int, label_repeat:
         routes = {}
         for name in ('grid', 'blank'):
             folder = client.createFolder(private['_id'], f'paint-{name}-{int(time.time())}')
-            item = client.getItem(client.uploadFileToFolder(folder['_id'], str(slide))['itemId'])
-            if not item.get('largeImage'):
-                client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': item_file(client, item)})
+            item = upload_image(client, folder['_id'], slide)
             client.put(f'histomics_label/project/{folder["_id"]}',
                        json={'categories': CATEGORIES, 'retrainEvery': 0})
             target = data_dir / folder['_id'] / f'{item["_id"]}.h5'

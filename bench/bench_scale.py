@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
-from bench_latency import benchmark_stack, item_file  # noqa: E402
+from bench_latency import benchmark_stack, upload_image  # noqa: E402
 from bench_selection import lower_bound  # noqa: E402
 from measure import best_of  # noqa: E402
 from report import Goal, publish, table  # noqa: E402
@@ -136,10 +136,7 @@ def make_project(client, args, data_dir: Path, slide: Path) -> dict:
     per_slide = args.segments // args.slides
     slides, started = [], time.perf_counter()
     for index in range(args.slides):
-        item = client.getItem(client.uploadFileToFolder(folder['_id'], str(slide),
-                                                        filename=f'slide{index:02d}.svs')['itemId'])
-        if not item.get('largeImage'):
-            client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': item_file(client, item)})
+        item = upload_image(client, folder['_id'], slide, filename=f'slide{index:02d}.svs')
         side = synthetic_store(data_dir / folder['_id'] / f'{item["_id"]}.h5', per_slide, args.dim, index)
         slides.append({'item': item['_id'], 'segments': per_slide, 'side': side})
     print(f'{args.slides} slides of {per_slide:,} segments ({args.dim}-d) in {time.perf_counter() - started:.0f} s',

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_latency import upload_image  # noqa: E402
 from report import Goal, publish, table  # noqa: E402
 
 from histomics_label.core.io.store import SlideStore  # noqa: E402
@@ -72,11 +73,7 @@ def segment_project(workers: int, slide: Path, slides: int, magnification: float
         private = next(client.listFolder(me['_id'], 'user', name='Private'))
         folder = client.createFolder(private['_id'], f'{slides} slides, {workers} workers')
         for index in range(slides):
-            item = client.getItem(client.uploadFileToFolder(folder['_id'], str(slide),
-                                                            filename=f'slide{index}{slide.suffix}')['itemId'])
-            if not item.get('largeImage'):
-                client.post(f'item/{item["_id"]}/tiles',
-                            parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+            upload_image(client, folder['_id'], slide, filename=f'slide{index}{slide.suffix}')
         base = f'histomics_label/project/{folder["_id"]}'
         client.put(base, json={'categories': [{'name': 'tumor', 'color': '#e6194b'},
                                               {'name': 'stroma', 'color': '#3cb44b'}],

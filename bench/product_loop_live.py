@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from bench_latency import upload_image
 from product_loop_tasks import AMBIGUOUS, ProductTask
 
 from histomics_label.devtools.stack.jobs import wait_for_job
@@ -73,9 +74,7 @@ def make_template(client, task: ProductTask, data_dir: Path, work: Path) -> Temp
     started = time.monotonic()
     folder = _private_folder(client, f'product-loop {task.name} template {int(time.time())}')
     for slide in task.slides:
-        item = client.getItem(client.uploadFileToFolder(folder['_id'], str(slide.path))['itemId'])
-        if not item.get('largeImage'):
-            client.post(f'item/{item["_id"]}/tiles', parameters={'fileId': next(client.listFile(item['_id']))['_id']})
+        upload_image(client, folder['_id'], slide.path)
     base = f'histomics_label/project/{folder["_id"]}'
     client.put(base, json=project_config(task, retrainEvery=0))
     for started_job in client.post(f'{base}/segments'):
