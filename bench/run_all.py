@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     tiers = parser.add_mutually_exclusive_group()
     tiers.add_argument('--quick', action='store_true', help='every benchmark in its quick mode (a few minutes)')
-    tiers.add_argument('--full', action='store_true', help="every benchmark at its script's defaults (hours)")
+    tiers.add_argument('--full', action='store_true',
+                       help='every benchmark at its largest, its full arguments in BENCHMARKS (hours)')
     parser.add_argument('--only', nargs='+', choices=[b.name for b in BENCHMARKS],
                         help='run only these (the page then holds only them)')
     parser.add_argument('--keep-others', action='store_true',
