@@ -143,9 +143,10 @@ def _latest_round(upload: dict, owner: dict, path: str, position: int) -> dict |
 
 
 def _portable(request: dict) -> dict:
-    """The round's request without this server's paths (the worker sets its own)."""
+    """The round's request without this server's paths (the worker sets its own). The worker ranks every function
+    (``functions`` None): ranking BatchBALD after the round would run the CNN over every segment in the web server."""
     return {**request, 'slides': [{**slide, 'store': ''} for slide in request['slides']],
-            'outputs': {**request['outputs'], 'rankings': '', 'index': False}}
+            'outputs': {**request['outputs'], 'rankings': '', 'index': False, 'functions': None}}
 
 
 def _take_round(task_job: dict, stores: list[str], outputs: dict) -> tuple[list[int], dict, list[dict | None]]:

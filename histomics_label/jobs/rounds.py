@@ -29,6 +29,7 @@ from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 
+from ..core.acquisition import ranking_store
 from ..core.acquisition.served import served_suggestions
 from ..core.acquisition.suggestions import MC_SAMPLES, audited_labels
 from ..core.errors import HistomicsLabelError
@@ -46,7 +47,7 @@ from ..projects import folders, notify
 from ..projects.outlines import segment_pictures
 from ..projects.segmented import rankings_folder, segmented_slides
 from ..settings import TRAINING_JOBS, heavy_work_executor
-from . import queue, remote, remote_rounds
+from . import queue, rankings, remote, remote_rounds
 from .segments import KIND as SEGMENTS
 from .workers.child import ChildFailed, run_round_child
 from .workers.rounds import store_outputs
@@ -91,7 +92,8 @@ def learning_curve(folder: dict) -> dict:
 
 
 def wait_for_rounds(folder_id: ObjectId, timeout: float = 3600.0) -> None:
-    """Block until the project's rounds (and any wanted after them) are done."""
+    """Block until the project's rounds (and any wanted after them) are done (``rankings``: not what they leave to
+    rank after them)."""
     deadline = time.monotonic() + timeout
     while HeavyWork().collection.count_documents({'kind': KIND, 'project': folder_id}):
         if time.monotonic() > deadline:
@@ -196,10 +198,12 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
 
 
 def round_outputs(folder: dict, config: dict) -> dict:
-    """What a round stores besides its model and predictions, and where: the ranked suggestions of every acquisition
-    function (``rankings``, a folder of the project's data folder) and the retrieval index of ``extractor``."""
+    """What a round stores besides its model and predictions, and where: the ranked suggestions of ``functions``
+    (``ranking_store.ranked_in_round``: the project's and the cheap ones; ``rankings`` ranks the rest after) in
+    ``rankings``, a folder of the project's data folder, and the retrieval index of ``extractor``."""
     return {'rankings': str(rankings_folder(folder)), 'seed': config['seed'], 'extractor': config['extractor'],
-            'batch': config['batchSize'], 'mc_samples': MC_SAMPLES}
+            'batch': config['batchSize'], 'mc_samples': MC_SAMPLES,
+            'functions': ranking_store.ranked_in_round(config['certainty'])}
 
 
 def round_request(stores: list[tuple[str, LabelSet]], pipeline, model: str, outputs: dict,
@@ -281,7 +285,8 @@ def _not_run(entry: dict) -> None:
 
 
 def run_job(job: dict, context: queue.WorkContext | None = None) -> None:
-    """Run the round of ``job`` in this thread and record the outcome in the job."""
+    """Run the round of ``job`` in this thread and record the outcome in the job; once recorded, the functions it
+    left are queued to rank (``rankings``)."""
     folder_id = ObjectId(job['kwargs']['project'])
     job = Job().updateJob(job, status=JobStatus.RUNNING, progressTotal=1, progressCurrent=0,
                           progressMessage='training')
@@ -305,6 +310,7 @@ def run_job(job: dict, context: queue.WorkContext | None = None) -> None:
     from ..projects.publishing import publish_soon
 
     publish_soon(folder_id)
+    rankings.rank_after(folder, job.get('userId'))
     log = (f'Round {document["number"]}: {document["labelsUsed"]} labels, {_accuracy_note(document)}'
            f'{_change_note(document)}; publishing the annotations\n{_stale_note(document)}')
     if Job().load(job['_id'], force=True)['status'] == JobStatus.CANCELED:  # cancelled as it ended: it stands

@@ -112,3 +112,20 @@ def requests_end_like_the_servers(request):
     server.request = ended
     yield
     server.request = original
+
+
+@pytest.fixture(autouse=True)
+def rankings_end_with_the_test(request):
+    """After each test with a server, wait for the rankings its rounds queued (``jobs.rankings``), which
+    ``train?wait=true`` does not wait for: they would otherwise write into the next test's database and data
+    folder."""
+    if 'server' not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue('server')  # so that this ends before the server and its database
+    yield
+    from histomics_label.jobs.rankings import KIND, wait_for_rankings
+    from histomics_label.models.work_queue import HeavyWork
+
+    for project in HeavyWork().collection.distinct('project', {'kind': KIND}):
+        wait_for_rankings(project, timeout=300)

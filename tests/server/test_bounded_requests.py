@@ -27,6 +27,7 @@ def trained(server, project, admin, embedded_cmu, cmu_svs):
     """The project with the demo's seed labels and one round (BatchBALD, no audit picks, so the stored order is the
     whole answer)."""
     from histomics_label.devtools.cli_demo import seed_labels
+    from histomics_label.jobs.rankings import wait_for_rankings
     from histomics_label.projects import folders
 
     folders.save_config(project['folder'], {'auditEvery': 0, 'certainty': 'batchbald'})
@@ -35,6 +36,7 @@ def trained(server, project, admin, embedded_cmu, cmu_svs):
     seeds = [(int(segment), names[category]) for segment, category in document['labels'].items()]
     _label(server, project, admin, seeds)
     assertStatusOk(server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}))
+    wait_for_rankings(project['folder']['_id'])  # and the functions ranked after the round
     return seeds
 
 
@@ -126,3 +128,47 @@ def test_similar_answers_from_the_stored_index_as_an_exact_search(server, projec
     assert [f['segment'] for f in response.json] == order[:15]
     np.testing.assert_allclose([f['distance'] for f in response.json], distances[np.array(order[:15]) - 1],
                                atol=1e-5)
+
+
+def test_a_round_ranks_the_projects_function_and_queues_the_joint_ones_as_a_job(server, project, admin,
+                                                                                  embedded_cmu, cmu_svs):
+    """A round ranks the project's function (here Coreset) and the functions that score segments alone; the other
+    joint ones are a job of their own after it, and what it stores is what ranking them directly gives."""
+    from girder.models.folder import Folder
+    from girder_jobs.constants import JobStatus
+    from girder_jobs.models.job import Job
+
+    from histomics_label.core.acquisition import ranking_store
+    from histomics_label.core.acquisition.base import JointAcquisition, acquisition_functions
+    from histomics_label.core.acquisition.suggestions import MC_SAMPLES
+    from histomics_label.devtools.cli_demo import seed_labels
+    from histomics_label.jobs.rankings import JOB_TYPE, wait_for_rankings
+    from histomics_label.projects import folders
+    from histomics_label.projects.segmented import segmented_slides
+
+    folders.save_config(project['folder'], {'auditEvery': 0, 'certainty': 'coreset'})
+    document = seed_labels(str(embedded_cmu), str(cmu_svs), 5)
+    names = {'cellular': 'tumor', 'stroma': 'stroma', 'lumen/fat': 'background'}
+    _label(server, project, admin, [(int(s), names[c]) for s, c in document['labels'].items()])
+    assertStatusOk(server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}))
+    in_round = ranking_store.ranked_in_round('coreset')
+    after = ranking_store.ranked_after_round('coreset')
+    joint = {name for name in acquisition_functions.names()
+             if issubclass(acquisition_functions.get(name), JointAcquisition)}
+    assert in_round[0] == 'coreset' and set(in_round) - {'coreset'} == set(acquisition_functions.names()) - joint
+    assert sorted(in_round + after) == sorted(acquisition_functions.names()) and after[0] == 'batchbald'
+    for certainty in in_round:  # stored when the round was recorded
+        assert _stored(project, certainty)
+    jobs = [Job().load(job['_id'], force=True) for job in Job().find({'type': JOB_TYPE})]  # loading parses kwargs
+    assert len(jobs) == 1 and jobs[0]['kwargs']['functions'] == after
+    wait_for_rankings(project['folder']['_id'])
+    assert Job().load(jobs[0]['_id'], force=True)['status'] == JobStatus.SUCCESS
+
+    folder = Folder().load(project['folder']['_id'], force=True)
+    config = folders.config_of(folder)
+    slides, _, rep = segmented_slides(folder, config)
+    stores = [(str(path), labels) for _, path, labels in slides]
+    for certainty in after:  # the job's ranking is the one computed here from the same round
+        expected = ranking_store.compute(stores, certainty, config['seed'], rep, config['extractor'], MC_SAMPLES,
+                                         config['batchSize'])
+        assert _stored(project, certainty) == [(int(row) + 1, expected.function) for row in expected.rows], certainty

@@ -24,6 +24,7 @@ def trained(server, project, admin, embedded_cmu, cmu_svs):
     its segment image and annotations published."""
     from histomics_label.devtools.cli_demo import seed_labels
     from histomics_label.jobs import segments as segment_jobs
+    from histomics_label.jobs.rankings import wait_for_rankings
     from histomics_label.projects import folders, publishing
 
     config = folders.config_of(project['folder'])
@@ -37,6 +38,7 @@ def trained(server, project, admin, embedded_cmu, cmu_svs):
     assertStatusOk(server.request(_path(project, '/labels'), method='PUT', user=admin, type='application/json',
                                   body=json.dumps(body)))
     assertStatusOk(server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}))
+    wait_for_rankings(project['folder']['_id'])  # and the functions ranked after the round
     publishing.wait_for_publishing(project['folder']['_id'])
     return project
 

@@ -1,10 +1,13 @@
-"""A round's ranked suggestions: computed once for every acquisition function, stored, and served from storage.
+"""A round's ranked suggestions: computed once per acquisition function and round, stored, and served from storage.
 
 Ranking is the expensive part of suggesting: BatchBALD draws posterior samples of every segment, Coreset,
 entropy-diverse and the k-means cold start compare every segment's embedding. A GET that anyone with read access can
-call must not do that each time. So the round (``store_rankings``, in the process that trained it) ranks the
-candidates once per function, ``DEPTH`` deep, and writes each ranking to a file; a request (``suggestions.served``)
-reads the file of the project's function, drops what was labeled since and the audit picks, and shows the first.
+call must not do that each time. So each round ranks the candidates once per function, ``DEPTH`` deep
+(``store_rankings``), and writes each ranking to a file: the project's function and those that score segments alone
+before the round is recorded (``ranked_in_round``), the other joint ones right after it, as work of their own
+(``ranked_after_round``, ``jobs.rankings``), since a labeler waits for the round. A request
+(``suggestions.served``) reads the file of the project's function, drops what was labeled since and the audit picks,
+and shows the first.
 
 A ranking is keyed by what it was computed from (``fingerprint``): each slide's store file (path, inode,
 modification time, size) and latest round number, the seed, feature vectors, sample count and batch size; each
@@ -238,16 +241,20 @@ def _once(directory: str | os.PathLike, key: str, certainty: str, make: Callable
 
 def store_rankings(directory: str | os.PathLike, slides: Sequence[tuple[str, LabelSet]], seed: int,
                    rep: Representation | None, embedding_key: str | None, mc_samples: int,
-                   batch: int) -> dict[str, str]:
-    """At the end of a round: the ranking of every registered function, computed and stored; returns, per function
-    that could not rank (say Coreset on a project without feature vectors), why. Those rank on request, failing the
-    way they always did. A function that hands over to another (the k-means cold start once a model exists) stores
-    the ranking of the one it hands over to, computed once; one a request already computed is kept."""
+                   batch: int, functions: Sequence[str] | None = None,
+                   keep_going: Callable[[], bool] | None = None) -> dict[str, str]:
+    """The ranking of each of ``functions`` (every registered one when None), in that order, computed and stored
+    unless ``keep_going`` says to stop first; returns, per function that could not rank (say Coreset on a project
+    without feature vectors), why. Those rank on request, failing the way they always did. A function that hands
+    over to another (the k-means cold start once a model exists) stores the ranking of the one it hands over to,
+    computed once; one a request already computed is kept."""
     parts = suggestions.slide_parts(slides)
     key = fingerprint([path for path, _ in slides], seed, embedding_key, mc_samples, batch)
     by_function: dict[str, Ranking] = {}
     failed = {}
-    for certainty in acquisition_functions.names():
+    for certainty in acquisition_functions.names() if functions is None else functions:
+        if keep_going is not None and not keep_going():
+            break
         try:
             function = suggestions.resolve_function(certainty, parts, embedding_key)[0].name
             shared = by_function.get(function)
@@ -256,3 +263,18 @@ def store_rankings(directory: str | os.PathLike, slides: Sequence[tuple[str, Lab
         except (HistomicsLabelError, ValueError) as exc:
             failed[certainty] = str(exc)
     return failed
+
+
+def ranked_in_round(certainty: str) -> list[str]:
+    """What a round ranks before it is recorded: the project's function (``certainty``) and every function that
+    scores segments alone (a sort each). A labeler waits for the round, so the joint functions, whose ranking is
+    a pass over every segment per pick, are ranked after it (``ranked_after_round``)."""
+    return [certainty] + [name for name in acquisition_functions.names()
+                          if name != certainty and not issubclass(acquisition_functions.get(name), JointAcquisition)]
+
+
+def ranked_after_round(certainty: str) -> list[str]:
+    """The functions left once the round is recorded: those that need the model's posterior samples first (a
+    request cannot rank them, ``ranking_for``), then the others in name order."""
+    left = [name for name in acquisition_functions.names() if name not in ranked_in_round(certainty)]
+    return sorted(left, key=lambda name: 'samples' not in acquisition_functions.get(name).needs)

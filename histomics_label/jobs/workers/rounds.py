@@ -6,7 +6,8 @@ head's rounds run here too, so that the web server never loads torch, and a CNN'
 (``tasks.train_round``).
 
 Reads one JSON object on stdin: the pipeline configuration, the model, each slide's store and labels, and the
-round's ``outputs`` (where to store its ranked suggestions and retrieval index, see ``store_outputs``); on a worker
+round's ``outputs`` (where to store its ranked suggestions and retrieval index, see ``store_outputs``), and with
+``rankOnly`` ranks those outputs' functions for the latest round and trains nothing; on a worker
 also each slide's ``previous`` round to start from and where to ``export`` the new one, the index being left to the
 server. Writes the stores' new round numbers, the round's metrics and each slide's prediction change as one JSON
 line on stdout; an engine error is one ``Error: ...`` line on stderr and exit code 2.
@@ -17,19 +18,21 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
 
-def store_outputs(stores: list, rep, outputs: dict) -> None:
+def store_outputs(stores: list, rep, outputs: dict, keep_going: Callable[[], bool] | None = None) -> None:
     """At the end of a round, in the process that trained it (this child for a CNN, the server's round thread for
-    the linear head, whose training already reads every embedding there): rank the candidates for every acquisition
-    function and build each slide's retrieval index, so that requests only read them. A function that cannot rank
-    (no feature vectors for Coreset) is logged and left to rank on request, where it fails as it always did."""
+    the linear head, whose training already reads every embedding there): rank the candidates for the acquisition
+    functions ``outputs`` names (every one when it names none) and build each slide's retrieval index, so that
+    requests only read them. A function that cannot rank (no feature vectors for Coreset) is logged and left to
+    rank on request, where it fails as it always did. ``keep_going`` may stop the ranking between functions."""
     from ...core.acquisition.ranking_store import store_rankings
 
     failed = store_rankings(outputs['rankings'], stores, outputs['seed'], rep, outputs['extractor'],
-                            outputs['mc_samples'], outputs['batch'])
+                            outputs['mc_samples'], outputs['batch'], outputs.get('functions'), keep_going)
     for certainty, reason in failed.items():
         logger.info('No stored ranking for %s: %s', certainty, reason)
     if outputs.get('index', True):
@@ -71,6 +74,10 @@ def main() -> int:
             categories = [Category(c['name'], c['color'], c['excluded']) for c in slide['categories']]
             slides.append((slide['store'], LabelSet(categories, slide['segment_ids'], slide['category_index'])))
         rep = representation(pipeline)
+        if request.get('rankOnly'):  # after a round: the functions it left, with no training
+            store_outputs(slides, rep, request['outputs'])
+            print(json.dumps({'ranked': request['outputs'].get('functions')}))
+            return 0
         audited = request.get('audited')
         records = train_slides_round(slides, rep, request['model'], model_options(pipeline),
                                      audited=None if audited is None else [np.asarray(ids, np.int64)
