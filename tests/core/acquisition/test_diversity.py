@@ -28,6 +28,29 @@ def test_k_center_greedy_on_a_line_goes_farthest_first():
     assert alone.rows.tolist() == [5, 0] and np.isinf(alone.scores[0])  # no centres: start at the mean
 
 
+def _farthest_first(points: np.ndarray, candidates: np.ndarray, n: int, centres: np.ndarray) -> list[int]:
+    """Farthest-first by its definition, every distance in float64 from scratch at every pick."""
+    points = points.astype(np.float64)
+    chosen = list(centres)
+    picks = []
+    for _ in range(n):
+        left = [row for row in candidates if row not in picks]
+        gaps = [min(np.sum((points[row] - points[c]) ** 2) for c in chosen) for row in left]
+        picks.append(int(left[int(np.argmax(gaps))]))
+        chosen.append(picks[-1])
+    return picks
+
+
+@pytest.mark.parametrize('share', [0.9, 0.2])  # most rows are candidates (read in place) or few (gathered once)
+def test_k_center_greedy_picks_what_the_definition_picks_on_real_digits(digits, share):
+    features, _ = digits
+    rng = np.random.default_rng(1)
+    rows = rng.permutation(len(features))
+    labeled, pool = rows[:4], np.sort(rows[4:4 + int(share * len(features))])
+    batch = k_center_greedy(features, pool, 12, centres=labeled)
+    assert batch.rows.tolist() == _farthest_first(features, pool, 12, labeled)
+
+
 def test_coreset_covers_real_data_better_than_random(digits):
     features, _ = digits
     rng = np.random.default_rng(0)
