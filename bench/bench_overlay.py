@@ -182,8 +182,8 @@ the guided view beside it, from a category key to the next card's slide view dra
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--sizes', type=int, nargs='+', help='segment counts, the first a reference '
-                        '(default 10000 1000000)')
+    parser.add_argument('--sizes', type=int, nargs='+', help='segment counts (default 10000 1000000); the goals '
+                        'are judged at the largest')
     parser.add_argument('--quick', action='store_true', help='10,000 and 100,000 segments, 4 s of panning')
     parser.add_argument('--seconds', type=float, help='seconds of panning per size (default 8; 4 with --quick)')
     parser.add_argument('--keypresses', type=int, default=20, help='category keys timed in the guided view')

@@ -52,9 +52,9 @@ class Benchmark:
 
 
 BENCHMARKS = (
-    # standard-tier seconds measured on 2 cores (2026-12-07) in the comments: 39 minutes in all
+    # standard-tier seconds measured on 2 cores (2026-12-07) in the comments
     Benchmark('segments', 'bench_segments.py', 'Segments: tiled SLIC against HistomicsTK and one-shot SLIC',
-              standard=('--sizes', '25', '100')),  # ~570 s, HistomicsTK ~330 s of it; --full adds 1 GP (~10 min)
+              standard=('--sizes', '100')),  # ~480 s, HistomicsTK ~280 s of it; --full adds 25 MP and 1 GP (~12 min)
     Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function',
               full=('--full',)),  # ~110 s
     Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux',
@@ -65,9 +65,9 @@ BENCHMARKS = (
               standard=('--dataset', 'dsb2018', '--seeds', '2', '--functions', 'margin', 'entropy_diverse')),
     # ~200 s; H&E, 10 seeds and every function in --full
     Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack',
-              standard=('--sizes', '100000', '--rounds', '2')),  # a round at 1 M segments takes minutes: --full
+              standard=('--sizes', '100000', '--rounds', '2')),  # ~25 s; a round at 1 M segments takes a minute: --full
     Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments',
-              standard=('--sizes', '10000', '100000')),  # the 1 M-segment project's round takes minutes: --full
+              standard=('--sizes', '100000')),  # ~130 s; 10,000 and 1 M segments in --full
     Benchmark('features', 'bench_features.py', 'Feature throughput', standard=('--quick',)),
     Benchmark('feature_parts', 'bench_feature_parts.py', 'A slide\'s features in parts over two workers',
               standard=('--quick',)),  # ~140 s
