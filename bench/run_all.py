@@ -54,11 +54,12 @@ class Benchmark:
 BENCHMARKS = (
     # standard-tier seconds measured on 2 cores (2026-12-07) in the comments
     Benchmark('segments', 'bench_segments.py', 'Segments: tiled SLIC against HistomicsTK and one-shot SLIC',
-              standard=('--sizes', '100')),  # ~480 s, HistomicsTK ~280 s of it; --full adds 25 MP and 1 GP (~12 min)
+              standard=('--sizes', '100')),  # ~450 s, HistomicsTK ~280 s of it; --full adds 25 MP and 1 GP (~12 min)
     Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function',
               full=('--full',)),  # ~110 s
     Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux',
-              full=('--full',)),  # ~440 s, batchbald-redux ~365 s of it
+              standard=('--sizes', '2000', '10000'), full=('--full',)),
+    # ~400 s, batchbald-redux ~340 s of it; ours alone at 100,000 and 1 M candidates in --full
     Benchmark('active_learning', 'bench_active_learning.py', 'Active-learning effectiveness',
               standard=('--seeds', '2')),  # ~150 s; 10 seeds in --full
     Benchmark('product_loop', 'bench_product_loop.py', 'The product loop: a labeler with an oracle on the live server',
