@@ -214,9 +214,10 @@ TIERS = {
     'quick': ('**This is a `--quick` run**: smaller sizes, fewer seeds and smaller budgets, so several goals cannot '
               'be judged here (they say why); the standard run, `python bench/run_all.py`, is the one to quote.'),
     'standard': ('This is the standard tier: each benchmark ran with the arguments its row shows, fewer seeds and '
-                 'sizes than its largest, so the intervals are wider and some sizes (the 1 GP slide, the H&E product '
-                 'loop, the latency and painting benchmarks at 1 M segments, ranking on request at 1 M segments) are '
-                 'left to `python bench/run_all.py --full` (hours).'),
+                 'sizes than its largest, so the intervals are wider and some sizes and goals (the 25 MP and 1 GP '
+                 'slides with the segments\' memory goal over slide sizes, the H&E product loop, the latency and '
+                 'painting benchmarks at 1 M segments, ranking on request at 1 M segments) are left to '
+                 '`python bench/run_all.py --full` (hours).'),
     'full': 'This is the full tier (`--full`, hours): every script ran at its largest.',
 }
 TIER_FLAGS = {'quick': ' --quick', 'standard': '', 'full': ' --full'}
