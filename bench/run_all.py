@@ -63,7 +63,8 @@ BENCHMARKS = (
     Benchmark('active_learning', 'bench_active_learning.py', 'Active-learning effectiveness',
               standard=('--seeds', '2')),  # ~150 s; 10 seeds in --full
     Benchmark('product_loop', 'bench_product_loop.py', 'The product loop: a labeler with an oracle on the live server',
-              standard=('--dataset', 'dsb2018', '--seeds', '2', '--functions', 'margin', 'entropy_diverse')),
+              standard=('--dataset', 'dsb2018', '--seeds', '2', '--functions', 'margin', 'entropy_diverse'),
+              quick=('--quick', '--dataset', 'dsb2018')),
     # ~200 s; H&E, 10 seeds and every function in --full
     Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack',
               standard=('--sizes', '100000', '--rounds', '2')),  # ~25 s; a round at 1 M segments takes a minute: --full
