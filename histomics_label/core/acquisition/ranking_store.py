@@ -241,20 +241,17 @@ def _once(directory: str | os.PathLike, key: str, certainty: str, make: Callable
 
 def store_rankings(directory: str | os.PathLike, slides: Sequence[tuple[str, LabelSet]], seed: int,
                    rep: Representation | None, embedding_key: str | None, mc_samples: int,
-                   batch: int, functions: Sequence[str] | None = None,
-                   keep_going: Callable[[], bool] | None = None) -> dict[str, str]:
-    """The ranking of each of ``functions`` (every registered one when None), in that order, computed and stored
-    unless ``keep_going`` says to stop first; returns, per function that could not rank (say Coreset on a project
-    without feature vectors), why. Those rank on request, failing the way they always did. A function that hands
-    over to another (the k-means cold start once a model exists) stores the ranking of the one it hands over to,
-    computed once; one a request already computed is kept."""
+                   batch: int, functions: Sequence[str] | None = None) -> dict[str, str]:
+    """The ranking of each of ``functions`` (every registered one when None), in that order, computed and stored;
+    returns, per function that could not rank (say Coreset on a project without feature vectors), why. Those rank
+    on request, failing the way they always did. A function that hands over to another (the k-means cold start once
+    a model exists) stores the ranking of the one it hands over to, computed once; one a request already computed
+    is kept."""
     parts = suggestions.slide_parts(slides)
     key = fingerprint([path for path, _ in slides], seed, embedding_key, mc_samples, batch)
     by_function: dict[str, Ranking] = {}
     failed = {}
     for certainty in acquisition_functions.names() if functions is None else functions:
-        if keep_going is not None and not keep_going():
-            break
         try:
             function = suggestions.resolve_function(certainty, parts, embedding_key)[0].name
             shared = by_function.get(function)

@@ -18,21 +18,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
 
-def store_outputs(stores: list, rep, outputs: dict, keep_going: Callable[[], bool] | None = None) -> None:
+def store_outputs(stores: list, rep, outputs: dict) -> None:
     """At the end of a round, in the process that trained it (this child for a CNN, the server's round thread for
     the linear head, whose training already reads every embedding there): rank the candidates for the acquisition
     functions ``outputs`` names (every one when it names none) and build each slide's retrieval index, so that
     requests only read them. A function that cannot rank (no feature vectors for Coreset) is logged and left to
-    rank on request, where it fails as it always did. ``keep_going`` may stop the ranking between functions."""
+    rank on request, where it fails as it always did."""
     from ...core.acquisition.ranking_store import store_rankings
 
     failed = store_rankings(outputs['rankings'], stores, outputs['seed'], rep, outputs['extractor'],
-                            outputs['mc_samples'], outputs['batch'], outputs.get('functions'), keep_going)
+                            outputs['mc_samples'], outputs['batch'], outputs.get('functions'))
     for certainty, reason in failed.items():
         logger.info('No stored ranking for %s: %s', certainty, reason)
     if outputs.get('index', True):
