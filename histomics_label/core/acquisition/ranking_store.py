@@ -273,5 +273,6 @@ def ranked_in_round(certainty: str) -> list[str]:
 def ranked_after_round(certainty: str) -> list[str]:
     """The functions left once the round is recorded: those that need the model's posterior samples first (a
     request cannot rank them, ``ranking_for``), then the others in name order."""
-    left = [name for name in acquisition_functions.names() if name not in ranked_in_round(certainty)]
+    in_round = ranked_in_round(certainty)
+    left = [name for name in acquisition_functions.names() if name not in in_round]
     return sorted(left, key=lambda name: 'samples' not in acquisition_functions.get(name).needs)
