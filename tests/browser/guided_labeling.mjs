@@ -220,7 +220,7 @@ await run({
   await page.locator('.hl-retrain').click();
   await page.waitForFunction((round) => document.querySelector('.hl-round-number').textContent.trim() !== round,
     before.round, { timeout: 240000 });
-  await page.waitForFunction(() => /done/.test(document.querySelector('.hl-train-status').textContent),
+  await page.waitForFunction(() => /trained on/.test(document.querySelector('.hl-train-status').textContent),
     null, { timeout: 60000 });
   await idle();
   result.retrain = {

@@ -234,7 +234,10 @@ def test_retrain_button_shows_new_round_and_row(observed, stack, project):
     assert latest['auditAccuracy'] is not None and latest['auditAccuracy']['labels'] >= 1, latest
     assert retrain['audit'] == audit_words(latest)
     assert 'drawn at random' in retrain['auditTitle'] and '95 % interval' in retrain['auditTitle']
-    assert retrain['status'] == f'Round {latest["number"]} done.'
+    # the poll and the project's training event (which may arrive after it) say the same sentence
+    changed = latest['predictionsChanged']['changed']
+    assert retrain['status'] == (f'Round {latest["number"]} trained on {latest["labelsUsed"]} labels; '
+                                 f'{changed:,} prediction{"" if changed == 1 else "s"} changed.')
     assert retrain['messages'] == []
     labeled = {step['segment'] for step in observed['labeled'][:-1]}
     new_row = [card['segment'] for card in retrain['row']]

@@ -125,7 +125,8 @@ const StatsBar = LiveView.extend({
       await request('POST', `${this.base}/train`);
       const round = await this._waitForRound(before);
       if (round) {
-        status.text(`Round ${round.number} done.`);
+        // the sentence a training event says, so that the event arriving after this poll changes nothing
+        status.text(trainingText({ state: 'done', round }));
         await this.newRound();
       } else {
         status.text('');
