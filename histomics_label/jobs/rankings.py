@@ -32,6 +32,7 @@ from ..projects import folders
 from ..projects.segmented import segmented_slides
 from ..settings import TRAINING_JOBS, heavy_work_executor
 from . import queue
+from .round_requests import round_outputs, round_request
 from .workers.child import ChildFailed, run_round_child
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,6 @@ def wait_for_rankings(folder_id: ObjectId, timeout: float = 3600.0) -> None:
 def run_job(job: dict, context: queue.WorkContext) -> None:
     """The queue's handler: rank the job's functions for the project's latest round in a child process, which is
     killed when a round of the project is queued or runs, or the job is cancelled or times out."""
-    from .rounds import round_outputs, round_request  # rounds queues this work: imported here, not at the top
-
     folder_id = ObjectId(job['kwargs']['project'])
     functions = job['kwargs']['functions']
     job = Job().updateJob(job, status=JobStatus.RUNNING, progressTotal=1, progressCurrent=0, progressMessage='ranking')

@@ -12,7 +12,7 @@ broker with the server, so the task gets:
   files (the worker plugin's direct path) it reads the copy in place;
 * each slide's latest round, which the model warm-starts from and the round's prediction change compares with (a
   round file, uploaded every round: the predictions and the model's weights);
-* the labels and settings, as the server's round child gets them (``rounds.round_request``).
+* the labels and settings, as the server's round child gets them (``round_requests.round_request``).
 
 The worker trains with the server's own round child (``workers.rounds``) and uploads each slide's new round and the
 ranked suggestions of every acquisition function. The server appends the rounds to its stores (``adopt_round``:
@@ -50,10 +50,10 @@ COPY_KEY = 'histomicsLabelStoreCopy'
 
 def train_on_worker(job: dict, folder: dict, stores: list[str], request: dict,
                     context: queue.WorkContext) -> tuple[list[int], dict, list[dict | None]]:
-    """Train the round ``request`` describes (``rounds.round_request``, on ``stores``) on a worker, then append it
-    to the stores; returns the stores' new round numbers, the round's metrics and each slide's prediction change.
-    Raises with the worker's reason when it failed, ``WorkStopped`` when the round's job was cancelled or ran past
-    its time limit (the task is cancelled too)."""
+    """Train the round ``request`` describes (``round_requests.round_request``, on ``stores``) on a worker, then
+    append it to the stores; returns the stores' new round numbers, the round's metrics and each slide's prediction
+    change. Raises with the worker's reason when it failed, ``WorkStopped`` when the round's job was cancelled or ran
+    past its time limit (the task is cancelled too)."""
     task_job, token = _task_job(job), None
     if task_job['status'] == JobStatus.INACTIVE:
         try:

@@ -29,11 +29,9 @@ from girder.models.user import User
 from girder_jobs.constants import JobStatus
 from girder_jobs.models.job import Job
 
-from ..core.acquisition import ranking_store
 from ..core.acquisition.served import served_suggestions
 from ..core.acquisition.suggestions import MC_SAMPLES, audited_labels
 from ..core.errors import HistomicsLabelError
-from ..core.io.labels import LabelSet
 from ..core.models import models
 from ..core.pipeline import model_options
 from ..core.progress import Progress, no_progress
@@ -48,6 +46,7 @@ from ..projects.outlines import segment_pictures
 from ..projects.segmented import rankings_folder, segmented_slides
 from ..settings import TRAINING_JOBS, heavy_work_executor
 from . import queue, rankings, remote, remote_rounds
+from .round_requests import round_outputs, round_request
 from .segments import KIND as SEGMENTS
 from .workers.child import ChildFailed, run_round_child
 from .workers.rounds import store_outputs
@@ -195,31 +194,6 @@ def run_round(folder: dict, context: queue.WorkContext | None = None, progress: 
                                                                                              strict=True)}}
     Round().collection.insert_one(document)
     return document
-
-
-def round_outputs(folder: dict, config: dict) -> dict:
-    """What a round stores besides its model and predictions, and where: the ranked suggestions of ``functions``
-    (``ranking_store.ranked_in_round``: the project's and the cheap ones; ``rankings`` ranks the rest after) in
-    ``rankings``, a folder of the project's data folder, and the retrieval index of ``extractor``."""
-    return {'rankings': str(rankings_folder(folder)), 'seed': config['seed'], 'extractor': config['extractor'],
-            'batch': config['batchSize'], 'mc_samples': MC_SAMPLES,
-            'functions': ranking_store.ranked_in_round(config['certainty'])}
-
-
-def round_request(stores: list[tuple[str, LabelSet]], pipeline, model: str, outputs: dict,
-                  audited: list | None) -> dict:
-    """What the round child (``workers.rounds``) reads: the pipeline's settings, the model, each slide's store and
-    labels, the round's ``outputs``, and ``audited``, each slide's audited segment ids (for a model that is
-    cross-validated; None for a CNN)."""
-    from dataclasses import asdict
-
-    request = {'pipeline': asdict(pipeline), 'model': model, 'outputs': outputs, 'slides': [
-        {'store': path, 'categories': [c.as_dict() for c in labels.categories],
-         'segment_ids': labels.segment_ids.tolist(), 'category_index': labels.category_index.tolist()}
-        for path, labels in stores]}
-    if audited is not None:
-        request['audited'] = [ids.tolist() for ids in audited]
-    return request
 
 
 def _train_in_child(request: dict, context: queue.WorkContext | None) -> tuple[list[int], dict, list[dict | None]]:
