@@ -62,7 +62,7 @@ FUNCTIONS = ('random', 'confidence', 'margin', 'negative_entropy', 'entropy_dive
 diversity functions that rank on the stored embeddings (BatchBALD and the k-means cold start are left out for time:
 ``--functions`` takes any registered name)."""
 LOOP_DEFAULTS = {'dsb2018': dict(budget=60, batch=4), 'he': dict(budget=96, batch=8)}
-QUICK = dict(seeds=2, budget=24, functions=('random', 'margin'))
+QUICK = dict(seeds=2, budget=16, functions=('random', 'margin'))
 REFERENCE_FOLDS = 5
 TARGET_FRACTION = offline.TARGET_FRACTION
 GOAL_RATIO = offline.GOAL_RATIO

@@ -7,11 +7,11 @@ sections in order. Plots go to ``docs/benchmarks/``, beside each section's figur
 gets a section saying so with the end of its log, and the others still run.
 
 Three tiers, each benchmark's arguments for them in ``BENCHMARKS``: ``python bench/run_all.py`` runs the standard
-tier, the sizes most goals name and fewer seeds and smaller sizes elsewhere (39 minutes on 2
-cores on 2026-12-07, of which the peers HistomicsTK and batchbald-redux about 11; the page says what each script
+tier, the sizes most goals name and fewer seeds and smaller sizes elsewhere (28.7 minutes on 2
+cores on 2026-12-07, of which the peers HistomicsTK and batchbald-redux about 10; the page says what each script
 ran); ``--full`` runs every script at its largest (hours: 10 seeds, the 1 GP slide, the H&E product loop, the
-latency and painting benchmarks at 1 M segments, ranking on request at 1 M segments); ``--quick`` takes a few
-minutes and judges little. ``tox -e bench`` installs the peers first and runs this. ``--only NAME ...
+latency and painting benchmarks at 1 M segments, ranking on request at 1 M segments); ``--quick`` runs each at its
+smallest (8.8 minutes) and judges little. ``tox -e bench`` installs the peers first and runs this. ``--only NAME ...
 --keep-others`` runs only those and keeps every other benchmark's section, goals and files from the page as it was.
 """
 
@@ -54,7 +54,8 @@ class Benchmark:
 BENCHMARKS = (
     # standard-tier seconds measured on 2 cores (2026-12-07) in the comments
     Benchmark('segments', 'bench_segments.py', 'Segments: tiled SLIC against HistomicsTK and one-shot SLIC',
-              standard=('--sizes', '100')),  # ~450 s, HistomicsTK ~280 s of it; --full adds 25 MP and 1 GP (~12 min)
+              standard=('--sizes', '100'), quick=('--quick', '--sizes', '1')),
+    # ~450 s, HistomicsTK ~280 s of it; --full adds 25 MP and 1 GP (~12 min)
     Benchmark('selection', 'bench_selection.py', 'Selection speed of every acquisition function',
               full=('--full',)),  # ~110 s
     Benchmark('batchbald', 'bench_batchbald.py', 'BatchBALD against batchbald-redux',
@@ -69,12 +70,15 @@ BENCHMARKS = (
     Benchmark('latency', 'bench_latency.py', 'Interactive latency on the live stack',
               standard=('--sizes', '100000', '--rounds', '2')),  # ~25 s; a round at 1 M segments takes a minute: --full
     Benchmark('overlay', 'bench_overlay.py', 'The painting view with a million segments',
-              standard=('--sizes', '100000')),  # ~130 s; 10,000 and 1 M segments in --full
-    Benchmark('features', 'bench_features.py', 'Feature throughput', standard=('--quick',)),
+              standard=('--sizes', '100000'), quick=('--quick', '--sizes', '10000')),
+    # ~130 s; 10,000 and 1 M segments in --full
+    Benchmark('features', 'bench_features.py', 'Feature throughput', standard=('--quick',),
+              quick=('--quick', '--patches', '16')),
     Benchmark('feature_parts', 'bench_feature_parts.py', 'A slide\'s features in parts over two workers',
-              standard=('--quick',)),  # ~140 s
+              standard=('--quick',), quick=('--quick', '--magnification', '5')),  # ~140 s
     Benchmark('segment_workers', 'bench_segment_workers.py', 'A project\'s segments over one and two workers',
-              standard=('--quick',)),  # ~130 s with 2 slides; 4 in --full
+              standard=('--quick',), quick=('--quick', '--magnification', '5')),
+    # ~130 s with 2 slides; 4 in --full
     Benchmark('cohort', 'bench_scale.py', 'A project at scale: 50 slides, 1 M segments, 8 labelers',
               standard=('--requests', '2', '--no-peer')),  # ~120 s; --full: 10 requests and the on-request peer
 )
@@ -235,7 +239,8 @@ def _table_with_rows(headers: list[str], rows: list, align: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     tiers = parser.add_mutually_exclusive_group()
-    tiers.add_argument('--quick', action='store_true', help='every benchmark in its quick mode (a few minutes)')
+    tiers.add_argument('--quick', action='store_true',
+                       help='every benchmark at its smallest (about 9 minutes on 2 cores)')
     tiers.add_argument('--full', action='store_true',
                        help='every benchmark at its largest, its full arguments in BENCHMARKS (hours)')
     parser.add_argument('--only', nargs='+', choices=[b.name for b in BENCHMARKS],
