@@ -30,6 +30,8 @@ def labeled(server, project, admin, user):
     from girder.constants import AccessType
     from girder.models.folder import Folder
 
+    from histomics_label.jobs.rankings import wait_for_rankings
+
     Folder().setUserAccess(project['folder'], user, AccessType.WRITE, save=True)
     item = str(project['item']['_id'])
     admins = {s: ('tumor', 'stroma')[s % 2] for s in range(3, 150, 13)}
@@ -39,21 +41,23 @@ def labeled(server, project, admin, user):
         assertStatusOk(server.request(_path(project, '/labels'), method='PUT', user=who, type='application/json',
                                       body=json.dumps(body)))
     assertStatusOk(server.request(_path(project, '/train'), method='POST', user=admin, params={'wait': 'true'}))
+    wait_for_rankings(project['folder']['_id'])  # the functions ranked after the round read the store too
     labelers = {s: 'admin;user' if s in users else 'admin' for s in admins}
     return {**admins, **users}, labelers
 
 
 def _expected_rows(project, labels, labelers, predictions):
     """The export's rows read straight from the slide's store file (segment table, newest round) and the labels
-    the fixture wrote."""
+    the fixture wrote. The files are opened as the server opens them (no HDF5 file locking): this process is the
+    server, and HDF5 refuses a second open of a file with other locking flags."""
     from histomics_label.projects import folders
 
     path = folders.store_path(project['folder'], project['item'])
-    with h5py.File(path, 'r') as h5:
+    with h5py.File(path, 'r', locking=False) as h5:
         info = json.loads(h5.attrs['slide_info'])
         bbox, centroid = h5['segments/bbox'][()], h5['segments/centroid'][()]
     rounds = sorted(path.parent.glob(f'{path.name}.rounds/*.h5'), key=lambda p: int(p.name.split('.')[0]))
-    with h5py.File(rounds[-1], 'r') as h5:
+    with h5py.File(rounds[-1], 'r', locking=False) as h5:
         names = [c['name'] for c in json.loads(h5.attrs['categories'])]
         probabilities = h5['probabilities'][()]
     scale = info['scale']

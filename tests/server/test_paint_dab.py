@@ -23,7 +23,7 @@ def test_a_default_dab_labels_the_segment_under_the_pointer(server, project, adm
 
     from histomics_label.projects import folders
 
-    with h5py.File(folders.store_path(project['folder'], project['item']), 'r') as h5:
+    with h5py.File(folders.store_path(project['folder'], project['item']), 'r', locking=False) as h5:  # as the server
         raster = h5['segments/label_raster'][()]
         scale = json.loads(h5.attrs['slide_info'])['scale']
     rng = np.random.default_rng(2)
