@@ -25,10 +25,13 @@ async function loggedIn(context, user, password) {
 }
 
 const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
-/** Nothing loading or saving in the view, and every image loaded. */
+/**
+ * Nothing loading or saving in the view, and every image loaded. Up to 90 s: a listing of 24 cards asks the tile
+ * server for 24 region thumbnails, which on CI's two shared cores once took over the default 30 s.
+ */
 const idle = () => page.waitForFunction(() => !document.querySelector('.hl-review .hl-loading') &&
   !document.querySelector('.hl-review-saving') &&
-  [...document.querySelectorAll('.hl-review img')].every((img) => img.complete));
+  [...document.querySelectorAll('.hl-review img')].every((img) => img.complete), null, { timeout: 90000 });
 const cards = () => page.locator('.hl-review-card').evaluateAll((all) => all.map((card) => ({
   labelId: card.dataset.labelId,
   item: card.dataset.item,
