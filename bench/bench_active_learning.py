@@ -302,13 +302,20 @@ def stratified_picks(labels: np.ndarray, labeled: np.ndarray, n: int, rng: np.ra
     return np.array(picks, np.int64)
 
 
-def fit(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int):
-    """The ``linear`` model trained on the labeled rows, or None when they hold fewer than two classes."""
+def fit(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int, population: np.ndarray | None = None):
+    """The ``linear`` model trained on the labeled rows, or None when they hold fewer than two classes.
+
+    ``population``: every segment's features, of which the model takes its statistics from a seeded sample, as a
+    round does (``rounds.segment_sample``)."""
     from histomics_label.core.models import models
+    from histomics_label.core.rounds import segment_sample
 
     if len(np.unique(labels)) < 2:
         return None
-    return models.create('linear', seed=seed).fit(features, labels, n_classes)
+    model = models.create('linear', seed=seed)
+    if population is not None:
+        population = population[segment_sample(len(population), model.population_points, seed)]
+    return model.fit(features, labels, n_classes, population=population)
 
 
 def context_for(strategy: Strategy, model, features: np.ndarray, labeled: np.ndarray, mc_samples: int,
@@ -354,7 +361,7 @@ def run_one(strategy: Strategy, task: Task, seed: int, args: argparse.Namespace)
     step = 0
     while True:
         with fitting:
-            model = fit(X[labeled], y[labeled], task.n_classes, seed)
+            model = fit(X[labeled], y[labeled], task.n_classes, seed, task.features)
         score = chance if model is None else unseen_accuracy(model, task, pool_rows[labeled])
         counts.append(int(labeled.sum()))
         scores.append(score)
@@ -388,8 +395,8 @@ def reference(task: Task, seeds: list[int]) -> dict:
     """Test balanced accuracy of the linear model trained on every pool label, per seed, and its mean."""
     X, y = task.features[task.pool], task.labels[task.pool]
     X_test, y_test = task.features[task.test], task.labels[task.test]
-    scores = [balanced_accuracy(fit(X, y, task.n_classes, seed).predict_proba(X_test).argmax(axis=1), y_test)
-              for seed in seeds]
+    scores = [balanced_accuracy(fit(X, y, task.n_classes, seed, task.features).predict_proba(X_test).argmax(axis=1),
+                                y_test) for seed in seeds]
     return dict(per_seed=scores, mean=float(np.mean(scores)), pool_labels=int(len(y)))
 
 

@@ -82,7 +82,7 @@ def full_pool_reference(features: np.ndarray, truth: np.ndarray, n_classes: int,
     for seed in seeds:
         predicted = np.empty(len(y), np.int64)
         for train, test in StratifiedKFold(REFERENCE_FOLDS, shuffle=True, random_state=seed).split(X, y):
-            model = offline.fit(X[train], y[train], n_classes, seed)
+            model = offline.fit(X[train], y[train], n_classes, seed, features)
             predicted[test] = model.predict_proba(X[test]).argmax(axis=1)
         scores.append(offline.balanced_accuracy(predicted, y))
     return dict(per_seed=scores, mean=float(np.mean(scores)), pool_labels=int(known.sum()),

@@ -155,10 +155,12 @@ def unseen_slide_accuracy(predicted: np.ndarray, truth: np.ndarray, seen: np.nda
     None when some answered class has a single label (no fold could hold it out), as the server's estimate."""
     from histomics_label.core.models import models
     from histomics_label.core.models.evaluation import out_of_fold
+    from histomics_label.core.rounds import segment_sample
 
     answered = np.flatnonzero(seen & (truth != AMBIGUOUS))
+    population = features[segment_sample(len(features), models.get('linear').population_points, seed)]
     found = out_of_fold(lambda: models.create('linear', seed=seed), features[answered], truth[answered], n_classes,
-                        seed)
+                        seed, population=population)
     if found is None:
         return None
     unseen = predicted.copy()

@@ -71,7 +71,7 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     rows, targets, classes = combined.training_set()
     trainable = np.zeros(len(combined), bool)
     trainable[rows - 1] = True
-    inputs, extra, previous_rounds, start = [], [], [], 0
+    inputs, extra, population, previous_rounds, start = [], [], [], [], 0
     model = create_model(model_name, model_options)
     for store_path, labels in slides:
         keep = trainable[start:start + len(labels)]
@@ -83,14 +83,21 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
                                          'representation first')
             inputs.append(rep.load(store, labels.segment_ids[keep] - 1))
             previous_rounds.append(store.latest_round())
+            seed = model_options.get('seed', 0)
             if model.unlabeled_points:
-                sample = unlabeled_sample(store.n_segments, labels.segment_ids,
-                                          max(1, model.unlabeled_points // len(slides)),
-                                          model_options.get('seed', 0))
+                sample = segment_sample(store.n_segments, max(1, model.unlabeled_points // len(slides)), seed,
+                                        leave_out=labels.segment_ids)
                 extra.append(rep.load(store, sample))
+            if model.population_points:
+                sample = segment_sample(store.n_segments, max(1, model.population_points // len(slides)), seed)
+                population.append(rep.load(store, sample))
     warm = warm_start_state(previous_rounds[0], model, rep, categories, classes)
     progress(1, 3, 'training' + (' (warm start)' if warm is not None else ''))
-    fit_options = {'unlabeled': np.concatenate(extra)} if extra else {}
+    fit_options = {}
+    if extra:
+        fit_options['unlabeled'] = np.concatenate(extra)
+    if population:
+        fit_options['population'] = np.concatenate(population)
     features = np.concatenate(inputs)
     model.fit(features, targets, len(classes), warm_start=warm, **fit_options)
     evaluation = {'accuracy': None, 'audit_accuracy': None, 'calibration': None}
@@ -200,11 +207,13 @@ def _labels_differ(previous: RoundRecord, labels: LabelSet, categories: Sequence
     return old != new
 
 
-def unlabeled_sample(n_segments: int, labeled_ids: np.ndarray, count: int, seed: int) -> np.ndarray:
-    """Sorted rows of at most ``count`` unlabeled segments, a seeded sample: what a semi-supervised model sees."""
-    unlabeled = np.ones(n_segments, bool)
-    unlabeled[np.asarray(labeled_ids, np.int64) - 1] = False
-    rows = np.flatnonzero(unlabeled)
+def segment_sample(n_segments: int, count: int, seed: int, leave_out: np.ndarray | None = None) -> np.ndarray:
+    """Sorted rows of at most ``count`` segments, a seeded sample, none of the segment ids ``leave_out``: the
+    unlabeled segments a semi-supervised model sees, or the population a model takes its feature statistics from."""
+    kept = np.ones(n_segments, bool)
+    if leave_out is not None:
+        kept[np.asarray(leave_out, np.int64) - 1] = False
+    rows = np.flatnonzero(kept)
     if len(rows) > count:
         rows = np.sort(np.random.default_rng(seed).choice(rows, count, replace=False))
     return rows

@@ -44,6 +44,28 @@ def test_second_round_warm_starts_from_the_first(cmu_svs, embedded, tmp_path):
     assert not set(extra) & {s['segment'] for s in second.suggestions}
 
 
+def test_a_round_standardises_on_the_slides_segments_not_on_its_labels(cmu_svs, embedded, tmp_path):
+    """The linear model's feature statistics are those of the slide's segments (all of them here: fewer than its
+    sample), the same in every round whatever is labeled, so a label moves the model only through the loss."""
+    store, document = embedded
+    store = _copy(store, tmp_path)
+    config = PipelineConfig(slide=str(cmu_svs), store=str(store), **FAST)
+    first = run_pipeline(config, labels_from_document(document))
+    more = dict(document, labels=dict(document['labels']))
+    for suggestion in first.suggestions[:6]:
+        more['labels'][str(suggestion['segment'])] = 'cellular'
+    second = run_pipeline(config, labels_from_document(more))
+    with SlideStore(store) as opened:
+        features = representation(config).load(opened, np.arange(opened.n_segments)).astype(np.float64)
+        states = [opened.round(record.round).model_state for record in (first, second)]
+    assert len(features) < 2048 and second.metrics['labels_used'] == first.metrics['labels_used'] + 6
+    deviation = features.std(axis=0)
+    deviation[deviation < 1e-8] = 1.0  # a constant feature is left unscaled
+    for state in states:
+        np.testing.assert_allclose(state['mean'], features.mean(axis=0), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(state['scale'], deviation, rtol=1e-6, atol=1e-9)
+
+
 def test_a_round_measures_how_its_predictions_moved(cmu_svs, embedded, tmp_path):
     """The share of segments whose prediction changed is the stopping signal; no change of any probability after
     new labels is the mark of a round that did not learn, which the round reports."""

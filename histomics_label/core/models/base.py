@@ -36,6 +36,9 @@ class Model:
     class_axes: dict[str, int] = {}
     unlabeled_points = 0
     """How many unlabeled segments ``fit`` also learns from (passed as ``unlabeled=``); 0 for supervised models."""
+    population_points = 0
+    """How many of the slides' segments, labeled or not, ``fit`` takes as ``population=`` to learn the features'
+    statistics from (never their labels); 0 for models that need none."""
     history: list[dict]
 
     def params(self) -> dict:

@@ -19,7 +19,13 @@ class LinearModel(Model):
     """Multinomial logistic regression on standardised features, trained full-batch with L-BFGS in torch to
     convergence on every label.
 
-    Features are standardised with the training rows' mean and standard deviation (kept in the state). The loss
+    Features are standardised with the mean and standard deviation of ``population``: the features of a seeded
+    sample of the slides' segments, labeled or not, that a round passes (``population_points`` of them; without
+    it, the labeled rows'; kept in the state). The statistics of a handful of labels are noise: with the slides'
+    own, the balanced accuracy on the other segments after random labels rose by 0.01–0.025 on the DSB2018 task at
+    8 to 240 labels and by 0.03–0.065 on the H&E task at 8 to 60 (0.006–0.017 at 120–240), 6 seeds, on the
+    product loop's stored embeddings. The sample does not depend on which segments are labeled, so a label changes
+    the model only through the loss, and no label is read from it. The loss
     is class-balanced cross-entropy (each class weighs the same however many labels it has) plus
     ``weight_decay / 2 · ‖W‖²`` plus the dropout penalty below. Training runs in float64 on the CPU from a
     ``seed``-ed start until L-BFGS stops moving (at most ``MAX_ITERATIONS``), so the same labels give the same
@@ -47,6 +53,9 @@ class LinearModel(Model):
     """
 
     class_axes = {'weight': 0, 'bias': 0}
+    population_points = 2048
+    """Segments sampled for the standardisation: per-dimension means and deviations to a few percent, read in
+    about 0.1 s from a 100,000-segment store."""
 
     def __init__(self, seed: int = 0, weight_decay: float = 1e-2, dropout: float = 0.2) -> None:
         check_options(weight_decay=weight_decay, dropout=dropout)
@@ -60,12 +69,21 @@ class LinearModel(Model):
         return {**super().params(), 'seed': self.seed, 'weight_decay': self.weight_decay, 'dropout': self.dropout}
 
     def fit(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
-            warm_start: dict[str, np.ndarray] | None = None) -> LinearModel:
+            warm_start: dict[str, np.ndarray] | None = None, population: np.ndarray | None = None) -> LinearModel:
+        """Train on every label, standardised by ``population``'s statistics (features only) where given."""
         features, labels = check_training_set(features, labels, n_classes)
         if features.ndim != 2:
             raise FeaturesError(f'The linear model needs (N, D) feature vectors, not shape {features.shape}')
+        if population is None or not len(population):
+            population = features
+        population = np.asarray(population)
+        if population.ndim != 2 or population.shape[1] != features.shape[1]:
+            raise FeaturesError(f'The sampled segments\' features have shape {population.shape}; the labeled ones '
+                                f'are {features.shape[1]}-dimensional')
+        if not np.isfinite(population).all():
+            raise FeaturesError('The features of some sampled segments are not finite numbers')
         with one_torch_thread():
-            weights, iterations = self._train(features, labels, n_classes, warm_start)
+            weights, iterations = self._train(features, labels, n_classes, warm_start, population)
         self._state = {**weights, 'dropout': np.float64(self.dropout)}
         self.history = [{'epoch': iterations}]
         self._metrics = {**summary(self.history, iterations, len(labels), 0, warm_start is not None),
@@ -73,13 +91,15 @@ class LinearModel(Model):
         return self
 
     def _train(self, features: np.ndarray, labels: np.ndarray, n_classes: int,
-               warm_start: dict[str, np.ndarray] | None) -> tuple[dict[str, np.ndarray], int]:
-        """L-BFGS on every label until it stops moving: ``(weights, iterations run)``."""
+               warm_start: dict[str, np.ndarray] | None,
+               population: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+        """L-BFGS on every label until it stops moving, on features standardised by ``population``'s
+        statistics: ``(weights, iterations run)``."""
         import torch
 
         data = features.astype(np.float64)
-        mean = data.mean(axis=0)
-        scale = data.std(axis=0)
+        mean = population.mean(axis=0, dtype=np.float64)
+        scale = population.std(axis=0, dtype=np.float64)
         scale[scale < 1e-8] = 1.0
         inputs = torch.from_numpy((data - mean) / scale)
         targets = torch.from_numpy(labels)

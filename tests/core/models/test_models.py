@@ -120,6 +120,37 @@ def test_linear_model_converges_on_every_label_whatever_it_starts_from(ihc):
         np.testing.assert_array_equal(other.predict_proba(features).argmax(axis=1), reference.argmax(axis=1))
 
 
+def test_a_few_labels_learn_more_with_the_slides_feature_statistics(ihc):
+    """Standardised by every segment's features instead of two labels' per class, the model classifies the
+    other half of the image better (the rounds pass such a sample as ``population``), and its statistics are the
+    population's exactly."""
+    features, labels, x = ihc
+    left = x < 256
+    alone, with_population = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        rows = np.concatenate([rng.choice(np.flatnonzero(left & (labels == c)), 2, replace=False) for c in (0, 1)])
+        for scores, options in ((alone, {}), (with_population, {'population': features})):
+            model = models.create('linear', seed=seed).fit(features[rows], labels[rows], 2, **options)
+            scores.append(balanced_accuracy(model.predict_proba(features[~left]).argmax(axis=1), labels[~left]))
+    alone, with_population = np.array(alone), np.array(with_population)
+    assert with_population.mean() >= alone.mean() + 0.04  # measured: 0.893 against 0.809
+    assert (with_population > alone).sum() >= 14  # measured: 18 of 20 draws better, 2 worse
+    state = model.state()
+    np.testing.assert_allclose(state['mean'], features.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(state['scale'], features.astype(np.float64).std(axis=0), rtol=1e-6)
+
+
+def test_a_population_of_other_features_or_with_holes_is_refused(ihc):
+    features, labels, _ = ihc
+    with pytest.raises(FeaturesError, match='sampled segments.*shape \\(5, 3\\).*7-dimensional'):
+        models.create('linear').fit(features, labels, 2, population=np.zeros((5, 3)))
+    holes = features.copy()
+    holes[3, 2] = np.nan
+    with pytest.raises(FeaturesError, match='not finite'):
+        models.create('linear').fit(features, labels, 2, population=holes)
+
+
 def test_split_is_stratified_seeded_and_skipped_when_a_class_has_one_label(ihc):
     _, labels, _ = ihc
     train, held = validation_split(labels, 0.2, seed=4)
