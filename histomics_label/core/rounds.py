@@ -73,6 +73,7 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
     trainable[rows - 1] = True
     inputs, extra, population, previous_rounds, start = [], [], [], [], 0
     model = create_model(model_name, model_options)
+    seed = model_options.get('seed', 0)
     for store_path, labels in slides:
         keep = trainable[start:start + len(labels)]
         start += len(labels)
@@ -83,7 +84,6 @@ def train_slides_round(slides: Sequence[tuple[str, LabelSet]], rep: Representati
                                          'representation first')
             inputs.append(rep.load(store, labels.segment_ids[keep] - 1))
             previous_rounds.append(store.latest_round())
-            seed = model_options.get('seed', 0)
             if model.unlabeled_points:
                 sample = segment_sample(store.n_segments, max(1, model.unlabeled_points // len(slides)), seed,
                                         leave_out=labels.segment_ids)
