@@ -62,8 +62,9 @@ FUNCTIONS = ('random', 'confidence', 'margin', 'negative_entropy', 'entropy_dive
 diversity functions that rank on the stored embeddings (BatchBALD and the k-means cold start are left out for time:
 ``--functions`` takes any registered name)."""
 LOOP_DEFAULTS = {'dsb2018': dict(budget=120, batch=8), 'he': dict(budget=96, batch=8)}
-# DSB2018: random labeling needs about 100 answers to reach the target (measured: 76 and over 116), so a budget of
-# 60 left the ratio undetermined; batches of 8 keep the run's rounds (and its time) as they were at 60 by 4.
+# DSB2018: random labeling needs up to about 120 answers to reach the target (measured over two runs of two seeds:
+# 36, 52, 76 and over 116), so a budget of 60 left the ratio undetermined; batches of 8 keep the run's rounds (and
+# its time) as they were at 60 by 4.
 QUICK = dict(seeds=2, budget=16, functions=('random', 'margin'))
 REFERENCE_FOLDS = 5
 TARGET_FRACTION = offline.TARGET_FRACTION
