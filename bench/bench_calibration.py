@@ -2,9 +2,10 @@
 
 On the active-learning benchmark's tasks (``bench_active_learning``: DSB2018 3-class and H&E, the same cached
 embeddings, pool and test halves), for each label count, ``--draws`` random sets of pool labels (at least one per
-class). For each, the model as a round makes it (``round_model``: the ``linear`` model
-standardised on a sample of every segment, its temperature fitted on out-of-fold predictions over the labels), then
-on every test segment (none of them labeled):
+class). For each, the model as a round makes it (``round_model``: the engine's ``linear`` model standardised on a
+sample of every segment, its temperature fitted on out-of-fold predictions over the labels, called in the order
+``rounds.train_slides_round`` calls them; not a round through the server, which the product loop measures), then on
+every test segment (none of them labeled):
 
 * the expected calibration error (ECE, 10 bins: the count-weighted gap between the shown probability and the
   accuracy of the segments shown it) of the raw and of the calibrated probabilities, the latter being what every view
@@ -135,9 +136,10 @@ def markdown(results: dict, args: argparse.Namespace, seconds: float) -> str:
 
 `bench/bench_calibration.py`: the probabilities a round shows, against what they promise, on the test half of the
 active-learning tasks (the section above describes them) after random pool labels: for each label count
-{args.draws} random sets (every class at least once), the model as a round makes it (the `linear` model
-standardised on a sample of every segment, its temperature fitted on the out-of-fold predictions over the
-labels). ECE: expected calibration error over 10 bins on every test segment, mean ± sd over
+{args.draws} random sets (every class at least once), the model as a round makes it (the engine's `linear` model
+standardised on a sample of every segment, its temperature fitted on the out-of-fold predictions over the labels,
+in the order a round calls them: a simpler path than a round through the server, which the product loop below
+measures). ECE: expected calibration error over 10 bins on every test segment, mean ± sd over
 the sets; raw: before the temperature; shown: what every view shows. Last column: of the test segments shown a
 probability of at least {SURE:.0%}, how many are wrong. {seconds:.0f} s on {report.machine()['cpus']} CPUs.
 """]
